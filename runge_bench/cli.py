@@ -1,0 +1,106 @@
+"""The runge-bench command line. Thin: each command parses options and calls one library function.
+
+Errors a user can cause are printed as one line on stderr, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .errors import UserError
+
+app = typer.Typer(
+    help="Reproducible benchmarks of MLPs fitting the Runge function and its derivative.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Engine(str, Enum):
+    batched = "batched"
+    reference = "reference"
+
+
+class Backend(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a UserError into one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            err.print(f"error: {e}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def _root() -> None:
+    """Reproducible benchmarks of MLPs fitting the Runge function and its derivative."""
+
+
+ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where stores live: DIR/<study>/runs.sqlite.")]
+
+
+@app.command()
+@user_errors
+def sweep(
+    study: Annotated[Path, typer.Argument(help="A study file (TOML), e.g. studies/smoke.toml.")],
+    results_dir: ResultsDir = Path("results"),
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and train nothing.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train runs stored as failed again.")] = False,
+    engine: Annotated[Engine, typer.Option(help="batched: many models at once; reference: the seed report's loop.")] = Engine.batched,
+    device: Annotated[str, typer.Option(help="Torch device for training, e.g. cpu or cuda.")] = "cpu",
+) -> None:
+    """Train every run of a study that is not stored yet, in parallel, and store each result."""
+    from .study import load_study
+    from .sweep import make_plan, run_sweep
+
+    if jobs is not None and jobs < 1:
+        raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
+    plan = make_plan(load_study(study), results_dir, retry_failed=retry_failed)
+    out.print(plan.describe(), markup=False)
+    if dry_run or not plan.todo:
+        if not plan.todo:
+            out.print("nothing to train: every run is stored")
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task("training", total=len(plan.todo), counts="")
+        counts = {"ok": 0, "diverged": 0, "failed": 0}
+
+        def on_result(result) -> None:
+            counts[result.status] += 1
+            text = f"ok {counts['ok']}  diverged {counts['diverged']}  failed {counts['failed']}"
+            progress.update(task, advance=1, counts=text)
+
+        try:
+            summary = run_sweep(plan, engine=engine.value, jobs=jobs, device=device, on_result=on_result)
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(f"interrupted: {sum(counts.values())} runs stored; run the same command to resume")
+            raise typer.Exit(130) from None
+    out.print(summary.describe() + f"; store: {plan.store_path}")
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    sys.exit(app())

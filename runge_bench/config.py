@@ -1,0 +1,111 @@
+"""What one run is (RunConfig) and what it produced (RunResult).
+
+A RunConfig holds every input that can change a run's numbers; its `run_id` hashes them together
+with PROTOCOL_VERSION, which is bumped whenever training or metric semantics change so that a
+store never hands back a result computed under other rules. How a run is executed (engine,
+device) is not part of the config: it is recorded beside the result instead, so that a sweep can
+resume with another engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+
+Status = Literal["ok", "diverged", "failed"]
+
+METRICS: tuple[str, ...] = (
+    "val_f_mse", "val_f_max", "val_df_mse", "val_df_max",
+    "grid_f_mse", "grid_f_max", "grid_df_mse", "grid_df_max",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every input of one training run; the defaults are the seed report's protocol."""
+
+    activation: str  # hidden-layer activation, a key of activations.ACTIVATIONS
+    seed: int = 0  # drives the split, the init (as torch.manual_seed would) and the batch order
+    width: int = 64  # units per hidden layer
+    depth: int = 2  # number of hidden layers
+    deriv_weight: float = 1.0  # lambda in MSE(f) + lambda * MSE(f')
+    lr: float = 1e-3  # Adam learning rate
+    epochs: int = 1000  # passes over the training split
+    batch_size: int | None = None  # None: full batch (the seed protocol)
+    n_points: int = 1000  # uniform points on [-1, 1] before the split
+    val_fraction: float = 0.2  # share of the points held out for validation
+    dtype: Literal["float32", "float64"] = "float32"
+
+    @property
+    def run_id(self) -> str:
+        """A stable 16-hex-digit id of (protocol version, config)."""
+        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return cls(**data)
+
+    def shape_key(self) -> tuple:
+        """Runs with equal shape keys can be trained as one stacked model (batched engine)."""
+        return (self.activation, self.width, self.depth, self.epochs, self.batch_size,
+                self.n_points, self.val_fraction, self.dtype)  # fmt: skip
+
+
+def is_seed_protocol(config: RunConfig) -> bool:
+    """Whether a run follows the seed report's protocol (any activation, any seed)."""
+    ref = RunConfig(activation=config.activation, seed=config.seed)
+    return config == ref
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run produced.
+
+    Attributes:
+        config: the run's whole config, so a stored row needs no study file to be read.
+        status: "ok", "diverged" (a non-finite loss, at `diverged_epoch`) or "failed" (`error`).
+        metrics: the eight METRICS for an ok run, empty otherwise.
+        curves: per-epoch losses, float32 arrays of equal length keyed "epoch", "train_f",
+            "train_df", "val_f", "val_df" (possibly downsampled, see store.py).
+        predictions: f and f' of the trained network on target.plot_grid(), keys "f", "df".
+        wall_s: seconds of training; for the batched engine, the group's time divided among members.
+    """
+
+    config: RunConfig
+    status: Status
+    metrics: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    error: str | None = None
+    diverged_epoch: int | None = None
+    wall_s: float = 0.0
+    engine: str = "reference"
+    device: str = "cpu"
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that can change a run's numbers."""
+    import platform
+
+    import torch
+
+    from . import __version__
+
+    return {"runge_bench": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}  # fmt: skip

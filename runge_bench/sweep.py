@@ -1,0 +1,155 @@
+"""A sweep: study -> plan (what is stored, what is left) -> parallel training -> the store.
+
+Workers train and return results; only this (the parent) process writes the store, one
+transaction per run, as results arrive. An interrupted sweep loses at most the runs in flight, and
+running it again trains only what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from joblib import Parallel, delayed, parallel_config
+
+from .config import RunConfig, RunResult, library_versions
+from .errors import UserError
+from .store import Store, store_path
+from .study import Study
+
+MAX_GROUP = 32  # members per stacked model: larger groups stop paying and delay each result
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sweep will do: the study's runs, which are stored already, which are left."""
+
+    study: Study
+    store_path: Path
+    todo: tuple[RunConfig, ...]
+    stored: Counter = field(default_factory=Counter)  # status -> count, among the study's runs
+    other_stored: int = 0  # rows in the store that are not part of this study's current plan
+
+    def describe(self) -> str:
+        """A human-readable summary, printed by `sweep --dry-run` and before every sweep."""
+        s = self.study
+        lines = [f"study {s.name!r}: {len(s.configs)} runs -> {self.store_path}"]
+        if s.description:
+            lines.append(f"  {s.description}")
+        for key, values in s.axes.items():
+            shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
+            lines.append(f"  grid  {key:<13} {len(values):>4} values: {shown}")
+        for key, value in s.fixed.items():
+            lines.append(f"  fixed {key:<13} {value}")
+        stored = ", ".join(f"{n} {k}" for k, n in sorted(self.stored.items())) or "none"
+        lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
+        if self.other_stored:
+            lines.append(f"  (the store also holds {self.other_stored} runs outside this plan)")
+        return "\n".join(lines)
+
+
+def make_plan(study: Study, results_dir: str | Path, *, retry_failed: bool = False) -> Plan:
+    """Compare the study's runs with its store. Reads the store if there is one; writes nothing."""
+    path = store_path(results_dir, study.name)
+    statuses: dict[str, str] = {}
+    if path.exists():
+        with Store(path) as store:
+            statuses = store.statuses()
+    ids = {c.run_id for c in study.configs}
+    stored = Counter(statuses[i] for i in ids if i in statuses)
+    redo = {"failed"} if retry_failed else set()
+    todo = tuple(c for c in study.configs if c.run_id not in statuses or statuses[c.run_id] in redo)
+    return Plan(study=study, store_path=path, todo=todo, stored=stored,
+                other_stored=len(set(statuses) - ids))  # fmt: skip
+
+
+def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int = MAX_GROUP) -> list[list[RunConfig]]:
+    """Split runs into tasks: one run each for the reference engine; for the batched engine,
+    groups of one shape, cut so that every worker gets work, most expensive first."""
+    if engine == "reference":
+        tasks = [[c] for c in configs]
+    else:
+        groups: dict[tuple, list[RunConfig]] = defaultdict(list)
+        for c in configs:
+            groups[c.shape_key()].append(c)
+        pieces_per_group = max(1, math.ceil(jobs / max(1, len(groups))))
+        tasks = []
+        for members in groups.values():
+            size = min(max_group, math.ceil(len(members) / pieces_per_group))
+            tasks += [members[i : i + size] for i in range(0, len(members), size)]
+    # Longest first, so that no worker is left with a big task at the end.
+    cost = lambda t: sum(c.epochs * c.width * (c.width * (c.depth - 1) + 4) * c.n_points for c in t)  # noqa: E731
+    return sorted(tasks, key=cost, reverse=True)
+
+
+def _failed(config: RunConfig, message: str, engine: str, device: str) -> RunResult:
+    return RunResult(config=config, status="failed", error=message, engine=engine, device=device,
+                     versions=library_versions())  # fmt: skip
+
+
+def run_task(configs: list[RunConfig], engine: str, device: str = "cpu") -> list[RunResult]:
+    """Train one task in a worker. Never raises: an exception marks the task's runs failed."""
+    import torch
+
+    from .train import ENGINES
+
+    torch.set_num_threads(1)  # parallelism comes from processes and stacking, not intra-op threads
+    try:
+        return ENGINES[engine](configs, device)
+    except Exception as exc:  # isolate the failure: the sweep goes on
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return [_failed(c, last, engine, device) for c in configs]
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | None = None,
+            device: str = "cpu", backend: str = "loky") -> Iterator[RunResult]:  # fmt: skip
+    """Train runs in parallel with joblib and yield each result as its task finishes."""
+    jobs = jobs or default_jobs()
+    tasks = chunk_runs(list(configs), engine, jobs)
+    if not tasks:
+        return
+    with parallel_config(backend=backend, n_jobs=jobs):
+        parallel = Parallel(return_as="generator_unordered")
+        for results in parallel(delayed(run_task)(t, engine, device) for t in tasks):
+            yield from results
+
+
+@dataclass
+class SweepSummary:
+    counts: Counter = field(default_factory=Counter)
+    wall_s: float = 0.0
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"trained {sum(c.values())} runs in {self.wall_s:.1f} s: {c['ok']} ok, "
+                f"{c['diverged']} diverged, {c['failed']} failed")  # fmt: skip
+
+
+def run_sweep(plan: Plan, *, engine: str = "batched", jobs: int | None = None, device: str = "cpu",
+              backend: str = "loky", on_result: Callable[[RunResult], None] | None = None) -> SweepSummary:  # fmt: skip
+    """Train what the plan has left and store each result as it arrives."""
+    if engine not in ("reference", "batched"):
+        raise UserError(f"unknown engine {engine!r} (valid: batched, reference)", field="--engine")
+    summary = SweepSummary()
+    start = time.perf_counter()
+    if not plan.todo:
+        return summary
+    with Store(plan.store_path, create=True) as store:
+        for result in execute(list(plan.todo), engine=engine, jobs=jobs, device=device, backend=backend):
+            store.write(result)
+            summary.counts[result.status] += 1
+            summary.wall_s = time.perf_counter() - start
+            if on_result is not None:
+                on_result(result)
+    summary.wall_s = time.perf_counter() - start
+    return summary

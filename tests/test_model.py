@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from runge_bench.activations import ACTIVATIONS, get_activation
+from runge_bench.config import RunConfig
+from runge_bench.model import build_sequential, forward_with_tangent, init_params, n_parameters, stack_params
+
+
+def test_parameter_count_of_the_seed_network():
+    assert n_parameters(64, 2) == 2 * 64 + 64 * 65 + 65  # 1-64-64-1: 4353
+
+
+def test_init_draws_what_nn_linear_draws_after_manual_seed():
+    config = RunConfig("tanh", seed=11, width=16, depth=2)
+    torch.manual_seed(11)
+    layers = [torch.nn.Linear(1, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 1)]
+    for (w, b), lin in zip(init_params(config), layers):
+        assert torch.equal(w, lin.weight.detach())
+        assert torch.equal(b, lin.bias.detach())
+
+
+def test_init_does_not_touch_the_global_generator():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    init_params(RunConfig("tanh", seed=5))
+    assert torch.equal(torch.rand(3), expected)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_derivative_matches_autograd(name):
+    z = torch.linspace(-30, 30, 2001, dtype=torch.float64, requires_grad=True)
+    a, da = get_activation(name).value_and_derivative(z)
+    (auto,) = torch.autograd.grad(get_activation(name).module()(z).sum(), z)
+    torch.testing.assert_close(a, get_activation(name).module()(z), rtol=0, atol=0)
+    torch.testing.assert_close(da, auto, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_network_derivative_matches_finite_differences(name):
+    config = RunConfig(name, seed=3, width=32, dtype="float64")
+    net = build_sequential(config, init_params(config))
+    # Away from ReLU kinks is not guaranteed, so compare on a fine grid with a median-based check
+    # for relu and a pointwise one for the smooth activations.
+    x = torch.linspace(-1, 1, 401, dtype=torch.float64).unsqueeze(1).requires_grad_(True)
+    (dy,) = torch.autograd.grad(net(x).sum(), x)
+    h = 1e-6
+    with torch.no_grad():
+        fd = (net(x + h) - net(x - h)) / (2 * h)
+    if name == "relu":
+        close = torch.isclose(dy, fd, rtol=1e-5, atol=1e-7)
+        assert close.float().mean() > 0.97  # all but the points within h of a kink
+    else:
+        torch.testing.assert_close(dy, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_forward_mode_derivative_equals_autograd(name, depth):
+    configs = [RunConfig(name, seed=s, width=12, depth=depth, dtype="float64") for s in range(3)]
+    stacked = stack_params([init_params(c) for c in configs])
+    x = torch.linspace(-1, 1, 257, dtype=torch.float64)
+    xs = x.view(1, -1, 1).repeat(3, 1, 1)
+    y, dy = forward_with_tangent(stacked, get_activation(name), xs)
+    for m, c in enumerate(configs):
+        net = build_sequential(c, init_params(c))
+        xm = x.unsqueeze(1).clone().requires_grad_(True)
+        ym = net(xm)
+        (dym,) = torch.autograd.grad(ym.sum(), xm)
+        torch.testing.assert_close(y[m], ym, rtol=1e-12, atol=1e-13)
+        torch.testing.assert_close(dy[m], dym, rtol=1e-12, atol=1e-13)
+
+
+def test_unknown_activation_lists_the_valid_ones():
+    with pytest.raises(KeyError, match="relu, silu, softplus, tanh"):
+        get_activation("gelu")

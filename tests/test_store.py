@@ -1,0 +1,73 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from runge_bench.config import METRICS, RunConfig, RunResult
+from runge_bench.errors import UserError
+from runge_bench.store import Store, thin_curves
+
+
+def fake_result(seed=0, status="ok", activation="tanh", value=1e-3) -> RunResult:
+    c = RunConfig(activation, seed=seed, epochs=1000)
+    epochs = np.arange(1, 1001, dtype=np.float32)
+    return RunResult(
+        config=c, status=status, wall_s=1.5, engine="reference",
+        metrics={m: value * (i + 1) for i, m in enumerate(METRICS)} if status == "ok" else {},
+        curves={"epoch": epochs, **{k: (1.0 / epochs).astype(np.float32) for k in ("train_f", "train_df", "val_f", "val_df")}},
+        predictions={"f": np.linspace(0, 1, 401, dtype=np.float32), "df": np.zeros(401, np.float32)} if status == "ok" else {},
+        error="boom" if status == "failed" else None, versions={"torch": "x"},
+    )  # fmt: skip
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "s" / "runs.sqlite"
+    r = fake_result()
+    with Store(path, create=True) as store:
+        store.write(r)
+    with Store(path) as store:
+        back = store.load(r.run_id)
+        df = store.runs()
+    assert back.config == r.config and back.status == "ok" and back.metrics == r.metrics
+    np.testing.assert_array_equal(back.predictions["f"], r.predictions["f"])
+    assert len(back.curves["epoch"]) == 250 and back.curves["epoch"][-1] == 1000  # thinned, last kept
+    assert list(df.columns[:3]) == ["run_id", "status", "activation"]
+    assert df.loc[0, "val_f_mse"] == pytest.approx(1e-3) and df.loc[0, "width"] == 64
+
+
+def test_rewrite_replaces_and_statuses(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    with Store(path, create=True) as store:
+        store.write(fake_result(0, "failed"))
+        store.write(fake_result(1, "diverged"))
+        assert set(store.statuses().values()) == {"failed", "diverged"}
+        store.write(fake_result(0, "ok"))
+        assert sorted(store.statuses().values()) == ["diverged", "ok"]
+        assert len(store.runs()) == 2
+
+
+def test_thin_curves_keeps_short_curves():
+    c = {"epoch": np.arange(10.0), "val_f": np.arange(10.0)}
+    assert thin_curves(c) is c
+
+
+def test_missing_store_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no results store here"):
+        Store(tmp_path / "nope.sqlite")
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE runs (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(UserError, match="not a runge-bench results store"):
+        Store(path)
+
+
+def test_garbage_file_is_refused(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UserError, match="not a runge-bench results store"):
+        Store(path)

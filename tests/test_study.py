@@ -1,0 +1,104 @@
+import pytest
+from typer.testing import CliRunner
+
+from runge_bench.cli import app
+from runge_bench.config import RunConfig
+from runge_bench.errors import UserError
+from runge_bench.study import load_study
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+GOOD_HEAD = 'name = "s"\n'
+
+# (file text, text the one-line error must contain)
+BAD_STUDIES = [
+    ('name = "s"\n[grid\nactivation=["relu"]', "malformed TOML"),
+    ('name = "s"\n[fixed]\nactivation = "gelu"', "fixed.activation: unknown activation 'gelu' (valid: relu, silu, softplus, tanh)"),
+    ('name = "s"\n[grid]\nactivation = ["relu", "swish"]', "grid.activation: unknown activation 'swish'"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nwidht = 3', "fixed.widht: unknown key"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nwidth = "64"', "fixed.width: must be an integer"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nwidth = 64.0', "fixed.width: must be an integer"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nwidth = true', "fixed.width: must be an integer"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nwidth = 0', "fixed.width: must be between 1 and 4096, got 0"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nwidth = 1000000000', "fixed.width: must be between 1 and 4096"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nepochs = 0', "fixed.epochs: must be between 1"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nlr = 0', "fixed.lr: must be in (0, 1e+06], got 0"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nlr = -0.1', "fixed.lr: must be in (0, 1e+06]"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nval_fraction = 1.0', "fixed.val_fraction: must be in (0, 1)"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nval_fraction = 0', "fixed.val_fraction: must be in (0, 1)"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\ndtype = "float16"', "fixed.dtype: unknown dtype 'float16'"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 0', "fixed.batch_size: must be a positive integer or \"full\""),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 5000', "batch_size: batch_size 5000 exceeds the 800 training points"),
+    ('name = "s"\n[grid]\nactivation = []', "grid.activation: empty list"),
+    ('name = "s"\n[grid]\nactivation = "relu"', "grid.activation: [grid] takes a list"),
+    ('name = "s"\n[fixed]\nactivation = ["relu"]', "fixed.activation: [fixed] takes a single value"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nactivation = ["tanh"]', "activation: set in both [fixed] and [grid]"),
+    ('name = "s"\n[grid]\nactivation = ["relu", "relu"]', "grid.activation: repeats a value"),
+    ('name = "s"\n[fixed]\nwidth = 8', "activation: required"),
+    ('[fixed]\nactivation = "relu"', "name: required"),
+    ('name = "has space"\n[fixed]\nactivation = "relu"', "name: must be 1-64 letters"),
+    ('name = "s"\nseeds = [1]\n[fixed]\nactivation = "relu"', "seeds: unknown top-level key"),
+    ('name = "s"\nfixed = 3', "fixed: must be a table"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = 0 }', "grid.seed: a range is"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = 0, stop = 1.5 }', "grid.seed: range stop must be an integer"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 0 }', "grid.seed: empty list"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 1000 }\nwidth = { stop = 1000, start = 1 }', "grid: the grid has 999000 runs"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nn_points = 3\nval_fraction = 0.1', "val_fraction: n_points=3 with val_fraction=0.1 leaves an empty split"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD_STUDIES)
+def test_bad_study_is_one_line_error_with_exit_2(write_study, tmp_path, text, message):
+    path = write_study(text)
+    result = runner.invoke(app, ["sweep", str(path), "--results-dir", str(tmp_path / "r"), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_directory_and_non_utf8_files(tmp_path):
+    (tmp_path / "bin.toml").write_bytes(b'name = "\xff\xfe"\n')
+    cases = [(tmp_path / "nope.toml", "no such study file"), (tmp_path, "is not a file"),
+             (tmp_path / "bin.toml", "not valid UTF-8")]  # fmt: skip
+    for path, message in cases:
+        result = runner.invoke(app, ["sweep", str(path), "--dry-run"])
+        assert result.exit_code == 2
+        assert result.stderr.strip() == f"error: {path}: {message}" or message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_grid_is_the_cartesian_product_in_file_order(write_study):
+    study = load_study(write_study("""
+        name = "p"
+        description = "d"
+        [fixed]
+        width = 8
+        deriv_weight = 1
+        batch_size = "full"
+        [grid]
+        activation = ["relu", "tanh"]
+        seed = { start = 0, stop = 6, step = 2 }
+    """))
+    assert study.axes == {"activation": ("relu", "tanh"), "seed": (0, 2, 4)}
+    assert [(c.activation, c.seed) for c in study.configs] == [
+        ("relu", 0), ("relu", 2), ("relu", 4), ("tanh", 0), ("tanh", 2), ("tanh", 4)]
+    assert all(c.width == 8 and c.deriv_weight == 1.0 and c.batch_size is None for c in study.configs)
+
+
+def test_shipped_studies_are_valid():
+    smoke = load_study(ROOT / "studies" / "smoke.toml")
+    assert {c.activation for c in smoke.configs} == {"relu", "tanh"} and len(smoke.configs) == 4
+    rep = load_study(ROOT / "studies" / "seed-replication.toml")
+    assert len(rep.configs) == 40
+    assert {c.seed for c in rep.configs} == set(range(20))
+    assert all(c == RunConfig(c.activation, seed=c.seed) for c in rep.configs)  # the seed protocol
+
+
+def test_user_error_formats_path_and_field():
+    assert str(UserError("bad", path="a.toml", field="grid.x")) == "a.toml: grid.x: bad"

@@ -1,0 +1,139 @@
+"""Both engines: determinism, agreement with each other, isolation of members, divergence."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from runge_bench.config import METRICS, RunConfig
+from runge_bench.model import init_params, stack_params, unstack_member
+from runge_bench.train import adam_step, train_batched, train_reference
+
+SMALL = dict(width=16, n_points=120, epochs=30)
+
+
+@pytest.mark.parametrize("engine", ["reference", "batched"])
+def test_same_config_gives_identical_numbers(engine):
+    c = RunConfig("tanh", seed=4, batch_size=16, **SMALL)
+    run = (lambda: train_reference(c)) if engine == "reference" else (lambda: train_batched([c])[0])
+    a, b = run(), run()
+    assert a.status == b.status == "ok"
+    assert a.metrics == b.metrics
+    for k in a.curves:
+        np.testing.assert_array_equal(a.curves[k], b.curves[k])
+
+
+def test_result_carries_metrics_curves_and_predictions():
+    r = train_reference(RunConfig("relu", **SMALL))
+    assert set(r.metrics) == set(METRICS)
+    assert all(np.isfinite(v) and v >= 0 for v in r.metrics.values())
+    assert r.metrics["grid_f_max"] >= r.metrics["val_f_max"] * 0.5  # the grid is a superset in spirit
+    assert len(r.curves["epoch"]) == 30 and set(r.curves) == {"epoch", "train_f", "train_df", "val_f", "val_df"}
+    assert r.predictions["f"].shape == (401,) and r.predictions["df"].shape == (401,)
+    assert r.versions["torch"] == torch.__version__
+
+
+def test_training_reduces_the_loss():
+    r = train_reference(RunConfig("tanh", width=16, n_points=120, epochs=200))
+    assert r.curves["train_f"][-1] < 0.2 * r.curves["train_f"][0]
+    assert r.curves["val_df"][-1] < r.curves["val_df"][0]
+
+
+def test_adam_step_matches_torch_adam_per_member():
+    torch.manual_seed(0)
+    p = torch.randn(3, 4, 5, dtype=torch.float64)
+    lrs = torch.tensor([1e-3, 1e-2, 0.1], dtype=torch.float64).view(3, 1, 1)
+    mine = p.clone()
+    m, v = torch.zeros_like(p), torch.zeros_like(p)
+    refs = [p[i].clone().requires_grad_(True) for i in range(3)]
+    opts = [torch.optim.Adam([r], lr=float(lrs[i])) for i, r in enumerate(refs)]
+    for step in range(1, 6):
+        g = torch.randn_like(p)
+        adam_step([mine], [g], [m], [v], step, lrs)
+        for i in range(3):
+            refs[i].grad = g[i].clone()
+            opts[i].step()
+    for i in range(3):
+        torch.testing.assert_close(mine[i], refs[i].detach(), rtol=1e-12, atol=1e-14)
+
+
+# Tolerances for the batched engine against the reference (documented in the README): float64
+# agrees to rounding; float32 drifts by reassociation of sums over 30+ Adam steps.
+@pytest.mark.parametrize("dtype,rtol", [("float64", 1e-7), ("float32", 2e-2)])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "silu", "softplus"])
+def test_batched_member_agrees_with_reference(activation, dtype, rtol):
+    configs = [RunConfig(activation, seed=s, deriv_weight=w, lr=lr, dtype=dtype, batch_size=32, **SMALL)
+               for s, w, lr in [(0, 1.0, 1e-3), (1, 0.1, 3e-3), (2, 10.0, 1e-3)]]
+    batched = train_batched(configs)
+    for c, b in zip(configs, batched):
+        r = train_reference(c)
+        for k in METRICS:
+            assert b.metrics[k] == pytest.approx(r.metrics[k], rel=rtol), k
+        np.testing.assert_allclose(b.curves["train_f"], r.curves["train_f"], rtol=rtol)
+
+
+def test_batched_parameters_after_a_few_steps_equal_reference_float64():
+    from runge_bench.model import build_sequential
+    from runge_bench.target import make_split, runge, runge_derivative
+
+    c = RunConfig("tanh", seed=3, dtype="float64", width=8, epochs=3, n_points=60)
+    # Reference by hand: three full-batch Adam steps.
+    split = make_split(c.n_points, c.val_fraction, c.seed)
+    x = torch.tensor(split.x_train).unsqueeze(1)
+    net = build_sequential(c, init_params(c))
+    opt = torch.optim.Adam(net.parameters(), lr=c.lr)
+    for _ in range(3):
+        xr = x.clone().requires_grad_(True)
+        y = net(xr)
+        (dy,) = torch.autograd.grad(y.sum(), xr, create_graph=True)
+        loss = ((y[:, 0] - torch.tensor(runge(split.x_train))) ** 2).mean() + (
+            (dy[:, 0] - torch.tensor(runge_derivative(split.x_train))) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    # Batched: the same three steps, read back through the predictions on the plot grid.
+    b = train_batched([c])[0]
+    grid = torch.linspace(-1, 1, 401, dtype=torch.float64).unsqueeze(1)
+    with torch.no_grad():
+        np.testing.assert_allclose(b.predictions["f"], net(grid)[:, 0].numpy().astype(np.float32), rtol=1e-6)
+
+
+def test_membership_does_not_change_a_run():
+    target = RunConfig("silu", seed=7, batch_size=24, **SMALL)
+    alone = train_batched([target])[0]
+    others = [dataclasses.replace(target, seed=s, lr=lr) for s, lr in [(1, 1e-2), (2, 1e-3), (3, 5e-3)]]
+    packed = train_batched([others[0], target, *others[1:]])[1]
+    assert packed.config == target
+    for k in METRICS:
+        assert packed.metrics[k] == pytest.approx(alone.metrics[k], rel=1e-5), k
+
+
+def test_diverging_run_is_marked_and_others_are_untouched():
+    good = RunConfig("relu", seed=1, **SMALL)
+    bad = dataclasses.replace(good, lr=1e6)
+    ref = train_reference(bad)
+    assert ref.status == "diverged" and ref.diverged_epoch <= 3 and ref.metrics == {}
+    assert len(ref.curves["epoch"]) == ref.diverged_epoch  # stopped at the first non-finite loss
+    last = [ref.curves[k][-1] for k in ("train_f", "train_df", "val_f", "val_df")]
+    assert not np.all(np.isfinite(last))
+    assert all(np.all(np.isfinite(ref.curves[k][:-1])) for k in ("train_f", "val_f"))
+    b_bad, b_good = train_batched([bad, good])
+    assert b_bad.status == "diverged" and b_bad.diverged_epoch == ref.diverged_epoch
+    assert b_good.status == "ok"
+    alone = train_batched([good])[0]
+    for k in METRICS:
+        assert b_good.metrics[k] == pytest.approx(alone.metrics[k], rel=1e-5)
+
+
+def test_stack_and_unstack_round_trip():
+    params = [init_params(RunConfig("tanh", seed=s, width=5)) for s in range(3)]
+    stacked = stack_params(params)
+    for i in range(3):
+        for (w, b), (w2, b2) in zip(params[i], unstack_member(stacked, i)):
+            assert torch.equal(w, w2) and torch.equal(b, b2)
+
+
+def test_batched_rejects_mixed_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        train_batched([RunConfig("tanh"), RunConfig("relu")])
