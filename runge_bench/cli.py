@@ -102,5 +102,19 @@ def sweep(
     out.print(summary.describe() + f"; store: {plan.store_path}")
 
 
+@app.command()
+@user_errors
+def report(
+    study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
+    results_dir: ResultsDir = Path("results"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: the store's].")] = None,
+) -> None:
+    """Turn a study's stored runs into tables, figures and report.md (never trains)."""
+    from .report import build_report, resolve
+
+    path = build_report(resolve(study, results_dir), out_dir)
+    out.print(f"wrote {path} (tables/ and figures/ beside it)")
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     sys.exit(app())

@@ -1,0 +1,185 @@
+"""Figures. Each panel function takes precomputed numbers and `ax=None` (a new figure only when
+no axes are given) and returns the axes; figure functions lay panels out and return the figure.
+Nothing here computes a statistic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .activations import ACTIVATIONS  # noqa: E402
+
+PALETTE = dict(zip(ACTIVATIONS, sns.color_palette("colorblind", 8)))
+TRUTH = "black"
+LABELS = {
+    "val_f_mse": "f MSE (validation)", "val_f_max": "f max error (validation)",
+    "val_df_mse": "f′ MSE (validation)", "val_df_max": "f′ max error (validation)",
+    "grid_f_mse": "f MSE (dense grid)", "grid_f_max": "f max error (dense grid)",
+    "grid_df_mse": "f′ MSE (dense grid)", "grid_df_max": "f′ max error (dense grid)",
+}  # fmt: skip
+FLOOR = 1e-12  # pointwise errors are drawn on a log axis; exact zeros are clipped to this
+
+
+def _ax(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    return ax
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Write stem.png and stem.pdf without timestamps, so reruns give identical files."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------------------------- panels
+
+
+def fit_panel(x, truth, best, all_members, *, color, label, ylabel, ax=None):
+    """Truth vs the median-seed prediction, with the band spanned by all seeds. all_members (S, P)."""
+    ax = _ax(ax)
+    ax.fill_between(x, all_members.min(0), all_members.max(0), color=color, alpha=0.25, lw=0,
+                    label=f"all seeds (n={len(all_members)})")  # fmt: skip
+    ax.plot(x, truth, color=TRUTH, lw=1.2, label="truth")
+    ax.plot(x, best, color=color, lw=1.2, ls="--", label=f"{label}, median seed")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="best", frameon=False)
+    return ax
+
+
+def error_panel(x, errors, best_errors, *, color, ylabel, ax=None):
+    """Pointwise |error| on a log axis: the median-seed model and the range over seeds."""
+    ax = _ax(ax)
+    ax.fill_between(x, np.maximum(errors.min(0), FLOOR), np.maximum(errors.max(0), FLOOR),
+                    color=color, alpha=0.25, lw=0)  # fmt: skip
+    ax.plot(x, np.maximum(best_errors, FLOOR), color=color, lw=0.9)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def curve_panel(epochs, train, val, *, color, title, ax=None):
+    """Median and interquartile band over seeds of train (solid) and validation (dashed) loss.
+    train, val: (S, E)."""
+    ax = _ax(ax)
+    for values, ls, name in ((train, "-", "train"), (val, "--", "validation")):
+        q25, q50, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+        ax.fill_between(epochs, q25, q75, color=color, alpha=0.2, lw=0)
+        ax.plot(epochs, q50, color=color, ls=ls, lw=1.1, label=f"{name} (median, IQR)")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax=None):
+    """A box per activation with every seed drawn on top, log scale."""
+    ax = _ax(ax)
+    palette = {a: PALETTE[a] for a in order}
+    sns.boxplot(data=df, x="activation", y=metric, order=order, hue="activation", palette=palette,
+                ax=ax, showfliers=False, width=0.5, boxprops={"alpha": 0.5}, legend=False, log_scale=True)  # fmt: skip
+    rng = np.random.default_rng(0)  # our own jitter: seaborn's draws from the global generator
+    for i, act in enumerate(order):
+        y = df.loc[df.activation == act, metric].to_numpy(float)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(y)), y, s=9, color=palette[act], edgecolor="black",
+                   linewidth=0.3, zorder=3)  # fmt: skip
+    ax.set_xlabel("")
+    ax.set_ylabel(LABELS.get(metric, metric), fontsize=8)
+    return ax
+
+
+def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool, ax=None):
+    """Median with its 95% bootstrap CI against one axis, a line per activation."""
+    ax = _ax(ax)
+    for act in order:
+        s = summary[(summary.activation == act) & (summary.metric == metric)].sort_values(axis)
+        if s.empty:
+            continue
+        x = s[axis].to_numpy(float)
+        err = np.vstack([s["median"] - s["median_lo"], s["median_hi"] - s["median"]]).clip(min=0)
+        ax.errorbar(x, s["median"], yerr=np.nan_to_num(err), color=PALETTE[act], marker="o", ms=3.5,
+                    lw=1.2, capsize=2, label=act)  # fmt: skip
+    ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("symlog", linthresh=min(v for v in summary[axis].astype(float) if v > 0)) \
+            if (summary[axis].astype(float) <= 0).any() else ax.set_xscale("log")
+    ax.set_xlabel(axis)
+    ax.set_ylabel(LABELS.get(metric, metric), fontsize=8)
+    return ax
+
+
+# --------------------------------------------------------------------------------- figures
+
+
+def fits_figure(x, truth_f, truth_df, members: dict[str, dict[str, np.ndarray]], title: str) -> plt.Figure:
+    """The seed report's Figures 1, 2, 4, 5 with spread: per activation (columns), f and f'
+    against the truth, each above its pointwise error. members[act] holds "f", "df" (S, P) and
+    "best" (the median seed's row index)."""
+    acts = list(members)
+    fig, axes = plt.subplots(4, len(acts), figsize=(4.2 * len(acts), 9.5), squeeze=False, sharex=True, sharey="row",
+                             gridspec_kw={"height_ratios": [3, 1.6, 3, 1.6]})  # fmt: skip
+    for j, act in enumerate(acts):
+        m, color, i = members[act], PALETTE[act], members[act]["best"]
+        fit_panel(x, truth_f, m["f"][i], m["f"], color=color, label=act, ylabel="f(x)", ax=axes[0, j])
+        error_panel(x, np.abs(m["f"] - truth_f), np.abs(m["f"][i] - truth_f), color=color,
+                    ylabel="|error of f|", ax=axes[1, j])  # fmt: skip
+        fit_panel(x, truth_df, m["df"][i], m["df"], color=color, label=act, ylabel="f′(x)", ax=axes[2, j])
+        error_panel(x, np.abs(m["df"] - truth_df), np.abs(m["df"][i] - truth_df), color=color,
+                    ylabel="|error of f′|", ax=axes[3, j])  # fmt: skip
+        axes[0, j].set_title(act)
+        axes[3, j].set_xlabel("x")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(curves: dict[str, dict[str, np.ndarray]], title: str) -> plt.Figure:
+    """The seed report's Figures 3 and 6 with spread: per activation (rows), total loss, L_f and
+    L_f' against epoch. curves[act] holds "epoch" (E,) and (S, E) arrays "train_total",
+    "val_total", "train_f", "val_f", "train_df", "val_df"."""
+    acts = list(curves)
+    fig, axes = plt.subplots(len(acts), 3, figsize=(12, 2.8 * len(acts)), squeeze=False, sharex=True)
+    parts = [("total", "total loss L_f + λ·L_f′"), ("f", "L_f = MSE(f)"), ("df", "L_f′ = MSE(f′)")]
+    for i, act in enumerate(acts):
+        c = curves[act]
+        for j, (key, name) in enumerate(parts):
+            curve_panel(c["epoch"], c[f"train_{key}"], c[f"val_{key}"], color=PALETTE[act],
+                        title=f"{act}: {name}", ax=axes[i, j])  # fmt: skip
+        axes[i, 0].set_ylabel("loss")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def distributions_figure(df: pd.DataFrame, metrics: list[str], order: list[str], title: str) -> plt.Figure:
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6.5))
+    for ax, metric in zip(axes.flat, metrics):
+        distribution_panel(df, metric, order, ax=ax)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def axis_figure(summary: pd.DataFrame, axis: str, metrics: list[str], order: list[str], title: str) -> plt.Figure:
+    values = summary[axis].astype(float)
+    log_x = values.max() / max(values[values > 0].min(), 1e-300) >= 8
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        axis_panel(summary, axis, metric, order, log_x=log_x, ax=ax)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,221 @@
+"""Runs DataFrame -> statistical tables (pandas), and their Markdown / LaTeX renderings.
+
+Every table is computed from the `ok` runs only; diverged and failed runs are counted per group
+and excluded from the statistics (the report says so). Bootstrap seeds derive from the group's
+key, so a store always gives the same tables, byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .config import METRICS, RunConfig
+from .published import PUBLISHED, metric_column
+
+CONFIG_FIELDS = [f for f in RunConfig.__dataclass_fields__]
+SEED_PROTOCOL = {k: v for k, v in RunConfig("tanh").to_dict().items() if k not in ("activation", "seed")}
+SEED_PROTOCOL["batch_size"] = "full"
+
+
+def _seed(*key) -> int:
+    return zlib.crc32(repr(key).encode())
+
+
+def prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    """The store's runs with batch_size shown as "full" or a number (never missing)."""
+    df = runs.copy()
+    df["batch_size"] = [("full" if b is None or (isinstance(b, float) and math.isnan(b)) else str(int(b)))
+                        for b in df["batch_size"]]  # fmt: skip
+    return df
+
+
+def varying_axes(df: pd.DataFrame) -> list[str]:
+    """Config fields other than seed that take more than one value, activation first."""
+    axes = [c for c in CONFIG_FIELDS if c != "seed" and df[c].nunique(dropna=False) > 1]
+    return sorted(axes, key=lambda c: c != "activation")
+
+
+def cell_axes(df: pd.DataFrame) -> list[str]:
+    """The varying axes that define a cell (everything but activation)."""
+    return [a for a in varying_axes(df) if a != "activation"]
+
+
+def reference_cell(df: pd.DataFrame) -> dict:
+    """The cell used for the per-cell figures: the seed protocol's values where the study has
+    them, else each axis's most common value (ties: smallest)."""
+    cell = {}
+    for axis in cell_axes(df):
+        values = df[axis]
+        want = SEED_PROTOCOL.get(axis)
+        cell[axis] = want if want in set(values) else values.value_counts().sort_index().idxmax()
+    return cell
+
+
+def select(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    mask = np.ones(len(df), bool)
+    for k, v in cell.items():
+        mask &= (df[k] == v).to_numpy()
+    return df[mask]
+
+
+def _groups(df: pd.DataFrame, keys: list[str]):
+    if not keys:
+        yield (), df
+        return
+    for key, g in df.groupby(keys, sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), g
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per group of the varying axes and per metric: counts, median, IQM, mean, sd, 95% bootstrap
+    CIs of the median and the IQM."""
+    keys = varying_axes(df)
+    rows = []
+    for key, g in _groups(df, keys):
+        ok = g[g.status == "ok"]
+        for metric in METRICS:
+            x = ok[metric].to_numpy(float)
+            seed = _seed(key, metric)
+            med_ci = stats.bootstrap_ci(x, stats.median, seed=seed)
+            iqm_ci = stats.bootstrap_ci(x, stats.iqm, seed=seed + 1)
+            rows.append({
+                **dict(zip(keys, key)), "metric": metric, "n_ok": len(x),
+                "n_diverged": int((g.status == "diverged").sum()), "n_failed": int((g.status == "failed").sum()),
+                "median": float(np.median(x)) if len(x) else np.nan, "median_lo": med_ci[0], "median_hi": med_ci[1],
+                "iqm": float(stats.iqm(x)) if len(x) else np.nan, "iqm_lo": iqm_ci[0], "iqm_hi": iqm_ci[1],
+                "mean": float(np.mean(x)) if len(x) else np.nan, "sd": float(np.std(x, ddof=1)) if len(x) > 1 else np.nan,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Activations compared pairwise within each cell, paired by seed, for every metric.
+
+    p_holm is Holm-corrected over the family of all comparisons of the same metric (every cell
+    and pair). A-vs-B ratio and P(A < B) refer to errors, so below 1 and above 0.5 favour A.
+    """
+    axes = cell_axes(df)
+    order = list(dict.fromkeys(df["activation"]))
+    ok = df[df.status == "ok"]
+    rows = []
+    for key, g in _groups(ok, axes):
+        acts = [a for a in order if a in set(g.activation)]
+        for a, b in itertools.combinations(acts, 2):
+            pa = g[g.activation == a].set_index("seed")
+            pb = g[g.activation == b].set_index("seed")
+            seeds = sorted(set(pa.index) & set(pb.index))
+            for metric in METRICS:
+                xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
+                t = stats.paired_test(xa, xb, seed=_seed(key, a, b, metric))
+                rows.append({
+                    **dict(zip(axes, key)), "metric": metric, "a": a, "b": b, "n_pairs": t.n_pairs,
+                    "a_wins": t.a_wins, "median_ratio": t.median_ratio, "poi": t.poi,
+                    "poi_lo": t.poi_ci[0], "poi_hi": t.poi_ci[1], "p_wilcoxon": t.p_value, "note": t.note,
+                })  # fmt: skip
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["p_holm"] = np.nan
+    for metric, idx in out.groupby("metric").groups.items():
+        out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
+    cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "median_ratio", "poi", "poi_lo", "poi_hi",
+            "p_wilcoxon", "p_holm", "note"]  # fmt: skip
+    return out[cols]
+
+
+def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
+    """With three or more activations: per metric, Friedman's test and mean ranks, the blocks being
+    the cells of the other axes (or the seeds, when there is only one cell); each block's score
+    is the median over seeds. Empty with fewer than three activations."""
+    acts = list(dict.fromkeys(df["activation"]))
+    ok = df[df.status == "ok"]
+    if len(acts) < 3:
+        return pd.DataFrame()
+    axes = cell_axes(df)
+    block_keys = axes if axes else ["seed"]
+    rows = []
+    for metric in METRICS:
+        table = ok.pivot_table(index=block_keys, columns="activation", values=metric, aggfunc="median")
+        table = table[acts].dropna()
+        if len(table) < 2:
+            continue
+        r = stats.friedman(table.to_numpy(), acts)
+        for act, rank in zip(r.methods, r.mean_ranks):
+            rows.append({"metric": metric, "activation": act, "mean_rank": rank, "n_blocks": r.n_blocks,
+                         "blocks": "+".join(block_keys), "friedman_chi2": r.statistic,
+                         "friedman_p": r.p_value, "nemenyi_cd": r.critical_difference})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The seed report's eight published numbers against our seed distribution of the same
+    protocol. Empty when the store holds no seed-protocol runs."""
+    ok = df[df.status == "ok"]
+    mask = np.ones(len(ok), bool)
+    for k, v in SEED_PROTOCOL.items():
+        mask &= (ok[k] == v).to_numpy()
+    proto = ok[mask]
+    rows = []
+    for (act, quantity, metric), published in PUBLISHED.items():
+        x = proto.loc[proto.activation == act, metric_column(quantity, metric)].to_numpy(float)
+        if len(x) == 0:
+            continue
+        lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(act, quantity, metric))
+        p05, p95 = np.percentile(x, [5, 95])
+        verdict = "inside" if p05 <= published <= p95 else ("below" if published < p05 else "above")
+        rows.append({"activation": act, "quantity": quantity, "metric": metric, "published": published,
+                     "n": len(x), "median": float(np.median(x)), "ci_low": lo, "ci_high": hi,
+                     "p05": float(p05), "p95": float(p95),
+                     "percentile": stats.percentile_of(x, published), "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def sci(x, digits: int = 3) -> str:
+    """A readable number: 3 significant figures, scientific outside [1e-3, 1e4)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (int, np.integer)) or isinstance(x, str):
+        return str(x)
+    if x != 0 and not 1e-3 <= abs(x) < 1e4:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
+    """A GitHub Markdown table of the given columns, numbers in readable significant figures."""
+    df = df if columns is None else df[columns]
+    if df.empty:
+        return "_(no rows)_\n"
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(sci(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def _tex_number(x) -> str:
+    if isinstance(x, (str, int, np.integer)):
+        return str(x).replace("_", r"\_")
+    if x is None or math.isnan(x):
+        return "--"
+    mantissa, exp = f"{x:.2e}".split("e")
+    return f"${mantissa}\\times10^{{{int(exp)}}}$"
+
+
+def to_latex(df: pd.DataFrame, caption: str) -> str:
+    """A booktabs LaTeX table with numbers in scientific notation."""
+    cols = list(df.columns)
+    lines = [r"\begin{table}[ht]", r"\centering", r"\small",
+             r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
+             " & ".join(c.replace("_", r"\_") for c in cols) + r" \\", r"\midrule"]  # fmt: skip
+    lines += [" & ".join(_tex_number(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+import filecmp
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from runge_bench.cli import app
+from runge_bench.config import METRICS, RunConfig, RunResult
+from runge_bench.published import PUBLISHED
+from runge_bench.store import Store
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+
+def _result(config: RunConfig, metrics: dict) -> RunResult:
+    e = np.arange(1, 11, dtype=np.float32)
+    curves = {"epoch": e, **{k: 1 / e for k in ("train_f", "train_df", "val_f", "val_df")}}
+    preds = {"f": np.zeros(401, np.float32), "df": np.zeros(401, np.float32)}
+    return RunResult(config=config, status="ok", metrics=metrics, curves=curves, predictions=preds)
+
+
+@pytest.fixture
+def synthetic_store(tmp_path):
+    """Seed-protocol runs whose val metrics are published * (seed + 1) / 10, seeds 0..19, so the
+    published value sits at a known place: 10th of 20 -> percentile 47.5."""
+    path = tmp_path / "synthetic" / "runs.sqlite"
+    with Store(path, create=True) as store:
+        for act in ("relu", "tanh"):
+            for seed in range(20):
+                m = {k: 1.0 for k in METRICS}
+                for (a, q, metric), v in PUBLISHED.items():
+                    if a == act:
+                        m[f"val_{q}_{metric}"] = v * (seed + 1) / 10
+                store.write(_result(RunConfig(act, seed=seed), m))
+        store.write(_result(RunConfig("tanh", seed=0, width=32), {k: 1.0 for k in METRICS}))  # not the protocol
+    return path
+
+
+def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
+    result = runner.invoke(app, ["report", str(synthetic_store.parent), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "out" / "tables" / "reproduction.csv")
+    assert len(table) == 8 and set(table.verdict) == {"inside"}
+    assert list(table.columns[:4]) == ["activation", "quantity", "metric", "published"]
+    assert (table.n == 20).all()
+    np.testing.assert_allclose(table.percentile, 47.5)
+    np.testing.assert_allclose(table["median"], table.published * 1.05)  # (10 + 11) / 2 / 10
+    np.testing.assert_allclose(table.p95, table.published * 19.05 / 10)  # linear interpolation at rank 18.05
+
+
+def test_reproduction_verdicts_below_and_above(tmp_path):
+    path = tmp_path / "s" / "runs.sqlite"
+    with Store(path, create=True) as store:
+        for seed in range(10):
+            m = {k: 1.0 for k in METRICS}
+            m["val_f_mse"] = 1.0  # far above published relu f mse -> published is below our range
+            m["val_df_max"] = 1e-6  # far below published -> published is above
+            store.write(_result(RunConfig("relu", seed=seed), m))
+    assert runner.invoke(app, ["report", str(path.parent)]).exit_code == 0
+    table = pd.read_csv(path.parent / "tables" / "reproduction.csv").set_index(["quantity", "metric"])
+    assert table.loc[("f", "mse"), "verdict"] == "below" and table.loc[("f", "mse"), "percentile"] == 0
+    assert table.loc[("df", "max"), "verdict"] == "above" and table.loc[("df", "max"), "percentile"] == 100
+
+
+@pytest.fixture(scope="module")
+def smoke_store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("smoke")
+    result = runner.invoke(app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(d), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    return d
+
+
+def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
+    result = runner.invoke(app, ["report", "smoke", "--results-dir", str(smoke_store)])
+    assert result.exit_code == 0, result.output
+    out = smoke_store / "smoke"
+    for rel in ["report.md", "tables/runs.csv", "tables/summary.csv", "tables/summary.md", "tables/summary.tex",
+                "tables/comparisons.csv", "tables/comparisons.md", "figures/fits.png", "figures/fits.pdf",
+                "figures/loss_curves.png", "figures/distributions.png"]:  # fmt: skip
+        assert (out / rel).stat().st_size > 500 or rel.endswith(".md"), rel
+    runs = pd.read_csv(out / "tables" / "runs.csv")
+    assert len(runs) == 4 and {"run_id", "status", "activation", "width", "seed", "batch_size", *METRICS, "wall_s"} <= set(runs.columns)
+    assert set(runs.batch_size) == {"full"}
+    summary = pd.read_csv(out / "tables" / "summary.csv")
+    assert len(summary) == 2 * len(METRICS) and (summary.n_ok == 2).all()
+    comp = pd.read_csv(out / "tables" / "comparisons.csv")
+    assert (comp.a == "relu").all() and comp.p_wilcoxon.isna().all()  # 2 pairs: no test
+    text = (out / "report.md").read_text()
+    assert "## Findings" in text and "![" in text and "smallest possible p is 0.5" in text
+    assert "\\toprule" in (out / "tables" / "summary.tex").read_text()
+    assert not (out / "tables" / "reproduction.csv").exists()  # smoke is not the seed protocol
+    # Same store -> same files, byte for byte.
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    cmp = filecmp.dircmp(out, copy)
+    for sub in ["", "tables", "figures"]:
+        names = [p.name for p in (out / sub).iterdir() if p.is_file() and p.suffix != ".sqlite" and not p.name.startswith("runs.sqlite")]
+        match, mismatch, errors = filecmp.cmpfiles(out / sub, copy / sub, names, shallow=False)
+        assert not mismatch and not errors, (sub, mismatch)
+
+
+def test_report_with_a_study_file_ignores_runs_outside_its_plan(smoke_store, write_study):
+    study = write_study('name = "smoke"\n[fixed]\nwidth = 16\nepochs = 20\nn_points = 200\n'
+                        '[grid]\nactivation = ["relu", "tanh"]\nseed = [0]\n')
+    result = runner.invoke(app, ["report", str(study), "--results-dir", str(smoke_store),
+                                 "--out", str(smoke_store / "planned")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "2 stored runs are not in the current plan" in (smoke_store / "planned" / "report.md").read_text()
+    assert len(pd.read_csv(smoke_store / "planned" / "tables" / "runs.csv")) == 2
+
+
+def test_report_errors_are_one_line_exit_2(tmp_path):
+    missing = runner.invoke(app, ["report", "nope", "--results-dir", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == f"error: {tmp_path / 'nope' / 'runs.sqlite'}: no results store here (run `runge-bench sweep` on the study first)"
+    empty = tmp_path / "empty" / "runs.sqlite"
+    Store(empty, create=True).close()
+    result = runner.invoke(app, ["report", "empty", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {empty}: the store holds no runs to report"
