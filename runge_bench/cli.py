@@ -116,5 +116,24 @@ def report(
     out.print(f"wrote {path} (tables/ and figures/ beside it)")
 
 
+@app.command()
+@user_errors
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="A smaller workload (about a minute on 2 cores).")] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+) -> None:
+    """Measure training throughput of the engines side by side and print the ratios."""
+    from .bench import format_table, run_bench
+    from .sweep import default_jobs
+
+    if jobs is not None and jobs < 1:
+        raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
+    jobs = jobs or default_jobs()
+    out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
+    ms = run_bench(quick=quick, jobs=jobs, on_measurement=lambda m: err.print(
+        f"  {m.case}, {m.engine}: {m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
+    out.print(format_table(ms, jobs), markup=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     sys.exit(app())

@@ -8,7 +8,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .activations import Activation, get_activation
+from .activations import get_activation
 from .config import RunConfig
 
 Params = list[tuple[Tensor, Tensor]]  # per layer (weight (out, in), bias (out,)), as nn.Linear
@@ -71,29 +71,3 @@ def stack_params(members: list[Params]) -> Params:
 def unstack_member(stacked: Params, m: int) -> Params:
     """Member m of stacked parameters, back in nn.Linear layout."""
     return [(w[m].T.detach().clone(), b[m, 0].detach().clone()) for w, b in stacked]
-
-
-def forward_with_tangent(stacked: Params, act: Activation, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Value and input derivative of M stacked networks, in one forward pass.
-
-    The tangent t = da/dx is carried beside each activation a: a linear layer maps it to t W, the
-    activation to sigma'(z) * t. So f' costs one more matmul per layer and no double backward.
-
-    Args:
-        stacked: per layer, weight (M, in, out) and bias (M, 1, out).
-        act: the hidden-layer activation.
-        x: inputs (M, N, 1).
-
-    Returns:
-        y and dy/dx, both (M, N, 1).
-    """
-    a, t = x, None
-    last = len(stacked) - 1
-    for i, (w, b) in enumerate(stacked):
-        z = torch.baddbmm(b, a, w)  # (M, N, out)
-        dz = w if t is None else torch.bmm(t, w)  # first layer: dx/dx = 1, so dz/dx = W, (M, 1, out)
-        if i == last:
-            return z, dz.expand_as(z)
-        a, s = act.value_and_derivative(z)
-        t = s * dz  # (M, N, out)
-    raise ValueError("a network needs at least one layer")

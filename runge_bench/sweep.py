@@ -97,11 +97,13 @@ def run_task(configs: list[RunConfig], engine: str, device: str = "cpu") -> list
     """Train one task in a worker. Never raises: an exception marks the task's runs failed."""
     import torch
 
-    from .train import ENGINES
+    from .batched import keep_freed_memory
+    from .train import engines
 
     torch.set_num_threads(1)  # parallelism comes from processes and stacking, not intra-op threads
+    keep_freed_memory()
     try:
-        return ENGINES[engine](configs, device)
+        return engines()[engine](configs, device)
     except Exception as exc:  # isolate the failure: the sweep goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return [_failed(c, last, engine, device) for c in configs]

@@ -2,10 +2,8 @@
 
 - `train_reference`: one nn.Sequential per run, f' through autograd.grad(create_graph=True),
   torch.optim.Adam; the seed report's exact method and the yardstick for correctness.
-- `train_batched`: M runs of one shape as one stacked model (weights (M, in, out), layers as
-  baddbmm), f' carried forward beside the value, Adam written out elementwise so that each
-  member gets exactly its own update. Per-member seeds give each member the split, init and batch
-  order of the reference run with the same config, whatever group it is packed into.
+- `batched.train_batched`: M runs of one shape as one stacked model, f' carried forward beside
+  the value, backward and Adam written out by hand (see batched.py).
 
 Both take the loss MSE(f) + deriv_weight * MSE(f'), log training losses (mean over the epoch's
 batches) and validation losses (after the epoch's updates) every epoch, and stop a run at the
@@ -24,8 +22,8 @@ from torch import Tensor
 from .activations import get_activation
 from .config import RunConfig, RunResult, library_versions
 from .metrics import evaluate
-from .model import Params, build_sequential, forward_with_tangent, init_params, stack_params
-from .target import BATCH_STREAM, Split, make_split, runge, runge_derivative, stream_seed
+from .model import build_sequential, init_params
+from .target import BATCH_STREAM, make_split, runge, runge_derivative, stream_seed
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -111,126 +109,13 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
                    predict=predict, split=split)  # fmt: skip
 
 
-# ----------------------------------------------------------------------------- batched engine
+def train_many_reference(configs: list[RunConfig], device: str = "cpu") -> list[RunResult]:
+    return [train_reference(c, device) for c in configs]
 
 
-def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
-    """x, f, f' of every member's train or val split, stacked to (M, N, 1)."""
-    parts = [_targets(getattr(s, f"x_{which}"), dtype, device) for s in splits]
-    return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
+def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
+    """Engine name -> train(configs, device) -> results."""
+    from .batched import train_batched
 
-
-def _member_losses(params: Params, act, x: Tensor, y: Tensor, dy: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-member MSE of f and of f', each (M,)."""
-    p, dp = forward_with_tangent(params, act, x)
-    return ((p - y) ** 2).mean(dim=(1, 2)), ((dp - dy) ** 2).mean(dim=(1, 2))
-
-
-def adam_step(params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor],
-              step: int, lr: Tensor) -> None:  # fmt: skip
-    """One Adam update, in place, for stacked parameters with a per-member lr of shape (M, 1, 1).
-
-    Adam is elementwise, so this is M independent optimisers; it follows torch.optim.Adam's
-    arithmetic (lerp for the first moment, bias corrections as Python floats).
-    """
-    b1, b2 = ADAM_BETAS
-    step_size = lr / (1 - b1**step)
-    bc2_sqrt = (1 - b2**step) ** 0.5
-    with torch.no_grad():
-        for p, g_, m_, v_ in zip(params, grads, m, v):
-            m_.lerp_(g_, 1 - b1)
-            v_.mul_(b2).addcmul_(g_, g_, value=1 - b2)
-            p.sub_(step_size * m_ / (v_.sqrt() / bc2_sqrt + ADAM_EPS))
-
-
-def train_batched(configs: list[RunConfig], device: str = "cpu") -> list[RunResult]:
-    """Train runs that share a shape (RunConfig.shape_key) as one stacked model.
-
-    Seeds, deriv_weight and lr may differ between members. A member whose loss turns non-finite
-    is marked diverged at that epoch and frozen out of the loss; the others train on unaffected
-    (the stacked layers are block-diagonal, so no member's numbers reach another's).
-    """
-    if len({c.shape_key() for c in configs}) != 1:
-        raise ValueError("train_batched needs configs of one shape (RunConfig.shape_key)")
-    start = time.perf_counter()
-    c0, M = configs[0], len(configs)
-    dtype, act = getattr(torch, c0.dtype), get_activation(c0.activation)
-    splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
-    x_tr, y_tr, dy_tr = _stacked_data(splits, "train", dtype, device)  # (M, Ntr, 1)
-    x_va, y_va, dy_va = _stacked_data(splits, "val", dtype, device)  # (M, Nval, 1)
-    stacked = [(w.to(device), b.to(device)) for w, b in stack_params([init_params(c) for c in configs])]
-    leaves = [t.detach().requires_grad_(True) for wb in stacked for t in wb]
-    params: Params = list(zip(leaves[0::2], leaves[1::2]))
-    m = [torch.zeros_like(t) for t in leaves]
-    v = [torch.zeros_like(t) for t in leaves]
-    lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
-    weight = torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device)
-    gens = [_batch_generator(c) for c in configs]
-    n_tr, step = x_tr.shape[1], 0
-    curves = {k: np.full((M, c0.epochs), np.nan) for k in CURVES}
-    alive = np.ones(M, bool)
-    diverged_at: dict[int, int] = {}
-
-    for epoch in range(c0.epochs):
-        if c0.batch_size is None or c0.batch_size >= n_tr:
-            batches: list[Tensor | None] = [None]
-        else:  # each member draws its own permutation, exactly as its reference run would
-            perms = torch.stack([torch.randperm(n_tr, generator=g) for g in gens]).to(device)
-            batches = list(perms.split(c0.batch_size, dim=1))  # (M, B) each
-        sum_f = torch.zeros(M, dtype=torch.float64, device=device)
-        sum_df = torch.zeros_like(sum_f)
-        mask = torch.as_tensor(alive, device=device)
-        for idx in batches:
-            if idx is None:
-                xb, yb, dyb = x_tr, y_tr, dy_tr
-            else:
-                gi = idx.unsqueeze(-1)  # (M, B, 1)
-                xb, yb, dyb = (torch.gather(t, 1, gi) for t in (x_tr, y_tr, dy_tr))
-            lf, ldf = _member_losses(params, act, xb, yb, dyb)
-            total = torch.where(mask, lf + weight * ldf, torch.zeros_like(lf)).sum()
-            step += 1
-            adam_step(leaves, list(torch.autograd.grad(total, leaves)), m, v, step, lr)
-            sum_f += lf.detach().double() * xb.shape[1]
-            sum_df += ldf.detach().double() * xb.shape[1]
-        with torch.no_grad():
-            vf, vdf = _member_losses(params, act, x_va, y_va, dy_va)
-        rows = np.stack([(sum_f / n_tr).cpu().numpy(), (sum_df / n_tr).cpu().numpy(),
-                         vf.double().cpu().numpy(), vdf.double().cpu().numpy()])  # fmt: skip
-        for k, row in zip(CURVES, rows):
-            curves[k][:, epoch] = np.where(alive, row, np.nan)
-        newly = alive & ~np.all(np.isfinite(rows), axis=0)
-        for i in np.flatnonzero(newly):
-            diverged_at[int(i)] = epoch + 1
-        alive &= ~newly
-        if not alive.any():
-            break
-
-    wall_each = (time.perf_counter() - start) / M
-    results = []
-    for i, config in enumerate(configs):
-        member = [(w[i : i + 1].detach(), b[i : i + 1].detach()) for w, b in params]
-        member_curves = {k: c[i] for k, c in curves.items()}
-        if i in diverged_at:
-            results.append(_result(config, "diverged", member_curves, diverged_at[i], start, "batched",
-                                   device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
-            continue
-        results.append(_result(config, "ok", member_curves, c0.epochs, start, "batched", device,
-                               predict=_member_predictor(member, act, dtype, device), split=splits[i],
-                               wall_s=wall_each))  # fmt: skip
-    return results
-
-
-def _member_predictor(member: Params, act, dtype, device) -> Callable:
-    def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        xt = torch.as_tensor(x, dtype=dtype, device=device).view(1, -1, 1)
-        with torch.no_grad():
-            y, dy = forward_with_tangent(member, act, xt)
-        return y.double().cpu().numpy()[0, :, 0], dy.double().cpu().numpy()[0, :, 0]
-
-    return predict
-
-
-ENGINES: dict[str, Callable[[list[RunConfig], str], list[RunResult]]] = {
-    "reference": lambda configs, device="cpu": [train_reference(c, device) for c in configs],
-    "batched": train_batched,
-}
+    return {"reference": train_many_reference, "batched": train_batched,
+            "batched+compile": lambda configs, device="cpu": train_batched(configs, device, compile=True)}

@@ -52,7 +52,7 @@ def test_failing_run_is_isolated_and_retried(write_study, tmp_path, monkeypatch)
             raise RuntimeError("simulated crash")
         return real(config, device)
 
-    monkeypatch.setitem(train.ENGINES, "reference", lambda cs, device="cpu": [flaky(c, device) for c in cs])
+    monkeypatch.setattr(train, "train_many_reference", lambda cs, device="cpu": [flaky(c, device) for c in cs])
     summary = run_sweep(make_plan(study, tmp_path), engine="reference", jobs=1)
     assert summary.counts == {"ok": 5, "failed": 1}
     with Store(tmp_path / "tiny" / "runs.sqlite") as store:
@@ -62,7 +62,7 @@ def test_failing_run_is_isolated_and_retried(write_study, tmp_path, monkeypatch)
     assert len(make_plan(study, tmp_path).todo) == 0  # failed runs are not retried by default
     plan = make_plan(study, tmp_path, retry_failed=True)
     assert len(plan.todo) == 1
-    monkeypatch.setitem(train.ENGINES, "reference", lambda cs, device="cpu": [real(c, device) for c in cs])
+    monkeypatch.undo()
     assert run_sweep(plan, engine="reference", jobs=1).counts == {"ok": 1}
 
 

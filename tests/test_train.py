@@ -8,7 +8,8 @@ import torch
 
 from runge_bench.config import METRICS, RunConfig
 from runge_bench.model import init_params, stack_params, unstack_member
-from runge_bench.train import adam_step, train_batched, train_reference
+from runge_bench.batched import adam_step, train_batched
+from runge_bench.train import train_reference
 
 SMALL = dict(width=16, n_points=120, epochs=30)
 

@@ -1,0 +1,242 @@
+"""The batched engine: M runs of one shape trained as one stacked model, backward written by hand.
+
+Shapes: M members, N points, H units; weights (M, in, out), biases (M, 1, out). Every hidden layer
+carries its value a and its input derivative (tangent) t = da/dx:
+
+    forward   z = a @ W + b,  u = t @ W               pre-activation and its tangent
+              a' = sigma(z),  t' = sigma'(z) * u
+    backward  gW = a^T @ gz + t^T @ gu,  gb = sum(gz)
+              ga = gz @ W^T,  gt = gu @ W^T
+              gu = gt * sigma'(z),  gz = ga * sigma'(z) + gt * u * sigma''(z)
+
+The first layer maps a scalar x, so its tangent is W1 itself at every point. Writing the backward
+by hand (checked against autograd in tests) avoids autograd's bookkeeping and broadcast
+reductions; one-column layers use multiply-and-sum, several times faster than bmm for
+matrix-vector shapes on CPU (measured).
+
+Adam is elementwise, so one update over stacked parameters with a per-member learning rate is M
+independent optimisers. Per-member generators give each member the split, init and batch order
+of the reference run with the same config, whatever group it is packed into.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .activations import Activation, get_activation
+from .config import RunConfig, RunResult
+from .model import Params, init_params, stack_params
+from .train import ADAM_BETAS, ADAM_EPS, CURVES, _batch_generator, _result, _targets
+from .target import Split, make_split
+
+Tape = list[tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]]  # per hidden layer: a, t, s, s2, u
+
+
+def forward(params: Params, act: Activation, x: Tensor) -> tuple[Tensor, Tensor, Tape]:
+    """y and dy/dx of M stacked networks at x (M, N, 1), both (M, N, 1), and what backward needs."""
+    w1, b1 = params[0]  # (M, 1, H)
+    z = torch.addcmul(b1, x, w1)  # (M, N, H): the first layer maps a scalar, an outer product
+    u: Tensor = w1  # dz/dx of the first layer: (M, 1, H), the same at every point
+    tape: Tape = []
+    for w, b in params[1:]:
+        a, s, s2 = act.derivatives(z)
+        t = s * u
+        tape.append((a, t, s, s2, u))
+        if w.shape[-1] == 1:  # the output layer: a weighted sum
+            wt = w.transpose(1, 2)  # (M, 1, in)
+            z, u = (a * wt).sum(-1, keepdim=True).add_(b), (t * wt).sum(-1, keepdim=True)
+        else:
+            z, u = torch.baddbmm(b, a, w), torch.bmm(t, w)
+    return z, u, tape
+
+
+def backward(params: Params, tape: Tape, x: Tensor, gy: Tensor, gdy: Tensor) -> list[Tensor]:
+    """Gradients of the summed loss given dL/dy and dL/d(dy/dx) (both (M, N, 1)), in the order
+    [w1, b1, w2, b2, ...]."""
+    gz, gu = gy, gdy  # grads of the current layer's pre-activation z and its tangent u
+    grads: list[Tensor] = []
+    for (w, _), (a, t, s, s2, u) in zip(reversed(params[1:]), reversed(tape)):
+        gb = gz.sum(1, keepdim=True)
+        if w.shape[-1] == 1:  # the output layer: outer products and weighted sums
+            gw = ((a * gz).sum(1) + (t * gu).sum(1)).unsqueeze(-1)  # (M, in, 1)
+            wt = w.transpose(1, 2)
+            ga, gt = gz * wt, gu * wt  # (M, N, in)
+        else:
+            gw = torch.baddbmm(torch.bmm(a.transpose(1, 2), gz), t.transpose(1, 2), gu)  # (M, in, out)
+            wt = w.transpose(1, 2)
+            ga, gt = torch.bmm(gz, wt), torch.bmm(gu, wt)  # (M, N, in)
+        grads += [gb, gw]
+        gz = ga.mul_(s)  # through a = sigma(z), in place: ga is ours
+        if s2 is not None:  # and through sigma'(z) in t = sigma'(z) * u
+            gz.addcmul_(gt * u, s2)
+        gu = gt.mul_(s)
+    # First layer: z = x w1 + b1 and u = w1, so w1 collects both the value and the tangent path.
+    gw1 = (x * gz).sum(1, keepdim=True) + gu.sum(1, keepdim=True)
+    grads += [gz.sum(1, keepdim=True), gw1]
+    return grads[::-1]
+
+
+def adam_step(params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor],
+              step: int, lr: Tensor) -> None:  # fmt: skip
+    """One Adam update, in place, for stacked parameters with a per-member lr of shape (M, 1, 1).
+
+    Follows torch.optim.Adam's arithmetic (lerp for the first moment, bias corrections as floats).
+    """
+    b1, b2 = ADAM_BETAS
+    step_size = lr / (1 - b1**step)
+    bc2_sqrt = (1 - b2**step) ** 0.5
+    for p, g, m_, v_ in zip(params, grads, m, v):
+        m_.lerp_(g, 1 - b1)
+        v_.mul_(b2).addcmul_(g, g, value=1 - b2)
+        p.sub_(step_size * m_ / (v_.sqrt() / bc2_sqrt + ADAM_EPS))
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    A stacked step allocates and frees tensors of a few MB each; by default glibc serves these
+    with fresh mmaps (or trims them from the heap on free), so every step pays for page faults,
+    which made elementwise ops several times slower than their arithmetic in a VM (measured).
+    A process-wide setting, so it is called by worker processes (sweep, bench), not on import.
+    No-op where glibc is not the allocator.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 30)  # allocations below 1 GiB come from the heap
+        libc.mallopt(m_trim_threshold, 1 << 30)  # and freed heap memory is kept, up to 1 GiB
+    except (OSError, AttributeError):
+        pass
+
+
+def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+    """x, f, f' of every member's train or val split, stacked to (M, N, 1)."""
+    parts = [_targets(getattr(s, f"x_{which}"), dtype, device) for s in splits]
+    return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
+
+
+def loss_and_grads(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor, weight: Tensor,
+                   alive: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:  # fmt: skip
+    """One step's gradients of sum_m [MSE(f) + w_m MSE(f')] and each member's summed squared
+    residuals of f and f' (for the epoch's mean losses). Diverged members get zero gradients."""
+    n = x.shape[1]
+    y, dy, tape = forward(params, act, x)
+    r, q = y - f, dy - df  # (M, N, 1)
+    gy = torch.where(alive, r * (2.0 / n), 0.0)  # where, not a multiply: NaN * 0 is NaN
+    gdy = torch.where(alive, q * (2.0 / n) * weight, 0.0)
+    return backward(params, tape, x, gy, gdy), (r * r).sum(dim=(1, 2)), (q * q).sum(dim=(1, 2))
+
+
+def val_losses(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
+    """Each member's MSE of f and f' at x."""
+    y, dy, _ = forward(params, act, x)
+    return ((y - f) ** 2).mean(dim=(1, 2)), ((dy - df) ** 2).mean(dim=(1, 2))
+
+
+_COMPILED: dict[str, tuple] = {}
+
+
+def _step_functions(act: Activation, compile: bool):
+    """(loss_and_grads, val_losses) for one activation, optionally through torch.compile, which
+    fuses the elementwise work into a few loops. Compiled once per process and activation
+    (shapes are static: a new group size or batch size recompiles)."""
+    step = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
+    if not compile:
+        return step, val
+    if act.name not in _COMPILED:
+        _COMPILED[act.name] = (torch.compile(step, dynamic=False), torch.compile(val, dynamic=False))
+    return _COMPILED[act.name]
+
+
+@torch.no_grad()
+def train_batched(configs: list[RunConfig], device: str = "cpu", compile: bool = False) -> list[RunResult]:
+    """Train runs that share a shape (RunConfig.shape_key) as one stacked model.
+
+    Seeds, deriv_weight and lr may differ between members. A member whose loss turns non-finite
+    is marked diverged at that epoch and its gradient zeroed; the others train on unaffected
+    (every stacked operation is block-diagonal over members).
+    """
+    if len({c.shape_key() for c in configs}) != 1:
+        raise ValueError("train_batched needs configs of one shape (RunConfig.shape_key)")
+    start = time.perf_counter()
+    c0, M = configs[0], len(configs)
+    dtype, act = getattr(torch, c0.dtype), get_activation(c0.activation)
+    splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
+    x_tr, y_tr, dy_tr = _stacked_data(splits, "train", dtype, device)  # (M, Ntr, 1)
+    x_va, y_va, dy_va = _stacked_data(splits, "val", dtype, device)  # (M, Nval, 1)
+    params = [(w.detach().to(device), b.detach().to(device)) for w, b in stack_params([init_params(c) for c in configs])]
+    flat = [t for wb in params for t in wb]
+    m, v = [torch.zeros_like(t) for t in flat], [torch.zeros_like(t) for t in flat]
+    lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
+    weight = torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1)
+    gens = [_batch_generator(c) for c in configs]
+    n_tr, step = x_tr.shape[1], 0
+    curves = {k: np.full((M, c0.epochs), np.nan) for k in CURVES}
+    alive = torch.ones(M, 1, 1, dtype=torch.bool, device=device)
+    diverged_at: dict[int, int] = {}
+    step_fn, val_fn = _step_functions(act, compile)
+    engine = "batched+compile" if compile else "batched"
+
+    for epoch in range(c0.epochs):
+        if c0.batch_size is None or c0.batch_size >= n_tr:
+            batches: list[Tensor | None] = [None]
+        else:  # each member draws its own permutation, exactly as its reference run would
+            perms = torch.stack([torch.randperm(n_tr, generator=g) for g in gens]).to(device)
+            batches = list(perms.split(c0.batch_size, dim=1))  # (M, B) each
+        sum_f = torch.zeros(M, dtype=torch.float64, device=device)
+        sum_df = torch.zeros_like(sum_f)
+        for idx in batches:
+            if idx is None:
+                xb, yb, dyb = x_tr, y_tr, dy_tr
+            else:
+                gi = idx.unsqueeze(-1)  # (M, B, 1)
+                xb, yb, dyb = (torch.gather(t, 1, gi) for t in (x_tr, y_tr, dy_tr))
+            grads, sq_f, sq_df = step_fn(params, xb, yb, dyb, weight, alive)
+            sum_f += sq_f.double()
+            sum_df += sq_df.double()
+            step += 1
+            adam_step(flat, grads, m, v, step, lr)
+        vf, vdf = val_fn(params, x_va, y_va, dy_va)
+        rows = np.stack([(sum_f / n_tr).cpu().numpy(), (sum_df / n_tr).cpu().numpy(),
+                         vf.double().cpu().numpy(), vdf.double().cpu().numpy()])  # fmt: skip
+        live = alive.view(M).cpu().numpy()
+        for k, row in zip(CURVES, rows):
+            curves[k][:, epoch] = np.where(live, row, np.nan)
+        newly = live & ~np.all(np.isfinite(rows), axis=0)
+        for i in np.flatnonzero(newly):
+            diverged_at[int(i)] = epoch + 1
+        if newly.any():
+            alive &= ~torch.as_tensor(newly, device=device).view(M, 1, 1)
+            if not alive.any():
+                break
+
+    wall_each = (time.perf_counter() - start) / M
+    results = []
+    for i, config in enumerate(configs):
+        member_curves = {k: c[i] for k, c in curves.items()}
+        if i in diverged_at:
+            results.append(_result(config, "diverged", member_curves, diverged_at[i], start, engine,
+                                   device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
+            continue
+        member = [(w[i : i + 1], b[i : i + 1]) for w, b in params]
+        results.append(_result(config, "ok", member_curves, c0.epochs, start, engine, device,
+                               predict=_predictor(member, act, dtype, device), split=splits[i],
+                               wall_s=wall_each))  # fmt: skip
+    return results
+
+
+def _predictor(member: Params, act: Activation, dtype, device):
+    def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xt = torch.as_tensor(x, dtype=dtype, device=device).view(1, -1, 1)
+        y, dy, _ = forward(member, act, xt)
+        return y.double().cpu().numpy()[0, :, 0], dy.double().cpu().numpy()[0, :, 0]
+
+    return predict

@@ -1,0 +1,107 @@
+"""`runge-bench bench`: training throughput of the engines, side by side in one run.
+
+Each engine trains its own workload on all cores through the same joblib worker pool as a sweep
+(one torch thread per worker): the reference engine one run per task, the batched engine groups
+of `group` runs. Throughput is model-epochs per second of wall time, including each run's final
+evaluation; the pool is warmed up first so process start-up is not counted. The numbers are
+measurements on a shared machine: run it twice before trusting a ratio.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from joblib import Parallel, delayed
+
+from .config import RunConfig
+from .sweep import chunk_runs, default_jobs, run_task
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    batch_size: int | None
+    epochs: int
+    reference_runs: int  # workload per engine, sized so each takes a few seconds
+    batched_runs: int
+    group: int  # members per stacked model
+
+
+def cases(quick: bool, jobs: int) -> list[Case]:
+    if quick:
+        return [Case("full batch (800 points)", None, 50, jobs * 2, jobs * 16, 16),
+                Case("batch size 32", 32, 5, jobs, jobs * 64, 64)]  # fmt: skip
+    return [Case("full batch (800 points)", None, 200, jobs * 4, jobs * 32, 16),
+            Case("batch size 32", 32, 20, jobs * 2, jobs * 128, 64)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Measurement:
+    case: str
+    engine: str
+    runs: int
+    epochs: int
+    wall_s: float
+    warmup_s: float = 0.0  # compile time, paid once per worker process and shape
+
+    @property
+    def model_epochs_per_s(self) -> float:
+        return self.runs * self.epochs / self.wall_s
+
+
+def _configs(case: Case, n: int) -> list[RunConfig]:
+    # The seed configuration: 1-64-64-1, tanh, 1000 points (800 train), validation every epoch.
+    return [RunConfig("tanh", seed=s, epochs=case.epochs, batch_size=case.batch_size) for s in range(n)]
+
+
+def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
+    n = case.reference_runs if engine == "reference" else case.batched_runs
+    configs = _configs(case, n)
+    tasks = chunk_runs(configs, "reference" if engine == "reference" else "batched", jobs, max_group=case.group)
+    warmup = 0.0
+    if "compile" in engine:  # compile every worker's step for this shape first, and time it
+        start = time.perf_counter()
+        one_epoch = [[RunConfig(c.activation, seed=c.seed, epochs=1, batch_size=c.batch_size) for c in t] for t in tasks]
+        pool(delayed(run_task)(t, engine) for t in one_epoch[:jobs])
+        warmup = time.perf_counter() - start
+    start = time.perf_counter()
+    results = [r for rs in pool(delayed(run_task)(t, engine) for t in tasks) for r in rs]
+    wall = time.perf_counter() - start
+    bad = [r for r in results if r.status != "ok"]
+    if bad:
+        raise RuntimeError(f"bench run failed: {bad[0].error}")
+    return Measurement(case.name, engine, n, case.epochs, wall, warmup)
+
+
+def run_bench(*, quick: bool = False, jobs: int | None = None,
+              engines: tuple[str, ...] = ("reference", "batched", "batched+compile"),
+              on_measurement=None) -> list[Measurement]:  # fmt: skip
+    """Measure every engine on every case; return the measurements in order."""
+    jobs = jobs or default_jobs()
+    out = []
+    with Parallel(n_jobs=jobs, return_as="list") as pool:
+        # Warm-up: every worker imports torch and runs each engine once (first calls are slow).
+        warm = [RunConfig("tanh", epochs=1, n_points=20)]
+        pool(delayed(run_task)(warm, e) for _ in range(2 * jobs) for e in engines)
+        for case in cases(quick, jobs):
+            for engine in engines:
+                m = _measure(pool, case, engine, jobs)
+                out.append(m)
+                if on_measurement is not None:
+                    on_measurement(m)
+    return out
+
+
+def format_table(measurements: list[Measurement], jobs: int) -> str:
+    """A Markdown table with the ratio of each engine to the reference on the same case."""
+    lines = ["| case | engine | runs x epochs | wall (s) | model-epochs/s | ms per model-epoch per core | vs reference | compile (s) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    ref = {m.case: m.model_epochs_per_s for m in measurements if m.engine == "reference"}
+    for m in measurements:
+        ratio = m.model_epochs_per_s / ref[m.case] if m.case in ref else float("nan")
+        per_core_ms = 1000 * jobs / m.model_epochs_per_s
+        lines.append(f"| {m.case} | {m.engine} | {m.runs} x {m.epochs} | {m.wall_s:.1f} | "
+                     f"{m.model_epochs_per_s:.0f} | {per_core_ms:.2f} | {ratio:.1f}x | "
+                     f"{f'{m.warmup_s:.0f}' if m.warmup_s else '-'} |")  # fmt: skip
+    return "\n".join(lines)
