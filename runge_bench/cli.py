@@ -69,19 +69,29 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train runs stored as failed again.")] = False,
     engine: Annotated[Engine, typer.Option(help="batched: many models at once; reference: the seed report's loop.")] = Engine.batched,
     device: Annotated[str, typer.Option(help="Torch device for training, e.g. cpu or cuda.")] = "cpu",
+    backend: Annotated[Backend, typer.Option(help="local: processes on this machine; dask: a Dask cluster.")] = Backend.local,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, tcp://HOST:PORT [default: a LocalCluster here].")] = None,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the batched step (pays off for long sweeps; see README).")] = False,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import make_plan, run_sweep
+    from .sweep import check_scheduler, make_plan, run_sweep
 
     if jobs is not None and jobs < 1:
         raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
+    if compile and engine is not Engine.batched:
+        raise UserError("--compile applies to the batched engine only", field="--compile")
+    engine_name = "batched+compile" if compile else engine.value
+    if scheduler is not None and backend is not Backend.dask:
+        raise UserError("--scheduler needs --backend dask", field="--scheduler")
     plan = make_plan(load_study(study), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
     if dry_run or not plan.todo:
         if not plan.todo:
             out.print("nothing to train: every run is stored")
         return
+    if scheduler is not None:
+        check_scheduler(scheduler)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
     with Progress(*columns, console=err, transient=False) as progress:
@@ -94,7 +104,8 @@ def sweep(
             progress.update(task, advance=1, counts=text)
 
         try:
-            summary = run_sweep(plan, engine=engine.value, jobs=jobs, device=device, on_result=on_result)
+            summary = run_sweep(plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value,
+                                scheduler=scheduler, on_result=on_result)  # fmt: skip
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: {sum(counts.values())} runs stored; run the same command to resume")
@@ -135,5 +146,30 @@ def bench(
     out.print(format_table(ms, jobs), markup=False)
 
 
-def main() -> None:  # pragma: no cover - console entry point alias
-    sys.exit(app())
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on argv and return its exit status. Usage errors (an unknown option, a bad
+    value) become one line on stderr with status 2, like every other user error."""
+    try:  # Typer >= 0.20 vendors click; older versions use click itself
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover
+        from click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        status = app(args=argv, prog_name="runge-bench", standalone_mode=False)
+    except NoArgsIsHelpError as e:  # plain `runge-bench`: show the help
+        out.print(e.ctx.get_help() if e.ctx else str(e), markup=False)
+        return 0
+    except UsageError as e:
+        err.print(f"error: {e.format_message().replace('Value error, ', '')}", markup=False, soft_wrap=True)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        err.print("interrupted")
+        return 130
+    return status if isinstance(status, int) else 0  # click returns typer.Exit's code here
+
+
+def main() -> None:
+    """The console entry point."""
+    sys.exit(run())

@@ -178,7 +178,7 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     if study_desc:
         lines += [study_desc, ""]
     lines += ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
-    for axis in tables.varying_axes(df):
+    for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
         lines.append(f"- varies **{axis}**: {', '.join(map(str, dict.fromkeys(df[axis])))}")
     lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()})")
     fixed = [c for c in tables.CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]

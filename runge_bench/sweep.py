@@ -46,7 +46,7 @@ class Plan:
             shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
             lines.append(f"  grid  {key:<13} {len(values):>4} values: {shown}")
         for key, value in s.fixed.items():
-            lines.append(f"  fixed {key:<13} {value}")
+            lines.append(f"  fixed {key:<13} {'full' if key == 'batch_size' and value is None else value}")
         stored = ", ".join(f"{n} {k}" for k, n in sorted(self.stored.items())) or "none"
         lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
         if self.other_stored:
@@ -114,16 +114,70 @@ def default_jobs() -> int:
 
 
 def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | None = None,
-            device: str = "cpu", backend: str = "loky") -> Iterator[RunResult]:  # fmt: skip
-    """Train runs in parallel with joblib and yield each result as its task finishes."""
+            device: str = "cpu", backend: str = "local", scheduler: str | None = None) -> Iterator[RunResult]:  # fmt: skip
+    """Train runs in parallel with joblib and yield each result as its task finishes.
+
+    backend "local": joblib's loky processes on this machine, `jobs` of them. backend "dask":
+    joblib's Dask backend on the cluster at `scheduler` (tcp://host:port), or on a LocalCluster
+    of `jobs` single-threaded worker processes started here when no scheduler is given.
+    """
     jobs = jobs or default_jobs()
+    if backend == "dask":
+        yield from _execute_dask(configs, engine=engine, jobs=jobs, device=device, scheduler=scheduler)
+        return
+    if backend != "local":
+        raise UserError(f"unknown backend {backend!r} (valid: local, dask)", field="--backend")
     tasks = chunk_runs(list(configs), engine, jobs)
     if not tasks:
         return
-    with parallel_config(backend=backend, n_jobs=jobs):
+    with parallel_config(backend="loky", n_jobs=jobs):
         parallel = Parallel(return_as="generator_unordered")
         for results in parallel(delayed(run_task)(t, engine, device) for t in tasks):
             yield from results
+
+
+DASK_CONNECT_TIMEOUT_S = 10
+
+
+def _dask_client(scheduler: str | None, jobs: int):
+    """A Client to the scheduler, or to a LocalCluster of `jobs` single-threaded worker processes on
+    loopback; returns (client, cluster or None)."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError("the dask backend needs dask.distributed: pip install -e \".[dask]\"",
+                        field="--backend") from None  # fmt: skip
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               dashboard_address=None, host="127.0.0.1")  # fmt: skip
+        return Client(cluster), cluster
+    try:
+        return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S), None
+    except (OSError, TimeoutError) as e:
+        raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__})",
+                        field="--scheduler") from None  # fmt: skip
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Fail early, with a UserError, when a Dask scheduler cannot be reached."""
+    client, _ = _dask_client(scheduler, 1)
+    client.close()
+
+
+def _execute_dask(configs, *, engine: str, jobs: int, device: str, scheduler: str | None) -> Iterator[RunResult]:
+    client, cluster = _dask_client(scheduler, jobs)
+    try:
+        # Size the tasks to the cluster: one task per worker thread at least.
+        threads = sum(client.nthreads().values()) or jobs
+        tasks = chunk_runs(list(configs), engine, threads)
+        with parallel_config(backend="dask", n_jobs=-1):
+            parallel = Parallel(return_as="generator_unordered")
+            for results in parallel(delayed(run_task)(t, engine, device) for t in tasks):
+                yield from results
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 @dataclass
@@ -138,16 +192,18 @@ class SweepSummary:
 
 
 def run_sweep(plan: Plan, *, engine: str = "batched", jobs: int | None = None, device: str = "cpu",
-              backend: str = "loky", on_result: Callable[[RunResult], None] | None = None) -> SweepSummary:  # fmt: skip
+              backend: str = "local", scheduler: str | None = None,
+              on_result: Callable[[RunResult], None] | None = None) -> SweepSummary:  # fmt: skip
     """Train what the plan has left and store each result as it arrives."""
-    if engine not in ("reference", "batched"):
+    if engine not in ("reference", "batched", "batched+compile"):
         raise UserError(f"unknown engine {engine!r} (valid: batched, reference)", field="--engine")
     summary = SweepSummary()
     start = time.perf_counter()
     if not plan.todo:
         return summary
     with Store(plan.store_path, create=True) as store:
-        for result in execute(list(plan.todo), engine=engine, jobs=jobs, device=device, backend=backend):
+        for result in execute(list(plan.todo), engine=engine, jobs=jobs, device=device, backend=backend,
+                              scheduler=scheduler):  # fmt: skip
             store.write(result)
             summary.counts[result.status] += 1
             summary.wall_s = time.perf_counter() - start

@@ -36,9 +36,9 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def varying_axes(df: pd.DataFrame) -> list[str]:
-    """Config fields other than seed that take more than one value, activation first."""
-    axes = [c for c in CONFIG_FIELDS if c != "seed" and df[c].nunique(dropna=False) > 1]
-    return sorted(axes, key=lambda c: c != "activation")
+    """Activation (always: tables and figures are per activation), then the other config fields
+    but seed that take more than one value."""
+    return ["activation"] + [c for c in CONFIG_FIELDS if c not in ("seed", "activation") and df[c].nunique(dropna=False) > 1]
 
 
 def cell_axes(df: pd.DataFrame) -> list[str]:

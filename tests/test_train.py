@@ -138,3 +138,13 @@ def test_stack_and_unstack_round_trip():
 def test_batched_rejects_mixed_shapes():
     with pytest.raises(ValueError, match="one shape"):
         train_batched([RunConfig("tanh"), RunConfig("relu")])
+
+
+def test_compiled_step_agrees_with_eager():
+    configs = [RunConfig("silu", seed=s, width=8, n_points=60, epochs=15) for s in range(2)]
+    eager = train_batched(configs)
+    compiled = train_batched(configs, compile=True)
+    for e, c in zip(eager, compiled):
+        assert c.engine == "batched+compile" and c.status == "ok"
+        for k in METRICS:
+            assert c.metrics[k] == pytest.approx(e.metrics[k], rel=1e-3), k

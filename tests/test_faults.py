@@ -1,0 +1,196 @@
+"""Faults: kills, concurrent writers, old or foreign stores, divergence, bad CLI input, and a
+real Dask cluster on loopback."""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from runge_bench.cli import app, run
+from runge_bench.config import METRICS
+from runge_bench.store import Store
+from runge_bench.study import load_study
+from runge_bench.sweep import make_plan, run_sweep
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+KILL_STUDY = """
+name = "kill"
+[fixed]
+width = 8
+epochs = 150
+n_points = 100
+[grid]
+activation = ["tanh", "relu"]
+seed = { start = 0, stop = 6 }
+"""
+
+
+def _metrics(store_path) -> pd.DataFrame:
+    with Store(store_path) as store:
+        df = store.runs()
+    return df.set_index("run_id")[["status", *METRICS]].sort_index()
+
+
+def _sweep_cmd(study, results, *extra):
+    return [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(results), *extra]
+
+
+def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_path):
+    study = write_study(KILL_STUDY)
+    clean = tmp_path / "clean"
+    run_sweep(make_plan(load_study(study), clean), jobs=1)  # the uninterrupted reference
+    expected = _metrics(clean / "kill" / "runs.sqlite")
+
+    killed = tmp_path / "killed"
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(_sweep_cmd(study, killed, "--jobs", "1"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        time.sleep(rng.uniform(2.5, 6.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        store = killed / "kill" / "runs.sqlite"
+        if store.exists():  # whatever survived is intact
+            db = sqlite3.connect(store)
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            n, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT run_id) FROM runs").fetchone()
+            assert n == distinct
+            db.close()
+            partial = _metrics(store)
+            pd.testing.assert_frame_equal(partial, expected.loc[partial.index], rtol=1e-6)
+    assert kills >= 1, "the sweep finished before any kill: make the study longer"
+    done = subprocess.run(_sweep_cmd(study, killed, "--jobs", "1"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    pd.testing.assert_frame_equal(_metrics(killed / "kill" / "runs.sqlite"), expected, rtol=1e-6)
+
+
+def test_two_sweeps_of_overlapping_studies_share_one_store(write_study, tmp_path):
+    base = 'name = "shared"\n[fixed]\nwidth = 8\nepochs = 40\nn_points = 80\n[grid]\nactivation = ["tanh", "relu"]\n'
+    a = write_study(base + "seed = [0, 1, 2, 3]\n", "a.toml")
+    b = write_study(base + "seed = [2, 3, 4, 5]\n", "b.toml")
+    procs = [subprocess.Popen(_sweep_cmd(s, tmp_path, "--jobs", "1", "--engine", "reference"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (a, b)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, stderr) in zip(procs, outs):
+        assert p.returncode == 0, stderr
+        assert "locked" not in stderr
+    df = _metrics(tmp_path / "shared" / "runs.sqlite")
+    assert len(df) == 12 and df.index.is_unique and set(df.status) == {"ok"}
+    assert len(make_plan(load_study(a), tmp_path).todo) == 0 and len(make_plan(load_study(b), tmp_path).todo) == 0
+
+
+def test_edited_study_gets_new_ids_and_report_counts_the_ignored(write_study, tmp_path):
+    path = write_study('name = "ed"\n[fixed]\nwidth = 8\nepochs = 10\nn_points = 60\n[grid]\n'
+                       'activation = ["tanh", "relu"]\nseed = [0, 1]\n')  # fmt: skip
+    run_sweep(make_plan(load_study(path), tmp_path), jobs=1)
+    path.write_text(path.read_text().replace("epochs = 10", "epochs = 12"))
+    plan = make_plan(load_study(path), tmp_path)
+    assert len(plan.todo) == 4 and plan.other_stored == 4 and "outside this plan" in plan.describe()
+    run_sweep(plan, jobs=1)
+    result = runner.invoke(app, ["report", str(path), "--results-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "4 stored runs are not in the current plan" in (tmp_path / "o" / "report.md").read_text()
+    assert set(pd.read_csv(tmp_path / "o" / "tables" / "runs.csv").epochs) == {12}
+
+
+def test_diverged_runs_are_stored_counted_and_excluded(write_study, tmp_path):
+    path = write_study('name = "div"\n[fixed]\nactivation = "relu"\nwidth = 16\nepochs = 20\nn_points = 100\n'
+                       '[grid]\nlr = [1e-3, 1e6]\nseed = [0, 1]\n')  # fmt: skip
+    summary = run_sweep(make_plan(load_study(path), tmp_path), jobs=1)
+    assert summary.counts == {"ok": 2, "diverged": 2}
+    with Store(tmp_path / "div" / "runs.sqlite") as store:
+        df = store.runs()
+    assert (df[df.status == "diverged"].diverged_epoch <= 3).all()
+    assert runner.invoke(app, ["report", "div", "--results-dir", str(tmp_path)]).exit_code == 0
+    summary_t = pd.read_csv(tmp_path / "div" / "tables" / "summary.csv")
+    big = summary_t[summary_t.lr == 1e6]
+    assert (big.n_diverged == 2).all() and (big.n_ok == 0).all() and big["median"].isna().all()
+    text = (tmp_path / "div" / "report.md").read_text()
+    assert "2 diverged" in text and "only ok runs enter the statistics" in text
+
+
+def test_rows_of_an_older_protocol_are_ignored_with_a_note(tmp_path):
+    smoke = ROOT / "studies" / "smoke.toml"
+    run_sweep(make_plan(load_study(smoke), tmp_path), jobs=1)
+    db = sqlite3.connect(tmp_path / "smoke" / "runs.sqlite")
+    db.execute("UPDATE runs SET protocol_version = 0, run_id = 'old-' || run_id WHERE status = 'ok' AND rowid = 1")
+    db.commit()
+    db.close()
+    plan = make_plan(load_study(smoke), tmp_path)
+    assert len(plan.todo) == 1  # the old row does not count as done
+    run_sweep(plan, jobs=1)
+    assert runner.invoke(app, ["report", "smoke", "--results-dir", str(tmp_path)]).exit_code == 0
+    assert "1 stored runs of another protocol version" in (tmp_path / "smoke" / "report.md").read_text()
+    assert len(pd.read_csv(tmp_path / "smoke" / "tables" / "runs.csv")) == 4
+
+
+BAD_ARGS = [
+    (["sweep", "STUDY", "--engine", "bogus"], "'bogus' is not one of 'batched', 'reference'"),
+    (["sweep", "STUDY", "--backend", "mpi"], "'mpi' is not one of 'local', 'dask'"),
+    (["sweep", "STUDY", "--jobs", "abc"], "Invalid value for '--jobs'"),
+    (["sweep", "STUDY", "--jobs", "0"], "--jobs: must be at least 1, got 0"),
+    (["sweep", "STUDY", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler: --scheduler needs --backend dask"),
+    (["sweep", "STUDY", "--engine", "reference", "--compile"], "--compile: --compile applies to the batched engine only"),
+    (["sweep", "STUDY", "--no-such-flag"], "No such option: --no-such-flag"),
+    (["sweep"], "Missing argument 'study'"),
+    (["report"], "Missing argument 'study'"),
+    (["report", "no-such-study", "--results-dir", "RESULTS"], "no results store here"),
+    (["bench", "--jobs", "-3"], "--jobs: must be at least 1, got -3"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_ARGS)
+def test_bad_cli_arguments_are_one_line_exit_2(argv, message, tmp_path, capsys):
+    argv = [str(ROOT / "studies" / "smoke.toml") if a == "STUDY" else str(tmp_path) if a == "RESULTS" else a for a in argv]
+    assert run(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "smoke").exists()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
+    code = run(["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path), "--backend", "dask",
+                "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+def test_sweep_through_a_real_dask_cluster_matches_local(write_study, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    study = load_study(write_study(textwrap.dedent("""
+        name = "dask"
+        [fixed]
+        width = 8
+        epochs = 25
+        n_points = 80
+        [grid]
+        activation = ["tanh", "relu", "silu"]
+        seed = [0, 1, 2]
+    """)))
+    run_sweep(make_plan(study, tmp_path / "local"), jobs=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        seen = []
+        summary = run_sweep(make_plan(study, tmp_path / "dask"), backend="dask", scheduler=cluster.scheduler_address,
+                            on_result=lambda r: seen.append(r.run_id))  # fmt: skip
+    assert summary.counts == {"ok": 9} and len(seen) == 9
+    local, remote = _metrics(tmp_path / "local" / "dask" / "runs.sqlite"), _metrics(tmp_path / "dask" / "dask" / "runs.sqlite")
+    pd.testing.assert_frame_equal(remote, local, rtol=1e-6)
+    assert len(make_plan(study, tmp_path / "dask").todo) == 0  # resume works the same
