@@ -233,10 +233,13 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", compile: bool =
     return results
 
 
-def _predictor(member: Params, act: Activation, dtype, device):
+def _predictor(member: Params, act: Activation, dtype, device, chunk: int = 2048):
+    """f and f' of one member at numpy points, in chunks so that wide layers stay in cache."""
+
     def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xt = torch.as_tensor(x, dtype=dtype, device=device).view(1, -1, 1)
-        y, dy, _ = forward(member, act, xt)
-        return y.double().cpu().numpy()[0, :, 0], dy.double().cpu().numpy()[0, :, 0]
+        parts = [forward(member, act, xc)[:2] for xc in xt.split(chunk, dim=1)]
+        y, dy = (torch.cat(p, dim=1).double().cpu().numpy()[0, :, 0] for p in zip(*parts))
+        return y, dy
 
     return predict

@@ -26,6 +26,12 @@ from .study import Study
 MAX_GROUP = 32  # members per stacked model: larger groups stop paying and delay each result
 
 
+def group_size(config: RunConfig, max_group: int = MAX_GROUP) -> int:
+    """Members per stacked model for a shape: fewer for wide layers, whose work per member is
+    already large, so that a task takes about as long at any width (and a kill loses little)."""
+    return max(4, min(max_group, int(max_group * (64 / config.width) ** 2)))
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a sweep will do: the study's runs, which are stored already, which are left."""
@@ -81,7 +87,7 @@ def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int 
         pieces_per_group = max(1, math.ceil(jobs / max(1, len(groups))))
         tasks = []
         for members in groups.values():
-            size = min(max_group, math.ceil(len(members) / pieces_per_group))
+            size = min(group_size(members[0], max_group), math.ceil(len(members) / pieces_per_group))
             tasks += [members[i : i + size] for i in range(0, len(members), size)]
     # Longest first, so that no worker is left with a big task at the end.
     cost = lambda t: sum(c.epochs * c.width * (c.width * (c.depth - 1) + 4) * c.n_points for c in t)  # noqa: E731
