@@ -29,7 +29,7 @@ MAX_GROUP = 32  # members per stacked model: larger groups stop paying and delay
 def group_size(config: RunConfig, max_group: int = MAX_GROUP) -> int:
     """Members per stacked model for a shape: fewer for wide layers, whose work per member is
     already large, so that a task takes about as long at any width (and a kill loses little)."""
-    return max(4, min(max_group, int(max_group * (64 / config.width) ** 2)))
+    return min(max_group, max(4, int(max_group * (64 / config.width) ** 2)))
 
 
 @dataclass(frozen=True)
