@@ -183,3 +183,98 @@ def axis_figure(summary: pd.DataFrame, axis: str, metrics: list[str], order: lis
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+BASELINE_STYLES = {  # the baselines drawn as reference lines (the degree-799 fit is off any useful scale)
+    "cubic spline": dict(color="0.35", ls="--"),
+    "cubic Hermite spline (uses f')": dict(color="0.35", ls=":"),
+    "chebyshev, best degree on validation": dict(color="0.35", ls="-."),
+}
+
+
+def baseline_lines(baselines: pd.DataFrame, metric: str, ax, *, vertical: bool = False) -> None:
+    """Median over seeds of each drawn baseline as a labelled reference line."""
+    for name, style in BASELINE_STYLES.items():
+        v = baselines.loc[baselines.baseline == name, metric]
+        if v.empty:
+            continue
+        draw = ax.axvline if vertical else ax.axhline
+        draw(float(np.median(v)), lw=1.0, label=f"baseline: {name}", **style)
+
+
+def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax) -> None:
+    """Each drawn baseline as one grey point (median over seeds of both metrics), labelled."""
+    for marker, (name, style) in zip("XPD", BASELINE_STYLES.items()):
+        b = baselines[baselines.baseline == name]
+        if b.empty:
+            continue
+        x, y = float(np.median(b[x_metric])), float(np.median(b[y_metric]))
+        ax.plot(x, y, marker=marker, color=style["color"], ms=6, ls="none", label=f"baseline: {name}")
+
+
+def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str], ax=None):
+    """f error against f' error, one point per (activation, deriv_weight), joined in weight order.
+    points: columns activation, deriv_weight, x_metric, y_metric (medians over seeds)."""
+    ax = _ax(ax)
+    for act in order:
+        p = points[points.activation == act].sort_values("deriv_weight")
+        ax.plot(p[x_metric], p[y_metric], color=PALETTE[act], marker="o", ms=4, lw=1, label=act)
+        for _, row in p.iterrows():
+            ax.annotate(f"λ={row.deriv_weight:g}", (row[x_metric], row[y_metric]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points", color=PALETTE[act])  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(LABELS.get(x_metric, x_metric))
+    ax.set_ylabel(LABELS.get(y_metric, y_metric))
+    return ax
+
+
+def heatmap_panel(table: pd.DataFrame, metric: str, ax=None):
+    """Median error over activation (rows) x width (columns), log colour scale, annotated."""
+    from matplotlib.colors import LogNorm
+
+    ax = _ax(ax)
+    values = table.to_numpy(float)
+    finite = values[np.isfinite(values) & (values > 0)]
+    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size else None
+    sns.heatmap(table, ax=ax, norm=norm, cmap="viridis_r", annot=table.map(lambda v: f"{v:.1e}"), fmt="",
+                annot_kws={"fontsize": 7}, cbar_kws={"label": LABELS.get(metric, metric)})  # fmt: skip
+    ax.set_xlabel(table.columns.name or "")
+    ax.set_ylabel(table.index.name or "")
+    ax.set_title(LABELS.get(metric, metric), fontsize=9)
+    return ax
+
+
+def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str, ax=None):
+    """A critical-difference diagram (Demsar 2006): mean ranks on an axis, the Nemenyi CD as a bar,
+    and a thick line joining methods whose ranks differ by less than CD (not significantly)."""
+    ax = _ax(ax)
+    k = len(methods)
+    order = np.argsort(mean_ranks)
+    ranks = np.asarray(mean_ranks)[order]
+    names = [methods[i] for i in order]
+    ax.set_xlim(0.8, k + 0.2)
+    ax.set_ylim(-1.8, 1.2)
+    ax.hlines(0, 1, k, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.vlines(r, -0.05, 0.05, color="black", lw=1)
+        ax.text(r, 0.12, str(r), ha="center", fontsize=7)
+    for i, (name, r) in enumerate(zip(names, ranks)):
+        y = -0.4 - 0.3 * i
+        ax.plot([r, r], [0, y], color=PALETTE.get(name, "black"), lw=1)
+        ax.plot(r, 0, "o", color=PALETTE.get(name, "black"), ms=5)
+        ax.text(r + 0.05, y, f"{name} ({r:.2f})", fontsize=8, va="center")
+    ax.plot([1, 1 + cd], [0.7, 0.7], color="black", lw=2)
+    ax.text(1 + cd / 2, 0.8, f"CD = {cd:.2f}", ha="center", fontsize=7)
+    # Maximal runs of consecutive methods spanning less than CD: not significantly different.
+    level = 0
+    for i in range(k):
+        j = i
+        while j + 1 < k and ranks[j + 1] - ranks[i] < cd:
+            j += 1
+        if j > i and not (i > 0 and ranks[j] - ranks[i - 1] < cd):
+            ax.plot([ranks[i] - 0.04, ranks[j] + 0.04], [0.3 + 0.12 * level] * 2, color="black", lw=3)
+            level += 1
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax

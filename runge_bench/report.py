@@ -12,15 +12,15 @@ import numpy as np
 import pandas as pd
 
 from . import plots, tables
+from .baselines import baseline_runs
+from .figures import KEY_METRICS, describe_cell, report_figures
 from .activations import ACTIVATIONS
 from .config import METRICS, PROTOCOL_VERSION
 from .errors import UserError
 from .published import SOURCE
 from .store import STORE_NAME, Store, store_path
 from .study import Study, load_study
-from .target import plot_grid, runge, runge_derivative
 
-KEY_METRICS = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"]
 RUNS_COLUMNS = ["run_id", "status", *tables.CONFIG_FIELDS, *METRICS, "wall_s", "engine", "device",
                 "diverged_epoch", "error"]  # fmt: skip
 
@@ -75,45 +75,64 @@ def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
     return df.reset_index(drop=True), notes
 
 
-def _per_seed_arrays(store: Store, runs: pd.DataFrame) -> tuple[dict, dict]:
-    """For the figures: predictions and curves of the given ok runs, grouped by activation."""
-    arrays = store.arrays(list(runs.run_id))
-    members, curves = {}, {}
-    for act, g in runs.groupby("activation", sort=False):
-        g = g.assign(_total=g.val_f_mse + g.deriv_weight * g.val_df_mse).sort_values(["_total", "seed"])
-        ids = list(g.run_id)
-        f = np.stack([arrays[i][1]["f"] for i in ids]).astype(float)
-        df = np.stack([arrays[i][1]["df"] for i in ids]).astype(float)
-        members[act] = {"f": f, "df": df, "best": (len(ids) - 1) // 2}  # median of validation loss
-        cs = [arrays[i][0] for i in ids]
-        n = min(len(c["epoch"]) for c in cs)
-        c = {k: np.stack([ci[k][:n] for ci in cs]).astype(float) for k in ("train_f", "train_df", "val_f", "val_df")}
-        w = g.deriv_weight.to_numpy(float)[:, None]
-        c["train_total"], c["val_total"] = c["train_f"] + w * c["train_df"], c["val_f"] + w * c["val_df"]
-        c["epoch"] = cs[0]["epoch"][:n].astype(float)
-        curves[act] = c
-    return members, curves
-
-
 def activation_order(df: pd.DataFrame) -> list[str]:
     """Activations in registry order (relu, tanh, silu, softplus), whatever the store's order."""
     present = set(df.activation)
     return [a for a in ACTIVATIONS if a in present] + sorted(present - set(ACTIVATIONS))
 
 
-def _describe_cell(cell: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in cell.items()) or "all runs"
+def _cell_findings(summary: pd.DataFrame, comparisons: pd.DataFrame, baseline_summary: pd.DataFrame,
+                   cell: dict) -> list[str]:  # fmt: skip
+    """Sentences for studies with more than one cell: pairs across cells, the derivative loss,
+    the best network against the best baseline."""
+    out = []
+    axes = [a for a in cell]
+    if axes and not comparisons.empty:
+        for r in tables.compact_comparisons(comparisons, ["grid_df_mse", "grid_f_mse"]).itertuples():
+            out.append(f"{r.a} vs {r.b}, {plots.LABELS[r.metric]}: {r.a} better in {r.a_better} of {r.cells} cells, "
+                       f"{r.b} better in {r.b_better}, not significant in {r.not_significant} (Holm p < 0.05); "
+                       f"median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
+                       f"{tables.sci(r.median_ratio_max)}.")  # fmt: skip
+    if "deriv_weight" in axes and "deriv_weight" in summary:
+        others = {k: v for k, v in cell.items() if k != "deriv_weight"}
+        s = tables.select(summary, others)
+        weights = sorted(s.deriv_weight.unique())
+        lo, ref = weights[0], cell["deriv_weight"]
+        if lo != ref:
+            for act, g in s.groupby("activation", sort=False):
+                med = g.pivot_table(index="deriv_weight", columns="metric", values="median")
+                fr = med.loc[ref, "grid_f_mse"] / med.loc[lo, "grid_f_mse"]
+                dfr = med.loc[ref, "grid_df_mse"] / med.loc[lo, "grid_df_mse"]
+                out.append(f"{act} ({describe_cell(others)}): raising deriv_weight from {lo:g} to {ref:g} "
+                           f"multiplies the median f′ MSE by {tables.sci(dfr)} and the f MSE by {tables.sci(fr)} "
+                           "(dense grid).")  # fmt: skip
+    if not baseline_summary.empty:
+        for metric in ("grid_f_max", "grid_df_max"):
+            s = summary[summary.metric == metric].dropna(subset=["median"])
+            if s.empty:
+                continue
+            best = s.loc[s["median"].idxmin()]
+            where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes])
+            b = baseline_summary[baseline_summary.metric == metric]
+            bb = b.loc[b["median"].idxmin()]
+            out.append(f"Best network cell on {plots.LABELS[metric]}: {where}, median {tables.sci(best['median'])}; "
+                       f"best baseline: {bb.baseline}, median {tables.sci(bb['median'])} "
+                       f"(ratio network/baseline {tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
+    return out
 
 
-def findings(df, comparisons, reproduction, ranking, cell) -> list[str]:
+def findings(df, comparisons, reproduction, ranking, cell, summary=None, baseline_summary=None) -> list[str]:
     """Sentences generated from the numbers; nothing here is written for one particular result."""
     out = []
     counts = df.status.value_counts()
     out.append(f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
                f"{counts.get('failed', 0)} failed; only ok runs enter the statistics.")  # fmt: skip
     comp = tables.select(comparisons, cell) if not comparisons.empty else comparisons
+    if cell:
+        out.append(f"Sentences about single comparisons below refer to the reference cell {describe_cell(cell)}.")
+    sentence_metrics = KEY_METRICS if df.activation.nunique() <= 2 else ["val_f_mse", "val_df_mse"]
     for row in comp.itertuples() if not comp.empty else []:
-        if row.metric not in KEY_METRICS:
+        if row.metric not in sentence_metrics:
             continue
         win, lose, wins, ratio, poi = (row.a, row.b, row.a_wins, row.median_ratio, row.poi)
         if row.a_wins * 2 < row.n_pairs:
@@ -140,6 +159,8 @@ def findings(df, comparisons, reproduction, ranking, cell) -> list[str]:
             out.append(f"Mean rank on {plots.LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}): "
                        f"{ranks}; Friedman p = {tables.sci(r.friedman_p.iloc[0])}, Nemenyi CD = "
                        f"{r.nemenyi_cd.iloc[0]:.2f}.")  # fmt: skip
+    if summary is not None and baseline_summary is not None:
+        out += _cell_findings(summary, comparisons, baseline_summary, cell)
     return out
 
 
@@ -150,6 +171,8 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     (out / "tables").mkdir(parents=True, exist_ok=True)
     cell = tables.reference_cell(df)
     order = activation_order(df)
+    ref = tables.select(df, cell)
+    ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
 
     runs_csv = df[[c for c in RUNS_COLUMNS if c in df.columns]].sort_values(["run_id"])
     runs_csv.to_csv(out / "tables" / "runs.csv", index=False)
@@ -159,7 +182,6 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     comparisons.to_csv(out / "tables" / "comparisons.csv", index=False)
     ranking = tables.ranking_table(df)
     reproduction = tables.reproduction_table(df)
-    md_summary = summary[summary.metric.isin(KEY_METRICS)] if len(summary) > 40 else summary
     summary_cols = [c for c in summary.columns if c not in ("mean", "sd", "iqm_lo", "iqm_hi")]
     (out / "tables" / "summary.md").write_text(tables.to_markdown(summary))
     (out / "tables" / "summary.tex").write_text(tables.to_latex(
@@ -172,40 +194,71 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
         reproduction.to_csv(out / "tables" / "reproduction.csv", index=False)
         (out / "tables" / "reproduction.md").write_text(tables.to_markdown(reproduction))
 
-    figures = _figures(source, df, summary, cell, order, out / "figures")
+    baselines = baseline_runs(sorted(ok_seeds), int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0]))
+    baselines.to_csv(out / "tables" / "baselines.csv", index=False)
+    baseline_summary = tables.baseline_summary(baselines)
+    baseline_summary.to_csv(out / "tables" / "baselines_summary.csv", index=False)
+    figures = report_figures(source.store, df, summary, ranking, baselines, cell, order, out / "figures")
     lines = [f"# runge-bench report: {source.name}", ""]
     study_desc = source.study.description if source.study else ""
     if study_desc:
         lines += [study_desc, ""]
     lines += ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
     for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
-        lines.append(f"- varies **{axis}**: {', '.join(map(str, dict.fromkeys(df[axis])))}")
+        values = order if axis == "activation" else sorted(df[axis].unique())
+        lines.append(f"- varies **{axis}**: {', '.join(map(str, values))}")
     lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()})")
     fixed = [c for c in tables.CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
     lines.append(f"- engines: {', '.join(sorted(df.engine.unique()))}; "
                  f"total training time {df.wall_s.sum() / 60:.1f} min")  # fmt: skip
     lines += [f"- note: {n}" for n in notes]
-    lines += ["", "## Findings", "", *[f"- {s}" for s in findings(df, comparisons, reproduction, ranking, cell)], ""]
+    lines += ["", "## Findings", "", *[f"- {s}" for s in findings(df, comparisons, reproduction, ranking, cell, summary, baseline_summary)], ""]
     if not reproduction.empty:
         lines += ["## Reproduction of the seed report", "",
                   f"Published: {SOURCE}. Ours: the same protocol over {int(reproduction.n.min())} seeds; "
                   "median with 95% bootstrap CI, 5th-95th percentile, and where the published value "
                   "falls among our seeds.", "",
                   tables.to_markdown(reproduction.drop(columns=["n"]))]  # fmt: skip
+    axes = tables.cell_axes(df)
+    compact = len(summary) > 16 * len(METRICS) and axes
     lines += ["## Summary over seeds", "",
               "Median and IQM (interquartile mean) with 95% percentile-bootstrap CIs over seeds "
-              "(10,000 resamples); n_ok runs per group." + (" Key metrics shown; `tables/summary.csv` "
-              "has all eight." if md_summary is not summary else ""), "",
-              tables.to_markdown(md_summary, summary_cols)]  # fmt: skip
+              "(10,000 resamples); n_ok runs per group."]  # fmt: skip
+    if compact:
+        lines += ["Compact view: the median of two key metrics per cell; `tables/summary.csv` has every "
+                  "statistic of all eight metrics for every cell.", ""]  # fmt: skip
+        for metric in ("grid_f_mse", "grid_df_mse"):
+            lines += [f"**{plots.LABELS[metric]}**, median over seeds", "",
+                      tables.to_markdown(tables.compact_summary(summary, axes, metric))]  # fmt: skip
+    else:
+        md_summary = summary[summary.metric.isin(KEY_METRICS)] if len(summary) > 40 else summary
+        if md_summary is not summary:
+            lines[-1] += " Key metrics shown; `tables/summary.csv` has all eight."
+        lines += ["", tables.to_markdown(md_summary, summary_cols)]
+    lines += ["## Baselines", "",
+              "Classical approximators fitted to the same training points of each seed's split and scored "
+              "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
+              "best-degree Chebyshev fit is chosen on the validation split, so its validation errors are "
+              "optimistic; its dense-grid errors are not. `tables/baselines.csv` has every seed.", "",
+              tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])]  # fmt: skip
     if not comparisons.empty:
-        comp_md = comparisons[comparisons.metric.isin(KEY_METRICS)]
-        lines += ["## Paired comparisons", "",
-                  "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
-                  "median over seeds of error(a)/error(b); `poi` is P(error(a) < error(b)) with a 95% "
-                  "bootstrap CI; `p_holm` is the two-sided Wilcoxon signed-rank p, Holm-corrected over "
-                  "all comparisons of the same metric. Key metrics shown; `tables/comparisons.csv` "
-                  "has all eight.", "", tables.to_markdown(comp_md)]  # fmt: skip
+        if compact:
+            lines += ["## Paired comparisons", "",
+                      "Per pair of activations, over all cells of the other axes: in how many cells each is "
+                      "better (two-sided Wilcoxon signed-rank over seeds, Holm-corrected over all comparisons "
+                      "of the metric, p < 0.05), how many are not significant, and the range of the "
+                      "per-cell median ratio error(a)/error(b). `tables/comparisons.csv` has every cell.", "",
+                      tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse",
+                                                                                  "grid_df_max"]))]  # fmt: skip
+        else:
+            comp_md = comparisons[comparisons.metric.isin(KEY_METRICS)]
+            lines += ["## Paired comparisons", "",
+                      "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
+                      "median over seeds of error(a)/error(b); `poi` is P(error(a) < error(b)) with a 95% "
+                      "bootstrap CI; `p_holm` is the two-sided Wilcoxon signed-rank p, Holm-corrected over "
+                      "all comparisons of the same metric. Key metrics shown; `tables/comparisons.csv` "
+                      "has all eight.", "", tables.to_markdown(comp_md)]  # fmt: skip
     if not ranking.empty:
         lines += ["## Rankings", "", "Mean rank per activation (1 = lowest error); Friedman test over "
                   "blocks; activations whose mean ranks differ by more than the Nemenyi critical "
@@ -216,35 +269,3 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines).rstrip() + "\n")
     return report
-
-
-def _figures(source, df, summary, cell, order, fig_dir: Path) -> list[tuple[str, str]]:
-    out = []
-    ok = tables.select(df[df.status == "ok"], cell)
-    where = _describe_cell(cell)
-    if not ok.empty:
-        with Store(source.store) as store:
-            members, curves = _per_seed_arrays(store, ok)
-        x = plot_grid()
-        fig = plots.fits_figure(x, runge(x), runge_derivative(x), members,
-                                f"Fits of f and f′ ({where}): median-seed model (dashed), band over all seeds")
-        plots.save(fig, fig_dir / "fits")
-        out.append((f"Fits of f and f′ and pointwise errors ({where}); the median seed by validation "
-                    "loss, the band spanning all seeds", "figures/fits.png"))
-        plots.save(plots.curves_figure(curves, f"Loss curves ({where}): median and IQR over seeds"),
-                   fig_dir / "loss_curves")  # fmt: skip
-        out.append((f"Training (solid) and validation (dashed) loss against epoch ({where})", "figures/loss_curves.png"))
-        plots.save(plots.distributions_figure(ok, list(METRICS), order, f"Errors over seeds ({where})"),
-                   fig_dir / "distributions")  # fmt: skip
-        out.append((f"Each metric over seeds, per activation ({where})", "figures/distributions.png"))
-    numeric = {"width", "depth", "deriv_weight", "lr", "epochs", "n_points", "val_fraction"}
-    for axis in tables.cell_axes(df):
-        if axis not in numeric:
-            continue
-        others = {k: v for k, v in cell.items() if k != axis}
-        s = tables.select(summary, others)
-        fig = plots.axis_figure(s, axis, KEY_METRICS, order,
-                                f"Error against {axis} ({_describe_cell(others)}): median and 95% CI over seeds")
-        plots.save(fig, fig_dir / f"by_{axis}")
-        out.append((f"Error against {axis}", f"figures/by_{axis}.png"))
-    return out

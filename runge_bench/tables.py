@@ -219,3 +219,40 @@ def to_latex(df: pd.DataFrame, caption: str) -> str:
     lines += [" & ".join(_tex_number(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
+    """Per baseline and metric: n seeds, median with 95% bootstrap CI, parameter count."""
+    rows = []
+    for name, g in baselines.groupby("baseline", sort=False):
+        for metric in METRICS:
+            x = g[metric].to_numpy(float)
+            lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(name, metric))
+            rows.append({"baseline": name, "n_params": int(g.n_params.median()), "metric": metric, "n": len(x),
+                         "median": float(np.median(x)), "median_lo": lo, "median_hi": hi})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def compact_summary(summary: pd.DataFrame, axes: list[str], metric: str) -> pd.DataFrame:
+    """Median of one metric as a grid: rows activation x all cell axes but the last, columns the
+    last cell axis (e.g. rows activation x width, columns deriv_weight)."""
+    s = summary[summary.metric == metric]
+    rows, col = ["activation", *axes[:-1]], axes[-1]
+    t = s.pivot_table(index=rows, columns=col, values="median", sort=False)
+    t.columns = [f"{col}={c}" for c in t.columns]
+    return t.reset_index()
+
+
+def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: float = stats.ALPHA) -> pd.DataFrame:
+    """Per pair of activations and metric, over all cells: in how many cells each side is better
+    with Holm-corrected p < alpha, how many are not significant, and the spread of median ratios."""
+    rows = []
+    for (a, b, metric), g in comparisons[comparisons.metric.isin(metrics)].groupby(["a", "b", "metric"], sort=False):
+        sig = g.p_holm < alpha
+        a_better = sig & (g.a_wins * 2 > g.n_pairs)
+        rows.append({"a": a, "b": b, "metric": metric, "cells": len(g), "a_better": int(a_better.sum()),
+                     "b_better": int((sig & ~a_better).sum()), "not_significant": int((~sig).sum()),
+                     "median_ratio_min": float(g.median_ratio.min()),
+                     "median_ratio_median": float(g.median_ratio.median()),
+                     "median_ratio_max": float(g.median_ratio.max())})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -122,3 +122,24 @@ def test_report_errors_are_one_line_exit_2(tmp_path):
     Store(empty, create=True).close()
     result = runner.invoke(app, ["report", "empty", "--results-dir", str(tmp_path)])
     assert result.exit_code == 2 and result.stderr.strip() == f"error: {empty}: the store holds no runs to report"
+
+
+def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_path):
+    study = write_study('name = "multi"\n[fixed]\nepochs = 8\nn_points = 60\n[grid]\n'
+                        'activation = ["relu", "tanh", "silu"]\nwidth = [4, 8, 32]\nderiv_weight = [0.0, 1.0]\n'
+                        'seed = [0, 1]\n')  # fmt: skip
+    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "-j", "1"]).exit_code == 0
+    result = runner.invoke(app, ["report", str(study), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "multi"
+    for name in ["fits", "loss_curves", "distributions", "by_width", "by_deriv_weight", "tradeoff",
+                 "heatmap_width", "ranking"]:  # fmt: skip
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    text = (out / "report.md").read_text()
+    assert "| activation | width | deriv_weight=0.0 | deriv_weight=1.0 |" in text  # the compact summary
+    assert "| a | b | metric | cells | a_better | b_better | not_significant |" in text
+    assert "## Baselines" in text and "cubic Hermite spline" in text
+    ranking = pd.read_csv(out / "tables" / "ranking.csv")
+    assert set(ranking.activation) == {"relu", "tanh", "silu"} and (ranking.n_blocks == 6).all()
+    assert len(pd.read_csv(out / "tables" / "summary.csv")) == 3 * 3 * 2 * 8
+    assert set(pd.read_csv(out / "tables" / "baselines.csv").seed) == {0, 1}
