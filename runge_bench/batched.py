@@ -30,7 +30,7 @@ from torch import Tensor
 from .activations import Activation, get_activation
 from .config import RunConfig, RunResult
 from .model import Params, init_params, stack_params
-from .train import ADAM_BETAS, ADAM_EPS, CURVES, _batch_generator, _result, _targets
+from .train import ADAM_BETAS, ADAM_EPS, CURVES, batch_generator, make_result, targets
 from .target import Split, make_split
 
 Tape = list[tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]]  # per hidden layer: a, t, s, s2, u
@@ -118,7 +118,7 @@ def keep_freed_memory() -> None:
 
 def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
     """x, f, f' of every member's train or val split, stacked to (M, N, 1)."""
-    parts = [_targets(getattr(s, f"x_{which}"), dtype, device) for s in splits]
+    parts = [targets(getattr(s, f"x_{which}"), dtype, device) for s in splits]
     return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
@@ -177,7 +177,7 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", compile: bool =
     m, v = [torch.zeros_like(t) for t in flat], [torch.zeros_like(t) for t in flat]
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
     weight = torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1)
-    gens = [_batch_generator(c) for c in configs]
+    gens = [batch_generator(c) for c in configs]
     n_tr, step = x_tr.shape[1], 0
     curves = {k: np.full((M, c0.epochs), np.nan) for k in CURVES}
     alive = torch.ones(M, 1, 1, dtype=torch.bool, device=device)
@@ -223,11 +223,11 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", compile: bool =
     for i, config in enumerate(configs):
         member_curves = {k: c[i] for k, c in curves.items()}
         if i in diverged_at:
-            results.append(_result(config, "diverged", member_curves, diverged_at[i], start, engine,
+            results.append(make_result(config, "diverged", member_curves, diverged_at[i], start, engine,
                                    device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
             continue
         member = [(w[i : i + 1], b[i : i + 1]) for w, b in params]
-        results.append(_result(config, "ok", member_curves, c0.epochs, start, engine, device,
+        results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
                                predict=_predictor(member, act, dtype, device), split=splits[i],
                                wall_s=wall_each))  # fmt: skip
     return results

@@ -94,6 +94,16 @@ def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int 
     return sorted(tasks, key=cost, reverse=True)
 
 
+def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
+    """Engine name -> train(configs, device) -> results (imported lazily: workers import torch)."""
+    from . import train
+    from .batched import train_batched
+
+    return {"reference": lambda configs, device="cpu": train.train_many_reference(configs, device),
+            "batched": train_batched,
+            "batched+compile": lambda configs, device="cpu": train_batched(configs, device, compile=True)}  # fmt: skip
+
+
 def _failed(config: RunConfig, message: str, engine: str, device: str) -> RunResult:
     return RunResult(config=config, status="failed", error=message, engine=engine, device=device,
                      versions=library_versions())  # fmt: skip
@@ -104,7 +114,6 @@ def run_task(configs: list[RunConfig], engine: str, device: str = "cpu") -> list
     import torch
 
     from .batched import keep_freed_memory
-    from .train import engines
 
     torch.set_num_threads(1)  # parallelism comes from processes and stacking, not intra-op threads
     keep_freed_memory()

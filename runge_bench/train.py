@@ -30,13 +30,13 @@ ADAM_EPS = 1e-8
 CURVES = ("train_f", "train_df", "val_f", "val_df")
 
 
-def _targets(x: np.ndarray, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
+def targets(x: np.ndarray, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
     """x, f(x), f'(x) as (N, 1) tensors."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device).unsqueeze(-1)  # noqa: E731
     return as_t(x), as_t(runge(x)), as_t(runge_derivative(x))
 
 
-def _batch_generator(config: RunConfig) -> torch.Generator:
+def batch_generator(config: RunConfig) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(config.seed, BATCH_STREAM))
 
 
@@ -47,7 +47,7 @@ def _batches(n: int, batch_size: int | None, g: torch.Generator) -> list[Tensor 
     return list(torch.randperm(n, generator=g).split(batch_size))
 
 
-def _result(config, status, curves, epochs_run, start, engine, device, *, predict=None,
+def make_result(config, status, curves, epochs_run, start, engine, device, *, predict=None,
             split=None, diverged_epoch=None, wall_s=None) -> RunResult:  # fmt: skip
     metrics, predictions = evaluate(predict, split) if status == "ok" else ({}, {})
     curves = {k: np.asarray(v[:epochs_run], np.float32) for k, v in curves.items()}
@@ -67,11 +67,11 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
     start = time.perf_counter()
     dtype = getattr(torch, config.dtype)
     split = make_split(config.n_points, config.val_fraction, config.seed)
-    x_tr, y_tr, dy_tr = _targets(split.x_train, dtype, device)
-    x_va, y_va, dy_va = _targets(split.x_val, dtype, device)
+    x_tr, y_tr, dy_tr = targets(split.x_train, dtype, device)
+    x_va, y_va, dy_va = targets(split.x_val, dtype, device)
     model = build_sequential(config, init_params(config)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
-    g = _batch_generator(config)
+    g = batch_generator(config)
     curves = {k: np.full(config.epochs, np.nan) for k in CURVES}
 
     def value_and_grad(x: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
@@ -98,24 +98,16 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
         for k, v in zip(CURVES, row):
             curves[k][epoch] = v
         if not np.all(np.isfinite(row)):
-            return _result(config, "diverged", curves, epoch + 1, start, "reference", device,
+            return make_result(config, "diverged", curves, epoch + 1, start, "reference", device,
                            diverged_epoch=epoch + 1)  # fmt: skip
 
     def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, dy = value_and_grad(torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1), False)
         return y.detach().cpu().double().numpy()[:, 0], dy.cpu().double().numpy()[:, 0]
 
-    return _result(config, "ok", curves, config.epochs, start, "reference", device,
+    return make_result(config, "ok", curves, config.epochs, start, "reference", device,
                    predict=predict, split=split)  # fmt: skip
 
 
 def train_many_reference(configs: list[RunConfig], device: str = "cpu") -> list[RunResult]:
     return [train_reference(c, device) for c in configs]
-
-
-def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
-    """Engine name -> train(configs, device) -> results."""
-    from .batched import train_batched
-
-    return {"reference": train_many_reference, "batched": train_batched,
-            "batched+compile": lambda configs, device="cpu": train_batched(configs, device, compile=True)}
