@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -110,9 +111,16 @@ def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], 
         ax.errorbar(x, s["median"], yerr=np.nan_to_num(err), color=PALETTE[act], marker="o", ms=3.5,
                     lw=1.2, capsize=2, label=act)  # fmt: skip
     ax.set_yscale("log")
-    if log_x:
-        ax.set_xscale("symlog", linthresh=min(v for v in summary[axis].astype(float) if v > 0)) \
-            if (summary[axis].astype(float) <= 0).any() else ax.set_xscale("log")
+    values = sorted(summary[axis].astype(float).unique())
+    if log_x:  # symlog keeps a 0 (e.g. deriv_weight 0) on the axis
+        if values[0] <= 0:
+            linthresh = min(v for v in values if v > 0)
+            ax.set_xscale("symlog", linthresh=linthresh)
+            ax.set_xlim(values[0] - 0.3 * linthresh, values[-1] * 1.5)
+        else:
+            ax.set_xscale("log")
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(axis)
     ax.set_ylabel(LABELS.get(metric, metric), fontsize=8)
     return ax

@@ -89,10 +89,12 @@ def _cell_findings(summary: pd.DataFrame, comparisons: pd.DataFrame, baseline_su
     axes = [a for a in cell]
     if axes and not comparisons.empty:
         for r in tables.compact_comparisons(comparisons, ["grid_df_mse", "grid_f_mse"]).itertuples():
-            out.append(f"{r.a} vs {r.b}, {plots.LABELS[r.metric]}: {r.a} better in {r.a_better} of {r.cells} cells, "
-                       f"{r.b} better in {r.b_better}, not significant in {r.not_significant} (Holm p < 0.05); "
-                       f"median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
-                       f"{tables.sci(r.median_ratio_max)}.")  # fmt: skip
+            out.append(f"{r.a} vs {r.b}, {plots.LABELS[r.metric]}, over {r.cells} cells: {r.a} significantly better "
+                       f"in {r.a_better} and won every seed in {r.a_won_every_seed}; {r.b} significantly better in "
+                       f"{r.b_better} and won every seed in {r.b_won_every_seed}; per-cell median ratio "
+                       f"{r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to {tables.sci(r.median_ratio_max)} "
+                       f"(median {tables.sci(r.median_ratio_median)}; across cells Wilcoxon p = "
+                       f"{tables.sci(r.p_across_cells_holm)}, Holm).")  # fmt: skip
     if "deriv_weight" in axes and "deriv_weight" in summary:
         others = {k: v for k, v in cell.items() if k != "deriv_weight"}
         s = tables.select(summary, others)
@@ -246,9 +248,11 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
         if compact:
             lines += ["## Paired comparisons", "",
                       "Per pair of activations, over all cells of the other axes: in how many cells each is "
-                      "better (two-sided Wilcoxon signed-rank over seeds, Holm-corrected over all comparisons "
-                      "of the metric, p < 0.05), how many are not significant, and the range of the "
-                      "per-cell median ratio error(a)/error(b). `tables/comparisons.csv` has every cell.", "",
+                      "significantly better (two-sided Wilcoxon signed-rank over seeds, Holm-corrected over the "
+                      "pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
+                      "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
+                      "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
+                      "every cell.", "",
                       tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse",
                                                                                   "grid_df_max"]))]  # fmt: skip
         else:
@@ -257,7 +261,7 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
                       "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
                       "median over seeds of error(a)/error(b); `poi` is P(error(a) < error(b)) with a 95% "
                       "bootstrap CI; `p_holm` is the two-sided Wilcoxon signed-rank p, Holm-corrected over "
-                      "all comparisons of the same metric. Key metrics shown; `tables/comparisons.csv` "
+                      "the pairs compared in the same cell and metric. Key metrics shown; `tables/comparisons.csv` "
                       "has all eight.", "", tables.to_markdown(comp_md)]  # fmt: skip
     if not ranking.empty:
         lines += ["## Rankings", "", "Mean rank per activation (1 = lowest error); Friedman test over "

@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from . import stats
 from .config import METRICS, RunConfig
@@ -97,8 +98,10 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
     """Activations compared pairwise within each cell, paired by seed, for every metric.
 
-    p_holm is Holm-corrected over the family of all comparisons of the same metric (every cell
-    and pair). A-vs-B ratio and P(A < B) refer to errors, so below 1 and above 0.5 favour A.
+    p_holm is Holm-corrected within the family of one cell and one metric (all pairs of
+    activations there: "which activation is best in this cell?"); whether an advantage holds
+    across cells is tested by compact_comparisons. Ratios and P(A < B) refer to errors, so below 1
+    and above 0.5 favour A.
     """
     axes = cell_axes(df)
     order = list(dict.fromkeys(df["activation"]))
@@ -122,7 +125,7 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
     if out.empty:
         return out
     out["p_holm"] = np.nan
-    for metric, idx in out.groupby("metric").groups.items():
+    for _, idx in out.groupby([*axes, "metric"], sort=False).groups.items():
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
     cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "median_ratio", "poi", "poi_lo", "poi_hi",
             "p_wilcoxon", "p_holm", "note"]  # fmt: skip
@@ -244,15 +247,29 @@ def compact_summary(summary: pd.DataFrame, axes: list[str], metric: str) -> pd.D
 
 
 def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: float = stats.ALPHA) -> pd.DataFrame:
-    """Per pair of activations and metric, over all cells: in how many cells each side is better
-    with Holm-corrected p < alpha, how many are not significant, and the spread of median ratios."""
+    """Per pair of activations and metric, over all cells of the other axes.
+
+    Per cell: in how many cells each side is better (Holm-corrected Wilcoxon over seeds,
+    p < alpha) or won in every seed, and the range of per-cell median ratios a/b. Across cells:
+    a Wilcoxon signed-rank test of the per-cell log median ratios against 0 (the cells are the
+    units: does a beat b across the grid?), Holm-corrected over the pairs of one metric.
+    """
     rows = []
     for (a, b, metric), g in comparisons[comparisons.metric.isin(metrics)].groupby(["a", "b", "metric"], sort=False):
         sig = g.p_holm < alpha
         a_better = sig & (g.a_wins * 2 > g.n_pairs)
+        log_ratio = np.log(g.median_ratio.to_numpy(float))
+        p_cells = float(st.wilcoxon(log_ratio).pvalue) if len(g) >= 6 and np.any(log_ratio != 0) else np.nan
         rows.append({"a": a, "b": b, "metric": metric, "cells": len(g), "a_better": int(a_better.sum()),
                      "b_better": int((sig & ~a_better).sum()), "not_significant": int((~sig).sum()),
+                     "a_won_every_seed": int((g.a_wins == g.n_pairs).sum()),
+                     "b_won_every_seed": int((g.a_wins == 0).sum()),
                      "median_ratio_min": float(g.median_ratio.min()),
-                     "median_ratio_median": float(g.median_ratio.median()),
-                     "median_ratio_max": float(g.median_ratio.max())})  # fmt: skip
-    return pd.DataFrame(rows)
+                     "median_ratio_median": float(np.exp(np.median(log_ratio))),
+                     "median_ratio_max": float(g.median_ratio.max()), "p_across_cells": p_cells})  # fmt: skip
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_across_cells_holm"] = np.nan
+        for _, idx in out.groupby("metric").groups.items():
+            out.loc[idx, "p_across_cells_holm"] = stats.holm(out.loc[idx, "p_across_cells"].to_numpy(float))
+    return out
