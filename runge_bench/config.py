@@ -62,10 +62,15 @@ class RunConfig:
                 self.n_points, self.val_fraction, self.dtype)  # fmt: skip
 
 
+# The seed report's protocol: every field's default, activation and seed aside.
+SEED_PROTOCOL: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(RunConfig) if f.name not in ("activation", "seed")
+}
+
+
 def is_seed_protocol(config: RunConfig) -> bool:
     """Whether a run follows the seed report's protocol (any activation, any seed)."""
-    ref = RunConfig(activation=config.activation, seed=config.seed)
-    return config == ref
+    return all(getattr(config, k) == v for k, v in SEED_PROTOCOL.items())
 
 
 @dataclass(frozen=True)

@@ -167,10 +167,11 @@ class Store:
     def arrays(self, run_ids: list[str]) -> dict[str, tuple[dict, dict]]:
         """run_id -> (curves, predictions) for the given runs."""
         out = {}
-        for rid in run_ids:
-            row = self._db.execute("SELECT curves, predictions FROM runs WHERE run_id = ?", (rid,)).fetchone()
-            if row is not None:
-                out[rid] = (_unpack(row[0]), _unpack(row[1]))
+        for i in range(0, len(run_ids), 500):  # one query per 500 ids (SQLite's variable limit)
+            chunk = run_ids[i : i + 500]
+            q = f"SELECT run_id, curves, predictions FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
+            for rid, curves, predictions in self._db.execute(q, chunk):
+                out[rid] = (_unpack(curves), _unpack(predictions))
         return out
 
     def load(self, run_id: str) -> RunResult | None:

@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from . import stats
+from . import config, stats
 from .config import METRICS, RunConfig
 from .published import PUBLISHED, metric_column
 
 CONFIG_FIELDS = [f for f in RunConfig.__dataclass_fields__]
-SEED_PROTOCOL = {k: v for k, v in RunConfig("tanh").to_dict().items() if k not in ("activation", "seed")}
-SEED_PROTOCOL["batch_size"] = "full"
+SEED_PROTOCOL = {**config.SEED_PROTOCOL, "batch_size": "full"}  # as prepare() shows batch_size
 
 
 def _seed(*key) -> int:
