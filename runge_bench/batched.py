@@ -61,13 +61,12 @@ def backward(params: Params, tape: Tape, x: Tensor, gy: Tensor, gdy: Tensor) -> 
     grads: list[Tensor] = []
     for (w, _), (a, t, s, s2, u) in zip(reversed(params[1:]), reversed(tape)):
         gb = gz.sum(1, keepdim=True)
-        if w.shape[-1] == 1:  # the output layer: outer products and weighted sums
-            gw = ((a * gz).sum(1) + (t * gu).sum(1)).unsqueeze(-1)  # (M, in, 1)
-            wt = w.transpose(1, 2)
+        wt = w.transpose(1, 2)
+        if w.shape[-1] == 1:  # the output layer: a row vector times a matrix, and outer products
+            gw = torch.baddbmm(torch.bmm(gz.transpose(1, 2), a), gu.transpose(1, 2), t).transpose(1, 2)
             ga, gt = gz * wt, gu * wt  # (M, N, in)
         else:
             gw = torch.baddbmm(torch.bmm(a.transpose(1, 2), gz), t.transpose(1, 2), gu)  # (M, in, out)
-            wt = w.transpose(1, 2)
             ga, gt = torch.bmm(gz, wt), torch.bmm(gu, wt)  # (M, N, in)
         grads += [gb, gw]
         gz = ga.mul_(s)  # through a = sigma(z), in place: ga is ours
@@ -75,8 +74,10 @@ def backward(params: Params, tape: Tape, x: Tensor, gy: Tensor, gdy: Tensor) -> 
             gz.addcmul_(gt * u, s2)
         gu = gt.mul_(s)
     # First layer: z = x w1 + b1 and u = w1, so w1 collects both the value and the tangent path.
-    gw1 = (x * gz).sum(1, keepdim=True) + gu.sum(1, keepdim=True)
-    grads += [gz.sum(1, keepdim=True), gw1]
+    # [sum x gz; sum gz] as one (2, N) x (N, H) product: a single pass over gz.
+    x1 = torch.cat([x, torch.ones_like(x)], dim=2).transpose(1, 2)  # (M, 2, N)
+    xgz, gb1 = torch.bmm(x1, gz).split(1, dim=1)
+    grads += [gb1, xgz + gu.sum(1, keepdim=True)]
     return grads[::-1]
 
 
@@ -114,6 +115,19 @@ def keep_freed_memory() -> None:
         libc.mallopt(m_trim_threshold, 1 << 30)  # and freed heap memory is kept, up to 1 GiB
     except (OSError, AttributeError):
         pass
+
+
+def _packed(tensors: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
+    """One contiguous buffer holding `tensors` back to back, and views of it shaped like them.
+
+    Adam then updates all parameters of all members in a handful of elementwise ops instead of a
+    handful per parameter tensor, and each view stays contiguous for bmm.
+    """
+    buffer = torch.cat([t.reshape(-1) for t in tensors])
+    views, offsets = [], np.cumsum([0] + [t.numel() for t in tensors])
+    for t, i in zip(tensors, offsets[:-1]):
+        views.append(buffer[int(i) : int(i) + t.numel()].view_as(t))
+    return buffer, views
 
 
 def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
@@ -172,10 +186,12 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", compile: bool =
     splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
     x_tr, y_tr, dy_tr = _stacked_data(splits, "train", dtype, device)  # (M, Ntr, 1)
     x_va, y_va, dy_va = _stacked_data(splits, "val", dtype, device)  # (M, Nval, 1)
-    params = [(w.detach().to(device), b.detach().to(device)) for w, b in stack_params([init_params(c) for c in configs])]
-    flat = [t for wb in params for t in wb]
-    m, v = [torch.zeros_like(t) for t in flat], [torch.zeros_like(t) for t in flat]
-    lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
+    stacked = [t.detach().to(device) for wb in stack_params([init_params(c) for c in configs]) for t in wb]
+    theta, views = _packed(stacked)  # every parameter of every member in one buffer, for Adam
+    params = list(zip(views[0::2], views[1::2]))
+    m, v = torch.zeros_like(theta), torch.zeros_like(theta)
+    lr_each = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
+    lr = torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked])  # theta's layout
     weight = torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1)
     gens = [batch_generator(c) for c in configs]
     n_tr, step = x_tr.shape[1], 0
@@ -203,7 +219,7 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", compile: bool =
             sum_f += sq_f.double()
             sum_df += sq_df.double()
             step += 1
-            adam_step(flat, grads, m, v, step, lr)
+            adam_step([theta], [torch.cat([g.reshape(-1) for g in grads])], [m], [v], step, lr)
         vf, vdf = val_fn(params, x_va, y_va, dy_va)
         rows = np.stack([(sum_f / n_tr).cpu().numpy(), (sum_df / n_tr).cpu().numpy(),
                          vf.double().cpu().numpy(), vdf.double().cpu().numpy()])  # fmt: skip
