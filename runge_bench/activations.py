@@ -1,8 +1,9 @@
-"""The activation registry: name -> sigma and sigma', for both engines.
+"""The activation registry: name -> the torch module (reference engine) and sigma, sigma', sigma''
+(batched engine).
 
-Every activation supplies its derivative, because the batched engine carries d/dx forward
+Every activation supplies its derivatives, because the batched engine carries d/dx forward
 (tangent = sigma'(z) * dz/dx) instead of differentiating twice. A new activation must come with
-one; `tests/test_model.py` checks each against autograd.
+them; `tests/test_model.py` checks each against autograd.
 """
 
 from __future__ import annotations
@@ -22,33 +23,21 @@ class Activation:
     Attributes:
         name: the registry key used in study files.
         module: the torch module used by the reference engine.
-        value_and_derivative: z -> (sigma(z), sigma'(z)) with the reference's exact arithmetic.
         derivatives: z -> (sigma, sigma', sigma'') for the batched engine's hand-written backward
             (sigma'' is None where it is identically zero). May trade the last bits for speed.
     """
 
     name: str
     module: Callable[[], nn.Module]
-    value_and_derivative: Callable[[Tensor], tuple[Tensor, Tensor]]
     derivatives: Callable[[Tensor], tuple[Tensor, Tensor, Tensor | None]]
 
 
-def _relu(z: Tensor) -> tuple[Tensor, Tensor]:
-    # sigma'(0) = 0, as autograd's threshold backward has it.
-    return torch.relu(z), (z > 0).to(z.dtype)
-
-
-def _relu3(z: Tensor) -> tuple[Tensor, Tensor, None]:
+def _relu(z: Tensor) -> tuple[Tensor, Tensor, None]:
     a = torch.relu(z)
     return a, torch.sign(a), None  # sign(relu(z)) = (z > 0) as a float, in one pass instead of two
 
 
-def _tanh(z: Tensor) -> tuple[Tensor, Tensor]:
-    a = torch.tanh(z)
-    return a, 1.0 - a * a
-
-
-def _tanh3(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _tanh(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     # tanh(z) = 2 sigmoid(2z) - 1: on CPU torch.sigmoid is ~4x faster than torch.tanh (measured),
     # at an absolute error of at most 1.9e-7 in float32 (torch.tanh: 5.4e-8). Each line is one
     # pass over memory: the scalars ride along as 0-dim tensors instead of costing passes.
@@ -58,12 +47,7 @@ def _tanh3(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return a, s, torch.addcmul(_scalar(0.0, z), a, s, value=-2.0)  # sigma'' = -2 a (1 - a^2)
 
 
-def _silu(z: Tensor) -> tuple[Tensor, Tensor]:
-    s = torch.sigmoid(z)
-    return F.silu(z), s * (1.0 + z * (1.0 - s))  # F.silu, not z * s: bit-equal to the reference
-
-
-def _silu3(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _silu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     p = torch.sigmoid(z)
     a = z * p
     q = torch.addcmul(p, p, p, value=-1.0)  # sigmoid' = p (1 - p)
@@ -74,12 +58,7 @@ def _silu3(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 _SOFTPLUS_THRESHOLD = 20.0  # F.softplus is linear above this; its gradient there is exactly 1
 
 
-def _softplus(z: Tensor) -> tuple[Tensor, Tensor]:
-    s = torch.where(z > _SOFTPLUS_THRESHOLD, torch.ones_like(z), torch.sigmoid(z))
-    return F.softplus(z), s
-
-
-def _softplus3(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _softplus(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     s = torch.sigmoid(z)
     if z.dtype == torch.float64:  # in float32 and below, sigmoid is already exactly 1 above 17
         s = s.masked_fill(z > _SOFTPLUS_THRESHOLD, 1.0)
@@ -94,10 +73,10 @@ def _scalar(value: float, like: Tensor) -> Tensor:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("relu", nn.ReLU, _relu, _relu3),
-        Activation("tanh", nn.Tanh, _tanh, _tanh3),
-        Activation("silu", nn.SiLU, _silu, _silu3),
-        Activation("softplus", nn.Softplus, _softplus, _softplus3),
+        Activation("relu", nn.ReLU, _relu),
+        Activation("tanh", nn.Tanh, _tanh),
+        Activation("silu", nn.SiLU, _silu),
+        Activation("softplus", nn.Softplus, _softplus),
     )
 }
 

@@ -5,6 +5,10 @@ Each engine trains its own workload on all cores through the same joblib worker 
 of `group` runs. Throughput is model-epochs per second of wall time, including each run's final
 evaluation; the pool is warmed up first so process start-up is not counted. The numbers are
 measurements on a shared machine: run it twice before trusting a ratio.
+
+For full batch it also times the matrix products alone that any engine doing this network's
+arithmetic must compute every epoch (`matmul_only`), on the same cores in the same run: that
+floor bounds every engine's ratio to the reference from above.
 """
 
 from __future__ import annotations
@@ -55,6 +59,41 @@ def _configs(case: Case, n: int) -> list[RunConfig]:
     return [RunConfig("tanh", seed=s, epochs=case.epochs, batch_size=case.batch_size) for s in range(n)]
 
 
+FLOOR = "matmul floor"  # the pseudo-engine that only multiplies matrices
+
+
+def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200, width: int = 64) -> float:
+    """Wall seconds of the dense products one stacked epoch of a 1-width-width-1 network needs,
+    and nothing else: per step, the hidden layer's value and tangent (2), its weight gradient
+    through both (2) and its input gradients (2), all N x width x width; then the validation
+    forward (2, on the validation points). One torch thread, as in a sweep's worker."""
+    import torch
+
+    from .batched import keep_freed_memory
+
+    torch.set_num_threads(1)
+    keep_freed_memory()
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(members, n_train, width, generator=g)
+    a_val = torch.randn(members, n_val, width, generator=g)
+    w = torch.randn(members, width, width, generator=g)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for _ in range(2):  # the value and the tangent path
+            torch.bmm(a, w)  # forward
+            torch.bmm(a.transpose(1, 2), a)  # weight gradient
+            torch.bmm(a, w.transpose(1, 2))  # input gradient
+            torch.bmm(a_val, w)  # validation forward
+    return time.perf_counter() - start
+
+
+def _measure_floor(pool: Parallel, case: Case, jobs: int) -> Measurement:
+    members, tasks = case.group, max(1, case.batched_runs // case.group)
+    start = time.perf_counter()
+    pool(delayed(matmul_only)(members, case.epochs) for _ in range(tasks))
+    return Measurement(case.name, FLOOR, members * tasks, case.epochs, time.perf_counter() - start)
+
+
 def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
     n = case.reference_runs if engine == "reference" else case.batched_runs
     configs = _configs(case, n)
@@ -75,7 +114,7 @@ def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
 
 
 def run_bench(*, quick: bool = False, jobs: int | None = None,
-              engines: tuple[str, ...] = ("reference", "batched", "batched+compile"),
+              engines: tuple[str, ...] = ("reference", "batched", "batched+compile"), floor: bool = True,
               on_measurement=None) -> list[Measurement]:  # fmt: skip
     """Measure every engine on every case; return the measurements in order."""
     jobs = jobs or default_jobs()
@@ -85,11 +124,13 @@ def run_bench(*, quick: bool = False, jobs: int | None = None,
         warm = [RunConfig("tanh", epochs=1, n_points=20)]
         pool(delayed(run_task)(warm, e) for _ in range(2 * jobs) for e in engines)
         for case in cases(quick, jobs):
-            for engine in engines:
-                m = _measure(pool, case, engine, jobs)
-                out.append(m)
+            todo = [lambda e=e: _measure(pool, case, e, jobs) for e in engines]
+            if floor and case.batch_size is None:
+                todo.append(lambda: _measure_floor(pool, case, jobs))
+            for measure in todo:
+                out.append(measure())
                 if on_measurement is not None:
-                    on_measurement(m)
+                    on_measurement(out[-1])
     return out
 
 
@@ -104,4 +145,8 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
         lines.append(f"| {m.case} | {m.engine} | {m.runs} x {m.epochs} | {m.wall_s:.1f} | "
                      f"{m.model_epochs_per_s:.0f} | {per_core_ms:.2f} | {ratio:.1f}x | "
                      f"{f'{m.warmup_s:.0f}' if m.warmup_s else '-'} |")  # fmt: skip
+    if any(m.engine == FLOOR for m in measurements):
+        lines += ["", f"{FLOOR}: the dense products of a stacked epoch alone (forward, weight and input "
+                      "gradients, validation), on the same cores; its ratio is the most any engine "
+                      "computing this network's arithmetic can reach."]  # fmt: skip
     return "\n".join(lines)

@@ -67,7 +67,3 @@ def stack_params(members: list[Params]) -> Params:
         stacked.append((w.requires_grad_(True), b.requires_grad_(True)))
     return stacked
 
-
-def unstack_member(stacked: Params, m: int) -> Params:
-    """Member m of stacked parameters, back in nn.Linear layout."""
-    return [(w[m].T.detach().clone(), b[m, 0].detach().clone()) for w, b in stacked]

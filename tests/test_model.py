@@ -30,12 +30,20 @@ def test_init_does_not_touch_the_global_generator():
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_activation_derivative_matches_autograd(name):
+def test_activation_derivatives_match_autograd(name):
+    """sigma, sigma' and sigma'' of the registry against the reference's module and autograd."""
+    act = get_activation(name)
     z = torch.linspace(-30, 30, 2001, dtype=torch.float64, requires_grad=True)
-    a, da = get_activation(name).value_and_derivative(z)
-    (auto,) = torch.autograd.grad(get_activation(name).module()(z).sum(), z)
-    torch.testing.assert_close(a, get_activation(name).module()(z), rtol=0, atol=0)
-    torch.testing.assert_close(da, auto, rtol=1e-12, atol=1e-12)
+    value = act.module()(z)
+    (first,) = torch.autograd.grad(value.sum(), z, create_graph=True)
+    (second,) = torch.autograd.grad(first.sum(), z, allow_unused=True)
+    a, s, s2 = act.derivatives(z.detach())
+    torch.testing.assert_close(a, value.detach(), rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(s, first.detach(), rtol=1e-12, atol=1e-15)
+    if s2 is None:  # declared identically zero
+        assert second is None or not second.any()
+    else:
+        torch.testing.assert_close(s2, second, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from runge_bench.config import METRICS, RunConfig
-from runge_bench.model import init_params, stack_params, unstack_member
+from runge_bench.model import init_params, stack_params
 from runge_bench.batched import adam_step, train_batched
 from runge_bench.train import train_reference
 
@@ -127,12 +127,12 @@ def test_diverging_run_is_marked_and_others_are_untouched():
         assert b_good.metrics[k] == pytest.approx(alone.metrics[k], rel=1e-5)
 
 
-def test_stack_and_unstack_round_trip():
+def test_stacking_keeps_each_member_in_nn_linear_layout():
     params = [init_params(RunConfig("tanh", seed=s, width=5)) for s in range(3)]
     stacked = stack_params(params)
     for i in range(3):
-        for (w, b), (w2, b2) in zip(params[i], unstack_member(stacked, i)):
-            assert torch.equal(w, w2) and torch.equal(b, b2)
+        for (w, b), (ws, bs) in zip(params[i], stacked):
+            assert torch.equal(w, ws[i].T) and torch.equal(b, bs[i, 0])
 
 
 def test_batched_rejects_mixed_shapes():

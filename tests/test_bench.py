@@ -1,0 +1,19 @@
+"""The benchmark's arithmetic and table (the timings themselves are measured by `runge-bench bench`
+in CI, never asserted in tests: the machines are shared)."""
+
+from runge_bench.bench import FLOOR, Measurement, format_table
+
+
+def test_ratios_are_throughput_relative_to_the_reference_of_the_same_case():
+    ms = [Measurement("full", "reference", runs=4, epochs=100, wall_s=2.0),  # 200 model-epochs/s
+          Measurement("full", "batched", runs=32, epochs=100, wall_s=4.0),  # 800: 4x
+          Measurement("full", FLOOR, runs=32, epochs=100, wall_s=1.0),  # 3200: 16x
+          Measurement("b32", "reference", runs=2, epochs=10, wall_s=1.0),  # 20
+          Measurement("b32", "batched", runs=64, epochs=10, wall_s=2.0)]  # 320: 16x
+    rows = [line.split(" | ") for line in format_table(ms, jobs=2).splitlines() if line.startswith("| full") or line.startswith("| b32")]
+    assert [(r[1], r[6]) for r in rows] == [("reference", "1.0x"), ("batched", "4.0x"), (FLOOR, "16.0x"),
+                                            ("reference", "1.0x"), ("batched", "16.0x")]
+    assert [r[5] for r in rows][:2] == ["10.00", "2.50"]  # ms per model-epoch per core, 2 cores
+    assert "the most any engine" in format_table(ms, jobs=2)
+    assert "the most any engine" not in format_table(ms[3:], jobs=2)
+
