@@ -166,46 +166,76 @@ def findings(df, comparisons, reproduction, ranking, cell, summary=None, baselin
     return out
 
 
+@dataclass(frozen=True)
+class Tables:
+    """Every table a report is built from (also written to tables/ as CSV, Markdown and LaTeX)."""
+
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    ranking: pd.DataFrame
+    reproduction: pd.DataFrame
+    baselines: pd.DataFrame
+    baseline_summary: pd.DataFrame
+
+
+def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tables:
+    """Compute the report's tables from the runs and write them under out/."""
+    ref = tables.select(df, cell)
+    ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
+    baselines = baseline_runs(sorted(ok_seeds), int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0]))
+    t = Tables(summary=tables.summary_table(df), comparisons=tables.comparisons_table(df),
+               ranking=tables.ranking_table(df), reproduction=tables.reproduction_table(df),
+               baselines=baselines, baseline_summary=tables.baseline_summary(baselines))  # fmt: skip
+    d = out / "tables"
+    d.mkdir(parents=True, exist_ok=True)
+    df[[c for c in RUNS_COLUMNS if c in df.columns]].sort_values(["run_id"]).to_csv(d / "runs.csv", index=False)
+    t.summary.to_csv(d / "summary.csv", index=False)
+    t.comparisons.to_csv(d / "comparisons.csv", index=False)
+    (d / "summary.md").write_text(tables.to_markdown(t.summary))
+    (d / "summary.tex").write_text(tables.to_latex(
+        t.summary.drop(columns=["n_diverged", "n_failed"]), f"{source.name}: error statistics over seeds "
+        "(median and IQM with 95\\% bootstrap CIs)."))  # fmt: skip
+    (d / "comparisons.md").write_text(tables.to_markdown(t.comparisons))
+    if not t.ranking.empty:
+        t.ranking.to_csv(d / "ranking.csv", index=False)
+    if not t.reproduction.empty:
+        t.reproduction.to_csv(d / "reproduction.csv", index=False)
+        (d / "reproduction.md").write_text(tables.to_markdown(t.reproduction))
+    t.baselines.to_csv(d / "baselines.csv", index=False)
+    t.baseline_summary.to_csv(d / "baselines_summary.csv", index=False)
+    return t
+
+
 def build_report(source: Source, out_dir: Path | None = None) -> Path:
     """Write tables/, figures/ and report.md for a store; return the report's path."""
     df, notes = load_runs(source)
     out = Path(out_dir) if out_dir is not None else source.store.parent
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    cell = tables.reference_cell(df)
-    order = activation_order(df)
-    ref = tables.select(df, cell)
-    ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
-
-    runs_csv = df[[c for c in RUNS_COLUMNS if c in df.columns]].sort_values(["run_id"])
-    runs_csv.to_csv(out / "tables" / "runs.csv", index=False)
-    summary = tables.summary_table(df)
-    summary.to_csv(out / "tables" / "summary.csv", index=False)
-    comparisons = tables.comparisons_table(df)
-    comparisons.to_csv(out / "tables" / "comparisons.csv", index=False)
-    ranking = tables.ranking_table(df)
-    reproduction = tables.reproduction_table(df)
-    summary_cols = [c for c in summary.columns if c not in ("mean", "sd", "iqm_lo", "iqm_hi")]
-    (out / "tables" / "summary.md").write_text(tables.to_markdown(summary))
-    (out / "tables" / "summary.tex").write_text(tables.to_latex(
-        summary.drop(columns=["n_diverged", "n_failed"]), f"{source.name}: error statistics over seeds "
-        "(median and IQM with 95\\% bootstrap CIs)."))  # fmt: skip
-    (out / "tables" / "comparisons.md").write_text(tables.to_markdown(comparisons))
-    if not ranking.empty:
-        ranking.to_csv(out / "tables" / "ranking.csv", index=False)
-    if not reproduction.empty:
-        reproduction.to_csv(out / "tables" / "reproduction.csv", index=False)
-        (out / "tables" / "reproduction.md").write_text(tables.to_markdown(reproduction))
-
-    baselines = baseline_runs(sorted(ok_seeds), int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0]))
-    baselines.to_csv(out / "tables" / "baselines.csv", index=False)
-    baseline_summary = tables.baseline_summary(baselines)
-    baseline_summary.to_csv(out / "tables" / "baselines_summary.csv", index=False)
-    figures = report_figures(source.store, df, summary, ranking, baselines, cell, order, out / "figures")
+    cell, order = tables.reference_cell(df), activation_order(df)
+    t = write_tables(source, df, cell, out)
+    figures = report_figures(source.store, df, t.summary, t.ranking, t.baselines, cell, order, out / "figures")
+    compact = bool(len(t.summary) > 16 * len(METRICS) and tables.cell_axes(df))
     lines = [f"# runge-bench report: {source.name}", ""]
-    study_desc = source.study.description if source.study else ""
-    if study_desc:
-        lines += [study_desc, ""]
-    lines += ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
+    if source.study and source.study.description:
+        lines += [source.study.description, ""]
+    lines += _study_section(source, df, order, notes)
+    lines += ["", "## Findings", "",
+              *[f"- {s}" for s in findings(df, t.comparisons, t.reproduction, t.ranking, cell, t.summary,
+                                           t.baseline_summary)], ""]  # fmt: skip
+    lines += _reproduction_section(t.reproduction)
+    lines += _summary_section(df, t.summary, compact)
+    lines += _baselines_section(t.baseline_summary)
+    lines += _comparisons_section(t.comparisons, compact)
+    lines += _ranking_section(t.ranking)
+    lines += ["## Figures", ""]
+    for caption, rel in figures:
+        lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines).rstrip() + "\n")
+    return report
+
+
+def _study_section(source: Source, df: pd.DataFrame, order: list[str], notes: list[str]) -> list[str]:
+    lines = ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
     for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
         values = order if axis == "activation" else sorted(df[axis].unique())
         lines.append(f"- varies **{axis}**: {', '.join(map(str, values))}")
@@ -214,62 +244,70 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
     lines.append(f"- engines: {', '.join(sorted(df.engine.unique()))}; "
                  f"total training time {df.wall_s.sum() / 60:.1f} min")  # fmt: skip
-    lines += [f"- note: {n}" for n in notes]
-    lines += ["", "## Findings", "", *[f"- {s}" for s in findings(df, comparisons, reproduction, ranking, cell, summary, baseline_summary)], ""]
-    if not reproduction.empty:
-        lines += ["## Reproduction of the seed report", "",
-                  f"Published: {SOURCE}. Ours: the same protocol over {int(reproduction.n.min())} seeds; "
-                  "median with 95% bootstrap CI, 5th-95th percentile, and where the published value "
-                  "falls among our seeds.", "",
-                  tables.to_markdown(reproduction.drop(columns=["n"]))]  # fmt: skip
-    axes = tables.cell_axes(df)
-    compact = len(summary) > 16 * len(METRICS) and axes
-    lines += ["## Summary over seeds", "",
-              "Median and IQM (interquartile mean) with 95% percentile-bootstrap CIs over seeds "
-              "(10,000 resamples); n_ok runs per group."]  # fmt: skip
+    return lines + [f"- note: {n}" for n in notes]
+
+
+def _reproduction_section(reproduction: pd.DataFrame) -> list[str]:
+    if reproduction.empty:
+        return []
+    return ["## Reproduction of the seed report", "",
+            f"Published: {SOURCE}. Ours: the same protocol over {int(reproduction.n.min())} seeds; "
+            "median with 95% bootstrap CI, 5th-95th percentile, and where the published value "
+            "falls among our seeds.", "",
+            tables.to_markdown(reproduction.drop(columns=["n"]))]  # fmt: skip
+
+
+def _summary_section(df: pd.DataFrame, summary: pd.DataFrame, compact: bool) -> list[str]:
+    lines = ["## Summary over seeds", "",
+             "Median and IQM (interquartile mean) with 95% percentile-bootstrap CIs over seeds "
+             "(10,000 resamples); n_ok runs per group."]  # fmt: skip
     if compact:
         lines += ["Compact view: the median of two key metrics per cell; `tables/summary.csv` has every "
                   "statistic of all eight metrics for every cell.", ""]  # fmt: skip
         for metric in ("grid_f_mse", "grid_df_mse"):
             lines += [f"**{plots.LABELS[metric]}**, median over seeds", "",
-                      tables.to_markdown(tables.compact_summary(summary, axes, metric))]  # fmt: skip
-    else:
-        md_summary = summary[summary.metric.isin(KEY_METRICS)] if len(summary) > 40 else summary
-        if md_summary is not summary:
-            lines[-1] += " Key metrics shown; `tables/summary.csv` has all eight."
-        lines += ["", tables.to_markdown(md_summary, summary_cols)]
-    lines += ["## Baselines", "",
-              "Classical approximators fitted to the same training points of each seed's split and scored "
-              "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
-              "best-degree Chebyshev fit is chosen on the validation split, so its validation errors are "
-              "optimistic; its dense-grid errors are not. `tables/baselines.csv` has every seed.", "",
-              tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])]  # fmt: skip
-    if not comparisons.empty:
-        if compact:
-            lines += ["## Paired comparisons", "",
-                      "Per pair of activations, over all cells of the other axes: in how many cells each is "
-                      "significantly better (two-sided Wilcoxon signed-rank over seeds, Holm-corrected over the "
-                      "pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
-                      "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
-                      "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
-                      "every cell.", "",
-                      tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse",
-                                                                                  "grid_df_max"]))]  # fmt: skip
-        else:
-            comp_md = comparisons[comparisons.metric.isin(KEY_METRICS)]
-            lines += ["## Paired comparisons", "",
-                      "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
-                      "median over seeds of error(a)/error(b); `poi` is P(error(a) < error(b)) with a 95% "
-                      "bootstrap CI; `p_holm` is the two-sided Wilcoxon signed-rank p, Holm-corrected over "
-                      "the pairs compared in the same cell and metric. Key metrics shown; `tables/comparisons.csv` "
-                      "has all eight.", "", tables.to_markdown(comp_md)]  # fmt: skip
-    if not ranking.empty:
-        lines += ["## Rankings", "", "Mean rank per activation (1 = lowest error); Friedman test over "
-                  "blocks; activations whose mean ranks differ by more than the Nemenyi critical "
-                  "difference (CD) differ significantly at 0.05.", "", tables.to_markdown(ranking)]  # fmt: skip
-    lines += ["## Figures", ""]
-    for caption, rel in figures:
-        lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
-    report = out / "report.md"
-    report.write_text("\n".join(lines).rstrip() + "\n")
-    return report
+                      tables.to_markdown(tables.compact_summary(summary, tables.cell_axes(df), metric))]  # fmt: skip
+        return lines
+    md_summary = summary[summary.metric.isin(KEY_METRICS)] if len(summary) > 40 else summary
+    if md_summary is not summary:
+        lines[-1] += " Key metrics shown; `tables/summary.csv` has all eight."
+    columns = [c for c in summary.columns if c not in ("mean", "sd", "iqm_lo", "iqm_hi")]
+    return lines + ["", tables.to_markdown(md_summary, columns)]
+
+
+def _baselines_section(baseline_summary: pd.DataFrame) -> list[str]:
+    return ["## Baselines", "",
+            "Classical approximators fitted to the same training points of each seed's split and scored "
+            "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
+            "best-degree Chebyshev fit is chosen on the validation split, so its validation errors are "
+            "optimistic; its dense-grid errors are not. `tables/baselines.csv` has every seed.", "",
+            tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])]  # fmt: skip
+
+
+def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
+    if comparisons.empty:
+        return []
+    if compact:
+        return ["## Paired comparisons", "",
+                "Per pair of activations, over all cells of the other axes: in how many cells each is "
+                "significantly better (two-sided Wilcoxon signed-rank over seeds, Holm-corrected over the "
+                "pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
+                "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
+                "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
+                "every cell.", "",
+                tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse",
+                                                                            "grid_df_max"]))]  # fmt: skip
+    return ["## Paired comparisons", "",
+            "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
+            "median over seeds of error(a)/error(b); `poi` is P(error(a) < error(b)) with a 95% "
+            "bootstrap CI; `p_holm` is the two-sided Wilcoxon signed-rank p, Holm-corrected over "
+            "the pairs compared in the same cell and metric. Key metrics shown; `tables/comparisons.csv` "
+            "has all eight.", "", tables.to_markdown(comparisons[comparisons.metric.isin(KEY_METRICS)])]  # fmt: skip
+
+
+def _ranking_section(ranking: pd.DataFrame) -> list[str]:
+    if ranking.empty:
+        return []
+    return ["## Rankings", "", "Mean rank per activation (1 = lowest error); Friedman test over "
+            "blocks; activations whose mean ranks differ by more than the Nemenyi critical "
+            "difference (CD) differ significantly at 0.05.", "", tables.to_markdown(ranking)]  # fmt: skip
