@@ -87,7 +87,7 @@ def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200,
     return time.perf_counter() - start
 
 
-def _measure_floor(pool: Parallel, case: Case, jobs: int) -> Measurement:
+def _measure_floor(pool: Parallel, case: Case) -> Measurement:
     members, tasks = case.group, max(1, case.batched_runs // case.group)
     start = time.perf_counter()
     pool(delayed(matmul_only)(members, case.epochs) for _ in range(tasks))
@@ -126,7 +126,7 @@ def run_bench(*, quick: bool = False, jobs: int | None = None,
         for case in cases(quick, jobs):
             todo = [lambda e=e: _measure(pool, case, e, jobs) for e in engines]
             if floor and case.batch_size is None:
-                todo.append(lambda: _measure_floor(pool, case, jobs))
+                todo.append(lambda: _measure_floor(pool, case))
             for measure in todo:
                 out.append(measure())
                 if on_measurement is not None:

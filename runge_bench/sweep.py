@@ -94,14 +94,17 @@ def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int 
     return sorted(tasks, key=cost, reverse=True)
 
 
+ENGINE_NAMES = ("reference", "batched", "batched+compile")  # the keys of engines()
+
+
 def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
     """Engine name -> train(configs, device) -> results (imported lazily: workers import torch)."""
     from . import train
     from .batched import train_batched
 
-    return {"reference": lambda configs, device="cpu": train.train_many_reference(configs, device),
-            "batched": train_batched,
-            "batched+compile": lambda configs, device="cpu": train_batched(configs, device, compile=True)}  # fmt: skip
+    trainers = (lambda configs, device="cpu": train.train_many_reference(configs, device), train_batched,
+                lambda configs, device="cpu": train_batched(configs, device, compile=True))  # fmt: skip
+    return dict(zip(ENGINE_NAMES, trainers))
 
 
 def _failed(config: RunConfig, message: str, engine: str, device: str) -> RunResult:
@@ -142,13 +145,16 @@ def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | No
         return
     if backend != "local":
         raise UserError(f"unknown backend {backend!r} (valid: local, dask)", field="--backend")
-    tasks = chunk_runs(list(configs), engine, jobs)
+    with parallel_config(backend="loky", n_jobs=jobs):
+        yield from _run_tasks(chunk_runs(list(configs), engine, jobs), engine, device)
+
+
+def _run_tasks(tasks: list[list[RunConfig]], engine: str, device: str) -> Iterator[RunResult]:
+    """Run tasks on the active joblib backend, yielding results as each task finishes."""
     if not tasks:
         return
-    with parallel_config(backend="loky", n_jobs=jobs):
-        parallel = Parallel(return_as="generator_unordered")
-        for results in parallel(delayed(run_task)(t, engine, device) for t in tasks):
-            yield from results
+    for results in Parallel(return_as="generator_unordered")(delayed(run_task)(t, engine, device) for t in tasks):
+        yield from results
 
 
 DASK_CONNECT_TIMEOUT_S = 10
@@ -184,11 +190,8 @@ def _execute_dask(configs, *, engine: str, jobs: int, device: str, scheduler: st
     try:
         # Size the tasks to the cluster: one task per worker thread at least.
         threads = sum(client.nthreads().values()) or jobs
-        tasks = chunk_runs(list(configs), engine, threads)
         with parallel_config(backend="dask", n_jobs=-1):
-            parallel = Parallel(return_as="generator_unordered")
-            for results in parallel(delayed(run_task)(t, engine, device) for t in tasks):
-                yield from results
+            yield from _run_tasks(chunk_runs(list(configs), engine, threads), engine, device)
     finally:
         client.close()
         if cluster is not None:
@@ -210,7 +213,7 @@ def run_sweep(plan: Plan, *, engine: str = "batched", jobs: int | None = None, d
               backend: str = "local", scheduler: str | None = None,
               on_result: Callable[[RunResult], None] | None = None) -> SweepSummary:  # fmt: skip
     """Train what the plan has left and store each result as it arrives."""
-    if engine not in ("reference", "batched", "batched+compile"):
+    if engine not in ENGINE_NAMES:
         raise UserError(f"unknown engine {engine!r} (valid: batched, reference)", field="--engine")
     summary = SweepSummary()
     start = time.perf_counter()
