@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from joblib import Parallel, delayed
 
-from .config import RunConfig
+from .config import ENGINE_NAMES, RunConfig
 from .sweep import chunk_runs, default_jobs, run_task
 
 
@@ -114,7 +114,7 @@ def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
 
 
 def run_bench(*, quick: bool = False, jobs: int | None = None,
-              engines: tuple[str, ...] = ("reference", "batched", "batched+compile"), floor: bool = True,
+              engines: tuple[str, ...] = ENGINE_NAMES, floor: bool = True,
               on_measurement=None) -> list[Measurement]:  # fmt: skip
     """Measure every engine on every case; return the measurements in order."""
     jobs = jobs or default_jobs()

@@ -32,6 +32,12 @@ class Engine(str, Enum):
     reference = "reference"
 
 
+class Kernels(str, Enum):
+    auto = "auto"
+    native = "native"
+    torch = "torch"
+
+
 class Backend(str, Enum):
     local = "local"
     dask = "dask"
@@ -71,17 +77,20 @@ def sweep(
     device: Annotated[str, typer.Option(help="Torch device for training, e.g. cpu or cuda.")] = "cpu",
     backend: Annotated[Backend, typer.Option(help="local: processes on this machine; dask: a Dask cluster.")] = Backend.local,
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, tcp://HOST:PORT [default: a LocalCluster here].")] = None,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the batched step (pays off for long sweeps; see README).")] = False,
+    kernels: Annotated[Kernels, typer.Option(help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds.")] = Kernels.auto,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the batched engine's torch kernels (see README).")] = False,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import check_scheduler, make_plan, run_sweep
+    from .sweep import batched_engine, check_scheduler, make_plan, run_sweep
 
     if jobs is not None and jobs < 1:
         raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
-    if compile and engine is not Engine.batched:
-        raise UserError("--compile applies to the batched engine only", field="--compile")
-    engine_name = "batched+compile" if compile else engine.value
+    if engine is not Engine.batched and (compile or kernels is not Kernels.auto):
+        flag = "--compile" if compile else "--kernels"
+        raise UserError("applies to the batched engine only", field=flag)
+    if compile and kernels is Kernels.native:
+        raise UserError("compiles the torch kernels, not --kernels native", field="--compile")
     if scheduler is not None and backend is not Backend.dask:
         raise UserError("--scheduler needs --backend dask", field="--scheduler")
     plan = make_plan(load_study(study), results_dir, retry_failed=retry_failed)
@@ -90,6 +99,10 @@ def sweep(
         if not plan.todo:
             out.print("nothing to train: every run is stored")
         return
+    engine_name, note = "reference", None
+    if engine is Engine.batched:
+        engine_name, note = batched_engine(kernels.value, compile, device)
+    out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
     if scheduler is not None:
         check_scheduler(scheduler)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -135,13 +148,20 @@ def bench(
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .bench import format_table, run_bench
+    from .config import ENGINE_NAMES
+    from .native import unavailable
     from .sweep import default_jobs
 
     if jobs is not None and jobs < 1:
         raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
     jobs = jobs or default_jobs()
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
-    ms = run_bench(quick=quick, jobs=jobs, on_measurement=lambda m: err.print(
+    engines = ENGINE_NAMES
+    why = unavailable()
+    if why is not None:
+        engines = tuple(e for e in ENGINE_NAMES if e != "batched+native")
+        out.print(f"batched+native left out: {why}", markup=False)
+    ms = run_bench(quick=quick, jobs=jobs, engines=engines, on_measurement=lambda m: err.print(
         f"  {m.case}, {m.engine}: {m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
     out.print(format_table(ms, jobs), markup=False)
 

@@ -19,6 +19,11 @@ import numpy as np
 
 PROTOCOL_VERSION = 1
 
+# The batched engine's variants, named by the kernels doing a step's elementwise work (batched.py):
+# torch ops (the specification, any device), torch ops through torch.compile, fused C++ (CPU).
+BATCHED_ENGINES = {"batched": "torch", "batched+compile": "compile", "batched+native": "native"}
+ENGINE_NAMES = ("reference", *BATCHED_ENGINES)  # what a result's `engine` records
+
 Status = Literal["ok", "diverged", "failed"]
 
 METRICS: tuple[str, ...] = (

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 
-from .config import RunConfig, RunResult, library_versions
+from .config import BATCHED_ENGINES, ENGINE_NAMES, RunConfig, RunResult, library_versions
 from .errors import UserError
 from .store import Store, store_path
 from .study import Study
@@ -94,17 +94,37 @@ def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int 
     return sorted(tasks, key=cost, reverse=True)
 
 
-ENGINE_NAMES = ("reference", "batched", "batched+compile")  # the keys of engines()
-
-
 def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
-    """Engine name -> train(configs, device) -> results (imported lazily: workers import torch)."""
+    """Engine name (ENGINE_NAMES) -> train(configs, device) -> results (imported lazily: workers
+    import torch)."""
     from . import train
     from .batched import train_batched
 
-    trainers = (lambda configs, device="cpu": train.train_many_reference(configs, device), train_batched,
-                lambda configs, device="cpu": train_batched(configs, device, compile=True))  # fmt: skip
-    return dict(zip(ENGINE_NAMES, trainers))
+    trainers = {"reference": lambda configs, device="cpu": train.train_many_reference(configs, device)}
+    for name, kernels in BATCHED_ENGINES.items():
+        trainers[name] = lambda configs, device="cpu", k=kernels: train_batched(configs, device, kernels=k)
+    return trainers
+
+
+def batched_engine(kernels: str = "auto", compile: bool = False, device: str = "cpu") -> tuple[str, str | None]:
+    """The batched engine to run for the requested kernels ("auto", "native" or "torch"), and a
+    note when "auto" could not use the native ones. Builds the native kernels here if needed, so
+    that workers find them in the cache."""
+    if compile:  # compiles the torch kernels
+        return "batched+compile", None
+    if kernels == "torch":
+        return "batched", None
+    if device != "cpu":
+        why: str | None = f"the native kernels run on the CPU, not {device}"
+    else:
+        from .native import unavailable
+
+        why = unavailable()
+    if why is None:
+        return "batched+native", None
+    if kernels == "native":
+        raise UserError(why, field="--kernels")
+    return "batched", f"using the torch kernels: {why}"
 
 
 def _failed(config: RunConfig, message: str, engine: str, device: str) -> RunResult:
@@ -214,7 +234,7 @@ def run_sweep(plan: Plan, *, engine: str = "batched", jobs: int | None = None, d
               on_result: Callable[[RunResult], None] | None = None) -> SweepSummary:  # fmt: skip
     """Train what the plan has left and store each result as it arrives."""
     if engine not in ENGINE_NAMES:
-        raise UserError(f"unknown engine {engine!r} (valid: batched, reference)", field="--engine")
+        raise UserError(f"unknown engine {engine!r} (valid: {', '.join(ENGINE_NAMES)})", field="--engine")
     summary = SweepSummary()
     start = time.perf_counter()
     if not plan.todo:

@@ -33,3 +33,26 @@ n_points = 50
 activation = ["relu", "tanh"]
 seed = [0, 1, 2]
 """
+
+
+@pytest.fixture(scope="session")
+def native_built() -> None:
+    """The native kernels must build wherever a C++ compiler exists; skip only where none does
+    (a compile error fails the tests instead of skipping them)."""
+    import os
+    import shutil
+
+    from runge_bench.native import unavailable
+
+    if shutil.which(os.environ.get("CXX") or "c++") is None:
+        pytest.skip("no C++ compiler on PATH")
+    why = unavailable()
+    assert why is None, why
+
+
+@pytest.fixture(params=["torch", "native"])
+def kernel_kind(request) -> str:
+    """Each batched-engine test runs with the torch kernels (the specification) and the native ones."""
+    if request.param == "native":
+        request.getfixturevalue("native_built")
+    return request.param

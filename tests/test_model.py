@@ -4,7 +4,7 @@ import torch
 
 from runge_bench.activations import ACTIVATIONS, get_activation
 from runge_bench.config import RunConfig
-from runge_bench.batched import backward, forward
+from runge_bench.batched import TorchKernels, forward, loss_and_grads
 from runge_bench.model import build_sequential, init_params, n_parameters, stack_params
 
 
@@ -71,7 +71,7 @@ def test_forward_mode_derivative_equals_autograd(name, depth):
     stacked = stack_params([init_params(c) for c in configs])
     x = torch.linspace(-1, 1, 257, dtype=torch.float64)
     xs = x.view(1, -1, 1).repeat(3, 1, 1)
-    y, dy, _ = forward(stacked, get_activation(name), xs)
+    y, dy = forward(stacked, get_activation(name), xs)
     for m, c in enumerate(configs):
         net = build_sequential(c, init_params(c))
         xm = x.unsqueeze(1).clone().requires_grad_(True)
@@ -88,19 +88,28 @@ def test_unknown_activation_lists_the_valid_ones():
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_hand_written_backward_equals_autograd(name, depth):
-    """The batched engine's backward against autograd through the same forward, float64."""
+def test_hand_written_backward_equals_autograd(name, depth, kernel_kind):
+    """The batched engine's gradients (torch and native kernels) against autograd through the
+    reference forward, float64."""
     configs = [RunConfig(name, seed=s, width=10, depth=depth, dtype="float64") for s in range(3)]
     params = [(w.detach(), b.detach()) for w, b in stack_params([init_params(c) for c in configs])]
     x = torch.rand(3, 40, 1, dtype=torch.float64) * 2 - 1
     f, df = torch.randn(3, 40, 1, dtype=torch.float64), torch.randn(3, 40, 1, dtype=torch.float64)
     weight = torch.tensor([1.0, 0.1, 10.0], dtype=torch.float64).view(3, 1, 1)
     leaves = [t.clone().requires_grad_(True) for wb in params for t in wb]
-    y, dy, _ = forward(list(zip(leaves[0::2], leaves[1::2])), get_activation(name), x)
-    loss = (((y - f) ** 2).mean(dim=(1, 2)) + weight.view(3) * ((dy - df) ** 2).mean(dim=(1, 2))).sum()
+    y, dy = forward(list(zip(leaves[0::2], leaves[1::2])), get_activation(name), x)
+    per_member = ((y - f) ** 2).mean(dim=(1, 2)), ((dy - df) ** 2).mean(dim=(1, 2))
+    loss = (per_member[0] + weight.view(3) * per_member[1]).sum()
     expected = torch.autograd.grad(loss, leaves)
+    kernels = TorchKernels(get_activation(name))
+    if kernel_kind == "native":
+        from runge_bench.native import NativeKernels
+
+        kernels = NativeKernels(name, torch.float64)
+    alive = torch.ones(3, 1, 1, dtype=torch.bool)
     with torch.no_grad():
-        y, dy, tape = forward(params, get_activation(name), x)
-        got = backward(params, tape, x, 2 * (y - f) / 40, 2 * weight * (dy - df) / 40)
+        got, sq_f, sq_df = loss_and_grads(params, kernels, x, f, df, weight, alive)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(sq_f / 40, per_member[0].detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(sq_df / 40, per_member[1].detach(), rtol=1e-12, atol=0)

@@ -5,7 +5,8 @@ from runge_bench import sweep as sweep_mod
 from runge_bench.cli import app
 from runge_bench.store import Store
 from runge_bench.study import load_study
-from runge_bench.sweep import chunk_runs, make_plan, run_sweep
+from runge_bench.errors import UserError
+from runge_bench.sweep import batched_engine, chunk_runs, make_plan, run_sweep
 
 from .conftest import ROOT, TINY
 
@@ -89,6 +90,7 @@ def test_cli_smoke_end_to_end_with_parallel_workers(tmp_path):
     with Store(tmp_path / "smoke" / "runs.sqlite") as store:
         df = store.runs()
     assert len(df) == 4 and set(df.status) == {"ok"} and set(df.activation) == {"relu", "tanh"}
+    assert set(df.engine) == {"batched+native"} and "engine: batched+native" in result.stdout
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "nothing to train" in again.stdout
 
@@ -96,3 +98,19 @@ def test_cli_smoke_end_to_end_with_parallel_workers(tmp_path):
 def test_cli_rejects_bad_jobs(tmp_path):
     result = runner.invoke(app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--jobs", "0"])
     assert result.exit_code == 2 and result.stderr.strip() == "error: --jobs: must be at least 1, got 0"
+
+
+def test_batched_engine_falls_back_to_torch_kernels_only_when_asked_for_auto(monkeypatch):
+    from runge_bench import native
+
+    monkeypatch.setattr(native, "unavailable", lambda: "no C++ compiler: 'c++' is not on PATH (set CXX)")
+    name, note = batched_engine("auto")
+    assert name == "batched" and note == "using the torch kernels: no C++ compiler: 'c++' is not on PATH (set CXX)"
+    with pytest.raises(UserError, match="^--kernels: no C\\+\\+ compiler"):
+        batched_engine("native")
+    assert batched_engine("torch") == ("batched", None)
+    assert batched_engine("auto", compile=True) == ("batched+compile", None)
+    monkeypatch.setattr(native, "unavailable", lambda: None)
+    assert batched_engine("auto") == ("batched+native", None)
+    name, note = batched_engine("auto", device="cuda")
+    assert name == "batched" and "CPU, not cuda" in note

@@ -63,10 +63,10 @@ def test_adam_step_matches_torch_adam_per_member():
 # agrees to rounding; float32 drifts by reassociation of sums over 30+ Adam steps.
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-7), ("float32", 2e-2)])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "silu", "softplus"])
-def test_batched_member_agrees_with_reference(activation, dtype, rtol):
+def test_batched_member_agrees_with_reference(activation, dtype, rtol, kernel_kind):
     configs = [RunConfig(activation, seed=s, deriv_weight=w, lr=lr, dtype=dtype, batch_size=32, **SMALL)
                for s, w, lr in [(0, 1.0, 1e-3), (1, 0.1, 3e-3), (2, 10.0, 1e-3)]]
-    batched = train_batched(configs)
+    batched = train_batched(configs, kernels=kernel_kind)
     for c, b in zip(configs, batched):
         r = train_reference(c)
         for k in METRICS:
@@ -74,7 +74,7 @@ def test_batched_member_agrees_with_reference(activation, dtype, rtol):
         np.testing.assert_allclose(b.curves["train_f"], r.curves["train_f"], rtol=rtol)
 
 
-def test_batched_parameters_after_a_few_steps_equal_reference_float64():
+def test_batched_parameters_after_a_few_steps_equal_reference_float64(kernel_kind):
     from runge_bench.model import build_sequential
     from runge_bench.target import make_split, runge, runge_derivative
 
@@ -94,23 +94,23 @@ def test_batched_parameters_after_a_few_steps_equal_reference_float64():
         loss.backward()
         opt.step()
     # Batched: the same three steps, read back through the predictions on the plot grid.
-    b = train_batched([c])[0]
+    b = train_batched([c], kernels=kernel_kind)[0]
     grid = torch.linspace(-1, 1, 401, dtype=torch.float64).unsqueeze(1)
     with torch.no_grad():
         np.testing.assert_allclose(b.predictions["f"], net(grid)[:, 0].numpy().astype(np.float32), rtol=1e-6)
 
 
-def test_membership_does_not_change_a_run():
+def test_membership_does_not_change_a_run(kernel_kind):
     target = RunConfig("silu", seed=7, batch_size=24, **SMALL)
-    alone = train_batched([target])[0]
+    alone = train_batched([target], kernels=kernel_kind)[0]
     others = [dataclasses.replace(target, seed=s, lr=lr) for s, lr in [(1, 1e-2), (2, 1e-3), (3, 5e-3)]]
-    packed = train_batched([others[0], target, *others[1:]])[1]
+    packed = train_batched([others[0], target, *others[1:]], kernels=kernel_kind)[1]
     assert packed.config == target
     for k in METRICS:
         assert packed.metrics[k] == pytest.approx(alone.metrics[k], rel=1e-5), k
 
 
-def test_diverging_run_is_marked_and_others_are_untouched():
+def test_diverging_run_is_marked_and_others_are_untouched(kernel_kind):
     good = RunConfig("relu", seed=1, **SMALL)
     bad = dataclasses.replace(good, lr=1e6)
     ref = train_reference(bad)
@@ -119,10 +119,10 @@ def test_diverging_run_is_marked_and_others_are_untouched():
     last = [ref.curves[k][-1] for k in ("train_f", "train_df", "val_f", "val_df")]
     assert not np.all(np.isfinite(last))
     assert all(np.all(np.isfinite(ref.curves[k][:-1])) for k in ("train_f", "val_f"))
-    b_bad, b_good = train_batched([bad, good])
+    b_bad, b_good = train_batched([bad, good], kernels=kernel_kind)
     assert b_bad.status == "diverged" and b_bad.diverged_epoch == ref.diverged_epoch
     assert b_good.status == "ok"
-    alone = train_batched([good])[0]
+    alone = train_batched([good], kernels=kernel_kind)[0]
     for k in METRICS:
         assert b_good.metrics[k] == pytest.approx(alone.metrics[k], rel=1e-5)
 
@@ -140,10 +140,25 @@ def test_batched_rejects_mixed_shapes():
         train_batched([RunConfig("tanh"), RunConfig("relu")])
 
 
+def test_batched_rejects_unknown_kernels():
+    with pytest.raises(ValueError, match="kernels"):
+        train_batched([RunConfig("tanh")], kernels="fortran")
+
+
+def test_native_engine_is_labelled_and_agrees_with_torch_kernels_over_a_long_run(native_built):
+    """300 float32 epochs: the fused kernels' rounding differs from torch's, the runs must not."""
+    configs = [RunConfig(a, seed=4, width=16, n_points=200, epochs=300) for a in ("tanh", "softplus")]
+    for c in configs:
+        spec, fast = train_batched([c])[0], train_batched([c], kernels="native")[0]
+        assert (spec.engine, fast.engine) == ("batched", "batched+native")
+        for k in METRICS:
+            assert fast.metrics[k] == pytest.approx(spec.metrics[k], rel=5e-2), k
+
+
 def test_compiled_step_agrees_with_eager():
     configs = [RunConfig("silu", seed=s, width=8, n_points=60, epochs=15) for s in range(2)]
     eager = train_batched(configs)
-    compiled = train_batched(configs, compile=True)
+    compiled = train_batched(configs, kernels="compile")
     for e, c in zip(eager, compiled):
         assert c.engine == "batched+compile" and c.status == "ok"
         for k in METRICS:
