@@ -12,11 +12,15 @@ carries its value a and its input derivative (tangent) t = da/dx, stacked as row
 
 The first layer maps a scalar x (z = x w1 + b1, u = w1) and the one-unit output layer is a
 weighted sum, so neither needs a product. Everything between the products is elementwise and
-goes through a kernels object: `TorchKernels` (torch ops; the specification, and what runs on a
-GPU or under torch.compile) or `native.NativeKernels` (the same arithmetic fused into one C++ loop
-per layer; the CPU default). The last hidden layer's activation, the output layer, the loss and
-their backward are one kernel (`head`), so the step is: first layer, products, head, products,
-first layer's backward. Tests check the gradients against autograd with both kernels.
+goes through `TorchKernels`: torch ops, the specification, and what runs on a GPU or under
+torch.compile. The last hidden layer's activation, the output layer, the loss and their backward
+form one kernel (`head`), so a step is: first layer, products, head, products, first layer's
+backward.
+
+On the CPU the default is `native.NativeKernels`: the same step in C++ (kernels.cpp), which
+streams the points through the network in blocks of 32 so that each block's rows stay in cache
+from one product to the next elementwise loop, instead of a pass over memory per op. Tests hold
+it to the torch kernels and both to autograd.
 
 Adam is elementwise, so one update over stacked parameters with a per-member learning rate is M
 independent optimisers. Per-member generators give each member the split, init and batch order
@@ -230,12 +234,12 @@ def _step_functions(act: Activation, dtype: torch.dtype, kernels: str):
     """(loss_and_grads, val_losses) for one activation with the given kernels: "torch", "compile"
     (the torch kernels through torch.compile, which fuses their elementwise work into a few loops;
     compiled once per process and activation, and again for each new shape) or "native"."""
-    if kernels == "native":
+    if kernels == "native":  # the whole step in C++
         from .native import NativeKernels
 
-        k = NativeKernels(act.name, dtype)
-    else:
-        k = TorchKernels(act)
+        native = NativeKernels(act.name, dtype)
+        return native.loss_and_grads, native.val_losses
+    k = TorchKernels(act)
     step = lambda p, x, f, df, w, alive: loss_and_grads(p, k, x, f, df, w, alive)  # noqa: E731
     val = lambda p, x, f, df: val_losses(p, k, x, f, df)  # noqa: E731
     if kernels != "compile":

@@ -16,7 +16,9 @@
 // (divergence detection depends on it); reductions over units use `omp simd` (-fopenmp-simd).
 
 #include <cstdint>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -186,15 +188,14 @@ void backward(const Src& src, const Dst& dst, long N, long H, const T* GA, T* gb
 }
 
 // The last hidden layer's activation, the one-unit output layer and the loss, fused per row:
-// y = sum_h a w + b_out, dy = sum_h t w; residuals r = y - f, q = dy - df; squared sums into
-// sq_f, sq_df. With grad, also the loss's gradients back to the layer's (z, u): gy = 2 r / N,
-// gdy = 2 weight q / N, (ga, gt) = (gy, gdy) w, then through the activation.
+// y = sum_h a w + b_out, dy = sum_h t w; residuals r = y - f, q = dy - df; squared sums added to
+// sq_f, sq_df. With grad, also the loss's gradients back to the layer's (z, u): gy = scale r,
+// gdy = scale weight q (scale = 2 / points), (ga, gt) = (gy, gdy) w, then through the activation;
+// gw, gb and gb_out accumulate.
 template <class T, class Act, class Src, class Dst>
 void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, const T* f, const T* df,
-          T weight, bool grad, T* gb, T* gw, T* gb_out, double* sq_f, double* sq_df, T* scratch) {
+          T scale, T weight, bool grad, T* gb, T* gw, T* gb_out, double& sq_f, double& sq_df, T* scratch) {
     T *sa = scratch, *s1 = scratch + H, *s2 = scratch + 2 * H, *su = scratch + 3 * H;
-    double sum_f = 0, sum_df = 0;
-    T sum_gy = 0;
     for (long n = 0; n < N; ++n) {
         T y = b_out, dy = 0;
 #pragma omp simd reduction(+ : y, dy)
@@ -207,11 +208,11 @@ void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, c
             dy += s1[h] * u * w[h];
         }
         const T r = y - f[n], q = dy - df[n];
-        sum_f += double(r) * r;
-        sum_df += double(q) * q;
+        sq_f += double(r) * r;
+        sq_df += double(q) * q;
         if (!grad) continue;
-        const T gy = T(2) * r / T(N), gdy = T(2) * weight * q / T(N);
-        sum_gy += gy;
+        const T gy = scale * r, gdy = scale * weight * q;
+        *gb_out += gy;
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
             T gz, gu;
@@ -221,90 +222,188 @@ void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, c
             dst.put(n, h, N, gz, gu);
         }
     }
-    // Rounded to T, as the loss the reference engine computes in T: a sum that overflows T is a
-    // diverged run there, so it must be one here.
-    *sq_f = static_cast<T>(sum_f);
-    *sq_df = static_cast<T>(sum_df);
-    if (grad) *gb_out = sum_gy;
 }
 
 template <class T> inline void zero(T* p, long n) { std::memset(p, 0, sizeof(T) * n); }
 
+// Dense products of row blocks: C (rows x cols) = A B, or += with acc, where A(i, k) is
+// A[i * si + k * sk] (a row-major matrix, or a transposed view of one) and B is row-major with
+// leading dimension ldb. Tiles of 4 rows x 2 vectors of columns are held in registers while k runs
+// (GCC vector extensions: AVX2 and FMA under -march=native on x86, NEON on ARM); columns left
+// over (widths that are not a multiple of 2 vectors) go through a plain loop.
+template <class T> struct Vec {
+    typedef T type __attribute__((vector_size(32)));
+    static constexpr long lanes = 32 / sizeof(T);
+};
+template <class T> inline typename Vec<T>::type vload(const T* p) {
+    typename Vec<T>::type v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <class T> inline void vstore(T* p, typename Vec<T>::type v) { std::memcpy(p, &v, sizeof v); }
+template <class T> inline typename Vec<T>::type splat(T s) {  // one broadcast: s - 0 folds to s,
+    return s - typename Vec<T>::type{};                            // where 0 + s would cost an add
+}
+
+template <class T, int R>
+inline void tile(long K, const T* A, long si, long sk, const T* B, long ldb, T* C, long ldc, bool acc) {
+    using V = typename Vec<T>::type;
+    constexpr long L = Vec<T>::lanes;
+    V c0[R], c1[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        c0[r] = acc ? vload(C + r * ldc) : V{};
+        c1[r] = acc ? vload(C + r * ldc + L) : V{};
+    }
+    for (long k = 0; k < K; ++k) {
+        const V b0 = vload(B + k * ldb), b1 = vload(B + k * ldb + L);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) {
+            const V a = splat(A[r * si + k * sk]);
+            c0[r] += a * b0;
+            c1[r] += a * b1;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+        vstore(C + r * ldc, c0[r]);
+        vstore(C + r * ldc + L, c1[r]);
+    }
+}
+
+template <class T>
+void gemm(long rows, long cols, long K, const T* A, long si, long sk, const T* B, long ldb, T* C, long ldc,
+          bool acc) {
+    constexpr long W = 2 * Vec<T>::lanes;
+    long j = 0;
+    for (; j + W <= cols; j += W) {
+        long i = 0;
+        for (; i + 6 <= rows; i += 6) tile<T, 6>(K, A + i * si, si, sk, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (; i + 2 <= rows; i += 2) tile<T, 2>(K, A + i * si, si, sk, B + j, ldb, C + i * ldc + j, ldc, acc);
+        for (; i < rows; ++i) tile<T, 1>(K, A + i * si, si, sk, B + j, ldb, C + i * ldc + j, ldc, acc);
+    }
+    for (; j < cols; ++j)
+        for (long i = 0; i < rows; ++i) {
+            T sum = acc ? C[i * ldc + j] : T(0);
+            for (long k = 0; k < K; ++k) sum += A[i * si + k * sk] * B[k * ldb + j];
+            C[i * ldc + j] = sum;
+        }
+}
+
+// Points per row block. A step streams its points through the whole network a block at a time,
+// forward and back, so every layer's rows of a block ([a; t], [z; u], [gz; gu]: 2 x 32 x width)
+// stay in L1/L2 cache between the products and the elementwise work, instead of a pass over
+// memory for each.
+constexpr long kBlock = 32;
+
+// One member's pass over its N points: losses (squared residual sums, added to sq_f, sq_df) and,
+// with G, the gradients of MSE(f) + weight MSE(f') into G (zeros if not alive, and then nothing
+// else is computed). P and G list the stacked (M, in, out) weight and (M, 1, out) bias arrays
+// layer by layer, first layer to output layer; D hidden layers of width H.
+template <class T, class Act>
+void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T* df, T weight, bool alive,
+                 const T* const* P, T* const* G, double& sq_f, double& sq_df, T* work) {
+    const bool grad = G != nullptr;
+    std::vector<const T*> w(D + 1), b(D + 1);
+    std::vector<T*> gw(D + 1, nullptr), gb(D + 1, nullptr);
+    for (long l = 0; l <= D; ++l) {
+        const long in = l == 0 ? 1 : H, out = l == D ? 1 : H;
+        w[l] = P[2 * l] + m * in * out;
+        b[l] = P[2 * l + 1] + m * out;
+        if (grad) {
+            gw[l] = G[2 * l] + m * in * out;
+            gb[l] = G[2 * l + 1] + m * out;
+            zero(gw[l], in * out);
+            zero(gb[l], out);
+        }
+    }
+    if (!alive) return;
+    // work: per product layer l = 1 .. D-1 its input rows A and its output rows Z (then G, in
+    // place), W_l transposed; then one block of input-gradient rows GA and the head's scratch.
+    const long rows = 2 * kBlock * H;
+    auto A = [&](long l) { return work + (l - 1) * rows; };
+    auto Z = [&](long l) { return work + (D - 1 + l - 1) * rows; };
+    auto Wt = [&](long l) { return work + 2 * (D - 1) * rows + (l - 1) * H * H; };
+    T* GA = work + 2 * (D - 1) * rows + (D - 1) * H * H;
+    T* scratch = GA + rows;
+    if (grad)
+        for (long l = 1; l < D; ++l)
+            for (long i = 0; i < H; ++i)
+                for (long o = 0; o < H; ++o) Wt(l)[o * H + i] = w[l][i * H + o];
+    const T scale = T(2) / T(N);
+
+    for (long n0 = 0; n0 < N; n0 += kBlock) {
+        const long nb = N - n0 < kBlock ? N - n0 : kBlock;
+        const FromInput<T> first{x + n0, w[0], b[0]};
+        if (D == 1) {
+            head<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, w[1], b[1][0], f + n0, df + n0, scale, weight,
+                         grad, gb[0], gw[1], gb[1], sq_f, sq_df, scratch);
+            continue;
+        }
+        forward<T, Act>(first, nb, H, A(1));
+        for (long l = 1; l < D; ++l) {
+            gemm<T>(2 * nb, H, H, A(l), H, 1, w[l], H, Z(l), H, false);  // [z; u] = [a; t] W
+            if (l < D - 1) forward<T, Act>(FromRows<T>{Z(l), b[l], nb, H}, nb, H, A(l + 1));
+        }
+        head<T, Act>(FromRows<T>{Z(D - 1), b[D - 1], nb, H}, IntoRows<T>{Z(D - 1), H}, nb, H, w[D], b[D][0],
+                     f + n0, df + n0, scale, weight, grad, gb[D - 1], gw[D], gb[D], sq_f, sq_df, scratch);
+        if (!grad) continue;
+        for (long l = D - 1; l >= 1; --l) {
+            gemm<T>(H, H, 2 * nb, A(l), 1, H, Z(l), H, gw[l], H, true);  // gW += [a; t]^T [gz; gu]
+            gemm<T>(2 * nb, H, H, Z(l), H, 1, Wt(l), H, GA, H, false);   // [ga; gt] = [gz; gu] W^T
+            if (l > 1)
+                backward<T, Act>(FromRows<T>{Z(l - 1), b[l - 1], nb, H}, IntoRows<T>{Z(l - 1), H}, nb, H, GA,
+                                 gb[l - 1]);
+            else
+                backward<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, GA, gb[0]);
+        }
+    }
+}
+
+template <class T> long work_size(long H, long D) {
+    return 2 * (D - 1) * 2 * kBlock * H + (D - 1) * H * H + 2 * kBlock * H + 4 * H;
+}
+
+// Rounded to T, as the loss the reference engine computes in T: a sum that overflows T is a
+// diverged run there, so it must be one here.
+template <class T> inline double as_loss(double sum) { return static_cast<T>(sum); }
+
 }  // namespace
 
-// C entry points, one set per (activation, dtype): loops over the M members of a stacked group.
-// `alive[m]` == 0 marks a diverged member: its gradients are zero and nothing of it is computed.
-#define RB_KERNELS(ACT, NAME, T, TN)                                                               \
-    extern "C" void rb_forward_first_##NAME##_##TN(long M, long N, long H, const T* x, const T* w1, \
-                                                   const T* b1, T* A) {                             \
-        for (long m = 0; m < M; ++m)                                                                \
-            forward<T, ACT>(FromInput<T>{x + m * N, w1 + m * H, b1 + m * H}, N, H, A + m * 2 * N * H); \
-    }                                                                                               \
-    extern "C" void rb_forward_rows_##NAME##_##TN(long M, long N, long H, const T* Z, const T* b,   \
-                                                  T* A) {                                           \
-        for (long m = 0; m < M; ++m)                                                                \
-            forward<T, ACT>(FromRows<T>{Z + m * 2 * N * H, b + m * H, N, H}, N, H, A + m * 2 * N * H); \
-    }                                                                                               \
-    extern "C" void rb_backward_first_##NAME##_##TN(long M, long N, long H, const T* x, const T* w1, \
-                                                    const T* b1, const T* GA, const uint8_t* alive, \
-                                                    T* gw1, T* gb1) {                               \
-        zero(gw1, M * H);                                                                           \
-        zero(gb1, M * H);                                                                           \
-        for (long m = 0; m < M; ++m)                                                                \
-            if (alive[m])                                                                           \
-                backward<T, ACT>(FromInput<T>{x + m * N, w1 + m * H, b1 + m * H},                   \
-                                 IntoInput<T>{x + m * N, gw1 + m * H}, N, H, GA + m * 2 * N * H,    \
-                                 gb1 + m * H);                                                      \
-    }                                                                                               \
-    extern "C" void rb_backward_rows_##NAME##_##TN(long M, long N, long H, const T* Z, const T* b,  \
-                                                   const T* GA, const uint8_t* alive, T* G, T* gb) { \
-        zero(gb, M * H);                                                                            \
-        for (long m = 0; m < M; ++m) {                                                              \
-            if (!alive[m]) {                                                                        \
-                zero(G + m * 2 * N * H, 2 * N * H);                                                 \
-                continue;                                                                           \
-            }                                                                                       \
-            backward<T, ACT>(FromRows<T>{Z + m * 2 * N * H, b + m * H, N, H},                       \
-                             IntoRows<T>{G + m * 2 * N * H, H}, N, H, GA + m * 2 * N * H, gb + m * H); \
-        }                                                                                           \
-    }                                                                                               \
-    /* G == nullptr: the head is the first layer (depth 1); its gradient goes into gw1. */          \
-    /* gb == nullptr: losses only (validation). */                                                  \
-    extern "C" void rb_head_##NAME##_##TN(long M, long N, long H, const T* x, const T* Z,           \
-                                          const T* w_in, const T* b_in, const T* w, const T* b_out, \
-                                          const T* f, const T* df, const T* weight,                 \
-                                          const uint8_t* alive, T* G, T* gw1, T* gb, T* gw,         \
-                                          T* gb_out, double* sq_f, double* sq_df) {                 \
-        const bool grad = gb != nullptr, first = Z == nullptr;                                      \
-        T* scratch = new T[4 * H];                                                                  \
-        if (grad) {                                                                                 \
-            zero(gb, M * H);                                                                        \
-            zero(gw, M * H);                                                                        \
-            zero(gb_out, M);                                                                        \
-            if (first) zero(gw1, M * H);                                                            \
-        }                                                                                           \
-        for (long m = 0; m < M; ++m) {                                                              \
-            const bool g = grad && alive[m];                                                        \
-            if (grad && !alive[m] && !first) zero(G + m * 2 * N * H, 2 * N * H);                    \
-            const T *wm = w + m * H, *fm = f + m * N, *dfm = df + m * N;                            \
-            T *gbm = gb ? gb + m * H : nullptr, *gwm = gw ? gw + m * H : nullptr;                   \
-            T* gbom = gb_out ? gb_out + m : nullptr;                                                \
-            if (first) {                                                                            \
-                FromInput<T> src{x + m * N, w_in + m * H, b_in + m * H};                            \
-                IntoInput<T> dst{x + m * N, gw1 ? gw1 + m * H : nullptr};                           \
-                head<T, ACT>(src, dst, N, H, wm, b_out[m], fm, dfm, g ? weight[m] : T(0), g, gbm, gwm, gbom,   \
-                             sq_f + m, sq_df + m, scratch);                                         \
-            } else {                                                                                \
-                FromRows<T> src{Z + m * 2 * N * H, b_in + m * H, N, H};                             \
-                IntoRows<T> dst{G ? G + m * 2 * N * H : nullptr, H};                                \
-                head<T, ACT>(src, dst, N, H, wm, b_out[m], fm, dfm, g ? weight[m] : T(0), g, gbm, gwm, gbom,   \
-                             sq_f + m, sq_df + m, scratch);                                         \
-            }                                                                                       \
-        }                                                                                           \
-        delete[] scratch;                                                                           \
+// C entry points, one set per (activation, dtype); x, f, df are (M, N), members back to back.
+// rb_step: one training step of M members (alive[m] == 0: a diverged member, whose gradients are
+// zeroed and whose losses are NaN); rb_losses: the losses alone; rb_activation: sigma, sigma',
+// sigma'' at n points (for tests).
+#define RB_KERNELS(ACT, NAME, T, TN)                                                                    \
+    extern "C" void rb_step_##NAME##_##TN(long M, long N, long H, long D, const T* x, const T* f,        \
+                                          const T* df, const T* weight, const uint8_t* alive,            \
+                                          const T* const* P, T* const* G, double* sq_f, double* sq_df) { \
+        std::vector<T> work(work_size<T>(H, D));                                                         \
+        for (long m = 0; m < M; ++m) {                                                                   \
+            double sf = 0, sdf = 0;                                                                      \
+            member_pass<T, ACT>(N, H, D, m, x + m * N, f + m * N, df + m * N, weight[m], alive[m] != 0,  \
+                                P, G, sf, sdf, work.data());                                             \
+            sq_f[m] = alive[m] ? as_loss<T>(sf) : NAN;                                                   \
+            sq_df[m] = alive[m] ? as_loss<T>(sdf) : NAN;                                                 \
+        }                                                                                                \
+    }                                                                                                    \
+    extern "C" void rb_losses_##NAME##_##TN(long M, long N, long H, long D, const T* x, const T* f,      \
+                                            const T* df, const T* const* P, double* sq_f,                \
+                                            double* sq_df) {                                             \
+        std::vector<T> work(work_size<T>(H, D));                                                         \
+        for (long m = 0; m < M; ++m) {                                                                   \
+            double sf = 0, sdf = 0;                                                                      \
+            member_pass<T, ACT>(N, H, D, m, x + m * N, f + m * N, df + m * N, T(0), true, P, nullptr,    \
+                                sf, sdf, work.data());                                                   \
+            sq_f[m] = as_loss<T>(sf);                                                                    \
+            sq_df[m] = as_loss<T>(sdf);                                                                  \
+        }                                                                                                \
+    }                                                                                                    \
+    extern "C" void rb_activation_##NAME##_##TN(long n, const T* z, T* a, T* d1, T* d2) {               \
+        for (long i = 0; i < n; ++i) ACT::eval(z[i], a[i], d1[i], d2[i]);                                \
     }
 
-#define RB_ACTIVATION(ACT, NAME)       \
+#define RB_ACTIVATION(ACT, NAME)          \
     RB_KERNELS(ACT, NAME, float, float32) \
     RB_KERNELS(ACT, NAME, double, float64)
 

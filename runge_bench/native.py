@@ -97,23 +97,23 @@ def unavailable() -> str | None:
 
 
 _P, _L = ctypes.c_void_p, ctypes.c_long
-_SIGNATURES = {  # kernel -> argument types after (M, N, H); see the entry points in kernels.cpp
-    "forward_first": [_P] * 4,
-    "forward_rows": [_P] * 3,
-    "backward_first": [_P] * 7,
-    "backward_rows": [_P] * 6,
-    "head": [_P] * 17,
+_SIGNATURES = {  # entry point -> argument types; see the end of kernels.cpp
+    "step": [_L] * 4 + [_P] * 9,
+    "losses": [_L] * 4 + [_P] * 6,
+    "activation": [_L] + [_P] * 4,
 }
 
 
-def _ptr(t: Tensor | None) -> int | None:
-    return None if t is None else t.data_ptr()
+def _pointers(tensors: list[Tensor]) -> ctypes.Array:
+    return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
 class NativeKernels:
-    """The fused C++ kernels for one activation and dtype, on CPU tensors (see batched.TorchKernels).
-
-    Every input must be contiguous; outputs are allocated here.
+    """A whole training step (and validation pass) of M stacked members in C++, for one activation
+    and dtype, on contiguous CPU tensors. It computes what `batched.loss_and_grads` and
+    `batched.val_losses` compute with the torch kernels (tests hold the two to each other), but
+    streams the points through the network in blocks that stay in cache: dense products, the
+    activation and its derivatives, the output layer, the loss and the whole backward in one call.
     """
 
     def __init__(self, activation: str, dtype: torch.dtype):
@@ -123,53 +123,37 @@ class NativeKernels:
         self._fn = {}
         for kernel, args in _SIGNATURES.items():
             fn = getattr(lib, f"rb_{kernel}_{activation}_{DTYPES[dtype]}")
-            fn.argtypes, fn.restype = [_L, _L, _L, *args], None
+            fn.argtypes, fn.restype = args, None
             self._fn[kernel] = fn
 
     @staticmethod
-    def _dims(src) -> tuple[int, int, int]:
-        if src.Z is None:
-            m, n, _ = src.x.shape
-            return m, n, src.b.shape[-1]
-        m, n2, h = src.Z.shape
-        return m, n2 // 2, h
+    def _dims(params, x: Tensor) -> tuple[int, int, int, int]:
+        M, N, _ = x.shape
+        return M, N, params[0][0].shape[-1], len(params) - 1
 
-    def forward(self, src) -> Tensor:
-        M, N, H = self._dims(src)
-        A = torch.empty(M, 2 * N, H, dtype=src.b.dtype)
-        if src.Z is None:
-            self._fn["forward_first"](M, N, H, _ptr(src.x), _ptr(src.w), _ptr(src.b), _ptr(A))
-        else:
-            self._fn["forward_rows"](M, N, H, _ptr(src.Z), _ptr(src.b), _ptr(A))
-        return A
-
-    def backward(self, src, GA: Tensor, alive: Tensor) -> tuple[Tensor | None, Tensor, Tensor | None]:
-        M, N, H = self._dims(src)
-        gb = torch.empty(M, 1, H, dtype=GA.dtype)
-        if src.Z is None:
-            gw1 = torch.empty(M, 1, H, dtype=GA.dtype)
-            self._fn["backward_first"](M, N, H, _ptr(src.x), _ptr(src.w), _ptr(src.b), _ptr(GA), _ptr(alive),
-                                       _ptr(gw1), _ptr(gb))  # fmt: skip
-            return None, gb, gw1
-        G = torch.empty_like(GA)
-        self._fn["backward_rows"](M, N, H, _ptr(src.Z), _ptr(src.b), _ptr(GA), _ptr(alive), _ptr(G), _ptr(gb))
-        return G, gb, None
-
-    def head(self, src, w: Tensor, b: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor):
-        M, N, H = self._dims(src)
-        first = src.Z is None
-        G = None if first else src.Z  # each row of G overwrites the row of Z it comes from
-        gw1 = torch.empty(M, 1, H, dtype=w.dtype) if first else None
-        gb, gw, gb_out = torch.empty(M, 1, H, dtype=w.dtype), torch.empty_like(w), torch.empty_like(b)
+    def loss_and_grads(self, params, x: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor,
+                       out: list[Tensor] | None = None) -> tuple[list[Tensor], Tensor, Tensor]:  # fmt: skip
+        """As batched.loss_and_grads; the gradients go into `out` (shaped like the parameters, in
+        the order [w1, b1, w2, b2, ...]) if given. A member not alive gets zero gradients and NaN
+        losses."""
+        flat = [t for wb in params for t in wb]
+        grads = out if out is not None else [torch.empty_like(t) for t in flat]
+        M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
-        self._fn["head"](M, N, H, _ptr(src.x), _ptr(src.Z), _ptr(src.w), _ptr(src.b), _ptr(w), _ptr(b), _ptr(f),
-                         _ptr(df), _ptr(weight), _ptr(alive), _ptr(G), _ptr(gw1), _ptr(gb), _ptr(gw),
-                         _ptr(gb_out), _ptr(sq_f), _ptr(sq_df))  # fmt: skip
-        return G, gb, gw1, gw, gb_out, sq_f, sq_df
+        self._fn["step"](M, N, H, D, x.data_ptr(), f.data_ptr(), df.data_ptr(), weight.data_ptr(), alive.data_ptr(),
+                         _pointers(flat), _pointers(grads), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
+        return grads, sq_f, sq_df
 
-    def losses(self, src, w: Tensor, b: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
-        M, N, H = self._dims(src)
+    def val_losses(self, params, x: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
+        """As batched.val_losses: each member's MSE of f and f' at x."""
+        M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
-        self._fn["head"](M, N, H, _ptr(src.x), _ptr(src.Z), _ptr(src.w), _ptr(src.b), _ptr(w), _ptr(b), _ptr(f),
-                         _ptr(df), None, None, None, None, None, None, None, _ptr(sq_f), _ptr(sq_df))  # fmt: skip
-        return sq_f, sq_df
+        self._fn["losses"](M, N, H, D, x.data_ptr(), f.data_ptr(), df.data_ptr(),
+                           _pointers([t for wb in params for t in wb]), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
+        return sq_f / N, sq_df / N
+
+    def activation(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """sigma, sigma', sigma'' at the points of a contiguous z (as Activation.derivatives)."""
+        out = [torch.empty_like(z) for _ in range(3)]
+        self._fn["activation"](z.numel(), z.data_ptr(), *(t.data_ptr() for t in out))
+        return out[0], out[1], out[2]
