@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -230,23 +231,48 @@ def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tenso
 _COMPILED: dict[str, tuple] = {}
 
 
-def _step_functions(act: Activation, dtype: torch.dtype, kernels: str):
-    """(loss_and_grads, val_losses) for one activation with the given kernels: "torch", "compile"
-    (the torch kernels through torch.compile, which fuses their elementwise work into a few loops;
-    compiled once per process and activation, and again for each new shape) or "native"."""
-    if kernels == "native":  # the whole step in C++
+@dataclass(frozen=True)
+class _Functions:
+    """What train_batched calls, for one activation, dtype and kind of kernels.
+
+    step(params, x, f, df, weight, alive, grads): gradients into `grads` (views shaped like the
+    parameters), returns the summed squared residuals; val(params, x, f, df): validation MSEs;
+    adam(theta, grad, m, v, lr, step): one update in place; predict(params, x): y and dy/dx.
+    """
+
+    step: Callable
+    val: Callable
+    adam: Callable
+    predict: Callable
+
+
+def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
+    """The training functions for kernels "torch", "compile" (the torch kernels through
+    torch.compile, which fuses their elementwise work into a few loops; compiled once per process
+    and activation, and again for each new shape) or "native" (the whole step in C++)."""
+    if kernels == "native":
         from .native import NativeKernels
 
         native = NativeKernels(act.name, dtype)
-        return native.loss_and_grads, native.val_losses
+        step = lambda p, x, f, df, w, alive, out: native.loss_and_grads(p, x, f, df, w, alive, out)[1:]  # noqa: E731
+        return _Functions(step, native.val_losses, native.adam, native.predict)
     k = TorchKernels(act)
-    step = lambda p, x, f, df, w, alive: loss_and_grads(p, k, x, f, df, w, alive)  # noqa: E731
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, k, x, f, df, w, alive)  # noqa: E731
     val = lambda p, x, f, df: val_losses(p, k, x, f, df)  # noqa: E731
-    if kernels != "compile":
-        return step, val
-    if act.name not in _COMPILED:
-        _COMPILED[act.name] = (torch.compile(step, dynamic=False), torch.compile(val, dynamic=False))
-    return _COMPILED[act.name]
+    if kernels == "compile":
+        if act.name not in _COMPILED:
+            _COMPILED[act.name] = (torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False))
+        grads_fn, val = _COMPILED[act.name]
+
+    def step(p, x, f, df, w, alive, out):
+        grads, sq_f, sq_df = grads_fn(p, x, f, df, w, alive)
+        torch._foreach_copy_(out, grads)
+        return sq_f, sq_df
+
+    def adam(theta, grad, m, v, lr, t):
+        adam_step([theta], [grad], [m], [v], t, lr)
+
+    return _Functions(step, val, adam, lambda p, x: forward(p, act, x))
 
 
 @torch.no_grad()
@@ -270,6 +296,7 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     stacked = [t.detach().to(device) for wb in stack_params([init_params(c) for c in configs]) for t in wb]
     theta, views = _packed(stacked)  # every parameter of every member in one buffer, for Adam
     params = list(zip(views[0::2], views[1::2]))
+    grad_theta, grad_views = _packed([torch.zeros_like(t) for t in stacked])  # the same layout
     m, v = torch.zeros_like(theta), torch.zeros_like(theta)
     lr_each = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
     lr = torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked])  # theta's layout
@@ -279,7 +306,7 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     curves = {k: np.full((M, c0.epochs), np.nan) for k in CURVES}
     alive = torch.ones(M, 1, 1, dtype=torch.bool, device=device)
     diverged_at: dict[int, int] = {}
-    step_fn, val_fn = _step_functions(act, dtype, kernels)
+    fns = _functions(act, dtype, kernels)
     engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
 
     for epoch in range(c0.epochs):
@@ -296,12 +323,12 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
             else:
                 gi = idx.unsqueeze(-1)  # (M, B, 1)
                 xb, yb, dyb = (torch.gather(t, 1, gi) for t in (x_tr, y_tr, dy_tr))
-            grads, sq_f, sq_df = step_fn(params, xb, yb, dyb, weight, alive)
+            sq_f, sq_df = fns.step(params, xb, yb, dyb, weight, alive, grad_views)
             sum_f += sq_f
             sum_df += sq_df
             step += 1
-            adam_step([theta], [torch.cat([g.reshape(-1) for g in grads])], [m], [v], step, lr)
-        vf, vdf = val_fn(params, x_va, y_va, dy_va)
+            fns.adam(theta, grad_theta, m, v, lr, step)
+        vf, vdf = fns.val(params, x_va, y_va, dy_va)
         rows = np.stack([(sum_f / n_tr).cpu().numpy(), (sum_df / n_tr).cpu().numpy(),
                          vf.cpu().numpy(), vdf.cpu().numpy()])  # fmt: skip
         live = alive.view(M).cpu().numpy()
@@ -325,18 +352,18 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
             continue
         member = [(w[i : i + 1], b[i : i + 1]) for w, b in params]
         results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
-                               predict=_predictor(member, act, dtype, device), split=splits[i],
+                               predict=_predictor(member, fns.predict, dtype, device), split=splits[i],
                                wall_s=wall_each))  # fmt: skip
     return results
 
 
-def _predictor(member: Params, act: Activation, dtype, device, chunk: int = 2048):
+def _predictor(member: Params, predict, dtype, device, chunk: int = 2048):
     """f and f' of one member at numpy points, in chunks so that wide layers stay in cache."""
 
-    def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def at(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xt = torch.as_tensor(x, dtype=dtype, device=device).view(1, -1, 1)
-        parts = [forward(member, act, xc)[:2] for xc in xt.split(chunk, dim=1)]
+        parts = [predict(member, xc.contiguous()) for xc in xt.split(chunk, dim=1)]
         y, dy = (torch.cat(p, dim=1).double().cpu().numpy()[0, :, 0] for p in zip(*parts))
         return y, dy
 
-    return predict
+    return at

@@ -189,12 +189,13 @@ void backward(const Src& src, const Dst& dst, long N, long H, const T* GA, T* gb
 
 // The last hidden layer's activation, the one-unit output layer and the loss, fused per row:
 // y = sum_h a w + b_out, dy = sum_h t w; residuals r = y - f, q = dy - df; squared sums added to
-// sq_f, sq_df. With grad, also the loss's gradients back to the layer's (z, u): gy = scale r,
+// sq_f, sq_df (or, where f is null, only y and dy stored in y_out, dy_out). With grad, also the loss's gradients back to the layer's (z, u): gy = scale r,
 // gdy = scale weight q (scale = 2 / points), (ga, gt) = (gy, gdy) w, then through the activation;
 // gw, gb and gb_out accumulate.
 template <class T, class Act, class Src, class Dst>
 void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, const T* f, const T* df,
-          T scale, T weight, bool grad, T* gb, T* gw, T* gb_out, double& sq_f, double& sq_df, T* scratch) {
+          T scale, T weight, bool grad, T* gb, T* gw, T* gb_out, double& sq_f, double& sq_df, T* scratch,
+          T* y_out, T* dy_out) {
     T *sa = scratch, *s1 = scratch + H, *s2 = scratch + 2 * H, *su = scratch + 3 * H;
     for (long n = 0; n < N; ++n) {
         T y = b_out, dy = 0;
@@ -207,6 +208,11 @@ void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, c
             y += sa[h] * w[h];
             dy += s1[h] * u * w[h];
         }
+        if (y_out) {
+            y_out[n] = y;
+            dy_out[n] = dy;
+        }
+        if (!f) continue;
         const T r = y - f[n], q = dy - df[n];
         sq_f += double(r) * r;
         sq_df += double(q) * q;
@@ -302,7 +308,8 @@ constexpr long kBlock = 32;
 // layer by layer, first layer to output layer; D hidden layers of width H.
 template <class T, class Act>
 void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T* df, T weight, bool alive,
-                 const T* const* P, T* const* G, double& sq_f, double& sq_df, T* work) {
+                 const T* const* P, T* const* G, double& sq_f, double& sq_df, T* work, T* y = nullptr,
+                 T* dy = nullptr) {
     const bool grad = G != nullptr;
     std::vector<const T*> w(D + 1), b(D + 1);
     std::vector<T*> gw(D + 1, nullptr), gb(D + 1, nullptr);
@@ -336,8 +343,8 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
         const long nb = N - n0 < kBlock ? N - n0 : kBlock;
         const FromInput<T> first{x + n0, w[0], b[0]};
         if (D == 1) {
-            head<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, w[1], b[1][0], f + n0, df + n0, scale, weight,
-                         grad, gb[0], gw[1], gb[1], sq_f, sq_df, scratch);
+            head<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, w[1], b[1][0], f ? f + n0 : f, f ? df + n0 : df, scale, weight,
+                         grad, gb[0], gw[1], gb[1], sq_f, sq_df, scratch, y ? y + n0 : y, dy ? dy + n0 : dy);
             continue;
         }
         forward<T, Act>(first, nb, H, A(1));
@@ -346,7 +353,8 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
             if (l < D - 1) forward<T, Act>(FromRows<T>{Z(l), b[l], nb, H}, nb, H, A(l + 1));
         }
         head<T, Act>(FromRows<T>{Z(D - 1), b[D - 1], nb, H}, IntoRows<T>{Z(D - 1), H}, nb, H, w[D], b[D][0],
-                     f + n0, df + n0, scale, weight, grad, gb[D - 1], gw[D], gb[D], sq_f, sq_df, scratch);
+                     f ? f + n0 : f, f ? df + n0 : df, scale, weight, grad, gb[D - 1], gw[D], gb[D], sq_f, sq_df,
+                     scratch, y ? y + n0 : y, dy ? dy + n0 : dy);
         if (!grad) continue;
         for (long l = D - 1; l >= 1; --l) {
             gemm<T>(H, H, 2 * nb, A(l), 1, H, Z(l), H, gw[l], H, true);  // gW += [a; t]^T [gz; gu]
@@ -399,9 +407,32 @@ template <class T> inline double as_loss(double sum) { return static_cast<T>(sum
             sq_df[m] = as_loss<T>(sdf);                                                                  \
         }                                                                                                \
     }                                                                                                    \
+    extern "C" void rb_predict_##NAME##_##TN(long M, long N, long H, long D, const T* x, const T* const* P, \
+                                             T* y, T* dy) {                                              \
+        std::vector<T> work(work_size<T>(H, D));                                                         \
+        for (long m = 0; m < M; ++m) {                                                                   \
+            double unused = 0;                                                                           \
+            member_pass<T, ACT>(N, H, D, m, x + m * N, nullptr, nullptr, T(0), true, P, nullptr, unused, \
+                                unused, work.data(), y + m * N, dy + m * N);                             \
+        }                                                                                                \
+    }                                                                                                    \
     extern "C" void rb_activation_##NAME##_##TN(long n, const T* z, T* a, T* d1, T* d2) {               \
         for (long i = 0; i < n; ++i) ACT::eval(z[i], a[i], d1[i], d2[i]);                                \
     }
+
+// Adam, as torch.optim.Adam computes it (lerp for the first moment, bias corrections given), over
+// n parameters with a learning rate each.
+#define RB_ADAM(T, TN)                                                                                   \
+    extern "C" void rb_adam_##TN(long n, T* p, const T* g, T* m, T* v, const T* lr, T b1, T b2, T eps,   \
+                                 T bc1, T bc2_sqrt) {                                                    \
+        _Pragma("omp simd") for (long i = 0; i < n; ++i) {                                               \
+            m[i] += (T(1) - b1) * (g[i] - m[i]);                                                         \
+            v[i] = v[i] * b2 + (T(1) - b2) * g[i] * g[i];                                                \
+            p[i] -= (lr[i] / bc1) * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);                           \
+        }                                                                                                \
+    }
+RB_ADAM(float, float32)
+RB_ADAM(double, float64)
 
 #define RB_ACTIVATION(ACT, NAME)          \
     RB_KERNELS(ACT, NAME, float, float32) \

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .train import ADAM_BETAS, ADAM_EPS
+
 SOURCE = Path(__file__).with_name("kernels.cpp")
 FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC")
 DTYPES = {torch.float32: "float32", torch.float64: "float64"}
@@ -101,7 +103,9 @@ _SIGNATURES = {  # entry point -> argument types; see the end of kernels.cpp
     "step": [_L] * 4 + [_P] * 9,
     "losses": [_L] * 4 + [_P] * 6,
     "activation": [_L] + [_P] * 4,
+    "predict": [_L] * 4 + [_P] * 4,
 }
+_ADAM_ARGS = [_L] + [_P] * 5  # then five scalars of the dtype
 
 
 def _pointers(tensors: list[Tensor]) -> ctypes.Array:
@@ -125,6 +129,16 @@ class NativeKernels:
             fn = getattr(lib, f"rb_{kernel}_{activation}_{DTYPES[dtype]}")
             fn.argtypes, fn.restype = args, None
             self._fn[kernel] = fn
+        scalar = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
+        self._adam = getattr(lib, f"rb_adam_{DTYPES[dtype]}")
+        self._adam.argtypes, self._adam.restype = [*_ADAM_ARGS, *[scalar] * 5], None
+
+    def adam(self, theta: Tensor, grad: Tensor, m: Tensor, v: Tensor, lr: Tensor, step: int) -> None:
+        """One Adam update in place, as batched.adam_step, over contiguous 1-d buffers (lr: one
+        learning rate per parameter)."""
+        b1, b2 = ADAM_BETAS
+        self._adam(theta.numel(), theta.data_ptr(), grad.data_ptr(), m.data_ptr(), v.data_ptr(), lr.data_ptr(),
+                   b1, b2, ADAM_EPS, 1 - b1**step, (1 - b2**step) ** 0.5)  # fmt: skip
 
     @staticmethod
     def _dims(params, x: Tensor) -> tuple[int, int, int, int]:
@@ -151,6 +165,14 @@ class NativeKernels:
         self._fn["losses"](M, N, H, D, x.data_ptr(), f.data_ptr(), df.data_ptr(),
                            _pointers([t for wb in params for t in wb]), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
         return sq_f / N, sq_df / N
+
+    def predict(self, params, x: Tensor) -> tuple[Tensor, Tensor]:
+        """y and dy/dx of the M members at x (M, N, 1), as batched.forward."""
+        M, N, H, D = self._dims(params, x)
+        y, dy = torch.empty_like(x), torch.empty_like(x)
+        self._fn["predict"](M, N, H, D, x.data_ptr(), _pointers([t for wb in params for t in wb]), y.data_ptr(),
+                            dy.data_ptr())  # fmt: skip
+        return y, dy
 
     def activation(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """sigma, sigma', sigma'' at the points of a contiguous z (as Activation.derivatives)."""

@@ -130,3 +130,31 @@ def test_a_build_lands_in_the_cache_under_a_content_hash(monkeypatch, tmp_path):
 def test_unsupported_dtype_is_refused():
     with pytest.raises(native.NativeUnavailable, match="float16"):
         native.NativeKernels("tanh", torch.float16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_adam_matches_the_torch_adam_step(dtype):
+    from runge_bench.batched import adam_step
+
+    g = torch.Generator().manual_seed(1)
+    theta = torch.randn(1000, generator=g, dtype=torch.float64).to(dtype)
+    lr = torch.tensor([1e-3, 3e-2], dtype=dtype).repeat_interleave(500)
+    mine, spec = theta.clone(), theta.clone()
+    state = [torch.zeros_like(theta) for _ in range(4)]
+    fast = native.NativeKernels("tanh", dtype)
+    for step in range(1, 6):
+        grad = torch.randn(1000, generator=g, dtype=torch.float64).to(dtype)
+        fast.adam(mine, grad, state[0], state[1], lr, step)
+        adam_step([spec], [grad], [state[2]], [state[3]], step, lr)
+    _close(mine, spec, dtype)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_predict_matches_the_torch_forward(depth):
+    from runge_bench.batched import forward
+
+    params, x, _, _, _ = _problem(torch.float64, depth=depth, N=70)
+    y, dy = native.NativeKernels("softplus", torch.float64).predict(params, x)
+    ey, edy = forward(params, get_activation("softplus"), x)
+    _close(y, ey, torch.float64)
+    _close(dy, edy, torch.float64)
