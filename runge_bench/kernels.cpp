@@ -134,8 +134,10 @@ template <class T> struct FromRows {  // later layers: z = Z[n] + b, u = Z[N + n
     }
 };
 
-// A hidden layer's output rows: a = sigma(z), t = sigma'(z) u.
-template <class T, class Act, class Src> void forward(const Src& src, long N, long H, T* A) {
+// A hidden layer's output rows: a = sigma(z), t = sigma'(z) u; with `keep`, sigma' and sigma''
+// are kept too (N x H each), so that the backward need not evaluate the activation again.
+template <class T, class Act, bool Keep = false, class Src>
+void forward(const Src& src, long N, long H, T* A, T* keep = nullptr) {
     for (long n = 0; n < N; ++n) {
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
@@ -144,8 +146,28 @@ template <class T, class Act, class Src> void forward(const Src& src, long N, lo
             Act::eval(z, a, d1, d2);
             A[n * H + h] = a;
             A[(N + n) * H + h] = d1 * u;
+            if constexpr (Keep) {
+                keep[n * H + h] = d1;
+                if constexpr (Act::second) keep[(N + n) * H + h] = d2;
+            }
         }
     }
+}
+
+// sigma'(z), sigma''(z) and u at (n, h): evaluated from a source, or read where forward kept them.
+template <class Act, class T, class Src> inline void slopes(const Src& src, long n, long h, T& d1, T& d2, T& u) {
+    T z, a;
+    src.at(n, h, z, u);
+    Act::eval(z, a, d1, d2);
+}
+template <class T> struct Kept {  // the first layer's slopes as forward kept them; u = w1
+    const T *keep, *w;
+    long N, H;
+};
+template <class Act, class T> inline void slopes(const Kept<T>& src, long n, long h, T& d1, T& d2, T& u) {
+    d1 = src.keep[n * src.H + h];
+    d2 = Act::second ? src.keep[(src.N + n) * src.H + h] : T(0);
+    u = src.w[h];
 }
 
 // Chain rule through one unit, given the gradients (ga, gt) of its outputs (a, t = sigma'(z) u).
@@ -177,9 +199,8 @@ void backward(const Src& src, const Dst& dst, long N, long H, const T* GA, T* gb
     for (long n = 0; n < N; ++n) {
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
-            T z, u, a, d1, d2, gz, gu;
-            src.at(n, h, z, u);
-            Act::eval(z, a, d1, d2);
+            T u, d1, d2, gz, gu;
+            slopes<Act>(src, n, h, d1, d2, u);
             through<Act>(d1, d2, u, GA[n * H + h], GA[(N + n) * H + h], gz, gu);
             gb[h] += gz;
             dst.put(n, h, N, gz, gu);
@@ -332,7 +353,8 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
     auto Z = [&](long l) { return work + (D - 1 + l - 1) * rows; };
     auto Wt = [&](long l) { return work + 2 * (D - 1) * rows + (l - 1) * H * H; };
     T* GA = work + 2 * (D - 1) * rows + (D - 1) * H * H;
-    T* scratch = GA + rows;
+    T* keep = GA + rows;  // the first layer's sigma' and sigma'' rows of a block
+    T* scratch = keep + rows;
     if (grad)
         for (long l = 1; l < D; ++l)
             for (long i = 0; i < H; ++i)
@@ -347,7 +369,10 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
                          grad, gb[0], gw[1], gb[1], sq_f, sq_df, scratch, y ? y + n0 : y, dy ? dy + n0 : dy);
             continue;
         }
-        forward<T, Act>(first, nb, H, A(1));
+        if (grad)
+            forward<T, Act, true>(first, nb, H, A(1), keep);
+        else
+            forward<T, Act>(first, nb, H, A(1));
         for (long l = 1; l < D; ++l) {
             gemm<T>(2 * nb, H, H, A(l), H, 1, w[l], H, Z(l), H, false);  // [z; u] = [a; t] W
             if (l < D - 1) forward<T, Act>(FromRows<T>{Z(l), b[l], nb, H}, nb, H, A(l + 1));
@@ -363,13 +388,13 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
                 backward<T, Act>(FromRows<T>{Z(l - 1), b[l - 1], nb, H}, IntoRows<T>{Z(l - 1), H}, nb, H, GA,
                                  gb[l - 1]);
             else
-                backward<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, GA, gb[0]);
+                backward<T, Act>(Kept<T>{keep, w[0], nb, H}, IntoInput<T>{x + n0, gw[0]}, nb, H, GA, gb[0]);
         }
     }
 }
 
 template <class T> long work_size(long H, long D) {
-    return 2 * (D - 1) * 2 * kBlock * H + (D - 1) * H * H + 2 * kBlock * H + 4 * H;
+    return 2 * (D - 1) * 2 * kBlock * H + (D - 1) * H * H + 2 * 2 * kBlock * H + 4 * H;
 }
 
 // Rounded to T, as the loss the reference engine computes in T: a sum that overflows T is a
