@@ -1,26 +1,25 @@
 """The batched engine: M runs of one shape trained as one stacked model, backward written by hand.
 
 Shapes: M members, N points, H units; weights (M, in, out), biases (M, 1, out). Every hidden layer
-carries its value a and its input derivative (tangent) t = da/dx, stacked as rows [a; t] of one
-(M, 2N, H) array, so that each layer costs three matrix products per step, one for both paths:
+carries its value a and its input derivative (tangent) t = da/dx:
 
-    forward   [z; u] = [a; t] @ W  (+ b on z)          pre-activation and its tangent
+    forward   z = a @ W + b,  u = t @ W               pre-activation and its tangent
               a' = sigma(z),  t' = sigma'(z) * u
-    backward  gW = [a; t]^T @ [gz; gu],  gb = sum(gz)
-              [ga; gt] = [gz; gu] @ W^T
+    backward  gW = a^T @ gz + t^T @ gu,  gb = sum(gz)
+              ga = gz @ W^T,  gt = gu @ W^T
               gu = gt * sigma'(z),  gz = ga * sigma'(z) + gt * u * sigma''(z)
 
-The first layer maps a scalar x (z = x w1 + b1, u = w1) and the one-unit output layer is a
-weighted sum, so neither needs a product. Everything between the products is elementwise and
-goes through `TorchKernels`: torch ops, the specification, and what runs on a GPU or under
-torch.compile. The last hidden layer's activation, the output layer, the loss and their backward
-form one kernel (`head`), so a step is: first layer, products, head, products, first layer's
-backward.
+The first layer maps a scalar x, so its tangent is W1 itself at every point; the one-unit output
+layer is a weighted sum. Two implementations compute the step:
 
-On the CPU the default is `native.NativeKernels`: the same step in C++ (kernels.cpp), which
-streams the points through the network in blocks of 32 so that each block's rows stay in cache
-from one product to the next elementwise loop, instead of a pass over memory per op. Tests hold
-it to the torch kernels and both to autograd.
+- the torch functions here (`forward`, `backward`, `loss_and_grads`): the specification, and what
+  runs on a GPU or under torch.compile. The output layer's forward uses multiply-and-sum (bmm's
+  matrix times column is ~5x slower on CPU, measured); its weight gradient and the first layer's
+  sums are row vectors times a matrix, which bmm does in one pass.
+- `native.NativeKernels` (the default on CPU): the same step in C++ (kernels.cpp), which streams
+  the points through the network in blocks of 32, value and tangent rows stacked, so that each
+  block stays in cache from one product to the next elementwise loop instead of a pass over
+  memory per op. Tests hold it to the torch functions, and both to autograd.
 
 Adam is elementwise, so one update over stacked parameters with a per-member learning rate is M
 independent optimisers. Per-member generators give each member the split, init and batch order
@@ -44,133 +43,52 @@ from .train import ADAM_BETAS, ADAM_EPS, CURVES, batch_generator, make_result, t
 from .target import Split, make_split
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a hidden layer's pre-activation z and its tangent u = dz/dx come from.
-
-    The first layer maps the scalar x: z = x w1 + b1 and u = w1, computed where needed (x (M, N, 1),
-    w and b (M, 1, H), Z None). A later layer's come from the matrix product of the previous
-    layer's rows: Z (M, 2N, H) holds A @ W, the rows of z (before the bias b) then the rows of u.
-    """
-
-    b: Tensor
-    Z: Tensor | None = None
-    x: Tensor | None = None
-    w: Tensor | None = None
-
-    def z_u(self) -> tuple[Tensor, Tensor]:
-        if self.Z is None:
-            return torch.addcmul(self.b, self.x, self.w), self.w
-        n = self.Z.shape[1] // 2
-        return self.Z[:, :n] + self.b, self.Z[:, n:]
+Tape = list[tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]]  # per hidden layer: a, t, s, s2, u
 
 
-class TorchKernels:
-    """The elementwise work of a step as torch ops: the specification, and the kernels on GPU.
-
-    `native.NativeKernels` computes the same in fused C++ loops on CPU (tests hold the two to each
-    other). Rows are stacked as (M, 2N, H): values (or their gradients) then tangents.
-    """
-
-    def __init__(self, act: Activation):
-        self.act = act
-
-    def forward(self, src: Source) -> Tensor:
-        """A hidden layer's output rows [a; t]: a = sigma(z), t = sigma'(z) u."""
-        z, u = src.z_u()
-        a, s, _ = self.act.derivatives(z)
-        return torch.cat([a, s * u], dim=1)
-
-    def backward(self, src: Source, GA: Tensor, alive: Tensor) -> tuple[Tensor | None, Tensor, Tensor | None]:
-        """Through a hidden layer's activation, from GA = [ga; gt]: (G = [gz; gu] or None for the
-        first layer, the bias gradient, the first layer's weight gradient or None)."""
-        z, u = src.z_u()
-        _, s, s2 = self.act.derivatives(z)
-        n = GA.shape[1] // 2
-        return self._through(src, GA[:, :n], GA[:, n:], u, s, s2)
-
-    def _through(self, src: Source, ga: Tensor, gt: Tensor, u: Tensor, s: Tensor, s2: Tensor | None):
-        gz = ga * s  # through a = sigma(z)
-        if s2 is not None:  # and through sigma'(z) in t = sigma'(z) * u
-            gz = gz.addcmul_(gt * u, s2)
-        gu = gt * s
-        gb = gz.sum(1, keepdim=True)
-        if src.Z is not None:
-            return torch.cat([gz, gu], dim=1), gb, None
-        # The first layer: z = x w1 + b1 and u = w1, so w1 collects both paths.
-        return None, gb, torch.bmm(src.x.transpose(1, 2), gz) + gu.sum(1, keepdim=True)
-
-    def _output(self, src: Source, w: Tensor, b: Tensor):
-        z, u = src.z_u()
-        a, s, s2 = self.act.derivatives(z)
+def forward(params: Params, act: Activation, x: Tensor) -> tuple[Tensor, Tensor, Tape]:
+    """y and dy/dx of M stacked networks at x (M, N, 1), both (M, N, 1), and what backward needs."""
+    w1, b1 = params[0]  # (M, 1, H)
+    z = torch.addcmul(b1, x, w1)  # (M, N, H): the first layer maps a scalar, an outer product
+    u: Tensor = w1  # dz/dx of the first layer: (M, 1, H), the same at every point
+    tape: Tape = []
+    for w, b in params[1:]:
+        a, s, s2 = act.derivatives(z)
         t = s * u
-        wt = w.transpose(1, 2)  # (M, 1, H): the one-unit output layer is a weighted sum
-        y, dy = (a * wt).sum(-1, keepdim=True).add_(b), (t * wt).sum(-1, keepdim=True)
-        return y, dy, (a, t, u, s, s2)
+        tape.append((a, t, s, s2, u))
+        if w.shape[-1] == 1:  # the output layer: a weighted sum
+            wt = w.transpose(1, 2)  # (M, 1, in)
+            z, u = (a * wt).sum(-1, keepdim=True).add_(b), (t * wt).sum(-1, keepdim=True)
+        else:
+            z, u = torch.baddbmm(b, a, w), torch.bmm(t, w)
+    return z, u, tape
 
-    def head(self, src: Source, w: Tensor, b: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor):
-        """The last hidden layer's activation, the output layer and the loss
-        sum_m [MSE(f) + weight_m MSE(f')], and its gradients back to that layer's (z, u):
-        (G or None, gb, gw1 or None, output weight and bias gradients, summed squared residuals of
-        f and f' per member (float64)). A member not alive gets zero gradients."""
-        y, dy, (a, t, u, s, s2) = self._output(src, w, b)
-        n = y.shape[1]
-        r, q = y - f, dy - df  # (M, N, 1)
-        gy = torch.where(alive, r * (2.0 / n), 0.0)  # where, not a multiply: NaN * 0 is NaN
-        gdy = torch.where(alive, q * (2.0 / n) * weight, 0.0)
-        gw = torch.baddbmm(torch.bmm(a.transpose(1, 2), gy), t.transpose(1, 2), gdy)  # (M, H, 1)
+
+def backward(params: Params, tape: Tape, x: Tensor, gy: Tensor, gdy: Tensor) -> list[Tensor]:
+    """Gradients of the summed loss given dL/dy and dL/d(dy/dx) (both (M, N, 1)), in the order
+    [w1, b1, w2, b2, ...]."""
+    gz, gu = gy, gdy  # grads of the current layer's pre-activation z and its tangent u
+    grads: list[Tensor] = []
+    for (w, _), (a, t, s, s2, u) in zip(reversed(params[1:]), reversed(tape)):
+        gb = gz.sum(1, keepdim=True)
         wt = w.transpose(1, 2)
-        G, gb, gw1 = self._through(src, gy * wt, gdy * wt, u, s, s2)
-        sq = lambda e: (e * e).sum(dim=(1, 2)).double()  # noqa: E731
-        return G, gb, gw1, gw, gy.sum(1, keepdim=True), sq(r), sq(q)
-
-    def losses(self, src: Source, w: Tensor, b: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
-        """Summed squared residuals of f and f' per member (float64), no gradients."""
-        y, dy, _ = self._output(src, w, b)
-        return ((y - f) ** 2).sum(dim=(1, 2)).double(), ((dy - df) ** 2).sum(dim=(1, 2)).double()
-
-
-def _hidden(params: Params, kernels, x: Tensor):
-    """Forward through the hidden layers: the last one's Source, and per matrix product the
-    (input Source, input rows, weight) that backward needs."""
-    (w1, b1), *hidden = params[:-1]
-    src, tape = Source(b1, x=x, w=w1), []
-    for w, b in hidden:
-        A = kernels.forward(src)
-        tape.append((src, A, w))
-        src = Source(b, Z=torch.bmm(A, w))
-    return src, tape
-
-
-def loss_and_grads(params: Params, kernels, x: Tensor, f: Tensor, df: Tensor, weight: Tensor,
-                   alive: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:  # fmt: skip
-    """One step's gradients of sum_m [MSE(f) + w_m MSE(f')] in the order [w1, b1, w2, b2, ...],
-    and each member's summed squared residuals of f and f' (for the epoch's mean losses).
-    Diverged members (alive False) get zero gradients from the loss."""
-    src, tape = _hidden(params, kernels, x)
-    G, gb, gw1, gw, gb_out, sq_f, sq_df = kernels.head(src, *params[-1], f, df, weight, alive)
-    grads = [gb_out, gw]
-    for prev, A, w in reversed(tape):
-        grads += [gb, torch.bmm(A.transpose(1, 2), G)]  # one product for the value and tangent rows
-        GA = torch.bmm(G, w.transpose(1, 2), out=A)  # A is spent: reuse its memory (stays in cache)
-        G, gb, gw1 = kernels.backward(prev, GA, alive)
-    grads += [gb, gw1]
-    return grads[::-1], sq_f, sq_df
-
-
-def val_losses(params: Params, kernels, x: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
-    """Each member's MSE of f and f' at x."""
-    src, _ = _hidden(params, kernels, x)
-    sq_f, sq_df = kernels.losses(src, *params[-1], f, df)
-    return sq_f / x.shape[1], sq_df / x.shape[1]
-
-
-def forward(params: Params, act: Activation, x: Tensor) -> tuple[Tensor, Tensor]:
-    """y and dy/dx of M stacked networks at x (M, N, 1), both (M, N, 1) (torch kernels)."""
-    kernels = TorchKernels(act)
-    src, _ = _hidden(params, kernels, x)
-    y, dy, _ = kernels._output(src, *params[-1])
-    return y, dy
+        if w.shape[-1] == 1:  # the output layer: a row vector times a matrix, and outer products
+            gw = torch.baddbmm(torch.bmm(gz.transpose(1, 2), a), gu.transpose(1, 2), t).transpose(1, 2)
+            ga, gt = gz * wt, gu * wt  # (M, N, in)
+        else:
+            gw = torch.baddbmm(torch.bmm(a.transpose(1, 2), gz), t.transpose(1, 2), gu)  # (M, in, out)
+            ga, gt = torch.bmm(gz, wt), torch.bmm(gu, wt)  # (M, N, in)
+        grads += [gb, gw]
+        gz = ga.mul_(s)  # through a = sigma(z), in place: ga is ours
+        if s2 is not None:  # and through sigma'(z) in t = sigma'(z) * u
+            gz.addcmul_(gt * u, s2)
+        gu = gt.mul_(s)
+    # First layer: z = x w1 + b1 and u = w1, so w1 collects both the value and the tangent path.
+    # [sum x gz; sum gz] as one (2, N) x (N, H) product: a single pass over gz.
+    x1 = torch.cat([x, torch.ones_like(x)], dim=2).transpose(1, 2)  # (M, 2, N)
+    xgz, gb1 = torch.bmm(x1, gz).split(1, dim=1)
+    grads += [gb1, xgz + gu.sum(1, keepdim=True)]
+    return grads[::-1]
 
 
 def adam_step(params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor],
@@ -228,6 +146,25 @@ def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tenso
     return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
+def loss_and_grads(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor, weight: Tensor,
+                   alive: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:  # fmt: skip
+    """One step's gradients of sum_m [MSE(f) + w_m MSE(f')] and each member's summed squared
+    residuals of f and f' (for the epoch's mean losses). Diverged members get zero gradients."""
+    n = x.shape[1]
+    y, dy, tape = forward(params, act, x)
+    r, q = y - f, dy - df  # (M, N, 1)
+    gy = torch.where(alive, r * (2.0 / n), 0.0)  # where, not a multiply: NaN * 0 is NaN
+    gdy = torch.where(alive, q * (2.0 / n) * weight, 0.0)
+    sq = lambda e: (e * e).sum(dim=(1, 2)).double()  # noqa: E731
+    return backward(params, tape, x, gy, gdy), sq(r), sq(q)
+
+
+def val_losses(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
+    """Each member's MSE of f and f' at x."""
+    y, dy, _ = forward(params, act, x)
+    return ((y - f) ** 2).mean(dim=(1, 2)).double(), ((dy - df) ** 2).mean(dim=(1, 2)).double()
+
+
 _COMPILED: dict[str, tuple] = {}
 
 
@@ -256,9 +193,8 @@ def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
         native = NativeKernels(act.name, dtype)
         step = lambda p, x, f, df, w, alive, out: native.loss_and_grads(p, x, f, df, w, alive, out)[1:]  # noqa: E731
         return _Functions(step, native.val_losses, native.adam, native.predict)
-    k = TorchKernels(act)
-    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, k, x, f, df, w, alive)  # noqa: E731
-    val = lambda p, x, f, df: val_losses(p, k, x, f, df)  # noqa: E731
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
     if kernels == "compile":
         if act.name not in _COMPILED:
             _COMPILED[act.name] = (torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False))
@@ -272,7 +208,7 @@ def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
     def adam(theta, grad, m, v, lr, t):
         adam_step([theta], [grad], [m], [v], t, lr)
 
-    return _Functions(step, val, adam, lambda p, x: forward(p, act, x))
+    return _Functions(step, val, adam, lambda p, x: forward(p, act, x)[:2])
 
 
 @torch.no_grad()

@@ -1,19 +1,23 @@
-// Fused elementwise kernels of the batched engine, for the CPU (float32 and float64).
+// The batched engine's training step in C++, for the CPU (float32 and float64).
 //
-// batched.py states the arithmetic and implements it with torch ops (`TorchKernels`, the
-// specification); these loops compute the same thing in one pass over each layer's rows instead
-// of one pass per op, so a stacked step costs its matrix products plus little else.
-// tests/test_native.py holds every kernel to the torch one.
+// batched.py states the arithmetic and implements it with torch ops (the specification); this
+// file computes the same step for M stacked members: for each member, the points stream through
+// the network in blocks of kBlock, forward and back, and each block's rows of every layer stay in
+// cache between the dense products (register-tiled, below) and the elementwise work (activation,
+// sigma', sigma'', tangent, output layer, loss, backward), instead of one pass over memory per
+// op. tests/test_native.py holds it to the torch functions.
 //
-// Layout, per member m (all arrays contiguous, members back to back):
-//   x, f, df: (N)           one member's points and targets
+// Layout of one block (all row-major, contiguous):
+//   x, f, df: (nb)          the block's points and targets
 //   w1, b1:   (H)           the first layer (a scalar input: z = x w1 + b1, dz/dx = w1)
-//   Z:        (2N, H)       a later layer's pre-activation rows z, then its tangent rows u = dz/dx
-//   A, G, GA: (2N, H)       activations a then tangents t; gradients of (z, u); of (a, t)
+//   Z:        (2nb, H)      a later layer's pre-activation rows z, then its tangent rows u = dz/dx
+//   A, G, GA: (2nb, H)      activations a then tangents t; gradients of (z, u); of (a, t)
+// so that one product serves the value and the tangent rows: [z; u] = [a; t] W.
 // A "source" gives (z, u) at row n, unit h: from x for the first layer, from Z (plus the bias) after.
 //
 // Built by native.py with -O3 -march=native and no fast-math: NaN and Inf propagate as IEEE says
-// (divergence detection depends on it); reductions over units use `omp simd` (-fopenmp-simd).
+// (divergence detection depends on it); -fno-trapping-math lets the activations vectorize
+// (nothing here reads floating-point exception flags); reductions use `omp simd` (-fopenmp-simd).
 
 #include <cstdint>
 #include <cmath>

@@ -6,9 +6,9 @@ the flags, the compiler and this CPU, so that an edited source, another compiler
 machine sharing the folder gets its own build. A build takes a few seconds, once per machine;
 concurrent workers may both build, and the last atomic rename wins.
 
-`NativeKernels` has the interface of `batched.TorchKernels`, which specifies what each kernel
-computes; `tests/test_native.py` holds the two to each other. Where no compiler works,
-`unavailable()` says why and the engine uses the torch kernels.
+`NativeKernels` computes what the torch functions of batched.py specify (`loss_and_grads`,
+`val_losses`, `adam_step`, `forward`); `tests/test_native.py` holds the two to each other. Where no
+compiler works, `unavailable()` says why and the engine uses the torch functions.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import torch
 
 from runge_bench.activations import ACTIVATIONS, get_activation
 from runge_bench.config import RunConfig
-from runge_bench.batched import TorchKernels, forward, loss_and_grads
+from runge_bench.batched import forward, loss_and_grads
 from runge_bench.model import build_sequential, init_params, n_parameters, stack_params
 
 
@@ -71,7 +71,7 @@ def test_forward_mode_derivative_equals_autograd(name, depth):
     stacked = stack_params([init_params(c) for c in configs])
     x = torch.linspace(-1, 1, 257, dtype=torch.float64)
     xs = x.view(1, -1, 1).repeat(3, 1, 1)
-    y, dy = forward(stacked, get_activation(name), xs)
+    y, dy, _ = forward(stacked, get_activation(name), xs)
     for m, c in enumerate(configs):
         net = build_sequential(c, init_params(c))
         xm = x.unsqueeze(1).clone().requires_grad_(True)
@@ -89,19 +89,19 @@ def test_unknown_activation_lists_the_valid_ones():
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_hand_written_backward_equals_autograd(name, depth, kernel_kind):
-    """The batched engine's gradients (torch and native kernels) against autograd through the
-    reference forward, float64."""
+    """The batched engine's gradients (torch and native) against autograd through the torch
+    forward, float64."""
     configs = [RunConfig(name, seed=s, width=10, depth=depth, dtype="float64") for s in range(3)]
     params = [(w.detach(), b.detach()) for w, b in stack_params([init_params(c) for c in configs])]
     x = torch.rand(3, 40, 1, dtype=torch.float64) * 2 - 1
     f, df = torch.randn(3, 40, 1, dtype=torch.float64), torch.randn(3, 40, 1, dtype=torch.float64)
     weight = torch.tensor([1.0, 0.1, 10.0], dtype=torch.float64).view(3, 1, 1)
     leaves = [t.clone().requires_grad_(True) for wb in params for t in wb]
-    y, dy = forward(list(zip(leaves[0::2], leaves[1::2])), get_activation(name), x)
+    y, dy, _ = forward(list(zip(leaves[0::2], leaves[1::2])), get_activation(name), x)
     per_member = ((y - f) ** 2).mean(dim=(1, 2)), ((dy - df) ** 2).mean(dim=(1, 2))
     loss = (per_member[0] + weight.view(3) * per_member[1]).sum()
     expected = torch.autograd.grad(loss, leaves)
-    step = lambda *args: loss_and_grads(params, TorchKernels(get_activation(name)), *args)  # noqa: E731
+    step = lambda *args: loss_and_grads(params, get_activation(name), *args)  # noqa: E731
     if kernel_kind == "native":
         from runge_bench.native import NativeKernels
 
