@@ -213,10 +213,10 @@ void backward(const Src& src, const Dst& dst, long N, long H, const T* GA, T* gb
 }
 
 // The last hidden layer's activation, the one-unit output layer and the loss, fused per row:
-// y = sum_h a w + b_out, dy = sum_h t w; residuals r = y - f, q = dy - df; squared sums added to
-// sq_f, sq_df (or, where f is null, only y and dy stored in y_out, dy_out). With grad, also the loss's gradients back to the layer's (z, u): gy = scale r,
-// gdy = scale weight q (scale = 2 / points), (ga, gt) = (gy, gdy) w, then through the activation;
-// gw, gb and gb_out accumulate.
+// y = sum_h a w + b_out, dy = sum_h t w (stored in y_out, dy_out if given); residuals r = y - f,
+// q = dy - df, their squares added to sq_f, sq_df (skipped where f is null). With grad, also the
+// loss's gradients back to the layer's (z, u): gy = scale r, gdy = scale weight q (scale =
+// 2 / points), (ga, gt) = (gy, gdy) w, then through the activation; gw, gb and gb_out accumulate.
 template <class T, class Act, class Src, class Dst>
 void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, const T* f, const T* df,
           T scale, T weight, bool grad, T* gb, T* gw, T* gb_out, double& sq_f, double& sq_df, T* scratch,
@@ -259,9 +259,10 @@ template <class T> inline void zero(T* p, long n) { std::memset(p, 0, sizeof(T) 
 
 // Dense products of row blocks: C (rows x cols) = A B, or += with acc, where A(i, k) is
 // A[i * si + k * sk] (a row-major matrix, or a transposed view of one) and B is row-major with
-// leading dimension ldb. Tiles of 4 rows x 2 vectors of columns are held in registers while k runs
-// (GCC vector extensions: AVX2 and FMA under -march=native on x86, NEON on ARM); columns left
-// over (widths that are not a multiple of 2 vectors) go through a plain loop.
+// leading dimension ldb. Tiles of 6 rows x 2 vectors of columns (12 accumulators, the most that
+// leave AVX2's 16 registers room for the operands) are held in registers while k runs (GCC
+// vector extensions: AVX2 and FMA under -march=native on x86, NEON on ARM); rows left over go in
+// tiles of 2 and 1, columns left over (widths not a multiple of 2 vectors) through a plain loop.
 template <class T> struct Vec {
     typedef T type __attribute__((vector_size(32)));
     static constexpr long lanes = 32 / sizeof(T);
@@ -409,8 +410,9 @@ template <class T> inline double as_loss(double sum) { return static_cast<T>(sum
 
 // C entry points, one set per (activation, dtype); x, f, df are (M, N), members back to back.
 // rb_step: one training step of M members (alive[m] == 0: a diverged member, whose gradients are
-// zeroed and whose losses are NaN); rb_losses: the losses alone; rb_activation: sigma, sigma',
-// sigma'' at n points (for tests).
+// zeroed and whose losses are NaN); rb_losses: the losses alone; rb_predict: y and dy/dx at the
+// points; rb_activation: sigma, sigma', sigma'' at n points (for tests). rb_adam, per dtype: one
+// Adam update over a flat parameter buffer.
 #define RB_KERNELS(ACT, NAME, T, TN)                                                                    \
     extern "C" void rb_step_##NAME##_##TN(long M, long N, long H, long D, const T* x, const T* f,        \
                                           const T* df, const T* weight, const uint8_t* alive,            \
