@@ -140,9 +140,11 @@ def test_batched_rejects_mixed_shapes():
         train_batched([RunConfig("tanh"), RunConfig("relu")])
 
 
-def test_batched_rejects_unknown_kernels():
+def test_batched_rejects_unknown_kernels_and_native_off_the_cpu():
     with pytest.raises(ValueError, match="kernels"):
         train_batched([RunConfig("tanh")], kernels="fortran")
+    with pytest.raises(ValueError, match="CPU, not cuda"):
+        train_batched([RunConfig("tanh")], device="cuda", kernels="native")
 
 
 def test_native_engine_is_labelled_and_agrees_with_torch_kernels_over_a_long_run(native_built):
