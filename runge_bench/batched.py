@@ -223,8 +223,11 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
         raise ValueError("train_batched needs configs of one shape (RunConfig.shape_key)")
     if kernels not in BATCHED_ENGINES.values():
         raise ValueError(f"unknown kernels {kernels!r} (valid: {', '.join(BATCHED_ENGINES.values())})")
-    if kernels == "native" and torch.device(device).type != "cpu":
-        raise ValueError(f"the native kernels run on the CPU, not {device}")
+    if kernels == "native":
+        from .native import unavailable
+
+        if (why := unavailable(device)) is not None:
+            raise ValueError(why)
     start = time.perf_counter()
     c0, M = configs[0], len(configs)
     dtype, act = getattr(torch, c0.dtype), get_activation(c0.activation)

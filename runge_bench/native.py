@@ -89,8 +89,11 @@ def _library() -> ctypes.CDLL:
         raise NativeUnavailable(f"loading {target} failed: {e}") from None
 
 
-def unavailable() -> str | None:
-    """None if the native kernels build and load here, else why not (one line)."""
+def unavailable(device: str = "cpu") -> str | None:
+    """None if the native kernels can train on `device` here (they build, load, and it is the CPU),
+    else why not (one line)."""
+    if torch.device(device).type != "cpu":
+        return f"the native kernels run on the CPU, not {device}"
     try:
         _library()
     except NativeUnavailable as e:
@@ -110,6 +113,11 @@ _ADAM_ARGS = [_L] + [_P] * 5  # then five scalars of the dtype
 
 def _pointers(tensors: list[Tensor]) -> ctypes.Array:
     return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
+
+
+def _flat(params) -> list[Tensor]:
+    """[w1, b1, w2, b2, ...]: the order kernels.cpp reads parameters and writes gradients in."""
+    return [t for wb in params for t in wb]
 
 
 class NativeKernels:
@@ -150,7 +158,7 @@ class NativeKernels:
         """As batched.loss_and_grads; the gradients go into `out` (shaped like the parameters, in
         the order [w1, b1, w2, b2, ...]) if given. A member not alive gets zero gradients and NaN
         losses."""
-        flat = [t for wb in params for t in wb]
+        flat = _flat(params)
         grads = out if out is not None else [torch.empty_like(t) for t in flat]
         M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
@@ -163,15 +171,14 @@ class NativeKernels:
         M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
         self._fn["losses"](M, N, H, D, x.data_ptr(), f.data_ptr(), df.data_ptr(),
-                           _pointers([t for wb in params for t in wb]), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
+                           _pointers(_flat(params)), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
         return sq_f / N, sq_df / N
 
     def predict(self, params, x: Tensor) -> tuple[Tensor, Tensor]:
         """y and dy/dx of the M members at x (M, N, 1), as batched.forward."""
         M, N, H, D = self._dims(params, x)
         y, dy = torch.empty_like(x), torch.empty_like(x)
-        self._fn["predict"](M, N, H, D, x.data_ptr(), _pointers([t for wb in params for t in wb]), y.data_ptr(),
-                            dy.data_ptr())  # fmt: skip
+        self._fn["predict"](M, N, H, D, x.data_ptr(), _pointers(_flat(params)), y.data_ptr(), dy.data_ptr())
         return y, dy
 
     def activation(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:

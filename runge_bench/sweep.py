@@ -114,12 +114,9 @@ def batched_engine(kernels: str = "auto", compile: bool = False, device: str = "
         return "batched+compile", None
     if kernels == "torch":
         return "batched", None
-    if device != "cpu":
-        why: str | None = f"the native kernels run on the CPU, not {device}"
-    else:
-        from .native import unavailable
+    from .native import unavailable
 
-        why = unavailable()
+    why = unavailable(device)
     if why is None:
         return "batched+native", None
     if kernels == "native":

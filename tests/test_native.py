@@ -75,9 +75,9 @@ def test_nan_reaches_the_losses_of_its_member_only(name):
     """Divergence is detected from non-finite losses: a NaN weight must reach them."""
     params, x, f, df, weight = _problem(torch.float32)
     params[1][0][1, 4, 2] = float("nan")
-    for sq_f, sq_df in [native.NativeKernels(name, torch.float32).val_losses(params, x, f, df)]:
-        assert torch.isfinite(sq_f[[0, 2]]).all() and torch.isfinite(sq_df[[0, 2]]).all()
-        assert not (torch.isfinite(sq_f[1]) and torch.isfinite(sq_df[1]))
+    sq_f, sq_df = native.NativeKernels(name, torch.float32).val_losses(params, x, f, df)
+    assert torch.isfinite(sq_f[[0, 2]]).all() and torch.isfinite(sq_df[[0, 2]]).all()
+    assert not (torch.isfinite(sq_f[1]) and torch.isfinite(sq_df[1]))
 
 
 def test_a_loss_sum_that_overflows_the_dtype_is_not_finite():

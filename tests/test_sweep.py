@@ -103,14 +103,14 @@ def test_cli_rejects_bad_jobs(tmp_path):
 def test_batched_engine_falls_back_to_torch_kernels_only_when_asked_for_auto(monkeypatch):
     from runge_bench import native
 
-    monkeypatch.setattr(native, "unavailable", lambda: "no C++ compiler: 'c++' is not on PATH (set CXX)")
+    name, note = batched_engine("auto", device="cuda")  # the real rule: native is CPU-only
+    assert name == "batched" and "CPU, not cuda" in note
+    monkeypatch.setattr(native, "unavailable", lambda device="cpu": "no C++ compiler: 'c++' is not on PATH (set CXX)")
     name, note = batched_engine("auto")
     assert name == "batched" and note == "using the torch kernels: no C++ compiler: 'c++' is not on PATH (set CXX)"
     with pytest.raises(UserError, match="^--kernels: no C\\+\\+ compiler"):
         batched_engine("native")
     assert batched_engine("torch") == ("batched", None)
     assert batched_engine("auto", compile=True) == ("batched+compile", None)
-    monkeypatch.setattr(native, "unavailable", lambda: None)
+    monkeypatch.setattr(native, "unavailable", lambda device="cpu": None)
     assert batched_engine("auto") == ("batched+native", None)
-    name, note = batched_engine("auto", device="cuda")
-    assert name == "batched" and "CPU, not cuda" in note
