@@ -121,21 +121,32 @@ struct Softplus {  // as torch.nn.Softplus: linear (slope exactly 1) above 20
     }
 };
 
-// Where a layer's (z, u) come from.
+// Where a layer's (z, u) come from, a point (row) at a time: src.row(n).at(h, z, u). Rows hand
+// out plain pointers, so that the loops over h see unit-stride loads (through a struct's fields
+// and a row index, GCC's `omp simd` loops fell back to gathers).
 template <class T> struct FromInput {  // the first layer: z = x w1 + b1, u = w1
     const T *x, *w, *b;
-    inline void at(long n, long h, T& z, T& u) const {
-        z = x[n] * w[h] + b[h];
-        u = w[h];
-    }
+    struct Row {
+        T x;
+        const T *w, *b;
+        inline void at(long h, T& z, T& u) const {
+            z = x * w[h] + b[h];
+            u = w[h];
+        }
+    };
+    inline Row row(long n) const { return {x[n], w, b}; }
 };
 template <class T> struct FromRows {  // later layers: z = Z[n] + b, u = Z[N + n]
     const T *Z, *b;
     long N, H;
-    inline void at(long n, long h, T& z, T& u) const {
-        z = Z[n * H + h] + b[h];
-        u = Z[(N + n) * H + h];
-    }
+    struct Row {
+        const T *z, *u, *b;
+        inline void at(long h, T& z_, T& u_) const {
+            z_ = z[h] + b[h];
+            u_ = u[h];
+        }
+    };
+    inline Row row(long n) const { return {Z + n * H, Z + (N + n) * H, b}; }
 };
 
 // A hidden layer's output rows: a = sigma(z), t = sigma'(z) u; with `keep`, sigma' and sigma''
@@ -143,35 +154,43 @@ template <class T> struct FromRows {  // later layers: z = Z[n] + b, u = Z[N + n
 template <class T, class Act, bool Keep = false, class Src>
 void forward(const Src& src, long N, long H, T* A, T* keep = nullptr) {
     for (long n = 0; n < N; ++n) {
+        const auto in = src.row(n);
+        T *a_out = A + n * H, *t_out = A + (N + n) * H;
+        T *k1 = keep + n * H, *k2 = keep + (N + n) * H;  // unused unless Keep
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
             T z, u, a, d1, d2;
-            src.at(n, h, z, u);
+            in.at(h, z, u);
             Act::eval(z, a, d1, d2);
-            A[n * H + h] = a;
-            A[(N + n) * H + h] = d1 * u;
+            a_out[h] = a;
+            t_out[h] = d1 * u;
             if constexpr (Keep) {
-                keep[n * H + h] = d1;
-                if constexpr (Act::second) keep[(N + n) * H + h] = d2;
+                k1[h] = d1;
+                if constexpr (Act::second) k2[h] = d2;
             }
         }
     }
 }
 
-// sigma'(z), sigma''(z) and u at (n, h): evaluated from a source, or read where forward kept them.
-template <class Act, class T, class Src> inline void slopes(const Src& src, long n, long h, T& d1, T& d2, T& u) {
+// sigma'(z), sigma''(z) and u at unit h of a row: evaluated from a source's row, or read where
+// forward kept them.
+template <class Act, class T, class Row> inline void slopes(const Row& row, long h, T& d1, T& d2, T& u) {
     T z, a;
-    src.at(n, h, z, u);
+    row.at(h, z, u);
     Act::eval(z, a, d1, d2);
 }
+template <class T> struct KeptRow {
+    const T *d1, *d2, *w;
+};
 template <class T> struct Kept {  // the first layer's slopes as forward kept them; u = w1
     const T *keep, *w;
     long N, H;
+    inline KeptRow<T> row(long n) const { return {keep + n * H, keep + (N + n) * H, w}; }
 };
-template <class Act, class T> inline void slopes(const Kept<T>& src, long n, long h, T& d1, T& d2, T& u) {
-    d1 = src.keep[n * src.H + h];
-    d2 = Act::second ? src.keep[(src.N + n) * src.H + h] : T(0);
-    u = src.w[h];
+template <class Act, class T> inline void slopes(const KeptRow<T>& row, long h, T& d1, T& d2, T& u) {
+    d1 = row.d1[h];
+    d2 = Act::second ? row.d2[h] : T(0);
+    u = row.w[h];
 }
 
 // Chain rule through one unit, given the gradients (ga, gt) of its outputs (a, t = sigma'(z) u).
@@ -181,33 +200,45 @@ template <class Act, class T> inline void through(T d1, T d2, T u, T ga, T gt, T
     gu = gt * d1;
 }
 
-// Where the gradients (gz, gu) of a layer's (z, u) go: the first layer reduces them into its
-// weights; a later layer writes them out as G rows for the matrix products.
+// Where the gradients (gz, gu) of a layer's (z, u) go, a row at a time: the first layer reduces
+// them into its weights; a later layer writes them out as G rows for the matrix products.
 template <class T> struct IntoInput {
     const T* x;
     T* gw;
-    inline void put(long n, long h, long, T gz, T gu) const { gw[h] += x[n] * gz + gu; }
+    struct Row {
+        T x;
+        T* gw;
+        inline void put(long h, T gz, T gu) const { gw[h] += x * gz + gu; }
+    };
+    inline Row row(long n) const { return {x[n], gw}; }
 };
 template <class T> struct IntoRows {
     T* G;
-    inline void put(long n, long h, long N, T gz, T gu) const {
-        G[n * G_H + h] = gz;
-        G[(N + n) * G_H + h] = gu;
-    }
-    long G_H;
+    long N, H;
+    struct Row {
+        T *gz, *gu;
+        inline void put(long h, T gz_, T gu_) const {
+            gz[h] = gz_;
+            gu[h] = gu_;
+        }
+    };
+    inline Row row(long n) const { return {G + n * H, G + (N + n) * H}; }
 };
 
 // Backward through a hidden layer's activation: GA holds (ga; gt) rows; gb accumulates sum gz.
 template <class T, class Act, class Src, class Dst>
 void backward(const Src& src, const Dst& dst, long N, long H, const T* GA, T* gb) {
     for (long n = 0; n < N; ++n) {
+        const auto in = src.row(n);
+        const auto out = dst.row(n);
+        const T *ga = GA + n * H, *gt = GA + (N + n) * H;
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
             T u, d1, d2, gz, gu;
-            slopes<Act>(src, n, h, d1, d2, u);
-            through<Act>(d1, d2, u, GA[n * H + h], GA[(N + n) * H + h], gz, gu);
+            slopes<Act>(in, h, d1, d2, u);
+            through<Act>(d1, d2, u, ga[h], gt[h], gz, gu);
             gb[h] += gz;
-            dst.put(n, h, N, gz, gu);
+            out.put(h, gz, gu);
         }
     }
 }
@@ -223,11 +254,12 @@ void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, c
           T* y_out, T* dy_out) {
     T *sa = scratch, *s1 = scratch + H, *s2 = scratch + 2 * H, *su = scratch + 3 * H;
     for (long n = 0; n < N; ++n) {
+        const auto in = src.row(n);
         T y = b_out, dy = 0;
 #pragma omp simd reduction(+ : y, dy)
         for (long h = 0; h < H; ++h) {
             T z, u;
-            src.at(n, h, z, u);
+            in.at(h, z, u);
             Act::eval(z, sa[h], s1[h], s2[h]);
             su[h] = u;
             y += sa[h] * w[h];
@@ -244,13 +276,14 @@ void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, c
         if (!grad) continue;
         const T gy = scale * r, gdy = scale * weight * q;
         *gb_out += gy;
+        const auto out = dst.row(n);
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
             T gz, gu;
             gw[h] += gy * sa[h] + gdy * s1[h] * su[h];
             through<Act>(s1[h], s2[h], su[h], gy * w[h], gdy * w[h], gz, gu);
             gb[h] += gz;
-            dst.put(n, h, N, gz, gu);
+            out.put(h, gz, gu);
         }
     }
 }
@@ -382,7 +415,7 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
             gemm<T>(2 * nb, H, H, A(l), H, 1, w[l], H, Z(l), H, false);  // [z; u] = [a; t] W
             if (l < D - 1) forward<T, Act>(FromRows<T>{Z(l), b[l], nb, H}, nb, H, A(l + 1));
         }
-        head<T, Act>(FromRows<T>{Z(D - 1), b[D - 1], nb, H}, IntoRows<T>{Z(D - 1), H}, nb, H, w[D], b[D][0],
+        head<T, Act>(FromRows<T>{Z(D - 1), b[D - 1], nb, H}, IntoRows<T>{Z(D - 1), nb, H}, nb, H, w[D], b[D][0],
                      f ? f + n0 : f, f ? df + n0 : df, scale, weight, grad, gb[D - 1], gw[D], gb[D], sq_f, sq_df,
                      scratch, y ? y + n0 : y, dy ? dy + n0 : dy);
         if (!grad) continue;
@@ -390,7 +423,7 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
             gemm<T>(H, H, 2 * nb, A(l), 1, H, Z(l), H, gw[l], H, true);  // gW += [a; t]^T [gz; gu]
             gemm<T>(2 * nb, H, H, Z(l), H, 1, Wt(l), H, GA, H, false);   // [ga; gt] = [gz; gu] W^T
             if (l > 1)
-                backward<T, Act>(FromRows<T>{Z(l - 1), b[l - 1], nb, H}, IntoRows<T>{Z(l - 1), H}, nb, H, GA,
+                backward<T, Act>(FromRows<T>{Z(l - 1), b[l - 1], nb, H}, IntoRows<T>{Z(l - 1), nb, H}, nb, H, GA,
                                  gb[l - 1]);
             else
                 backward<T, Act>(Kept<T>{keep, w[0], nb, H}, IntoInput<T>{x + n0, gw[0]}, nb, H, GA, gb[0]);
