@@ -17,7 +17,8 @@
 //
 // Built by native.py with -O3 -march=native and no fast-math: NaN and Inf propagate as IEEE says
 // (divergence detection depends on it); -fno-trapping-math lets the activations vectorize
-// (nothing here reads floating-point exception flags); reductions use `omp simd` (-fopenmp-simd).
+// (nothing here reads floating-point exception flags) and -fno-math-errno lets Adam's sqrt
+// (nothing reads errno; scalar, Adam took 8x longer); reductions use `omp simd` (-fopenmp-simd).
 
 #include <cstdint>
 #include <cmath>

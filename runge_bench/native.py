@@ -29,7 +29,8 @@ from torch import Tensor
 from .train import ADAM_BETAS, ADAM_EPS
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC")
+FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-std=c++17",
+         "-shared", "-fPIC")
 DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
