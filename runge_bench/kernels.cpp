@@ -321,6 +321,7 @@ inline void tile(long K, const T* A, long si, long sk, const T* B, long ldb, T* 
         c0[r] = acc ? vload(C + r * ldc) : V{};
         c1[r] = acc ? vload(C + r * ldc + L) : V{};
     }
+#pragma GCC unroll 4
     for (long k = 0; k < K; ++k) {
         const V b0 = vload(B + k * ldb), b1 = vload(B + k * ldb + L);
 #pragma GCC unroll 8
