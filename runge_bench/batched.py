@@ -244,8 +244,9 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     weight = torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1)
     gens = [batch_generator(c) for c in configs]
     n_tr, step = x_tr.shape[1], 0
-    curves = {k: np.full((M, c0.epochs), np.nan) for k in CURVES}
+    history = np.full((len(CURVES), M, c0.epochs), np.nan)  # CURVES x members x epochs
     alive = torch.ones(M, 1, 1, dtype=torch.bool, device=device)
+    live = np.ones(M, dtype=bool)  # alive, on the host
     diverged_at: dict[int, int] = {}
     fns = _functions(act, dtype, kernels)
     engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
@@ -256,8 +257,7 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
         else:  # each member draws its own permutation, exactly as its reference run would
             perms = torch.stack([torch.randperm(n_tr, generator=g) for g in gens]).to(device)
             batches = list(perms.split(c0.batch_size, dim=1))  # (M, B) each
-        sum_f = torch.zeros(M, dtype=torch.float64, device=device)
-        sum_df = torch.zeros_like(sum_f)
+        sum_f = sum_df = None
         for idx in batches:
             if idx is None:
                 xb, yb, dyb = x_tr, y_tr, dy_tr
@@ -265,28 +265,26 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
                 gi = idx.unsqueeze(-1)  # (M, B, 1)
                 xb, yb, dyb = (torch.gather(t, 1, gi) for t in (x_tr, y_tr, dy_tr))
             sq_f, sq_df = fns.step(params, xb, yb, dyb, weight, alive, grad_views)
-            sum_f += sq_f
-            sum_df += sq_df
+            sum_f, sum_df = (sq_f, sq_df) if sum_f is None else (sum_f + sq_f, sum_df + sq_df)
             step += 1
             fns.adam(theta, grad_theta, m, v, lr, step)
         vf, vdf = fns.val(params, x_va, y_va, dy_va)
-        rows = np.stack([(sum_f / n_tr).cpu().numpy(), (sum_df / n_tr).cpu().numpy(),
-                         vf.cpu().numpy(), vdf.cpu().numpy()])  # fmt: skip
-        live = alive.view(M).cpu().numpy()
-        for k, row in zip(CURVES, rows):
-            curves[k][:, epoch] = np.where(live, row, np.nan)
-        newly = live & ~np.all(np.isfinite(rows), axis=0)
-        for i in np.flatnonzero(newly):
-            diverged_at[int(i)] = epoch + 1
+        rows = torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf]).cpu().numpy()  # (CURVES, M)
+        rows[:, ~live] = np.nan
+        history[:, :, epoch] = rows
+        newly = live & ~np.isfinite(rows).all(axis=0)
         if newly.any():
-            alive &= ~torch.as_tensor(newly, device=device).view(M, 1, 1)
-            if not alive.any():
+            for i in np.flatnonzero(newly):
+                diverged_at[int(i)] = epoch + 1
+            live &= ~newly
+            alive &= torch.as_tensor(live, device=device).view(M, 1, 1)
+            if not live.any():
                 break
 
     wall_each = (time.perf_counter() - start) / M
     results = []
     for i, config in enumerate(configs):
-        member_curves = {k: c[i] for k, c in curves.items()}
+        member_curves = dict(zip(CURVES, history[:, i]))
         if i in diverged_at:
             results.append(make_result(config, "diverged", member_curves, diverged_at[i], start, engine,
                                    device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
