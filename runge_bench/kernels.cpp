@@ -17,8 +17,9 @@
 //
 // Built by native.py with -O3 -march=native and no fast-math: NaN and Inf propagate as IEEE says
 // (divergence detection depends on it); -fno-trapping-math lets the activations vectorize
-// (nothing here reads floating-point exception flags) and -fno-math-errno lets Adam's sqrt
-// (nothing reads errno; scalar, Adam took 8x longer); reductions use `omp simd` (-fopenmp-simd).
+// (nothing here reads floating-point exception flags), -fno-math-errno lets Adam's sqrt vectorize
+// (nothing reads errno; kept scalar, Adam took 8x longer); reductions use `omp simd`
+// (-fopenmp-simd).
 
 #include <cstdint>
 #include <cmath>
@@ -157,7 +158,7 @@ void forward(const Src& src, long N, long H, T* A, T* keep = nullptr) {
     for (long n = 0; n < N; ++n) {
         const auto in = src.row(n);
         T *a_out = A + n * H, *t_out = A + (N + n) * H;
-        T *k1 = keep + n * H, *k2 = keep + (N + n) * H;  // unused unless Keep
+        T *k1 = Keep ? keep + n * H : nullptr, *k2 = Keep ? keep + (N + n) * H : nullptr;
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
             T z, u, a, d1, d2;
