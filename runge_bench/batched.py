@@ -270,8 +270,7 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
             fns.adam(theta, grad_theta, m, v, lr, step)
         vf, vdf = fns.val(params, x_va, y_va, dy_va)
         rows = torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf]).cpu().numpy()  # (CURVES, M)
-        rows[:, ~live] = np.nan
-        history[:, :, epoch] = rows
+        history[:, :, epoch] = rows  # a diverged member's history is cut at its divergence
         newly = live & ~np.isfinite(rows).all(axis=0)
         if newly.any():
             for i in np.flatnonzero(newly):

@@ -121,6 +121,10 @@ def test_diverging_run_is_marked_and_others_are_untouched(kernel_kind):
     assert all(np.all(np.isfinite(ref.curves[k][:-1])) for k in ("train_f", "val_f"))
     b_bad, b_good = train_batched([bad, good], kernels=kernel_kind)
     assert b_bad.status == "diverged" and b_bad.diverged_epoch == ref.diverged_epoch
+    assert len(b_bad.curves["epoch"]) == b_bad.diverged_epoch  # its history ends where it diverged
+    assert not np.all(np.isfinite([b_bad.curves[k][-1] for k in ("train_f", "train_df", "val_f", "val_df")]))
+    assert all(np.all(np.isfinite(b_bad.curves[k][:-1])) for k in ("train_f", "val_f"))
+    assert np.all(np.isfinite(b_good.curves["train_f"])) and len(b_good.curves["epoch"]) == good.epochs
     assert b_good.status == "ok"
     alone = train_batched([good], kernels=kernel_kind)[0]
     for k in METRICS:
