@@ -4,7 +4,8 @@ Each engine trains its own workload on all cores through the same joblib worker 
 (one torch thread per worker): the reference engine one run per task, the batched engine groups
 of `group` runs. Throughput is model-epochs per second of wall time, including each run's final
 evaluation; the pool is warmed up first so process start-up is not counted. The numbers are
-measurements on a shared machine: run it twice before trusting a ratio.
+measurements on a shared machine whose speed drifts: `--repeat N` measures every engine in N
+rounds, takes each ratio within a round and reports their median and range.
 
 For full batch it also times, through torch.bmm, the matrix products alone that an engine doing
 this network's arithmetic must compute every epoch (`matmul_only`), on the same cores in the same
@@ -15,7 +16,8 @@ batched+compile). The native engine computes its own, fused with the elementwise
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import median
 
 from joblib import Parallel, delayed
 
@@ -49,6 +51,7 @@ class Measurement:
     epochs: int
     wall_s: float
     warmup_s: float = 0.0  # compile time, paid once per worker process and shape
+    round: int = 0  # with --repeat: which round of the case (every engine is measured once per round)
 
     @property
     def model_epochs_per_s(self) -> float:
@@ -115,9 +118,11 @@ def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
 
 
 def run_bench(*, quick: bool = False, jobs: int | None = None,
-              engines: tuple[str, ...] = ENGINE_NAMES, floor: bool = True,
+              engines: tuple[str, ...] = ENGINE_NAMES, floor: bool = True, repeat: int = 1,
               on_measurement=None) -> list[Measurement]:  # fmt: skip
-    """Measure every engine on every case; return the measurements in order."""
+    """Measure every engine on every case, `repeat` rounds per case (each round measures every
+    engine once, in turn, so that a ratio compares measurements taken minutes apart at most);
+    return the measurements in order."""
     jobs = jobs or default_jobs()
     out = []
     with Parallel(n_jobs=jobs, return_as="list") as pool:
@@ -128,24 +133,42 @@ def run_bench(*, quick: bool = False, jobs: int | None = None,
             todo = [lambda e=e: _measure(pool, case, e, jobs) for e in engines]
             if floor and case.batch_size is None:
                 todo.append(lambda: _measure_floor(pool, case))
-            for measure in todo:
-                out.append(measure())
-                if on_measurement is not None:
-                    on_measurement(out[-1])
+            for r in range(repeat):
+                for measure in todo:
+                    out.append(replace(measure(), round=r))
+                    if on_measurement is not None:
+                        on_measurement(out[-1])
     return out
 
 
 def format_table(measurements: list[Measurement], jobs: int) -> str:
-    """A Markdown table with the ratio of each engine to the reference on the same case."""
+    """A Markdown table with the ratio of each engine to the reference on the same case. With
+    several rounds (--repeat), a row per case and engine: median wall time and throughput, and the
+    median of the per-round ratios (each against the reference of the same round) with their range."""
     lines = ["| case | engine | runs x epochs | wall (s) | model-epochs/s | ms per model-epoch per core | vs reference | compile (s) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    ref = {m.case: m.model_epochs_per_s for m in measurements if m.engine == "reference"}
+    ref = {(m.case, m.round): m.model_epochs_per_s for m in measurements if m.engine == "reference"}
+    rows: dict[tuple[str, str], list[Measurement]] = {}
     for m in measurements:
-        ratio = m.model_epochs_per_s / ref[m.case] if m.case in ref else float("nan")
-        per_core_ms = 1000 * jobs / m.model_epochs_per_s
-        lines.append(f"| {m.case} | {m.engine} | {m.runs} x {m.epochs} | {m.wall_s:.1f} | "
-                     f"{m.model_epochs_per_s:.0f} | {per_core_ms:.2f} | {ratio:.1f}x | "
-                     f"{f'{m.warmup_s:.0f}' if m.warmup_s else '-'} |")  # fmt: skip
+        rows.setdefault((m.case, m.engine), []).append(m)
+    for (case, engine), ms in rows.items():
+        m0 = ms[0]
+        ratios = [m.model_epochs_per_s / ref[m.case, m.round] for m in ms if (m.case, m.round) in ref]
+        per_s = median([m.model_epochs_per_s for m in ms])
+        if not ratios:
+            vs = "nan"
+        elif len(ratios) == 1 or engine == "reference":
+            vs = f"{median(ratios):.1f}x"
+        else:
+            vs = f"{median(ratios):.1f}x ({min(ratios):.1f}-{max(ratios):.1f})"
+        warmup = median([m.warmup_s for m in ms])
+        lines.append(f"| {case} | {engine} | {m0.runs} x {m0.epochs} | {median([m.wall_s for m in ms]):.1f} | "
+                     f"{per_s:.0f} | {1000 * jobs / per_s:.2f} | {vs} | "
+                     f"{f'{warmup:.0f}' if warmup else '-'} |")  # fmt: skip
+    rounds = len({m.round for m in measurements})
+    if rounds > 1:
+        lines += ["", f"{rounds} rounds, each measuring every engine in turn: medians over the rounds; a ratio is "
+                      "taken within each round, then their median and (range)."]  # fmt: skip
     if any(m.engine == FLOOR for m in measurements):
         lines += ["", f"{FLOOR}: torch.bmm computing only the dense products of a stacked epoch (forward, "
                       "weight and input gradients, validation), on the same cores: the most an engine that "

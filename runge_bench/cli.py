@@ -145,6 +145,8 @@ def report(
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="A smaller workload (about a minute on 2 cores).")] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    repeat: Annotated[int, typer.Option("--repeat", help="Rounds per case; ratios are taken within a round, "
+                                        "then their median and range are printed.")] = 1,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .bench import format_table, run_bench
@@ -154,6 +156,8 @@ def bench(
 
     if jobs is not None and jobs < 1:
         raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
+    if repeat < 1:
+        raise UserError(f"must be at least 1, got {repeat}", field="--repeat")
     jobs = jobs or default_jobs()
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
     engines = ENGINE_NAMES
@@ -161,8 +165,9 @@ def bench(
     if why is not None:
         engines = tuple(e for e in ENGINE_NAMES if e != "batched+native")
         out.print(f"batched+native left out: {why}", markup=False)
-    ms = run_bench(quick=quick, jobs=jobs, engines=engines, on_measurement=lambda m: err.print(
-        f"  {m.case}, {m.engine}: {m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
+    ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, on_measurement=lambda m: err.print(
+        f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "
+        f"{m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
     out.print(format_table(ms, jobs), markup=False)
 
 

@@ -17,3 +17,21 @@ def test_ratios_are_throughput_relative_to_the_reference_of_the_same_case():
     assert "the most an engine" in format_table(ms, jobs=2)
     assert "the most an engine" not in format_table(ms[3:], jobs=2)
 
+
+
+def test_repeated_rounds_take_each_ratio_within_its_round():
+    # Round 0: reference 200/s, batched 800/s (4x); round 1: the machine is slower for both,
+    # reference 100/s, batched 600/s (6x). Ratios within rounds: 4x and 6x, median 5x; a ratio
+    # across rounds (800/100 = 8x) would be wrong.
+    ms = [Measurement("full", "reference", runs=4, epochs=100, wall_s=2.0, round=0),
+          Measurement("full", "batched", runs=32, epochs=100, wall_s=4.0, round=0),
+          Measurement("full", "reference", runs=4, epochs=100, wall_s=4.0, round=1),
+          Measurement("full", "batched", runs=32, epochs=100, wall_s=32 * 100 / 600, round=1)]
+    table = format_table(ms, jobs=1)
+    rows = {r[1]: r for r in (line.split(" | ") for line in table.splitlines() if line.startswith("| full"))}
+    assert list(rows) == ["reference", "batched"]  # one row per engine, not per round
+    assert rows["batched"][6] == "5.0x (4.0-6.0)"
+    assert rows["reference"][6] == "1.0x"
+    assert rows["reference"][3] == "3.0" and rows["batched"][4] == "700"  # medians over rounds
+    assert "2 rounds" in table
+    assert "rounds" not in format_table(ms[:2], jobs=1)

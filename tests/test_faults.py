@@ -156,6 +156,7 @@ BAD_ARGS = [
     (["report"], "Missing argument 'study'"),
     (["report", "no-such-study", "--results-dir", "RESULTS"], "no results store here"),
     (["bench", "--jobs", "-3"], "--jobs: must be at least 1, got -3"),
+    (["bench", "--repeat", "0"], "--repeat: must be at least 1, got 0"),
     (["frobnicate"], "No such command 'frobnicate'"),
 ]
 
