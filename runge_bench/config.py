@@ -107,15 +107,3 @@ class RunResult:
     @property
     def run_id(self) -> str:
         return self.config.run_id
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that can change a run's numbers."""
-    import platform
-
-    import torch
-
-    from . import __version__
-
-    return {"runge_bench": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}  # fmt: skip

@@ -13,7 +13,6 @@ from .store import Store
 from .target import plot_grid, runge, runge_derivative
 
 KEY_METRICS = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"]
-NUMERIC_AXES = {"width", "depth", "deriv_weight", "lr", "epochs", "n_points", "val_fraction"}
 
 
 def describe_cell(cell: dict) -> str:
@@ -66,7 +65,7 @@ def report_figures(store_path: Path, df: pd.DataFrame, summary: pd.DataFrame, ra
         plots.save(fig, fig_dir / "distributions")
         out.append((f"Each metric over seeds, per activation ({where}), with the baselines", "figures/distributions.png"))
     for axis in tables.cell_axes(df):
-        if axis not in NUMERIC_AXES:
+        if axis not in tables.NUMERIC_AXES:
             continue
         others = {k: v for k, v in cell.items() if k != axis}
         s = tables.select(summary, others)

@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 
 from . import plots, tables
-from .baselines import baseline_runs
-from .figures import KEY_METRICS, describe_cell, report_figures
+from .baselines import DEGREE_RULE, baseline_runs
+from .environment import analysis_versions
+from .figures import KEY_METRICS, report_figures
+from .findings import findings
 from .activations import ACTIVATIONS
 from .config import METRICS, PROTOCOL_VERSION
 from .errors import UserError
@@ -81,89 +83,15 @@ def activation_order(df: pd.DataFrame) -> list[str]:
     return [a for a in ACTIVATIONS if a in present] + sorted(present - set(ACTIVATIONS))
 
 
-def _cell_findings(summary: pd.DataFrame, comparisons: pd.DataFrame, baseline_summary: pd.DataFrame,
-                   cell: dict) -> list[str]:  # fmt: skip
-    """Sentences for studies with more than one cell: pairs across cells, the derivative loss,
-    the best network against the best baseline."""
-    out = []
-    axes = [a for a in cell]
-    if axes and not comparisons.empty:
-        for r in tables.compact_comparisons(comparisons, ["grid_df_mse", "grid_f_mse"]).itertuples():
-            out.append(f"{r.a} vs {r.b}, {plots.LABELS[r.metric]}, over {r.cells} cells: {r.a} significantly better "
-                       f"in {r.a_better} and won every seed in {r.a_won_every_seed}; {r.b} significantly better in "
-                       f"{r.b_better} and won every seed in {r.b_won_every_seed}; per-cell median ratio "
-                       f"{r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to {tables.sci(r.median_ratio_max)} "
-                       f"(median {tables.sci(r.median_ratio_median)}; across cells Wilcoxon p = "
-                       f"{tables.sci(r.p_across_cells_holm)}, Holm).")  # fmt: skip
-    if "deriv_weight" in axes and "deriv_weight" in summary:
-        others = {k: v for k, v in cell.items() if k != "deriv_weight"}
-        s = tables.select(summary, others)
-        weights = sorted(s.deriv_weight.unique())
-        lo, ref = weights[0], cell["deriv_weight"]
-        if lo != ref:
-            for act, g in s.groupby("activation", sort=False):
-                med = g.pivot_table(index="deriv_weight", columns="metric", values="median")
-                fr = med.loc[ref, "grid_f_mse"] / med.loc[lo, "grid_f_mse"]
-                dfr = med.loc[ref, "grid_df_mse"] / med.loc[lo, "grid_df_mse"]
-                out.append(f"{act} ({describe_cell(others)}): raising deriv_weight from {lo:g} to {ref:g} "
-                           f"multiplies the median f′ MSE by {tables.sci(dfr)} and the f MSE by {tables.sci(fr)} "
-                           "(dense grid).")  # fmt: skip
-    if not baseline_summary.empty:
-        for metric in ("grid_f_max", "grid_df_max"):
-            s = summary[summary.metric == metric].dropna(subset=["median"])
-            if s.empty:
-                continue
-            best = s.loc[s["median"].idxmin()]
-            where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes])
-            b = baseline_summary[baseline_summary.metric == metric]
-            bb = b.loc[b["median"].idxmin()]
-            out.append(f"Best network cell on {plots.LABELS[metric]}: {where}, median {tables.sci(best['median'])}; "
-                       f"best baseline: {bb.baseline}, median {tables.sci(bb['median'])} "
-                       f"(ratio network/baseline {tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
-    return out
-
-
-def findings(df, comparisons, reproduction, ranking, cell, summary=None, baseline_summary=None) -> list[str]:
-    """Sentences generated from the numbers; nothing here is written for one particular result."""
-    out = []
-    counts = df.status.value_counts()
-    out.append(f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
-               f"{counts.get('failed', 0)} failed; only ok runs enter the statistics.")  # fmt: skip
-    comp = tables.select(comparisons, cell) if not comparisons.empty else comparisons
-    if cell:
-        out.append(f"Sentences about single comparisons below refer to the reference cell {describe_cell(cell)}.")
-    sentence_metrics = KEY_METRICS if df.activation.nunique() <= 2 else ["val_f_mse", "val_df_mse"]
-    for row in comp.itertuples() if not comp.empty else []:
-        if row.metric not in sentence_metrics:
-            continue
-        win, lose, wins, ratio, poi = (row.a, row.b, row.a_wins, row.median_ratio, row.poi)
-        if row.a_wins * 2 < row.n_pairs:
-            win, lose, wins, ratio, poi = row.b, row.a, row.n_pairs - row.a_wins, 1 / row.median_ratio, 1 - row.poi
-        p = f"Wilcoxon p = {tables.sci(row.p_holm)} (Holm)" if not np.isnan(row.p_holm) else row.note
-        out.append(f"{win} has lower {plots.LABELS[row.metric]} than {lose} in {wins} of {row.n_pairs} "
-                   f"seeds; median ratio {win}/{lose} {tables.sci(ratio)}, P(improvement) {poi:.2f}, {p}.")  # fmt: skip
-    if not reproduction.empty:
-        inside = reproduction[reproduction.verdict == "inside"]
-        n = int(reproduction.n.min())
-        line = f"{len(inside)} of {len(reproduction)} published numbers fall inside our 5-95% range over {n} seeds"
-        outside = reproduction[reproduction.verdict != "inside"]
-        if not outside.empty:
-            line += "; outside: " + "; ".join(
-                f"{r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
-                f"{r.verdict} our range, percentile {r.percentile:.0f})" for r in outside.itertuples())
-        out.append(line + ".")
-    if not ranking.empty:
-        for metric in ("grid_f_mse", "grid_df_mse"):
-            r = ranking[ranking.metric == metric].sort_values("mean_rank")
-            if r.empty:
-                continue
-            ranks = ", ".join(f"{a} {m:.2f}" for a, m in zip(r.activation, r.mean_rank))
-            out.append(f"Mean rank on {plots.LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}): "
-                       f"{ranks}; Friedman p = {tables.sci(r.friedman_p.iloc[0])}, Nemenyi CD = "
-                       f"{r.nemenyi_cd.iloc[0]:.2f}.")  # fmt: skip
-    if summary is not None and baseline_summary is not None:
-        out += _cell_findings(summary, comparisons, baseline_summary, cell)
-    return out
+def training_versions(path: Path, run_ids: list[str]) -> list[tuple[str, int]]:
+    """The distinct library sets the runs were trained with, as text, with their run counts."""
+    with Store(path) as store:
+        versions = store.versions(run_ids)
+    counts: dict[str, int] = {}
+    for v in versions.values():
+        text = ", ".join(f"{k} {v[k]}" for k in sorted(v) if k != "runge_bench") or "not recorded"
+        counts[text] = counts.get(text, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 @dataclass(frozen=True)
@@ -172,6 +100,7 @@ class Tables:
 
     summary: pd.DataFrame
     comparisons: pd.DataFrame
+    effects: pd.DataFrame  # tables.axis_effects_table
     ranking: pd.DataFrame
     reproduction: pd.DataFrame
     baselines: pd.DataFrame
@@ -184,7 +113,7 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
     baselines = baseline_runs(sorted(ok_seeds), int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0]))
     t = Tables(summary=tables.summary_table(df), comparisons=tables.comparisons_table(df),
-               ranking=tables.ranking_table(df), reproduction=tables.reproduction_table(df),
+               effects=tables.axis_effects_table(df, cell, list(METRICS)), ranking=tables.ranking_table(df), reproduction=tables.reproduction_table(df),
                baselines=baselines, baseline_summary=tables.baseline_summary(baselines))  # fmt: skip
     d = out / "tables"
     d.mkdir(parents=True, exist_ok=True)
@@ -196,6 +125,8 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
         t.summary.drop(columns=["n_diverged", "n_failed"]), f"{source.name}: error statistics over seeds "
         "(median and IQM with 95\\% bootstrap CIs)."))  # fmt: skip
     (d / "comparisons.md").write_text(tables.to_markdown(t.comparisons))
+    if not t.effects.empty:
+        t.effects.to_csv(d / "axis_effects.csv", index=False)
     if not t.ranking.empty:
         t.ranking.to_csv(d / "ranking.csv", index=False)
     if not t.reproduction.empty:
@@ -217,10 +148,8 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     lines = [f"# runge-bench report: {source.name}", ""]
     if source.study and source.study.description:
         lines += [source.study.description, ""]
-    lines += _study_section(source, df, order, notes)
-    lines += ["", "## Findings", "",
-              *[f"- {s}" for s in findings(df, t.comparisons, t.reproduction, t.ranking, cell, t.summary,
-                                           t.baseline_summary)], ""]  # fmt: skip
+    lines += _study_section(source, df, order, notes, training_versions(source.store, list(df.run_id)))
+    lines += ["", *_findings_section(df, t, cell)]
     lines += _reproduction_section(t.reproduction)
     lines += _summary_section(df, t.summary, compact)
     lines += _baselines_section(t.baseline_summary)
@@ -234,7 +163,21 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     return report
 
 
-def _study_section(source: Source, df: pd.DataFrame, order: list[str], notes: list[str]) -> list[str]:
+def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:
+    lines = ["## Findings", "",
+             "Generated from the tables below; each states where it holds. Significance: two-sided Wilcoxon "
+             "signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
+             "sentence names, p < 0.05.", ""]  # fmt: skip
+    for title, sentences in findings(df, t.comparisons, t.effects, t.reproduction, t.ranking, t.summary,
+                                     t.baseline_summary, cell).items():  # fmt: skip
+        if title:
+            lines += [f"### {title}", ""]
+        lines += [*[f"- {s}" for s in sentences], ""]
+    return lines
+
+
+def _study_section(source: Source, df: pd.DataFrame, order: list[str], notes: list[str],
+                   versions: list[tuple[str, int]]) -> list[str]:  # fmt: skip
     lines = ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
     for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
         values = order if axis == "activation" else sorted(df[axis].unique())
@@ -243,7 +186,10 @@ def _study_section(source: Source, df: pd.DataFrame, order: list[str], notes: li
     fixed = [c for c in tables.CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
     lines.append(f"- engines: {', '.join(sorted(df.engine.unique()))}; "
-                 f"total training time {df.wall_s.sum() / 60:.1f} min")  # fmt: skip
+                 f"total training time {df.wall_s.sum() / 60:.1f} min (summed over workers)")  # fmt: skip
+    lines += [f"- trained with: {v} ({n} runs)" for v, n in versions]
+    lines.append("- this report's baselines and statistics computed with: "
+                 + ", ".join(f"{k} {v}" for k, v in analysis_versions().items()))  # fmt: skip
     return lines + [f"- note: {n}" for n in notes]
 
 
@@ -279,8 +225,10 @@ def _baselines_section(baseline_summary: pd.DataFrame) -> list[str]:
     return ["## Baselines", "",
             "Classical approximators fitted to the same training points of each seed's split and scored "
             "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
-            "best-degree Chebyshev fit is chosen on the validation split, so its validation errors are "
-            "optimistic; its dense-grid errors are not. `tables/baselines.csv` has every seed.", "",
+            f"Chebyshev least-squares fit's degree is chosen per seed on the validation split by a rule "
+            f"that no rounding-level difference between machines can flip: {DEGREE_RULE}. Its validation "
+            "errors are therefore optimistic; its dense-grid errors are not. `tables/baselines.csv` has "
+            "every seed.", "",
             tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])]  # fmt: skip
 
 
@@ -290,8 +238,8 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
     if compact:
         return ["## Paired comparisons", "",
                 "Per pair of activations, over all cells of the other axes: in how many cells each is "
-                "significantly better (two-sided Wilcoxon signed-rank over seeds, Holm-corrected over the "
-                "pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
+                "significantly better (two-sided Wilcoxon signed-rank over seeds on log error ratios, "
+                "Holm-corrected over the pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
                 "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
                 "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
                 "every cell.", "",
@@ -299,9 +247,11 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
                                                                             "grid_df_max"]))]  # fmt: skip
     return ["## Paired comparisons", "",
             "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
-            "median over seeds of error(a)/error(b); `poi` is P(error(a) < error(b)) with a 95% "
-            "bootstrap CI; `p_holm` is the two-sided Wilcoxon signed-rank p, Holm-corrected over "
-            "the pairs compared in the same cell and metric. Key metrics shown; `tables/comparisons.csv` "
+            "median over seeds of error(a)/error(b); `share_a_lower` is the share of seeds in which a's "
+            "error is lower (ties half; paired, seed by seed) with a 95% bootstrap CI over seeds (none "
+            "below 3 seeds); `p_holm` is the two-sided Wilcoxon signed-rank p on log(error(a)) - "
+            "log(error(b)), Holm-corrected over the pairs compared in the same cell and metric; "
+            "`favours` is the side its statistic points to. Key metrics shown; `tables/comparisons.csv` "
             "has all eight.", "", tables.to_markdown(comparisons[comparisons.metric.isin(KEY_METRICS)])]  # fmt: skip
 
 

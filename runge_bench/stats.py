@@ -25,14 +25,18 @@ def median(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.median(np.asarray(x, float), axis=axis)
 
 
+MIN_CI_N = 3  # no bootstrap CI from fewer values: resampling 2 values gives 3 possible answers
+
+
 def bootstrap_ci(x: np.ndarray, statistic: Statistic, *, seed: int, n_resamples: int = 10_000,
                  level: float = 0.95) -> tuple[float, float]:  # fmt: skip
     """Percentile bootstrap CI of statistic(x), resampling seeds with replacement.
 
-    Seeded, so the same data gives the same interval byte for byte. Fewer than 2 values: (nan, nan).
+    Seeded, so the same data gives the same interval byte for byte. Fewer than MIN_CI_N values:
+    (nan, nan).
     """
     x = np.asarray(x, float)
-    if len(x) < 2:
+    if len(x) < MIN_CI_N:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     resampled = statistic(x[rng.integers(0, len(x), size=(n_resamples, len(x)))], axis=-1)
@@ -40,24 +44,44 @@ def bootstrap_ci(x: np.ndarray, statistic: Statistic, *, seed: int, n_resamples:
     return float(lo), float(hi)
 
 
-def probability_of_improvement(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    """P(A < B): the chance that a random run of A has a lower error than a random run of B,
-    ties counting half (the Mann-Whitney U statistic over n_a * n_b)."""
+def share_lower(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The share of pairs (seeds) in which a's error is lower than b's, ties counting half.
+
+    Paired: pair i compares a[i] with b[i] only (same seed, same split, same initialisation seed),
+    unlike the Mann-Whitney P(A < B) over all n x n combinations, which ignores the pairing.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
-    less = (a[..., :, None] < b[..., None, :]).mean(axis=(-1, -2))
-    ties = (a[..., :, None] == b[..., None, :]).mean(axis=(-1, -2))
-    return less + 0.5 * ties
+    return (a < b).mean(axis=axis) + 0.5 * (a == b).mean(axis=axis)
 
 
-def paired_bootstrap_poi(a: np.ndarray, b: np.ndarray, *, seed: int, n_resamples: int = 2000,
-                         level: float = 0.95) -> tuple[float, float]:  # fmt: skip
-    """Bootstrap CI of P(A < B), resampling seeds (pairs) jointly."""
+def paired_bootstrap_share(a: np.ndarray, b: np.ndarray, *, seed: int, n_resamples: int = 2000,
+                           level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+    """Bootstrap CI of share_lower(a, b), resampling seeds (pairs) jointly; (nan, nan) below
+    MIN_CI_N pairs."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2:
+    if len(a) < MIN_CI_N:
         return (float("nan"), float("nan"))
     idx = np.random.default_rng(seed).integers(0, len(a), size=(n_resamples, len(a)))
-    lo, hi = np.quantile(probability_of_improvement(a[idx], b[idx]), [(1 - level) / 2, (1 + level) / 2])
+    lo, hi = np.quantile(share_lower(a[idx], b[idx]), [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def log_ratios(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
+    """log(a) - log(b) per pair of errors, and how many pairs hold a zero error.
+
+    Errors span decades and effects are ratios, so paired tests run on this scale: a seed whose
+    errors are both large no longer outweighs the others. A zero error (an exact fit) has no
+    logarithm: a pair with one is a tie when both are zero, else -inf or +inf (the largest
+    difference, which is all a rank test needs of it). Negative or non-finite errors are a bug
+    upstream and raise ValueError.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if np.any(~np.isfinite(a) | ~np.isfinite(b) | (a < 0) | (b < 0)):
+        raise ValueError("errors must be finite and non-negative")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.log(a) - np.log(b)
+    d[(a == 0) & (b == 0)] = 0.0
+    return d, int(np.sum((a == 0) | (b == 0)))
 
 
 def min_wilcoxon_p(n_pairs: int) -> float:
@@ -70,31 +94,41 @@ def min_wilcoxon_p(n_pairs: int) -> float:
 class PairedTest:
     n_pairs: int
     a_wins: int  # pairs where a < b
+    ties: int  # pairs where a == b
     median_ratio: float  # median over seeds of a / b, taken on the log scale (so b/a is its inverse)
-    poi: float  # P(A < B)
-    poi_ci: tuple[float, float]
-    p_value: float  # Wilcoxon signed-rank, two-sided; nan when the test cannot reach ALPHA
-    note: str  # why p_value is nan, else ""
+    share: float  # share of pairs where a < b, ties half (share_lower)
+    share_ci: tuple[float, float]  # bootstrap over seeds; nan below MIN_CI_N pairs
+    favours: str  # "a", "b" or "" (no direction): the side the signed-rank statistic points to
+    p_value: float  # Wilcoxon signed-rank on log(a) - log(b), two-sided; nan when it cannot reach ALPHA
+    note: str  # why p_value is nan, and pairs with a zero error; else ""
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, *, seed: int) -> PairedTest:
-    """Compare two methods paired by seed (same split, same init seed): a and b are (n_seeds,)."""
+    """Compare two methods paired by seed (same split, same init seed): a and b are (n_seeds,)
+    errors. The Wilcoxon signed-rank test runs on log(a) - log(b) (log_ratios), the scale the
+    effect is reported on."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = len(a)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(np.exp(np.median(np.log(a) - np.log(b)))) if n else float("nan")
-    poi = float(probability_of_improvement(a, b)) if n else float("nan")
-    note, p = "", float("nan")
+    d, zeros = log_ratios(a, b)
+    ratio = float(np.exp(np.median(d))) if n else float("nan")
+    ranks = st.rankdata(np.abs(d[d != 0]))
+    w_a, w_b = ranks[d[d != 0] < 0].sum(), ranks[d[d != 0] > 0].sum()  # signed-rank sums for a, b
+    notes, p = [], float("nan")
     if n == 0:
-        note = "no pairs"
+        notes.append("no pairs")
     elif min_wilcoxon_p(n) > ALPHA:
-        note = f"n={n} pairs: the smallest possible p is {min_wilcoxon_p(n):.3g} > {ALPHA}; no test"
-    elif np.all(a == b):
-        note = "all pairs equal"
+        notes.append(f"n={n} pairs: the smallest possible p is {min_wilcoxon_p(n):.3g} > {ALPHA}; no test")
+    elif np.all(d == 0):
+        notes.append("all pairs equal")
     else:
-        p = float(st.wilcoxon(a, b, alternative="two-sided").pvalue)
-    return PairedTest(n_pairs=n, a_wins=int(np.sum(a < b)), median_ratio=ratio, poi=poi,
-                      poi_ci=paired_bootstrap_poi(a, b, seed=seed), p_value=p, note=note)  # fmt: skip
+        p = float(st.wilcoxon(d, alternative="two-sided").pvalue)
+    if zeros:
+        notes.append(f"{zeros} pairs with a zero error (log ratio ±inf, or 0 when both are zero)")
+    return PairedTest(n_pairs=n, a_wins=int(np.sum(a < b)), ties=int(np.sum(a == b)), median_ratio=ratio,
+                      share=float(share_lower(a, b)) if n else float("nan"),
+                      share_ci=paired_bootstrap_share(a, b, seed=seed),
+                      favours="a" if w_a > w_b else ("b" if w_b > w_a else ""), p_value=p,
+                      note="; ".join(notes))  # fmt: skip
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:

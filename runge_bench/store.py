@@ -164,6 +164,15 @@ class Store:
             configs = pd.DataFrame(columns=list(RunConfig.__dataclass_fields__))
         return pd.concat([df[["run_id", "status"]], configs, df.drop(columns=["run_id", "status"])], axis=1)
 
+    def versions(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        """run_id -> the library versions its run recorded."""
+        out = {}
+        for i in range(0, len(run_ids), 500):  # one query per 500 ids (SQLite's variable limit)
+            chunk = run_ids[i : i + 500]
+            q = f"SELECT run_id, versions FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
+            out.update({rid: json.loads(v) for rid, v in self._db.execute(q, chunk)})
+        return out
+
     def arrays(self, run_ids: list[str]) -> dict[str, tuple[dict, dict]]:
         """run_id -> (curves, predictions) for the given runs."""
         out = {}

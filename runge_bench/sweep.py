@@ -18,7 +18,8 @@ from typing import Callable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 
-from .config import BATCHED_ENGINES, ENGINE_NAMES, RunConfig, RunResult, library_versions
+from .config import BATCHED_ENGINES, ENGINE_NAMES, RunConfig, RunResult
+from .environment import library_versions
 from .errors import UserError
 from .store import Store, store_path
 from .study import Study

@@ -99,8 +99,9 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
 
     p_holm is Holm-corrected within the family of one cell and one metric (all pairs of
     activations there: "which activation is best in this cell?"); whether an advantage holds
-    across cells is tested by compact_comparisons. Ratios and P(A < B) refer to errors, so below 1
-    and above 0.5 favour A.
+    across cells is tested by compact_comparisons. The test runs on log(error(a)) - log(error(b))
+    per seed (stats.paired_test); ratios and the share of seeds where a is lower refer to errors,
+    so below 1 and above 0.5 favour a. `favours` is the side the test statistic points to.
     """
     axes = cell_axes(df)
     order = list(dict.fromkeys(df["activation"]))
@@ -117,8 +118,9 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
                 t = stats.paired_test(xa, xb, seed=_seed(key, a, b, metric))
                 rows.append({
                     **dict(zip(axes, key)), "metric": metric, "a": a, "b": b, "n_pairs": t.n_pairs,
-                    "a_wins": t.a_wins, "median_ratio": t.median_ratio, "poi": t.poi,
-                    "poi_lo": t.poi_ci[0], "poi_hi": t.poi_ci[1], "p_wilcoxon": t.p_value, "note": t.note,
+                    "a_wins": t.a_wins, "ties": t.ties, "median_ratio": t.median_ratio, "share_a_lower": t.share,
+                    "share_lo": t.share_ci[0], "share_hi": t.share_ci[1], "favours": t.favours,
+                    "p_wilcoxon": t.p_value, "note": t.note,
                 })  # fmt: skip
     out = pd.DataFrame(rows)
     if out.empty:
@@ -126,9 +128,58 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
     out["p_holm"] = np.nan
     for _, idx in out.groupby([*axes, "metric"], sort=False).groups.items():
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
-    cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "median_ratio", "poi", "poi_lo", "poi_hi",
-            "p_wilcoxon", "p_holm", "note"]  # fmt: skip
+    cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "ties", "median_ratio", "share_a_lower", "share_lo",
+            "share_hi", "favours", "p_wilcoxon", "p_holm", "note"]  # fmt: skip
     return out[cols]
+
+
+NUMERIC_AXES = ("width", "depth", "deriv_weight", "lr", "epochs", "n_points", "val_fraction")
+
+
+def axis_steps(df: pd.DataFrame, axis: str, reference: object) -> list[tuple[object, object]]:
+    """The (from, to) levels an axis is tested at: every level below the reference level against
+    it, and the reference against every level above, always from the lower level to the higher."""
+    levels = sorted(df[axis].unique())
+    return [(lo, reference) for lo in levels if lo < reference] + [(reference, hi) for hi in levels if hi > reference]
+
+
+def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.DataFrame:
+    """What moving one numeric axis does, per activation and at every level of the other axes.
+
+    For each numeric cell axis, each step of axis_steps (around the reference cell's level), each
+    activation and each cell of the other axes: runs at the two levels paired by seed (the same
+    seed gives the same split and the same initialisation seed whatever the level), the paired
+    test on log(error(to)) - log(error(from)). p_holm is Holm-corrected over the cells of the other
+    axes (a claim about a step is a claim about all of them). ratio = error(to) / error(from).
+    """
+    ok = df[df.status == "ok"]
+    axes = cell_axes(df)
+    rows = []
+    for axis in [a for a in axes if a in NUMERIC_AXES]:
+        others = [a for a in axes if a != axis]
+        for lo, hi in axis_steps(df, axis, cell[axis]):
+            for key, g in _groups(ok, ["activation", *others]):
+                at_lo = g[g[axis] == lo].set_index("seed")
+                at_hi = g[g[axis] == hi].set_index("seed")
+                seeds = sorted(set(at_lo.index) & set(at_hi.index))
+                for metric in metrics:
+                    t = stats.paired_test(at_hi.loc[seeds, metric].to_numpy(float),
+                                          at_lo.loc[seeds, metric].to_numpy(float), seed=_seed(axis, lo, hi, key, metric))
+                    rows.append({"axis": axis, "from": lo, "to": hi, **dict(zip(["activation", *others], key)),
+                                 "others": ", ".join(others), "metric": metric, "n_pairs": t.n_pairs,
+                                 "to_lower": t.a_wins, "ties": t.ties, "ratio": t.median_ratio,
+                                 "favours": {"a": "to", "b": "from"}.get(t.favours, ""), "p_wilcoxon": t.p_value,
+                                 "note": t.note})  # fmt: skip
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    for c in ("width", "depth", "epochs", "n_points"):  # an axis's own rows leave its column empty
+        if c in out:
+            out[c] = out[c].astype("Int64")
+    out["p_holm"] = np.nan
+    for _, idx in out.groupby(["axis", "from", "to", "activation", "metric"], sort=False).groups.items():
+        out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
+    return out
 
 
 def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -256,13 +307,13 @@ def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: fl
     rows = []
     for (a, b, metric), g in comparisons[comparisons.metric.isin(metrics)].groupby(["a", "b", "metric"], sort=False):
         sig = g.p_holm < alpha
-        a_better = sig & (g.a_wins * 2 > g.n_pairs)
+        a_better = sig & (g.favours == "a")
         log_ratio = np.log(g.median_ratio.to_numpy(float))
         p_cells = float(st.wilcoxon(log_ratio).pvalue) if len(g) >= 6 and np.any(log_ratio != 0) else np.nan
         rows.append({"a": a, "b": b, "metric": metric, "cells": len(g), "a_better": int(a_better.sum()),
-                     "b_better": int((sig & ~a_better).sum()), "not_significant": int((~sig).sum()),
+                     "b_better": int((sig & (g.favours == "b")).sum()), "not_significant": int((~sig).sum()),
                      "a_won_every_seed": int((g.a_wins == g.n_pairs).sum()),
-                     "b_won_every_seed": int((g.a_wins == 0).sum()),
+                     "b_won_every_seed": int(((g.a_wins == 0) & (g.ties == 0)).sum()),
                      "median_ratio_min": float(g.median_ratio.min()),
                      "median_ratio_median": float(np.exp(np.median(log_ratio))),
                      "median_ratio_max": float(g.median_ratio.max()), "p_across_cells": p_cells})  # fmt: skip

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from .activations import get_activation
-from .config import RunConfig, RunResult, library_versions
+from .config import RunConfig, RunResult
+from .environment import library_versions
 from .metrics import evaluate
 from .model import build_sequential, init_params
 from .target import BATCH_STREAM, make_split, runge, runge_derivative, stream_seed

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import stats as st
 
 from runge_bench import stats
 
@@ -17,11 +18,48 @@ def test_holm_by_hand():
     assert np.isnan(out[0]) and out[1:] == pytest.approx([0.02, 0.02])
 
 
-def test_probability_of_improvement():
+def test_share_lower_is_paired():
     x = np.array([3.0, 1.0, 2.0])
-    assert stats.probability_of_improvement(x, x) == 0.5
-    assert stats.probability_of_improvement([1.0, 2.0], [3.0, 4.0]) == 1.0
-    assert stats.probability_of_improvement([1.0, 5.0], [3.0, 4.0]) == 0.5
+    assert stats.share_lower(x, x) == 0.5  # all ties, half each
+    assert stats.share_lower([1.0, 2.0], [3.0, 4.0]) == 1.0
+    # Paired: seed 0 compares 1 with 0.5 (b lower), seed 1 compares 5 with 6 (a lower): 1 of 2.
+    # The unpaired Mann-Whitney P(A < B) over all four combinations would be 1/4.
+    assert stats.share_lower([1.0, 5.0], [0.5, 6.0]) == 0.5
+    assert stats.share_lower([1.0, 5.0, 2.0], [0.5, 6.0, 2.0]) == pytest.approx(0.5)  # a tie counts half
+
+
+def test_the_log_test_and_the_raw_test_disagree_by_hand():
+    """Seven seeds where a's error is ~7-10x lower than b's, at errors ~1e-3, and three where a's
+    is 1.5-1.7x higher, at errors ~1. On raw differences the three large seeds take the top ranks
+    8, 9, 10: W+ = 27, W- = 28, the two-sided exact p = 1 (P(W <= 27) = 1/2 by symmetry, the
+    rank sum being 55). On log ratios the three have the smallest |d| (log 1.5-1.7 against log
+    6-10): W+ = 1 + 2 + 3 = 6, and of the 2^10 sign patterns 14 have W+ <= 6 (rank sets summing
+    to 0-6: 1, 1, 1, 2, 2, 3, 4), so p = 2 * 14 / 1024."""
+    b = np.array([1e-3] * 7 + [1.0] * 3)
+    a = b * np.array([0.10, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 1.5, 1.6, 1.7])
+    raw = st.wilcoxon(a - b).pvalue
+    assert raw == pytest.approx(1.0)
+    t = stats.paired_test(a, b, seed=0)
+    assert t.p_value == pytest.approx(28 / 1024)
+    assert t.favours == "a" and t.a_wins == 7 and t.share == pytest.approx(0.7)
+    assert t.median_ratio == pytest.approx(np.sqrt(0.14 * 0.15))  # median of ten log ratios
+
+
+def test_zero_errors_are_handled_explicitly():
+    d, zeros = stats.log_ratios(np.array([0.0, 0.0, 1.0, 2.0]), np.array([0.0, 1.0, 0.0, 1.0]))
+    assert zeros == 3 and d[0] == 0.0 and d[1] == -np.inf and d[2] == np.inf
+    assert d[3] == pytest.approx(np.log(2.0))
+    a = np.array([0.0] + [1.0] * 9)
+    t = stats.paired_test(a, np.full(10, 2.0), seed=0)
+    assert "1 pairs with a zero error" in t.note and t.favours == "a" and t.p_value == pytest.approx(2 / 2**10)
+    with pytest.raises(ValueError):
+        stats.log_ratios(np.array([np.nan]), np.array([1.0]))
+
+
+def test_no_ci_below_three_values():
+    assert all(np.isnan(stats.bootstrap_ci(np.array([1.0, 2.0]), stats.median, seed=0)))
+    assert all(np.isnan(stats.paired_bootstrap_share(np.array([1.0, 2.0]), np.array([2.0, 1.0]), seed=0)))
+    assert not any(np.isnan(stats.bootstrap_ci(np.array([1.0, 2.0, 3.0]), stats.median, seed=0)))
 
 
 def test_bootstrap_is_reproducible_and_covers_the_median():
@@ -46,17 +84,17 @@ def test_bootstrap_coverage_is_near_nominal():
 def test_paired_test_refuses_underpowered_p_values():
     a, b = np.arange(1.0, 6.0), np.arange(2.0, 7.0)
     t = stats.paired_test(a, b, seed=0)
-    assert t.n_pairs == 5 and t.a_wins == 5 and np.isnan(t.p_value) and "0.0625" in t.note
+    assert t.n_pairs == 5 and t.a_wins == 5 and t.favours == "a" and np.isnan(t.p_value) and "0.0625" in t.note
     assert stats.min_wilcoxon_p(5) == 0.0625 and stats.min_wilcoxon_p(6) == 0.03125
 
 
 def test_paired_test_p_value_and_ratio():
     a = np.arange(1.0, 11.0)
     t = stats.paired_test(a, 2 * a, seed=0)
-    assert t.median_ratio == pytest.approx(0.5) and t.a_wins == 10
+    assert t.median_ratio == pytest.approx(0.5) and t.a_wins == 10 and t.share == 1.0
     assert t.p_value == pytest.approx(2 / 2**10)  # exact: every difference has the same sign
     flipped = stats.paired_test(2 * a, a, seed=0)
-    assert flipped.median_ratio == pytest.approx(1 / t.median_ratio)
+    assert flipped.median_ratio == pytest.approx(1 / t.median_ratio) and flipped.favours == "b"
 
 
 def test_friedman_and_nemenyi_cd():

@@ -1,0 +1,186 @@
+"""A report's findings: sentences generated from its tables, each stating its scope.
+
+Every sentence says in how many cells (or seeds) it holds, by which test, and where it fails;
+nothing here is written for one particular result. A trend along an axis is checked at every
+level of the other axes; a tie is never called a win; significance is always the two-sided
+Wilcoxon signed-rank test on log error ratios, Holm-corrected over the family the sentence
+speaks for, at stats.ALPHA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import stats, tables
+from .figures import describe_cell
+from .plots import LABELS
+
+ALPHA = stats.ALPHA
+MAX_LISTED = 6  # a sentence names the cells of a category when it has at most this many
+
+
+def _cells(rows: pd.DataFrame, axes: list[str]) -> str:
+    """The cells of rows named by their axes' values, " (width=16, deriv_weight=0.0; width=32, ...)",
+    or "" when there are none, no axes, or more than MAX_LISTED (then the count says it)."""
+    if rows.empty or not axes or len(rows) > MAX_LISTED:
+        return ""
+    columns = zip(*(rows[a].tolist() for a in axes))  # column-wise: an int axis stays int
+    return " (" + "; ".join(", ".join(f"{a}={v}" for a, v in zip(axes, values)) for values in columns) + ")"
+
+
+def _verdicts(rows: pd.DataFrame, one: str, other: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rows where the test (p_holm < ALPHA) favours `one`, where it favours `other`, and the rest."""
+    sig = rows.p_holm < ALPHA
+    return rows[sig & (rows.favours == one)], rows[sig & (rows.favours == other)], rows[~(sig & rows.favours.isin([one, other]))]
+
+
+def run_counts(df: pd.DataFrame) -> str:
+    counts = df.status.value_counts()
+    return (f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
+            f"{counts.get('failed', 0)} failed; only ok runs enter the statistics.")  # fmt: skip
+
+
+def pair_sentence(row) -> str:
+    """One comparison of two activations in one cell (a row of tables.comparisons_table), told
+    from the side the test favours (or, with no test, the side lower in more seeds)."""
+    a, b, a_wins, n, ties = row.a, row.b, row.a_wins, row.n_pairs, row.ties
+    b_wins = n - a_wins - ties
+    ratio, share, lo, hi = row.median_ratio, row.share_a_lower, row.share_lo, row.share_hi
+    if row.favours == "b" or (row.favours == "" and b_wins > a_wins):
+        a, b, a_wins, b_wins = b, a, b_wins, a_wins
+        ratio, share, lo, hi = 1 / ratio, 1 - share, 1 - hi, 1 - lo
+    label = LABELS[row.metric]
+    tied = f", {ties} tied" if ties else ""
+    facts = f"median ratio {a}/{b} {tables.sci(ratio)}, share of seeds where {a} is lower {share:.2f}"
+    if not np.isnan(lo):
+        facts += f" (95% CI {lo:.2f}-{hi:.2f})"
+    counts = f"{a} lower in {a_wins} of {n} seeds, {b} in {b_wins}{tied}"
+    if np.isnan(row.p_holm):
+        verdict = "no winner (a tie)" if a_wins == b_wins else "no test"
+        return f"{label}: {verdict}: {counts}; {facts}; {row.note}."
+    p = f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm)"
+    if row.p_holm < ALPHA:
+        return f"{label}: {a} significantly lower than {b}: {counts}; {facts}; {p}."
+    return f"{label}: no significant difference: {counts}; {facts}; {p}."
+
+
+def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
+    """Per pair of activations and metric: the cells where each side is significantly lower,
+    where neither is, and the test across cells (tables.compact_comparisons)."""
+    out = []
+    compact = tables.compact_comparisons(comparisons, metrics)
+    for r in compact.itertuples():
+        g = comparisons[(comparisons.a == r.a) & (comparisons.b == r.b) & (comparisons.metric == r.metric)]
+        a_cells, b_cells, neither = _verdicts(g, "a", "b")
+        across = (f"across cells Wilcoxon p = {tables.sci(r.p_across_cells_holm)} (Holm)"
+                  if not np.isnan(r.p_across_cells_holm) else "too few cells for a test across them")  # fmt: skip
+        out.append(
+            f"{r.a} vs {r.b}, {LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} significantly "
+            f"lower in {len(a_cells)}{_cells(a_cells, axes)}, {r.b} in {len(b_cells)}{_cells(b_cells, axes)}, "
+            f"neither in {len(neither)}{_cells(neither, axes)} (Wilcoxon on log ratios over seeds, Holm over the "
+            f"pairs of each cell, p < {ALPHA}); {r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in "
+            f"{r.b_won_every_seed}; per-cell median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
+            f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}); {across}.")  # fmt: skip
+    return out
+
+
+def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """Per numeric axis, activation and metric: what the step from the axis's lowest level to the
+    reference level, and from the reference to its highest, does at every level of the other
+    axes (tables.axis_effects_table)."""
+    out = []
+    if effects.empty:
+        return out
+    for axis, ga in effects.groupby("axis", sort=False):
+        levels = sorted(set(ga["from"]) | set(ga["to"]))
+        steps = {(levels[0], s_to) for s_to in ga["to"]} & set(zip(ga["from"], ga["to"]))
+        steps |= {(s_from, levels[-1]) for s_from in ga["from"]} & set(zip(ga["from"], ga["to"]))
+        for lo, hi in sorted(steps):
+            for (act, metric), g in ga[(ga["from"] == lo) & (ga["to"] == hi)].groupby(["activation", "metric"], sort=False):
+                if metric not in metrics:
+                    continue
+                others = [o for o in g.others.iloc[0].split(", ") if o]
+                up, down, neither = _verdicts(g, "from", "to")
+                where = f"over {len(g)} cells ({' x '.join(others)})" if others else "in the one cell"
+                out.append(
+                    f"{act}, {axis} {lo:g} → {hi:g}, {LABELS[metric]}, {where}: higher in {len(up)}{_cells(up, others)}, "
+                    f"lower in {len(down)}{_cells(down, others)}, neither in {len(neither)}{_cells(neither, others)} "
+                    f"(Wilcoxon on log ratios over seeds, Holm over the cells, p < {ALPHA}); median ratio "
+                    f"{hi:g}/{lo:g} from {tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}.")  # fmt: skip
+    return out
+
+
+def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """Mean ranks, Friedman's test, and which pairs the Nemenyi critical difference separates."""
+    out = []
+    for metric in metrics:
+        r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
+        if r.empty:
+            continue
+        cd = float(r.nemenyi_cd.iloc[0])
+        acts, ranks = list(r.activation), list(r.mean_rank)
+        apart = [f"{acts[i]} < {acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
+                 if ranks[j] - ranks[i] > cd]  # fmt: skip
+        close = [f"{acts[i]} ~ {acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
+                 if ranks[j] - ranks[i] <= cd]  # fmt: skip
+        out.append(f"Mean rank on {LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
+                   f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
+                   f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "
+                   f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated: {', '.join(close) or 'none'}. "
+                   "Ranks say which is lower, not by how much.")  # fmt: skip
+    return out
+
+
+def reproduction_sentence(reproduction: pd.DataFrame) -> str:
+    inside = reproduction[reproduction.verdict == "inside"]
+    n = int(reproduction.n.min())
+    line = f"{len(inside)} of {len(reproduction)} published numbers fall inside our 5-95% range over {n} seeds"
+    outside = reproduction[reproduction.verdict != "inside"]
+    if not outside.empty:
+        line += "; outside: " + "; ".join(
+            f"{r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
+            f"{r.verdict} our range, percentile {r.percentile:.0f})" for r in outside.itertuples())
+    return line + "."
+
+
+def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[str]:
+    """The best network cell (by median over seeds) against the best baseline, per max error."""
+    out = []
+    for metric in ("grid_f_max", "grid_df_max"):
+        s = summary[summary.metric == metric].dropna(subset=["median"])
+        b = baseline_summary[baseline_summary.metric == metric]
+        if s.empty or b.empty:
+            continue
+        best = s.loc[s["median"].idxmin()]
+        where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes])
+        bb = b.loc[b["median"].idxmin()]
+        out.append(f"Best network cell on {LABELS[metric]} (median over seeds): {where}, {tables.sci(best['median'])}; "
+                   f"best baseline: {bb.baseline}, {tables.sci(bb['median'])} (network/baseline "
+                   f"{tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
+    return out
+
+
+def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame, reproduction: pd.DataFrame,
+             ranking: pd.DataFrame, summary: pd.DataFrame, baseline_summary: pd.DataFrame,
+             cell: dict) -> dict[str, list[str]]:  # fmt: skip
+    """Every finding of a report, by section title ("" for the opening ones)."""
+    axes = tables.cell_axes(df)
+    head = [run_counts(df)]
+    if not reproduction.empty:
+        head.append(reproduction_sentence(reproduction))
+    out = {"": head}
+    if not comparisons.empty:
+        single = tables.select(comparisons, cell)
+        metrics = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"]
+        title = f"In the reference cell ({describe_cell(cell)})" if axes else "Paired by seed"
+        out[title] = [pair_sentence(r) for r in single.itertuples() if r.metric in metrics]
+        if axes:
+            out["Across cells"] = across_cells(comparisons, axes, ["grid_f_mse", "grid_df_mse"])
+    if not ranking.empty:
+        out["Rankings"] = rankings(ranking, ["grid_f_mse", "grid_df_mse"])
+    if not effects.empty:
+        out["Along each axis"] = along_axes(effects, ["grid_f_mse", "grid_df_mse"])
+    if not baseline_summary.empty:
+        out["Against the baselines"] = against_baselines(summary, baseline_summary, axes)
+    return {k: v for k, v in out.items() if v}

@@ -1,0 +1,72 @@
+"""Findings are generated from tables and never claim more than they show."""
+
+import numpy as np
+import pandas as pd
+
+from runge_bench import findings, tables
+from runge_bench.config import METRICS, RunConfig
+
+
+def _runs(error) -> pd.DataFrame:
+    """Runs over activation x width x deriv_weight x 8 seeds; every metric = error(act, width, lam, seed)."""
+    rows = []
+    for act in ("relu", "tanh"):
+        for width in (16, 64):
+            for lam in (0.0, 1.0):
+                for seed in range(8):
+                    c = RunConfig(act, seed=seed, width=width, deriv_weight=lam)
+                    e = error(act, width, lam, seed)
+                    rows.append({"run_id": c.run_id, "status": "ok", **c.to_dict(), **{m: e for m in METRICS}})
+    return tables.prepare(pd.DataFrame(rows))
+
+
+def _jitter(seed: int) -> float:
+    return 1.0 + 0.01 * seed  # distinct per seed, so no two log ratios tie
+
+
+def test_a_tie_is_never_called_a_win():
+    row = pd.Series({"a": "relu", "b": "tanh", "metric": "val_f_mse", "n_pairs": 2, "a_wins": 1, "ties": 0,
+                     "median_ratio": 1.0, "share_a_lower": 0.5, "share_lo": np.nan, "share_hi": np.nan,
+                     "favours": "", "p_wilcoxon": np.nan, "p_holm": np.nan, "note": "n=2 pairs: no test"})
+    text = findings.pair_sentence(row)
+    assert "no winner (a tie)" in text and "significantly" not in text and "95% CI" not in text
+
+
+def test_a_trend_is_checked_at_every_level_of_the_other_axes():
+    # The derivative loss (0 -> 1) triples relu's error at width 16 and divides it by 3 at width 64;
+    # tanh's error halves at both widths.
+    def error(act, width, lam, seed):
+        if act == "relu":
+            factor = (3.0 if width == 16 else 1 / 3) if lam == 1.0 else 1.0
+        else:
+            factor = 0.5 if lam == 1.0 else 1.0
+        return 1e-3 * factor * _jitter(seed) * (1 + 0.1 * np.sin(seed + width + lam))
+
+    df = _runs(error)
+    cell = tables.reference_cell(df)
+    assert cell == {"width": 64, "deriv_weight": 1.0}
+    effects = tables.axis_effects_table(df, cell, ["grid_f_mse"])
+    lines = findings.along_axes(effects, ["grid_f_mse"])
+    relu = next(s for s in lines if s.startswith("relu, deriv_weight 0 → 1"))
+    assert "higher in 1 (width=16)" in relu and "lower in 1 (width=64)" in relu and "neither in 0" in relu
+    tanh = next(s for s in lines if s.startswith("tanh, deriv_weight 0 → 1"))
+    assert "higher in 0" in tanh and "lower in 2" in tanh
+    # The step is tested paired by seed: 8 pairs, all one way, exact p = 2/2^8, Holm over 2 cells.
+    row = effects[(effects.activation == "tanh") & (effects.axis == "deriv_weight") & (effects.width == 16)].iloc[0]
+    assert row.n_pairs == 8 and row.favours == "to" and row.p_holm == 2 * 2 / 2**8
+
+
+def test_across_cells_names_where_an_advantage_fails():
+    # tanh is 10x lower than relu everywhere but at width 16 with no derivative loss, where relu is.
+    def error(act, width, lam, seed):
+        tanh_wins = not (width == 16 and lam == 0.0)
+        low = (act == "tanh") == tanh_wins
+        return (1e-4 if low else 1e-3) * _jitter(seed) * (1.5 if act == "relu" else 1.0)
+
+    df = _runs(error)
+    comparisons = tables.comparisons_table(df)
+    (line,) = findings.across_cells(comparisons, ["width", "deriv_weight"], ["grid_f_mse"])
+    assert line.startswith("relu vs tanh, f MSE (dense grid), over 4 cells (width x deriv_weight):")
+    assert "relu significantly lower in 1 (width=16, deriv_weight=0.0)" in line
+    assert "tanh in 3 (" in line and "neither in 0" in line
+    assert "too few cells for a test across them" in line  # 4 cells: the test across cells cannot reach 0.05
