@@ -38,6 +38,12 @@ class Kernels(str, Enum):
     torch = "torch"
 
 
+class FailOn(str, Enum):
+    never = "never"
+    different = "different"
+    not_equivalent = "not-equivalent"
+
+
 class Backend(str, Enum):
     local = "local"
     dask = "dask"
@@ -142,14 +148,42 @@ def report(
 
 @app.command()
 @user_errors
+def compare(
+    a: Annotated[str, typer.Argument(help="Store A (the reference): a study name, study file or results directory.")],
+    b: Annotated[str, typer.Argument(help="Store B, compared with A.")],
+    results_dir: ResultsDir = Path("results"),
+    margin: Annotated[float, typer.Option(help="Equivalence margin: errors within this factor count as equal.")] = 2.0,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: B's, under compare/].")] = None,
+    fail_on: Annotated[FailOn, typer.Option(help="Exit with status 1 when a cell is different, or not shown equivalent.")] = FailOn.never,
+) -> None:
+    """Match two stores' runs by config and test, cell by cell, whether their errors changed."""
+    from .compare import compare as compare_stores
+    from .compare import describe, failing, write_comparison
+    from .report import resolve
+
+    c = compare_stores(resolve(a, results_dir), resolve(b, results_dir), margin)
+    path = write_comparison(c, out_dir if out_dir is not None else c.b.store.parent / "compare")
+    out.print(describe(c), markup=False)
+    out.print(f"wrote {path}", markup=False)
+    if bad := failing(c, fail_on.value):
+        err.print(f"compare failed: {bad} cell(s) x metric(s) or run statuses {fail_on.value} at margin "
+                  f"x{margin:g} (see {path})", markup=False)  # fmt: skip
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="A smaller workload (about a minute on 2 cores).")] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
     repeat: Annotated[int, typer.Option("--repeat", help="Rounds per case; ratios are taken within a round, "
                                         "then their median and range are printed.")] = 1,
+    fail_below: Annotated[Optional[float], typer.Option(help="Exit with status 1 when a batched engine's ratio "
+                                                        "over the reference is below this fraction of its usual "
+                                                        "one (bench.USUAL_RATIOS), e.g. 0.4.")] = None,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
-    from .bench import format_table, run_bench
+    from .bench import format_table, regressions, run_bench
     from .config import ENGINE_NAMES
     from .native import unavailable
     from .sweep import default_jobs
@@ -158,6 +192,8 @@ def bench(
         raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
     if repeat < 1:
         raise UserError(f"must be at least 1, got {repeat}", field="--repeat")
+    if fail_below is not None and not 0 < fail_below <= 1:
+        raise UserError(f"must be a fraction in (0, 1], got {fail_below}", field="--fail-below")
     jobs = jobs or default_jobs()
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
     engines = ENGINE_NAMES
@@ -169,6 +205,13 @@ def bench(
         f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "
         f"{m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
     out.print(format_table(ms, jobs), markup=False)
+    if fail_below is not None:
+        slow = regressions(ms, fail_below)
+        for line in slow:
+            err.print(f"bench regression: {line}", markup=False)
+        if slow:
+            raise typer.Exit(1)
+        out.print(f"no regression: every gated ratio is at least {fail_below:g} x its usual one")
 
 
 def run(argv: list[str] | None = None) -> int:

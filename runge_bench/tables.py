@@ -126,7 +126,8 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
     if out.empty:
         return out
     out["p_holm"] = np.nan
-    for _, idx in out.groupby([*axes, "metric"], sort=False).groups.items():
+    family = [*axes, "metric"]
+    for _, idx in out.groupby(family if len(family) > 1 else family[0], sort=False).groups.items():
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
     cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "ties", "median_ratio", "share_a_lower", "share_lo",
             "share_hi", "favours", "p_wilcoxon", "p_holm", "note"]  # fmt: skip

@@ -35,3 +35,19 @@ def test_repeated_rounds_take_each_ratio_within_its_round():
     assert rows["reference"][3] == "3.0" and rows["batched"][4] == "700"  # medians over rounds
     assert "2 rounds" in table
     assert "rounds" not in format_table(ms[:2], jobs=1)
+
+
+def test_fail_below_flags_a_fast_path_that_is_off_and_nothing_else():
+    from runge_bench.bench import USUAL_RATIOS, regressions
+
+    case = "full batch (800 points)"
+    usual = USUAL_RATIOS[(case, "batched+native")]
+
+    def table(native_ratio: float) -> list[Measurement]:
+        return [Measurement(case, "reference", runs=1, epochs=100, wall_s=1.0),  # 100 model-epochs/s
+                Measurement(case, "batched+native", runs=1, epochs=100, wall_s=1.0 / native_ratio),
+                Measurement(case, "batched+compile", runs=1, epochs=100, wall_s=1.0)]  # 1x: not gated
+
+    assert regressions(table(0.8 * usual), 0.4) == []  # a 20% drift passes
+    (line,) = regressions(table(1.0), 0.4)  # the batched engine no faster than the reference
+    assert line.startswith(f"{case}, batched+native: 1.0x the reference, below 0.4 x its usual")
