@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -89,11 +90,27 @@ class Store:
         try:
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process kill
-            self._check_or_init(create)
+            self._open(create)
         except sqlite3.DatabaseError as e:
             raise UserError(f"not a runge-bench results store ({e})", path=self.path) from None
+
+    def _open(self, create: bool, patience_s: float = 60.0) -> None:
+        """Switch to WAL and check (or create) the schema. Two processes opening a new store at once
+        can get "database is locked" at once, without the busy handler (switching the journal mode
+        and creating the schema need the lock the other holds): wait and try again."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process kill
+                self._check_or_init(create)
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                time.sleep(0.05)
 
     def _check_or_init(self, create: bool) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
