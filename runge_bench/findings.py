@@ -104,10 +104,11 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
                 up, down, neither = _verdicts(g, "from", "to")
                 where = f"over {len(g)} cells ({' x '.join(others)})" if others else "in the one cell"
                 out.append(
-                    f"{act}, {axis} {lo:g} → {hi:g}, {LABELS[metric]}, {where}: higher in {len(up)}{_cells(up, others)}, "
-                    f"lower in {len(down)}{_cells(down, others)}, neither in {len(neither)}{_cells(neither, others)} "
-                    f"(Wilcoxon on log ratios over seeds, Holm over the cells, p < {ALPHA}); median ratio "
-                    f"{hi:g}/{lo:g} from {tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}.")  # fmt: skip
+                    f"{act}, {axis} {lo:g} → {hi:g}, {LABELS[metric]}, {where}: error higher at {axis}={hi:g} in "
+                    f"{len(up)}{_cells(up, others)}, lower in {len(down)}{_cells(down, others)}, neither in "
+                    f"{len(neither)}{_cells(neither, others)} (Wilcoxon on log ratios over seeds, Holm over the "
+                    f"cells, p < {ALPHA}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
+                    f"{tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}.")  # fmt: skip
     return out
 
 
@@ -172,7 +173,9 @@ def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame,
     out = {"": head}
     if not comparisons.empty:
         single = tables.select(comparisons, cell)
-        metrics = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"]
+        # Every key metric for one pair; for more, the two the seed report tabled (fewer sentences).
+        metrics = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"] if df.activation.nunique() <= 2 \
+            else ["val_f_mse", "val_df_mse"]
         title = f"In the reference cell ({describe_cell(cell)})" if axes else "Paired by seed"
         out[title] = [pair_sentence(r) for r in single.itertuples() if r.metric in metrics]
         if axes:

@@ -79,3 +79,9 @@ def test_baselines_on_the_runge_function():
     # Degree ~90-100 (n_params = degree + 1): spectral accuracy on f, ~1e-7 on the dense grid.
     assert (chebyshev.n_params.between(80, MAX_SCAN_DEGREE + 1)).all()
     assert (chebyshev.grid_f_max < 1e-6).all()
+
+
+def test_every_baseline_is_drawn_in_the_figures():
+    from runge_bench.plots import BASELINE_STYLES
+
+    assert set(baseline_runs([0]).baseline) == set(BASELINE_STYLES)

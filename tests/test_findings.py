@@ -48,9 +48,9 @@ def test_a_trend_is_checked_at_every_level_of_the_other_axes():
     effects = tables.axis_effects_table(df, cell, ["grid_f_mse"])
     lines = findings.along_axes(effects, ["grid_f_mse"])
     relu = next(s for s in lines if s.startswith("relu, deriv_weight 0 → 1"))
-    assert "higher in 1 (width=16)" in relu and "lower in 1 (width=64)" in relu and "neither in 0" in relu
+    assert "error higher at deriv_weight=1 in 1 (width=16), lower in 1 (width=64), neither in 0" in relu
     tanh = next(s for s in lines if s.startswith("tanh, deriv_weight 0 → 1"))
-    assert "higher in 0" in tanh and "lower in 2" in tanh
+    assert "error higher at deriv_weight=1 in 0, lower in 2" in tanh
     # The step is tested paired by seed: 8 pairs, all one way, exact p = 2/2^8, Holm over 2 cells.
     row = effects[(effects.activation == "tanh") & (effects.axis == "deriv_weight") & (effects.width == 16)].iloc[0]
     assert row.n_pairs == 8 and row.favours == "to" and row.p_holm == 2 * 2 / 2**8
