@@ -126,18 +126,31 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         for metric, g in ranking.groupby("metric", sort=False) if not ranking.empty else []:
             g = g.sort_values("mean_rank", kind="stable")
             acts, ranks, cd = list(g.activation), list(g.mean_rank), float(g.nemenyi_cd.iloc[0])
-            apart = [f"{acts[i]}<{acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
-                     if ranks[j] - ranks[i] > cd]  # fmt: skip
+            apart = sorted(f"{acts[i]}<{acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
+                           if ranks[j] - ranks[i] > cd)  # fmt: skip
             rows.append({"side": side, "kind": "ranking", "what": f"order by mean rank, {metric}", "verdict": " ".join(acts)})
             rows.append({"side": side, "kind": "ranking", "what": f"pairs apart by more than the CD, {metric}",
                          "verdict": " ".join(apart) or "none"})  # fmt: skip
     if not rows:
-        return pd.DataFrame(columns=["kind", "what", "a", "b", "same"])
+        return pd.DataFrame(columns=["kind", "what", "a", "b", "same", "change"])
     long = pd.DataFrame(rows)
     wide = long.pivot_table(index=["kind", "what"], columns="side", values="verdict", aggfunc="first", sort=False)
     wide = wide.reindex(columns=["a", "b"]).fillna("(absent)").reset_index()
     wide["same"] = wide.a == wide.b
+    wide["change"] = [_change(a, b) for a, b in zip(wide.a, wide.b)]
     return wide
+
+
+def _change(a: str, b: str) -> str:
+    """How a conclusion moved: same, significant in one side only, reversed, or changed."""
+    if a == b:
+        return "same"
+    sig_a, sig_b = a.endswith(" lower"), b.endswith(" lower")
+    if sig_a and sig_b:
+        return "reversed"
+    if sig_a != sig_b and {a, b} & {"not significant", "no test"}:
+        return "significant in A only" if sig_a else "significant in B only"
+    return "changed"
 
 
 def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
@@ -211,6 +224,9 @@ def write_comparison(c: Comparison, out: Path) -> Path:
              tables.to_markdown(c.cells.groupby("metric", sort=False).verdict.value_counts().unstack(fill_value=0)
                                 .reindex(columns=list(VERDICTS), fill_value=0).reset_index()),
              f"In all: {', '.join(f'{counts[v]} {v}' for v in VERDICTS)}.", ""]  # fmt: skip
+    for axis in [a for a in c.cells.columns if a in tables.CONFIG_FIELDS]:
+        by = c.cells.groupby(axis, sort=True).verdict.value_counts().unstack(fill_value=0)
+        lines += [f"By {axis}:", "", tables.to_markdown(by.reindex(columns=list(VERDICTS), fill_value=0).reset_index())]
     shift = c.cells.groupby("metric", sort=False).agg(
         median_ratio=("median_ratio_b_a", lambda r: float(np.exp(np.median(np.log(r))))),
         over_2x=("share_over_2x", "mean"), over_10x=("share_over_10x", "mean")).reset_index()  # fmt: skip
@@ -225,7 +241,10 @@ def write_comparison(c: Comparison, out: Path) -> Path:
               f"report of A and of B: {len(c.conclusions) - len(changed)} the same, {len(changed)} changed.",
               ""]  # fmt: skip
     if not changed.empty:
-        lines += [tables.to_markdown(changed.drop(columns=["same"]))]
+        moves = changed.groupby(["kind", "change"], sort=True).size().rename("conclusions").reset_index()
+        lines += ["How they changed (a significant verdict that reverses is a change of direction; one that "
+                  "becomes not significant, or the reverse, is a change of certainty):", "",
+                  tables.to_markdown(moves), "", tables.to_markdown(changed.drop(columns=["same"]))]  # fmt: skip
     for title, rows in (("Runs only in A", c.only_a), ("Runs only in B", c.only_b),
                         ("Runs stored in both with another status", c.status_changed)):  # fmt: skip
         if not rows.empty:

@@ -120,3 +120,21 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
     code = run(["compare", str(SMOKE), str(SMOKE), "--out", str(tmp_path), *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("engine_args", [["--engine", "reference"], ["--kernels", "torch"]])
+def test_other_engines_reproduce_the_committed_smoke_store(tmp_path, engine_args):
+    """What CI relies on: engines that differ only in summation order (as machines do) land on the
+    committed reference store's errors up to float noise, far inside the gate's margin of 1.5."""
+    result = runner.invoke(app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path),
+                                 "--jobs", "1", *engine_args])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = _compare(SMOKE, tmp_path / "smoke", tmp_path, "--margin", "1.5", "--fail-on", "not-equivalent")
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(tmp_path / "out" / "compare.csv").n_matched == 8).all()
+    with Store(SMOKE / "runs.sqlite") as a, Store(tmp_path / "smoke" / "runs.sqlite") as b:
+        runs = a.runs().merge(b.runs(), on="run_id", suffixes=("_a", "_b"))
+    assert len(runs) == 16
+    log_ratios = np.log(runs[[f"{m}_b" for m in METRICS]].to_numpy(float) / runs[[f"{m}_a" for m in METRICS]].to_numpy(float))
+    # Measured on this project's machines: every run within 1e-5; 1e-2 leaves room for other CPUs.
+    assert np.abs(log_ratios).max() < 1e-2

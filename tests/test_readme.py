@@ -1,0 +1,17 @@
+"""The README never claims more than the reports: every quoted block is verbatim from its file."""
+
+import re
+
+from .conftest import ROOT
+
+QUOTE = re.compile(r"<!-- quoted from (\S+) -->\n(.*?)\n<!-- end of quote -->", re.S)
+
+
+def test_every_quoted_line_is_a_line_of_its_source():
+    readme = (ROOT / "README.md").read_text()
+    quotes = QUOTE.findall(readme)
+    assert len(quotes) >= 8  # the seed report's, the ablation's and the comparison's findings
+    for source, block in quotes:
+        lines = set((ROOT / source).read_text().splitlines())
+        for line in block.splitlines():
+            assert line in lines, f"README quotes a line that {source} does not hold: {line[:120]}"
