@@ -83,14 +83,15 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
                 "figures/loss_curves.png", "figures/distributions.png"]:  # fmt: skip
         assert (out / rel).stat().st_size > 500 or rel.endswith(".md"), rel
     runs = pd.read_csv(out / "tables" / "runs.csv")
-    assert len(runs) == 4 and {"run_id", "status", "activation", "width", "seed", "batch_size", *METRICS, "wall_s"} <= set(runs.columns)
+    assert len(runs) == 16 and {"run_id", "status", "activation", "width", "seed", "batch_size", *METRICS, "wall_s"} <= set(runs.columns)
     assert set(runs.batch_size) == {"full"}
     summary = pd.read_csv(out / "tables" / "summary.csv")
-    assert len(summary) == 2 * len(METRICS) and (summary.n_ok == 2).all()
+    assert len(summary) == 2 * len(METRICS) and (summary.n_ok == 8).all()
     comp = pd.read_csv(out / "tables" / "comparisons.csv")
-    assert (comp.a == "relu").all() and comp.p_wilcoxon.isna().all()  # 2 pairs: no test
+    assert (comp.a == "relu").all() and (comp.n_pairs == 8).all() and comp.p_wilcoxon.notna().all()
     text = (out / "report.md").read_text()
-    assert "## Findings" in text and "![" in text and "smallest possible p is 0.5" in text
+    assert "## Findings" in text and "![" in text and "Wilcoxon on log ratios p = " in text
+    assert "this report's baselines and statistics computed with: numpy" in text
     assert "\\toprule" in (out / "tables" / "summary.tex").read_text()
     assert not (out / "tables" / "reproduction.csv").exists()  # smoke is not the seed protocol
     # Same store -> same files, byte for byte.
@@ -105,12 +106,12 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
 
 
 def test_report_with_a_study_file_ignores_runs_outside_its_plan(smoke_store, write_study):
-    study = write_study('name = "smoke"\n[fixed]\nwidth = 16\nepochs = 20\nn_points = 200\n'
+    study = write_study('name = "smoke"\n[fixed]\nwidth = 16\nepochs = 100\nn_points = 200\n'
                         '[grid]\nactivation = ["relu", "tanh"]\nseed = [0]\n')
     result = runner.invoke(app, ["report", str(study), "--results-dir", str(smoke_store),
                                  "--out", str(smoke_store / "planned")])  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "2 stored runs are not in the current plan" in (smoke_store / "planned" / "report.md").read_text()
+    assert "14 stored runs are not in the current plan" in (smoke_store / "planned" / "report.md").read_text()
     assert len(pd.read_csv(smoke_store / "planned" / "tables" / "runs.csv")) == 2
 
 

@@ -82,14 +82,14 @@ def test_cli_smoke_end_to_end_with_parallel_workers(tmp_path):
     args = ["sweep", str(smoke), "--results-dir", str(tmp_path)]
     dry = runner.invoke(app, args + ["--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "4 runs" in dry.stdout and "to train: 4" in dry.stdout
+    assert "16 runs" in dry.stdout and "to train: 16" in dry.stdout
     assert not (tmp_path / "smoke").exists()  # a dry run writes nothing
     result = runner.invoke(app, args + ["--jobs", "2"])
     assert result.exit_code == 0, result.output
-    assert "trained 4 runs" in result.stdout and "4 ok" in result.stdout
+    assert "trained 16 runs" in result.stdout and "16 ok" in result.stdout
     with Store(tmp_path / "smoke" / "runs.sqlite") as store:
         df = store.runs()
-    assert len(df) == 4 and set(df.status) == {"ok"} and set(df.activation) == {"relu", "tanh"}
+    assert len(df) == 16 and set(df.status) == {"ok"} and set(df.activation) == {"relu", "tanh"}
     assert set(df.engine) == {"batched+native"} and "engine: batched+native" in result.stdout
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "nothing to train" in again.stdout
