@@ -1,0 +1,69 @@
+"""The committed reports are what the code makes of the committed stores, on this machine too.
+
+Every number in results/ (and so in the README's quotes of it) must regenerate from its store.
+Statistics read stored values only and are deterministic; the baselines are recomputed from the
+data, so another BLAS may move their last bits: numbers are compared to 3 significant figures,
+allowing a printed last digit to flip, and CSVs to a relative 1e-6.
+"""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from runge_bench.compare import compare, write_comparison
+from runge_bench.report import build_report, resolve
+
+from .conftest import ROOT
+
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+MACHINE_LINE = "- this report's baselines and statistics computed with:"
+
+
+def assert_same_text(new: str, old: str, where: str) -> None:
+    """Line by line: equal, or equal but for numbers that agree to within a printed last digit."""
+    new_lines = [line for line in new.splitlines() if not line.startswith(MACHINE_LINE)]
+    old_lines = [line for line in old.splitlines() if not line.startswith(MACHINE_LINE)]
+    assert len(new_lines) == len(old_lines), where
+    for a, b in zip(new_lines, old_lines):
+        if a == b:
+            continue
+        assert NUMBER.split(a) == NUMBER.split(b), f"{where}: {a[:160]} != {b[:160]}"
+        x, y = (np.array([float(v) for v in NUMBER.findall(line)]) for line in (a, b))
+        np.testing.assert_allclose(x, y, rtol=5e-3, err_msg=f"{where}: {a[:160]}")
+
+
+def assert_same_csv(new, old) -> None:
+    a, b = pd.read_csv(new), pd.read_csv(old)
+    assert list(a.columns) == list(b.columns) and len(a) == len(b), new
+    for c in a.columns:
+        if pd.api.types.is_numeric_dtype(a[c]) and pd.api.types.is_numeric_dtype(b[c]):
+            np.testing.assert_allclose(a[c].to_numpy(float), b[c].to_numpy(float), rtol=1e-6, atol=0,
+                                       equal_nan=True, err_msg=f"{new}: {c}")  # fmt: skip
+        else:
+            assert a[c].fillna("").astype(str).tolist() == b[c].fillna("").astype(str).tolist(), f"{new}: {c}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["smoke", "seed-replication", "ablation"])
+def test_committed_report_regenerates(study, tmp_path):
+    committed = ROOT / "results" / study
+    build_report(resolve(str(committed), ROOT / "results"), tmp_path)
+    assert_same_text((tmp_path / "report.md").read_text(), (committed / "report.md").read_text(), study)
+    for csv in sorted((committed / "tables").glob("*.csv")):
+        assert_same_csv(tmp_path / "tables" / csv.name, csv)
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in (committed / "tables").iterdir())
+
+
+@pytest.mark.slow
+def test_committed_comparison_regenerates(tmp_path):
+    results = ROOT / "results"
+    c = compare(resolve("ablation", results), resolve(str(results / "ablation-native"), results))
+    write_comparison(c, tmp_path)
+    committed = results / "ablation-native" / "compare"
+    new = (tmp_path / "compare.md").read_text().replace(str(results / "ablation-native"), "results/ablation-native")
+    new = new.replace(str(results / "ablation"), "results/ablation")
+    assert_same_text(new, (committed / "compare.md").read_text(), "compare.md")
+    for name in ("compare.csv", "compare_conclusions.csv"):
+        assert_same_csv(tmp_path / name, committed / name)
