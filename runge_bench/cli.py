@@ -180,7 +180,7 @@ def bench(
                                         "then their median and range are printed.")] = 1,
     fail_below: Annotated[Optional[float], typer.Option(help="Exit with status 1 when a batched engine's ratio "
                                                         "over the reference is below this fraction of its usual "
-                                                        "one (bench.USUAL_RATIOS), e.g. 0.4.")] = None,
+                                                        "one (bench.USUAL_RATIOS), e.g. 0.3.")] = None,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .bench import format_table, regressions, run_bench

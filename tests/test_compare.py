@@ -64,8 +64,8 @@ def _compare(a, b, tmp_path, *args):
 
 def test_float_noise_passes_and_a_broken_engine_fails(tmp_path):
     """The CI gate (.ci/run) compares a fresh smoke sweep with the committed one at margin 1.5 with
-    --fail-on different. Noise far above what engines and machines show (measured: the reference,
-    torch-kernel and native engines agree to ~1e-5 on this study) must pass; an engine 3x off on
+    --fail-on different. Noise above what engines show (measured: the reference, torch-kernel and
+    native engines agree to ~3e-5 on the median run of this study) must pass; an engine 3x off on
     one activation must fail."""
     noisy = _copy_store(tmp_path, "noisy")
     _scale(noisy, np.exp(np.random.default_rng(0).normal(0, 0.05, 16)))  # ~5% per run
@@ -136,5 +136,18 @@ def test_other_engines_reproduce_the_committed_smoke_store(tmp_path, engine_args
         runs = a.runs().merge(b.runs(), on="run_id", suffixes=("_a", "_b"))
     assert len(runs) == 16
     log_ratios = np.log(runs[[f"{m}_b" for m in METRICS]].to_numpy(float) / runs[[f"{m}_a" for m in METRICS]].to_numpy(float))
-    # Measured on this project's machines: every run within 1e-5; 1e-2 leaves room for other CPUs.
-    assert np.abs(log_ratios).max() < 1e-2
+    # Measured on this project's machines: the median run within 3e-5, Tanh's runs within 2e-4,
+    # two ReLU runs 4% and 9% apart (a kink that lands elsewhere). Asserted with room for other
+    # CPUs, and still far inside the gate's margin (log 1.5 = 0.41).
+    assert np.median(np.abs(log_ratios)) < 1e-3 and np.abs(log_ratios).max() < 0.25
+
+
+def test_the_smoke_networks_learn_enough_for_the_gate_to_see_a_broken_engine():
+    """An engine that stopped learning must not land within the gate's 1.5x of the reference."""
+    with Store(SMOKE / "runs.sqlite") as store:
+        runs = store.runs()
+        arrays = store.arrays(list(runs.run_id))
+    for act, floor in (("tanh", 50.0), ("relu", 5.0)):
+        ids = runs[runs.activation == act].run_id
+        falls = [arrays[i][0]["val_df"][0] / arrays[i][0]["val_df"][-1] for i in ids]
+        assert np.median(falls) > floor, act  # validation f' MSE, first epoch over last

@@ -106,7 +106,7 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
 
 
 def test_report_with_a_study_file_ignores_runs_outside_its_plan(smoke_store, write_study):
-    study = write_study('name = "smoke"\n[fixed]\nwidth = 16\nepochs = 100\nn_points = 200\n'
+    study = write_study('name = "smoke"\n[fixed]\nwidth = 16\nepochs = 400\nn_points = 200\n'
                         '[grid]\nactivation = ["relu", "tanh"]\nseed = [0]\n')
     result = runner.invoke(app, ["report", str(study), "--results-dir", str(smoke_store),
                                  "--out", str(smoke_store / "planned")])  # fmt: skip
