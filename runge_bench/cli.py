@@ -88,10 +88,10 @@ def sweep(
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import batched_engine, check_scheduler, make_plan, run_sweep
+    from .sweep import batched_engine, check_device, check_scheduler, make_plan, resolve_jobs, run_sweep
 
-    if jobs is not None and jobs < 1:
-        raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
+    jobs, jobs_note = resolve_jobs(jobs)
+    check_device(device)
     if engine is not Engine.batched and (compile or kernels is not Kernels.auto):
         flag = "--compile" if compile else "--kernels"
         raise UserError("applies to the batched engine only", field=flag)
@@ -109,6 +109,8 @@ def sweep(
     if engine is Engine.batched:
         engine_name, note = batched_engine(kernels.value, compile, device)
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
+    if jobs_note:
+        out.print(jobs_note, markup=False)
     if scheduler is not None:
         check_scheduler(scheduler)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

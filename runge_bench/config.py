@@ -32,6 +32,9 @@ METRICS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Every input of one training run; the defaults are the seed report's protocol."""
@@ -47,6 +50,14 @@ class RunConfig:
     n_points: int = 1000  # uniform points on [-1, 1] before the split
     val_fraction: float = 0.2  # share of the points held out for validation
     dtype: Literal["float32", "float64"] = "float32"
+
+    def __post_init__(self) -> None:
+        # One run, one id: 1 and 1.0, -0.0 and 0.0 are the same value of a float field, and must not
+        # hash (or be stored, or be pooled in a report) as two runs.
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in FLOAT_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool):
+                object.__setattr__(self, f.name, float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
 
     @property
     def run_id(self) -> str:

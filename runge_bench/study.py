@@ -26,7 +26,7 @@ from .errors import UserError
 from .target import n_val
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,9 @@ def _expand_range(v: dict, path: Path, field: str) -> list[int]:
     for name, x in (("start", start), ("stop", stop), ("step", step)):
         if isinstance(x, bool) or not isinstance(x, int):
             raise UserError(f"range {name} must be an integer, got {x!r}", path=path, field=field)
-    if step == 0 or len(range(start, stop, step)) > MAX_RUNS:
+    # Counted arithmetically: len(range(...)) overflows past 2**63 values.
+    count = 0 if step == 0 else max(0, -((start - stop) // step))
+    if step == 0 or count > MAX_RUNS:
         raise UserError(f"range {start}..{stop} step {step} is empty or too long", path=path, field=field)
     return list(range(start, stop, step))
 
@@ -158,7 +160,7 @@ def parse_study(doc: dict, path: Path) -> Study:
     name = doc.get("name")
     if name is None:
         raise UserError("required: a name for the study (it names the results directory)", path=path, field="name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise UserError(f"must be 1-64 letters, digits, '.', '_' or '-', got {name!r}", path=path, field="name")
     description = doc.get("description", "")
     if not isinstance(description, str):

@@ -149,6 +149,45 @@ def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+MAX_JOBS_PER_CORE = 2  # each worker runs one torch thread: more processes than this only add memory
+
+
+def resolve_jobs(requested: int | None) -> tuple[int, str | None]:
+    """The local worker count for a requested --jobs (None: all cores), capped at MAX_JOBS_PER_CORE
+    per core, with a note when the cap applies. A sweep further never starts more workers than it
+    has tasks."""
+    cores = default_jobs()
+    if requested is None:
+        return cores, None
+    if requested < 1:
+        raise UserError(f"must be at least 1, got {requested}", field="--jobs")
+    cap = MAX_JOBS_PER_CORE * cores
+    if requested > cap:
+        return cap, f"--jobs {requested} capped at {cap} ({MAX_JOBS_PER_CORE} per core on {cores} cores)"
+    return requested, None
+
+
+def check_device(device: str) -> str:
+    """The torch device to train on, checked before any run starts: a device torch does not know,
+    one it cannot train on, or a GPU that is not there is a UserError (nothing is stored)."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UserError(f"not a torch device: {device!r} (e.g. cpu, cuda, cuda:1)", field="--device") from None
+    if kind == "cpu":
+        return device
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"{device}: no CUDA device is available on this machine", field="--device")
+        index = torch.device(device).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise UserError(f"{device}: this machine has {torch.cuda.device_count()} CUDA device(s)", field="--device")
+        return device
+    raise UserError(f"{device}: training runs on cpu or cuda, not {kind}", field="--device")
+
+
 def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | None = None,
             device: str = "cpu", backend: str = "local", scheduler: str | None = None) -> Iterator[RunResult]:  # fmt: skip
     """Train runs in parallel with joblib and yield each result as its task finishes.
@@ -163,8 +202,9 @@ def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | No
         return
     if backend != "local":
         raise UserError(f"unknown backend {backend!r} (valid: local, dask)", field="--backend")
-    with parallel_config(backend="loky", n_jobs=jobs):
-        yield from _run_tasks(chunk_runs(list(configs), engine, jobs), engine, device)
+    tasks = chunk_runs(list(configs), engine, jobs)
+    with parallel_config(backend="loky", n_jobs=max(1, min(jobs, len(tasks)))):  # no idle workers
+        yield from _run_tasks(tasks, engine, device)
 
 
 def _run_tasks(tasks: list[list[RunConfig]], engine: str, device: str) -> Iterator[RunResult]:

@@ -39,6 +39,10 @@ BAD_STUDIES = [
     ('name = "s"\n[fixed]\nwidth = 8', "activation: required"),
     ('[fixed]\nactivation = "relu"', "name: required"),
     ('name = "has space"\n[fixed]\nactivation = "relu"', "name: must be 1-64 letters"),
+    ('name = "abc\\n"\n[fixed]\nactivation = "relu"', "name: must be 1-64 letters"),  # no newline in a directory name
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = -9223372036854775808, stop = 9223372036854775807 }',
+     "grid.seed: range -9223372036854775808..9223372036854775807 step 1 is empty or too long"),  # no OverflowError
+    ('name = "s"\n[grid]\nactivation = ["relu"]\nderiv_weight = [0.0, -0.0]', "grid.deriv_weight: repeats a value"),
     ('name = "s"\nseeds = [1]\n[fixed]\nactivation = "relu"', "seeds: unknown top-level key"),
     ('name = "s"\nfixed = 3', "fixed: must be a table"),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = 0 }', "grid.seed: a range is"),
