@@ -6,6 +6,7 @@ Errors a user can cause are printed as one line on stderr, with exit status 2 an
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -61,6 +62,10 @@ def user_errors(fn: Callable) -> Callable:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 @app.callback()
@@ -124,13 +129,24 @@ def sweep(
             text = f"ok {counts['ok']}  diverged {counts['diverged']}  failed {counts['failed']}"
             progress.update(task, advance=1, counts=text)
 
+        said: set[str] = set()
+
+        def on_wait(message: str) -> None:
+            if message not in said:
+                said.add(message)
+                progress.console.print(message, markup=False)
+
+        # SIGTERM stops a sweep as Ctrl-C does: the workers are stopped, finished runs are stored.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             summary = run_sweep(plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value,
-                                scheduler=scheduler, on_result=on_result)  # fmt: skip
+                                scheduler=scheduler, on_result=on_result, on_wait=on_wait)  # fmt: skip
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: {sum(counts.values())} runs stored; run the same command to resume")
             raise typer.Exit(130) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     out.print(summary.describe() + f"; store: {plan.store_path}")
 
 

@@ -20,8 +20,12 @@ def describe_cell(cell: dict) -> str:
 
 
 def per_seed_arrays(store: Store, runs: pd.DataFrame) -> tuple[dict, dict]:
-    """Predictions and curves of the given ok runs, by activation, for the fits and curves figures."""
+    """Predictions and curves of the given ok runs, by activation, for the fits and curves figures.
+    Runs whose arrays cannot be read are left out (store.unreadable names them)."""
     arrays = store.arrays(list(runs.run_id))
+    complete = {rid for rid, (c, p) in arrays.items() if {"f", "df"} <= set(p) and "epoch" in c}
+    store.unreadable += sorted(set(arrays) - complete)
+    runs = runs[runs.run_id.isin(complete)]
     members, curves = {}, {}
     for act, g in runs.groupby("activation", sort=False):
         g = g.assign(_total=g.val_f_mse + g.deriv_weight * g.val_df_mse).sort_values(["_total", "seed"])
@@ -40,14 +44,20 @@ def per_seed_arrays(store: Store, runs: pd.DataFrame) -> tuple[dict, dict]:
 
 
 def report_figures(store_path: Path, df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFrame,
-                   baselines: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> list[tuple[str, str]]:  # fmt: skip
-    """Draw every figure that fits the runs; return (caption, path relative to the report)."""
+                   baselines: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path,
+                   unreadable: list[str] | None = None) -> list[tuple[str, str]]:  # fmt: skip
+    """Draw every figure that fits the runs; return (caption, path relative to the report). Runs
+    whose stored arrays cannot be read are appended to `unreadable` and left out of the figures."""
     out = []
     ok = tables.select(df[df.status == "ok"], cell)
     where = describe_cell(cell)
+    members, curves = {}, {}
     if not ok.empty:
         with Store(store_path) as store:
             members, curves = per_seed_arrays(store, ok)
+            if unreadable is not None:
+                unreadable += store.unreadable
+    if members:
         x = plot_grid()
         fig = plots.fits_figure(x, runge(x), runge_derivative(x), members,
                                 f"Fits of f and f′ ({where}): median-seed model (dashed), band over all seeds")
@@ -57,6 +67,7 @@ def report_figures(store_path: Path, df: pd.DataFrame, summary: pd.DataFrame, ra
         plots.save(plots.curves_figure(curves, f"Loss curves ({where}): median and IQR over seeds"),
                    fig_dir / "loss_curves")  # fmt: skip
         out.append((f"Training (solid) and validation (dashed) loss against epoch ({where})", "figures/loss_curves.png"))
+    if not ok.empty:
         fig = plots.distributions_figure(ok, list(METRICS), order, f"Errors over seeds ({where}); "
                                          "grey lines: baselines (median over seeds)")  # fmt: skip
         for ax, metric in zip(fig.axes, METRICS):

@@ -20,7 +20,7 @@ from .activations import ACTIVATIONS
 from .config import METRICS, PROTOCOL_VERSION
 from .errors import UserError
 from .published import SOURCE
-from .store import STORE_NAME, Store, store_path
+from .store import STORE_NAME, Store, protocol_notes, store_path
 from .study import Study, load_study
 
 RUNS_COLUMNS = ["run_id", "status", *tables.CONFIG_FIELDS, *METRICS, "wall_s", "engine", "device",
@@ -54,11 +54,11 @@ def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
     if not source.store.exists():
         raise UserError("no results store here (run `runge-bench sweep` on the study first)", path=source.store)
     with Store(source.store) as store:
-        runs, other_protocol = store.runs(), store.count_other_protocols()
-    notes = []
-    if other_protocol:
-        notes.append(f"{other_protocol} stored runs of another protocol version (not {PROTOCOL_VERSION}) "
-                     "were ignored; sweep the study again to recompute them.")  # fmt: skip
+        runs, other_protocols, unreadable = store.runs(), store.other_protocols(), store.unreadable
+    notes = [n[0].upper() + n[1:] + "." for n in protocol_notes(other_protocols)]
+    if unreadable:
+        notes.append(f"{len(unreadable)} stored runs could not be read (a damaged row) and were left out: "
+                     f"{', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")  # fmt: skip
     if source.study is not None:
         planned = {c.run_id for c in source.study.configs}
         kept = runs[runs.run_id.isin(planned)]
@@ -69,7 +69,7 @@ def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
             notes.append(f"{len(planned) - len(kept)} runs of the plan are not stored yet.")
         runs = kept
     if runs.empty:
-        raise UserError("the store holds no runs to report", path=source.store)
+        raise UserError(" ".join(["the store holds no runs to report", *notes]), path=source.store)
     df = tables.prepare(runs)
     # Registry order for activations everywhere (tables, comparisons' a/b, figure columns).
     rank = {a: i for i, a in enumerate(activation_order(df))}
@@ -141,9 +141,17 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
     """Write tables/, figures/ and report.md for a store; return the report's path."""
     df, notes = load_runs(source)
     out = Path(out_dir) if out_dir is not None else source.store.parent
+    for d in (out, out / "tables", out / "figures"):
+        if d.exists() and not d.is_dir():
+            raise UserError("exists and is not a directory: the report cannot be written there", path=d)
     cell, order = tables.reference_cell(df), activation_order(df)
     t = write_tables(source, df, cell, out)
-    figures = report_figures(source.store, df, t.summary, t.ranking, t.baselines, cell, order, out / "figures")
+    unreadable: list[str] = []
+    figures = report_figures(source.store, df, t.summary, t.ranking, t.baselines, cell, order, out / "figures",
+                             unreadable)  # fmt: skip
+    if unreadable:
+        notes.append(f"{len(unreadable)} runs' curves and predictions could not be read (a damaged row) and "
+                     f"are left out of the figures: {', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")
     compact = bool(len(t.summary) > 16 * len(METRICS) and tables.cell_axes(df))
     lines = [f"# runge-bench report: {source.name}", ""]
     if source.study and source.study.description:

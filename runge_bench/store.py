@@ -26,6 +26,7 @@ SCHEMA_VERSION = 1
 APP_ID = "runge-bench"
 MAX_CURVE_POINTS = 250
 STORE_NAME = "runs.sqlite"
+BUSY_TIMEOUT_S = 60.0  # how long one statement waits for another process's lock before it fails
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +47,46 @@ CREATE TABLE IF NOT EXISTS runs (
     predictions BLOB
 );
 """
+
+
+def _read_only_error(e: sqlite3.OperationalError) -> bool:
+    text = str(e)
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def check_location(path: Path) -> None:
+    """Fail early, with one line, when a store cannot live at path: a file where a directory must
+    be, or a directory where the store file must be (a dry run checks this too)."""
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UserError("exists and is not a directory", path=parent)
+    if path.is_dir():
+        raise UserError("is a directory, not a results store", path=path)
+
+
+def _make_dir(d: Path) -> None:
+    """Create a store's directory, or say in one line why it cannot be."""
+    check_location(d / STORE_NAME)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the directory ({e.strerror})", path=d) from None
+
+
+def protocol_notes(other_protocols: dict[int, int]) -> list[str]:
+    """What a plan or report says of rows stored under other protocol versions, and what to do."""
+    notes = []
+    older = {v: n for v, n in other_protocols.items() if v < PROTOCOL_VERSION}
+    newer = {v: n for v, n in other_protocols.items() if v > PROTOCOL_VERSION}
+    if older:
+        notes.append(f"the store also holds {sum(older.values())} runs of older protocol version(s) "
+                     f"{', '.join(map(str, older))}, ignored: this version ({PROTOCOL_VERSION}) trains and "
+                     "measures differently; sweep the study to recompute them")  # fmt: skip
+    if newer:
+        notes.append(f"the store holds {sum(newer.values())} runs of newer protocol version(s) "
+                     f"{', '.join(map(str, newer))}, which this runge-bench (protocol {PROTOCOL_VERSION}) cannot "
+                     "read: upgrade runge-bench to report them, or use another --results-dir")  # fmt: skip
+    return notes
 
 
 def store_path(results_dir: str | Path, study_name: str) -> Path:
@@ -81,18 +122,46 @@ class Store:
 
     def __init__(self, path: str | Path, *, create: bool = False):
         self.path = Path(path)
+        self.read_only = False
+        self.unreadable: list[str] = []  # run ids whose arrays could not be read (see arrays())
         if not self.path.exists():
             if not create:
                 raise UserError("no results store here (run `runge-bench sweep` first)", path=self.path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dir(self.path.parent)
         elif self.path.is_dir():
             raise UserError("is a directory, not a results store", path=self.path)
+        self._db = None
         try:
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._open(create)
+            try:
+                self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                self._open(create)
+            except sqlite3.OperationalError as e:
+                if create or not _read_only_error(e):
+                    raise
+                # A store on a read-only filesystem (or a file we may not write): read it as it is.
+                self._db.close()
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                           isolation_level=None)  # fmt: skip
+                self._check_or_init(False)
+                self.read_only = True
+        except sqlite3.OperationalError as e:
+            self._close_quietly()
+            if _read_only_error(e):
+                raise UserError(f"cannot write a store here ({e}): a read-only filesystem or no permission; "
+                                "choose another --results-dir", path=self.path) from None  # fmt: skip
+            raise UserError(f"cannot open the store ({e})", path=self.path) from None
         except sqlite3.DatabaseError as e:
-            raise UserError(f"not a runge-bench results store ({e})", path=self.path) from None
+            self._close_quietly()
+            raise UserError(f"not a runge-bench results store, or a damaged one ({e})", path=self.path) from None
+        except UserError:
+            self._close_quietly()
+            raise
+
+    def _close_quietly(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     def _open(self, create: bool, patience_s: float = 60.0) -> None:
         """Switch to WAL and check (or create) the schema. Two processes opening a new store at once
@@ -137,7 +206,15 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        self._db.close()
+        self._close_quietly()
+
+    def _query(self, sql: str, params=()) -> list[tuple]:
+        """Run a read query; a damaged file or a table of another shape is a UserError."""
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"cannot read the store ({e}): it is damaged or not of this schema; "
+                            "its results cannot be trusted", path=self.path) from None  # fmt: skip
 
     def write(self, result: RunResult) -> None:
         """Store one result in its own transaction, replacing any earlier row of the same run."""
@@ -159,55 +236,80 @@ class Store:
         }
         cols = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self._db:  # BEGIN ... COMMIT, or ROLLBACK on error
+        if self.read_only:
+            raise UserError("the store is read-only (a read-only filesystem or no permission)", path=self.path)
+        with self._db:  # BEGIN ... COMMIT, or ROLLBACK on error: a failed write leaves no trace
             self._db.execute(f"INSERT OR REPLACE INTO runs ({cols}) VALUES ({marks})", row)
 
     def statuses(self) -> dict[str, str]:
         """run_id -> status of every run stored under the current protocol."""
-        q = "SELECT run_id, status FROM runs WHERE protocol_version = ?"
-        return dict(self._db.execute(q, (PROTOCOL_VERSION,)))
+        return dict(self._query("SELECT run_id, status FROM runs WHERE protocol_version = ?", (PROTOCOL_VERSION,)))
+
+    def other_protocols(self) -> dict[int, int]:
+        """protocol version -> rows stored under it, for every version but the current one."""
+        q = "SELECT protocol_version, COUNT(*) FROM runs WHERE protocol_version != ? GROUP BY 1 ORDER BY 1"
+        return dict(self._query(q, (PROTOCOL_VERSION,)))
 
     def count_other_protocols(self) -> int:
-        q = "SELECT COUNT(*) FROM runs WHERE protocol_version != ?"
-        return self._db.execute(q, (PROTOCOL_VERSION,)).fetchone()[0]
+        return sum(self.other_protocols().values())
 
     def runs(self) -> pd.DataFrame:
-        """One row per run of the current protocol: run_id, status, config fields, metrics, ..."""
-        q = (f"SELECT run_id, status, config, error, diverged_epoch, engine, device, wall_s, "
-             f"{', '.join(METRICS)} FROM runs WHERE protocol_version = ? ORDER BY run_id")  # fmt: skip
-        df = pd.read_sql_query(q, self._db, params=(PROTOCOL_VERSION,))
-        configs = pd.DataFrame([json.loads(c) for c in df.pop("config")], index=df.index)
-        if configs.empty:
-            configs = pd.DataFrame(columns=list(RunConfig.__dataclass_fields__))
-        return pd.concat([df[["run_id", "status"]], configs, df.drop(columns=["run_id", "status"])], axis=1)
+        """One row per run of the current protocol: run_id, status, config fields, metrics, ...
+        A row whose config cannot be read is left out and its id added to `unreadable`."""
+        extra = ["error", "diverged_epoch", "engine", "device", "wall_s", *METRICS]
+        q = (f"SELECT run_id, status, config, {', '.join(extra)} FROM runs WHERE protocol_version = ? "
+             "ORDER BY run_id")  # fmt: skip
+        rows, configs = [], []
+        for run_id, status, config, *rest in self._query(q, (PROTOCOL_VERSION,)):
+            try:
+                configs.append(RunConfig.from_dict(json.loads(config)).to_dict())
+            except (TypeError, ValueError):
+                self.unreadable.append(run_id)
+                continue
+            rows.append((run_id, status, *rest))
+        df = pd.DataFrame(rows, columns=["run_id", "status", *extra])
+        for m in METRICS:
+            df[m] = df[m].astype(float)
+        config_df = pd.DataFrame(configs, columns=list(RunConfig.__dataclass_fields__))
+        return pd.concat([df[["run_id", "status"]], config_df, df.drop(columns=["run_id", "status"])], axis=1)
 
-    def versions(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
-        """run_id -> the library versions its run recorded."""
-        out = {}
+    def _by_ids(self, columns: str, run_ids: list[str]) -> list[tuple]:
+        out = []
         for i in range(0, len(run_ids), 500):  # one query per 500 ids (SQLite's variable limit)
             chunk = run_ids[i : i + 500]
-            q = f"SELECT run_id, versions FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-            out.update({rid: json.loads(v) for rid, v in self._db.execute(q, chunk)})
+            out += self._query(f"SELECT run_id, {columns} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
+        return out
+
+    def versions(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        """run_id -> the library versions its run recorded ({} where unreadable)."""
+        out = {}
+        for rid, v in self._by_ids("versions", run_ids):
+            try:
+                out[rid] = json.loads(v)
+            except (TypeError, ValueError):
+                out[rid] = {}
         return out
 
     def arrays(self, run_ids: list[str]) -> dict[str, tuple[dict, dict]]:
-        """run_id -> (curves, predictions) for the given runs."""
+        """run_id -> (curves, predictions) for the given runs. A run whose blobs cannot be read
+        (a damaged store) is left out and its id added to `unreadable`: one bad row must not sink
+        a report."""
         out = {}
-        for i in range(0, len(run_ids), 500):  # one query per 500 ids (SQLite's variable limit)
-            chunk = run_ids[i : i + 500]
-            q = f"SELECT run_id, curves, predictions FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})"
-            for rid, curves, predictions in self._db.execute(q, chunk):
+        for rid, curves, predictions in self._by_ids("curves, predictions", run_ids):
+            try:
                 out[rid] = (_unpack(curves), _unpack(predictions))
+            except Exception:  # np.load of damaged bytes raises any of a dozen types
+                self.unreadable.append(rid)
         return out
 
     def load(self, run_id: str) -> RunResult | None:
         """The full stored result of one run, or None."""
         q = ("SELECT config, status, error, diverged_epoch, engine, device, wall_s, versions, curves, "
              f"predictions, {', '.join(METRICS)} FROM runs WHERE run_id = ?")  # fmt: skip
-        row = self._db.execute(q, (run_id,)).fetchone()
-        if row is None:
+        rows = self._query(q, (run_id,))
+        if not rows:
             return None
-        config, status, error, div, engine, device, wall, versions, curves, preds, *metrics = row
+        config, status, error, div, engine, device, wall, versions, curves, preds, *metrics = rows[0]
         return RunResult(
             config=RunConfig.from_dict(json.loads(config)), status=status, error=error,
             diverged_epoch=div, engine=engine, device=device, wall_s=wall,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import time
 import traceback
 from collections import Counter, defaultdict
@@ -21,7 +22,7 @@ from joblib import Parallel, delayed, parallel_config
 from .config import BATCHED_ENGINES, ENGINE_NAMES, RunConfig, RunResult
 from .environment import library_versions
 from .errors import UserError
-from .store import Store, store_path
+from .store import Store, check_location, protocol_notes, store_path
 from .study import Study
 
 MAX_GROUP = 32  # members per stacked model: larger groups stop paying and delay each result
@@ -42,6 +43,7 @@ class Plan:
     todo: tuple[RunConfig, ...]
     stored: Counter = field(default_factory=Counter)  # status -> count, among the study's runs
     other_stored: int = 0  # rows in the store that are not part of this study's current plan
+    other_protocols: dict[int, int] = field(default_factory=dict)  # protocol version -> rows of it
 
     def describe(self) -> str:
         """A human-readable summary, printed by `sweep --dry-run` and before every sweep."""
@@ -58,22 +60,25 @@ class Plan:
         lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
         if self.other_stored:
             lines.append(f"  (the store also holds {self.other_stored} runs outside this plan)")
+        lines += [f"  ({note})" for note in protocol_notes(self.other_protocols)]
         return "\n".join(lines)
 
 
 def make_plan(study: Study, results_dir: str | Path, *, retry_failed: bool = False) -> Plan:
     """Compare the study's runs with its store. Reads the store if there is one; writes nothing."""
     path = store_path(results_dir, study.name)
+    check_location(path)
     statuses: dict[str, str] = {}
+    other_protocols: dict[int, int] = {}
     if path.exists():
         with Store(path) as store:
-            statuses = store.statuses()
+            statuses, other_protocols = store.statuses(), store.other_protocols()
     ids = {c.run_id for c in study.configs}
     stored = Counter(statuses[i] for i in ids if i in statuses)
     redo = {"failed"} if retry_failed else set()
     todo = tuple(c for c in study.configs if c.run_id not in statuses or statuses[c.run_id] in redo)
     return Plan(study=study, store_path=path, todo=todo, stored=stored,
-                other_stored=len(set(statuses) - ids))  # fmt: skip
+                other_stored=len(set(statuses) - ids), other_protocols=other_protocols)  # fmt: skip
 
 
 def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int = MAX_GROUP) -> list[list[RunConfig]]:
@@ -256,6 +261,37 @@ def _execute_dask(configs, *, engine: str, jobs: int, device: str, scheduler: st
             cluster.close()
 
 
+LOCK_RETRY_S = (0.1, 5.0)  # first and longest pause between attempts to write a locked store
+
+
+def store_patiently(store: Store, result: RunResult, summary: SweepSummary,
+                    on_wait: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Write one result. A store locked by another process for longer than SQLite's busy timeout
+    is tried again, with growing pauses, until it frees: a trained result is never dropped (Ctrl-C
+    stops the wait). A full disk ends the sweep with a UserError; the store keeps every result
+    written before (each is its own transaction) and the failed write leaves no trace."""
+    pause = LOCK_RETRY_S[0]
+    while True:
+        try:
+            store.write(result)
+            return
+        except sqlite3.OperationalError as e:
+            text = str(e)
+            if "locked" in text or "busy" in text:
+                if on_wait is not None:
+                    on_wait(f"waiting for the store's write lock (held by another process): {store.path}")
+                time.sleep(pause)
+                pause = min(2 * pause, LOCK_RETRY_S[1])
+                continue
+            stored = sum(summary.counts.values())
+            if "full" in text:
+                raise UserError(f"the disk is full: {stored} runs of this sweep were stored before it filled, "
+                                "the store is intact; free space and run the same command to resume",
+                                path=store.path) from None  # fmt: skip
+            raise UserError(f"cannot write the store ({text}); {stored} runs of this sweep were stored",
+                            path=store.path) from None  # fmt: skip
+
+
 @dataclass
 class SweepSummary:
     counts: Counter = field(default_factory=Counter)
@@ -269,8 +305,10 @@ class SweepSummary:
 
 def run_sweep(plan: Plan, *, engine: str = "batched", jobs: int | None = None, device: str = "cpu",
               backend: str = "local", scheduler: str | None = None,
-              on_result: Callable[[RunResult], None] | None = None) -> SweepSummary:  # fmt: skip
-    """Train what the plan has left and store each result as it arrives."""
+              on_result: Callable[[RunResult], None] | None = None,
+              on_wait: Callable[[str], None] | None = None) -> SweepSummary:  # fmt: skip
+    """Train what the plan has left and store each result as it arrives. on_wait(message) is
+    called while a result waits for the store's write lock."""
     if engine not in ENGINE_NAMES:
         raise UserError(f"unknown engine {engine!r} (valid: {', '.join(ENGINE_NAMES)})", field="--engine")
     summary = SweepSummary()
@@ -280,7 +318,7 @@ def run_sweep(plan: Plan, *, engine: str = "batched", jobs: int | None = None, d
     with Store(plan.store_path, create=True) as store:
         for result in execute(list(plan.todo), engine=engine, jobs=jobs, device=device, backend=backend,
                               scheduler=scheduler):  # fmt: skip
-            store.write(result)
+            store_patiently(store, result, summary, on_wait)
             summary.counts[result.status] += 1
             summary.wall_s = time.perf_counter() - start
             if on_result is not None:

@@ -137,7 +137,7 @@ def test_rows_of_an_older_protocol_are_ignored_with_a_note(tmp_path):
     assert len(plan.todo) == 1  # the old row does not count as done
     run_sweep(plan, jobs=1)
     assert runner.invoke(app, ["report", "smoke", "--results-dir", str(tmp_path)]).exit_code == 0
-    assert "1 stored runs of another protocol version" in (tmp_path / "smoke" / "report.md").read_text()
+    assert "also holds 1 runs of older protocol version(s) 0, ignored" in (tmp_path / "smoke" / "report.md").read_text()
     assert len(pd.read_csv(tmp_path / "smoke" / "tables" / "runs.csv")) == len(load_study(smoke).configs) == 16
 
 

@@ -1,11 +1,25 @@
 """No option or study may put the machine at risk, and bad options are errors before any run."""
 
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
+from runge_bench import store as store_module
 from runge_bench import sweep
 from runge_bench.cli import run
-from runge_bench.config import RunConfig
+from runge_bench.config import PROTOCOL_VERSION, RunConfig
 from runge_bench.errors import UserError
+from runge_bench.store import Store
+from runge_bench.study import load_study
 
 from .conftest import ROOT
 
@@ -51,3 +65,229 @@ def test_a_bad_device_is_an_error_before_anything_is_stored(tmp_path, capsys, ar
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "smoke").exists()
+
+
+# ----------------------------------------------------------------------------- files and stores
+
+TINY = 'name = "tiny"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\nactivation = ["tanh", "relu"]\nseed = [0, 1, 2]\n'
+COMMITTED_SMOKE = ROOT / "results" / "smoke" / "runs.sqlite"
+
+
+def _one_line(capsys, code: int, *fragments: str) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]  # beside a progress bar
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in errors[0], err
+    return errors[0]
+
+
+def test_results_dir_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    for extra in ([], ["--dry-run"]):
+        code = run(["sweep", SMOKE, "--results-dir", str(tmp_path / "file"), *extra])
+        _one_line(capsys, code, f"{tmp_path / 'file'}: exists and is not a directory")
+
+
+def test_study_directory_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "smoke").write_text("x")
+    code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"])  # the dry run says so too
+    _one_line(capsys, code, f"{tmp_path / 'smoke'}: exists and is not a directory")
+
+
+def test_report_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "out").write_text("x")
+    code = run(["report", str(COMMITTED_SMOKE.parent), "--out", str(tmp_path / "out")])
+    _one_line(capsys, code, "exists and is not a directory: the report cannot be written there")
+
+
+def _copy_smoke(tmp_path) -> Path:
+    d = tmp_path / "smoke"
+    d.mkdir()
+    shutil.copy(COMMITTED_SMOKE, d / "runs.sqlite")
+    return d / "runs.sqlite"
+
+
+def test_garbage_in_the_middle_of_a_store(tmp_path, capsys):
+    path = _copy_smoke(tmp_path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8192] = os.urandom(8192)
+    path.write_bytes(bytes(data))
+    for argv in (["report", str(path.parent), "--out", str(tmp_path / "r")],
+                 ["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"]):  # fmt: skip
+        _one_line(capsys, run(argv), str(path))
+    assert path.read_bytes() == bytes(data)  # nothing written to a damaged store
+
+
+def test_a_store_with_the_metadata_but_other_columns(tmp_path, capsys):
+    path = tmp_path / "smoke" / "runs.sqlite"
+    Store(path, create=True).close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE runs")
+    db.execute("CREATE TABLE runs (run_id TEXT PRIMARY KEY, something_else TEXT)")
+    db.commit()
+    db.close()
+    _one_line(capsys, run(["report", str(path.parent)]), "damaged or not of this schema")
+    _one_line(capsys, run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"]), "damaged or not of this schema")
+
+
+def test_one_corrupt_blob_is_reported_and_left_out(tmp_path):
+    path = _copy_smoke(tmp_path)
+    db = sqlite3.connect(path)
+    victim = db.execute("SELECT run_id FROM runs WHERE json_extract(config, '$.activation') = 'tanh' "
+                        "ORDER BY run_id LIMIT 1").fetchone()[0]  # fmt: skip
+    db.execute("UPDATE runs SET predictions = X'00010203deadbeef' WHERE run_id = ?", (victim,))
+    db.commit()
+    db.close()
+    assert run(["report", str(path.parent), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert f"1 runs' curves and predictions could not be read (a damaged row) and are left out of the figures: {victim}" in text
+    assert (tmp_path / "r" / "figures" / "fits.png").exists()
+    assert len(pd.read_csv(tmp_path / "r" / "tables" / "runs.csv")) == 16  # its metrics are intact and kept
+
+
+def test_rows_of_a_newer_protocol_are_named_not_hidden(tmp_path, capsys):
+    path = _copy_smoke(tmp_path)
+    db = sqlite3.connect(path)
+    db.execute("UPDATE runs SET protocol_version = ?", (PROTOCOL_VERSION + 1,))
+    db.commit()
+    db.close()
+    assert run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"the store holds 16 runs of newer protocol version(s) {PROTOCOL_VERSION + 1}" in out and "upgrade" in out
+    _one_line(capsys, run(["report", str(path.parent)]), "the store holds no runs to report", "newer protocol")
+
+
+def test_a_result_waits_for_a_held_write_lock_and_is_never_dropped(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)  # SQLite gives up after 0.2 s, not 60
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY)
+    plan = sweep.make_plan(load_study(study), tmp_path)
+    Store(plan.store_path, create=True).close()
+    holder = sqlite3.connect(plan.store_path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write transaction, held for 2 s
+    waits = []
+    release = threading.Timer(2.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        summary = sweep.run_sweep(plan, engine="reference", jobs=1, on_wait=waits.append)
+    finally:
+        release.join()
+        holder.close()
+    assert sum(summary.counts.values()) == 6 and waits and "write lock" in waits[0]
+    with Store(plan.store_path) as s:
+        assert len(s.statuses()) == 6
+
+
+def test_a_full_disk_stops_the_sweep_with_one_line_and_keeps_the_store(tmp_path, monkeypatch, capsys):
+    """Simulated SQLITE_FULL (the real one: test_a_real_full_filesystem below, where mounts are allowed)."""
+    real = Store.write
+    calls = []
+
+    def write(self, result):
+        calls.append(result.run_id)
+        if len(calls) > 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        real(self, result)
+
+    monkeypatch.setattr(Store, "write", write)
+    study = tmp_path / "tiny.toml"
+    study.write_text(TINY)
+    code = run(["sweep", str(study), "--results-dir", str(tmp_path), "--jobs", "1", "--engine", "reference"])
+    _one_line(capsys, code, "the disk is full: 2 runs of this sweep were stored", "run the same command to resume")
+    with Store(tmp_path / "tiny" / "runs.sqlite") as s:
+        assert len(s.statuses()) == 2
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()[:80]}); the simulated test covers it")
+
+
+def test_a_real_full_filesystem(tmp_path, capsys):
+    mnt = tmp_path / "small"
+    _mount_tmpfs(mnt, "300k")
+    try:
+        study = tmp_path / "many.toml"
+        study.write_text(TINY.replace('seed = [0, 1, 2]', 'seed = { start = 0, stop = 60 }'))
+        code = run(["sweep", str(study), "--results-dir", str(mnt), "--jobs", "1", "--engine", "reference"])
+        err = _one_line(capsys, code, "the disk is full:", "the store is intact")
+        stored = int(err.split("the disk is full: ")[1].split(" ")[0])
+        with Store(mnt / "tiny" / "runs.sqlite") as s:
+            assert 0 < len(s.statuses()) == stored < 120
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_a_read_only_filesystem(tmp_path, capsys):
+    mnt = tmp_path / "ro"
+    _mount_tmpfs(mnt, "10m")
+    try:
+        (mnt / "smoke").mkdir()
+        shutil.copy(COMMITTED_SMOKE, mnt / "smoke" / "runs.sqlite")
+        assert subprocess.run(["mount", "-o", "remount,ro", str(mnt)]).returncode == 0
+        # A valid store there is read as it is; its report goes elsewhere.
+        assert run(["report", str(mnt / "smoke"), "--out", str(tmp_path / "r")]) == 0
+        assert (tmp_path / "r" / "report.md").exists()
+        capsys.readouterr()
+        # A new store there cannot be: one line.
+        study = tmp_path / "tiny.toml"
+        study.write_text(TINY)
+        code = run(["sweep", str(study), "--results-dir", str(mnt), "--jobs", "1"])
+        _one_line(capsys, code, str(mnt / "tiny"))
+        # Nor can runs be added to the valid one.
+        code = run(["sweep", SMOKE, "--results-dir", str(mnt), "--jobs", "1", "--retry-failed"])
+        assert code == 0  # every run is stored: nothing to write
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
+    study = tmp_path / "slow.toml"
+    study.write_text('name = "slow"\n[fixed]\nwidth = 32\nepochs = 4000\nn_points = 200\n[grid]\n'
+                     'activation = ["tanh"]\nseed = { start = 0, stop = 12 }\n')  # fmt: skip
+    cmd = [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(tmp_path),
+           "--jobs", "2", "--engine", "reference"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store_path = tmp_path / "slow" / "runs.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if store_path.exists():
+            with Store(store_path) as s:
+                if s.statuses():
+                    break
+        time.sleep(0.2)
+    workers = [p for c in _children(proc.pid) for p in [c, *_children(c)]]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted: " in err and "Traceback" not in err, err
+    time.sleep(1.0)
+    assert not [p for p in workers if _alive(p)]  # no worker left training
+    with Store(store_path) as s:
+        stored = len(s.statuses())
+    assert 1 <= stored < 12 and f"interrupted: {stored} runs stored" in err
