@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import tempfile
 import time
 import traceback
 from collections import Counter, defaultdict
@@ -207,9 +208,64 @@ def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | No
         return
     if backend != "local":
         raise UserError(f"unknown backend {backend!r} (valid: local, dask)", field="--backend")
-    tasks = chunk_runs(list(configs), engine, jobs)
-    with parallel_config(backend="loky", n_jobs=max(1, min(jobs, len(tasks)))):  # no idle workers
-        yield from _run_tasks(tasks, engine, device)
+    yield from _run_local(chunk_runs(list(configs), engine, jobs), engine, device, jobs)
+
+
+def _tracked(index: int, configs: list[RunConfig], engine: str, device: str, marks: str) -> tuple[int, list[RunResult]]:
+    """run_task, leaving a mark that task `index` started (so that the parent can tell, when a
+    worker dies, which tasks were in flight)."""
+    Path(marks, str(index)).touch()
+    return index, run_task(configs, engine, device)
+
+
+def _run_local(tasks: list[list[RunConfig]], engine: str, device: str, jobs: int) -> Iterator[RunResult]:
+    """Run tasks on loky workers here, yielding results as each task finishes, and survive dead
+    workers. A worker killed from outside (SIGKILL, the kernel's out-of-memory killer) takes the
+    pool down with it; the results already yielded are kept, each task that was in flight is run
+    again alone, and one that kills its worker alone too is the culprit: its runs are returned as
+    failed with the cause (so that a later sweep does not crash on it again). The rest go on."""
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    pending = list(range(len(tasks)))
+    with tempfile.TemporaryDirectory(prefix="runge-bench-marks-") as marks:
+        while pending:
+            done: set[int] = set()
+            try:
+                with parallel_config(backend="loky", n_jobs=max(1, min(jobs, len(pending)))):  # no idle workers
+                    for i, results in Parallel(return_as="generator_unordered")(
+                            delayed(_tracked)(i, tasks[i], engine, device, marks) for i in pending):  # fmt: skip
+                        done.add(i)
+                        yield from results
+                return
+            except TerminatedWorkerError as e:
+                cause = _exit_codes(e, "a worker died")
+                in_flight = [i for i in pending if i not in done and Path(marks, str(i)).exists()]
+                pending = [i for i in pending if i not in done and i not in in_flight]
+                for i in in_flight:
+                    yield from _run_alone(tasks[i], engine, device, cause)
+                for i in pending:
+                    Path(marks, str(i)).unlink(missing_ok=True)
+
+
+def _exit_codes(e: Exception, default: str) -> str:
+    """The exit codes loky names in a TerminatedWorkerError, e.g. "{SIGKILL(-9)}"."""
+    text = str(e)
+    marker = "The exit codes of the workers are "
+    return text.split(marker)[-1].strip().splitlines()[0].rstrip(".") if marker in text else default
+
+
+def _run_alone(task: list[RunConfig], engine: str, device: str, cause: str) -> list[RunResult]:
+    """One task in a worker of its own: its results, or, if that worker dies too, its runs failed."""
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    try:
+        with parallel_config(backend="loky", n_jobs=2):  # 2: a worker process even for one task
+            (results,) = Parallel(return_as="list")([delayed(run_task)(task, engine, device)])
+        return results
+    except TerminatedWorkerError as e:
+        message = (f"the worker process training this run died ({_exit_codes(e, cause)}): killed from outside, e.g. by the "
+                   "out-of-memory killer; see the plan's memory estimate")  # fmt: skip
+        return [_failed(c, message, engine, device) for c in task]
 
 
 def _run_tasks(tasks: list[list[RunConfig]], engine: str, device: str) -> Iterator[RunResult]:

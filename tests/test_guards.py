@@ -291,3 +291,40 @@ def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
     with Store(store_path) as s:
         stored = len(s.statuses())
     assert 1 <= stored < 12 and f"interrupted: {stored} runs stored" in err
+
+
+KILLER = '''
+import os, signal
+if os.environ.get("KILL_SEED"):  # a worker that trains this seed is killed, as the OOM killer would
+    import runge_bench.train as train
+    real = train.train_many_reference
+    def killing(configs, device="cpu"):
+        if any(c.seed == int(os.environ["KILL_SEED"]) for c in configs):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(configs, device)
+    train.train_many_reference = killing
+'''
+
+
+@pytest.mark.slow
+def test_a_worker_killed_from_outside_fails_its_run_and_the_sweep_goes_on(tmp_path):
+    """A real SIGKILL of a real worker process (through a sitecustomize that loky's workers load),
+    not a simulated exception: the dead worker's run is stored failed with the cause, every other
+    run is trained and stored, and a second sweep trains nothing (it does not crash again)."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(KILLER)
+    study = tmp_path / "k.toml"
+    study.write_text('name = "k"\n[fixed]\nwidth = 4\nepochs = 300\nn_points = 50\n[grid]\n'
+                     'activation = ["tanh"]\nseed = { start = 0, stop = 10 }\n')  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "KILL_SEED": "3"}
+    cmd = [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(tmp_path),
+           "--engine", "reference", "--jobs", "2"]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "9 ok, 0 diverged, 1 failed" in done.stdout, done.stderr
+    with Store(tmp_path / "k" / "runs.sqlite") as s:
+        runs = s.runs().set_index("seed")
+    assert len(runs) == 10 and runs.loc[3, "status"] == "failed"
+    assert runs.loc[3, "error"].startswith("the worker process training this run died ({SIGKILL(-9)})")
+    assert (runs.drop(index=3).status == "ok").all()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "nothing to train" in again.stdout
