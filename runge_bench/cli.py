@@ -90,10 +90,11 @@ def sweep(
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, tcp://HOST:PORT [default: a LocalCluster here].")] = None,
     kernels: Annotated[Kernels, typer.Option(help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds.")] = Kernels.auto,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the batched engine's torch kernels (see README).")] = False,
+    allow_large: Annotated[bool, typer.Option("--allow-large", help="Run even when the estimated peak memory exceeds what this machine has available.")] = False,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import batched_engine, check_device, check_scheduler, make_plan, resolve_jobs, run_sweep
+    from .sweep import batched_engine, check_device, check_scheduler, make_plan, plan_resources, resolve_jobs, run_sweep
 
     jobs, jobs_note = resolve_jobs(jobs)
     check_device(device)
@@ -106,6 +107,12 @@ def sweep(
         raise UserError("--scheduler needs --backend dask", field="--scheduler")
     plan = make_plan(load_study(study), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
+    if plan.todo:
+        estimate, warnings = plan_resources(plan, engine.value, jobs, backend=backend.value, scheduler=scheduler,
+                                            allow_large=allow_large)  # fmt: skip
+        out.print(f"  {estimate.describe()}", markup=False)
+        for warning in warnings:
+            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if dry_run or not plan.todo:
         if not plan.todo:
             out.print("nothing to train: every run is stored")

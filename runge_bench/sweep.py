@@ -23,6 +23,7 @@ from joblib import Parallel, delayed, parallel_config
 from .config import BATCHED_ENGINES, ENGINE_NAMES, RunConfig, RunResult
 from .environment import library_versions
 from .errors import UserError
+from .resources import Estimate, available_bytes, check, estimate
 from .store import Store, check_location, protocol_notes, store_path
 from .study import Study
 
@@ -171,6 +172,17 @@ def resolve_jobs(requested: int | None) -> tuple[int, str | None]:
     if requested > cap:
         return cap, f"--jobs {requested} capped at {cap} ({MAX_JOBS_PER_CORE} per core on {cores} cores)"
     return requested, None
+
+
+def plan_resources(plan: Plan, engine: str, jobs: int, *, backend: str = "local", scheduler: str | None = None,
+                   allow_large: bool = False) -> tuple[Estimate, list[str]]:  # fmt: skip
+    """Estimate what the plan's remaining runs need (resources.py) and check it against this
+    machine's memory when they run here: a UserError when they cannot fit (unless allow_large),
+    else warnings. On a remote Dask cluster the memory is the workers', not ours: estimate only."""
+    kind = "reference" if engine == "reference" else "batched"
+    est = estimate(chunk_runs(list(plan.todo), kind, jobs), kind, jobs)
+    local = backend == "local" or scheduler is None
+    return est, check(est, available=available_bytes() if local else None, allow_large=allow_large)
 
 
 def check_device(device: str) -> str:

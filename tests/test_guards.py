@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from runge_bench import resources
 from runge_bench import store as store_module
 from runge_bench import sweep
 from runge_bench.cli import run
@@ -328,3 +329,50 @@ def test_a_worker_killed_from_outside_fails_its_run_and_the_sweep_goes_on(tmp_pa
     assert (runs.drop(index=3).status == "ok").all()
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "nothing to train" in again.stdout
+
+
+# ----------------------------------------------------------------------------- memory and compute
+
+HUGE = 'name = "huge"\n[fixed]\nwidth = 4096\ndepth = 32\n[grid]\nactivation = ["tanh"]\nseed = [0, 1]\n'
+
+
+def test_a_sweep_that_cannot_fit_is_refused_even_in_a_dry_run(tmp_path, capsys):
+    study = tmp_path / "huge.toml"
+    study.write_text(HUGE)
+    code = run(["sweep", str(study), "--results-dir", str(tmp_path), "--dry-run"])
+    _one_line(capsys, code, "error: --allow-large: one worker needs ~", "at peak, more than 80% of the")
+    assert run(["sweep", str(study), "--results-dir", str(tmp_path), "--dry-run", "--allow-large"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: this sweep will take hours" in captured.err and "warning: --allow-large:" in captured.err
+    assert "estimate: peak memory ~" in captured.out
+    assert not (tmp_path / "huge").exists()
+
+
+def test_too_many_workers_for_the_memory_are_refused_with_a_jobs_that_fits():
+    est = resources.Estimate(peak_bytes=3e9, workers=8, flops=1e12)
+    with pytest.raises(UserError, match=r"8 workers need ~24.0 GB at peak, .*; --jobs 5 fits"):
+        resources.check(est, available=20e9, allow_large=False)
+    assert resources.check(est, available=40e9, allow_large=False) == []
+    assert resources.check(est, available=None, allow_large=False) == []  # unknown memory: estimate only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine, members", [("batched", 4), ("reference", 1)])
+def test_the_memory_estimate_bounds_a_measured_peak(tmp_path, engine, members):
+    """Train one real task in a fresh process and read its peak RSS: the estimate must not be
+    below it (it refuses sweeps on this number), nor more than 3x above (it would refuse too much)."""
+    script = (
+        "import resource, sys\n"
+        "from runge_bench.config import RunConfig\n"
+        "from runge_bench.sweep import run_task\n"
+        f"cfgs = [RunConfig('tanh', seed=s, width=512, depth=4, n_points=1000, epochs=2) for s in range({members})]\n"
+        f"results = run_task(cfgs, '{engine}')\n"
+        "assert all(r.status == 'ok' for r in results), results[0].error\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak = float(done.stdout.split()[-1])
+    task = [RunConfig("tanh", seed=s, width=512, depth=4, n_points=1000, epochs=2) for s in range(members)]
+    estimated = resources.task_bytes(task, engine)
+    assert peak <= estimated <= 3 * peak, (peak, estimated)
