@@ -117,14 +117,14 @@ def sweep(
         if not plan.todo:
             out.print("nothing to train: every run is stored")
         return
+    if scheduler is not None:
+        check_scheduler(scheduler)
     engine_name, note = "reference", None
     if engine is Engine.batched:
         engine_name, note = batched_engine(kernels.value, compile, device)
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
     if jobs_note:
         out.print(jobs_note, markup=False)
-    if scheduler is not None:
-        check_scheduler(scheduler)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
     with Progress(*columns, console=err, transient=False) as progress:

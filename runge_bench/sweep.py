@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -305,15 +307,47 @@ def _dask_client(scheduler: str | None, jobs: int):
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S), None
-    except (OSError, TimeoutError) as e:
+    except (OSError, TimeoutError, ValueError) as e:
         raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__})",
                         field="--scheduler") from None  # fmt: skip
 
 
+_PROBE = """
+import sys
+from dask.distributed import Client
+client = Client(sys.argv[1], timeout=float(sys.argv[2]))
+client.scheduler_info()
+client.close()
+"""
+
+
 def check_scheduler(scheduler: str) -> None:
-    """Fail early, with a UserError, when a Dask scheduler cannot be reached."""
-    client, _ = _dask_client(scheduler, 1)
-    client.close()
+    """Fail early, with a UserError, when `scheduler` is not the address of a Dask scheduler that
+    answers: a malformed address, a missing port, nothing listening, or another service there.
+    The handshake runs in a child process with a hard timeout: against a port where something
+    else listens, dask's own client can wait for minutes, or read garbage as a message length and
+    try to allocate exabytes."""
+    try:
+        from distributed.comm import get_address_host_port
+    except ImportError:
+        raise UserError("the dask backend needs dask.distributed: pip install -e \".[dask]\"",
+                        field="--backend") from None  # fmt: skip
+    try:
+        _, port = get_address_host_port(scheduler)
+    except ValueError as e:
+        raise UserError(f"not a scheduler address ({e}); expected tcp://HOST:PORT", field="--scheduler") from None
+    if not 0 < int(port) < 65536:
+        raise UserError(f"port {port} is out of range in {scheduler}", field="--scheduler")
+    limit = 2 * DASK_CONNECT_TIMEOUT_S
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, scheduler, str(DASK_CONNECT_TIMEOUT_S)],
+                              capture_output=True, text=True, timeout=limit)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise UserError(f"no Dask scheduler answered at {scheduler} within {limit} s (is something else "
+                        "listening there?)", field="--scheduler") from None  # fmt: skip
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+        raise UserError(f"cannot reach a Dask scheduler at {scheduler} ({last[:160]})", field="--scheduler")
 
 
 def _execute_dask(configs, *, engine: str, jobs: int, device: str, scheduler: str | None) -> Iterator[RunResult]:

@@ -176,7 +176,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
     code = run(["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path), "--backend", "dask",
                 "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("error: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert code == 2 and err.startswith("error: --scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9")
 
 
 def test_sweep_through_a_real_dask_cluster_matches_local(write_study, tmp_path):

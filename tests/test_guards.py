@@ -376,3 +376,67 @@ def test_the_memory_estimate_bounds_a_measured_peak(tmp_path, engine, members):
     task = [RunConfig("tanh", seed=s, width=512, depth=4, n_points=1000, epochs=2) for s in range(members)]
     estimated = resources.task_bytes(task, engine)
     assert peak <= estimated <= 3 * peak, (peak, estimated)
+
+
+# ----------------------------------------------------------------------------- Dask addresses
+
+
+@pytest.mark.parametrize("address, message", [
+    ("nonsense", "not a scheduler address (missing port number"),
+    ("foo://127.0.0.1:1", "not a scheduler address (unknown address scheme 'foo'"),
+    ("tcp://127.0.0.1", "not a scheduler address (missing port number"),
+    ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
+])  # fmt: skip
+def test_malformed_scheduler_addresses(tmp_path, capsys, address, message):
+    pytest.importorskip("distributed")
+    code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--backend", "dask", "--scheduler", address])
+    _one_line(capsys, code, f"error: --scheduler: {message}")
+    assert not (tmp_path / "smoke").exists()
+
+
+def _serve(handler) -> tuple[int, threading.Thread]:
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+
+    def loop():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            handler(conn, held)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return server.getsockname()[1], server
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("behaviour", ["silent", "garbage"])
+def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, capsys, monkeypatch, behaviour):
+    """A port where something else listens: one that accepts and never answers (dask's client
+    waited minutes), one that answers garbage (dask's client read it as a message length and tried
+    to allocate exabytes). Both: one line, exit 2, in bounded time."""
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT_S", 3)
+
+    def silent(conn, held):
+        held.append(conn)
+
+    def garbage(conn, held):
+        conn.sendall(b"garbage" * 1000)
+        conn.close()
+
+    port, server = _serve(silent if behaviour == "silent" else garbage)
+    try:
+        start = time.monotonic()
+        code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--backend", "dask", "--scheduler",
+                    f"tcp://127.0.0.1:{port}"])  # fmt: skip
+        assert time.monotonic() - start < 60
+    finally:
+        server.close()
+    _one_line(capsys, code, f"error: --scheduler: ", f"tcp://127.0.0.1:{port}")
