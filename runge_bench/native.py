@@ -32,6 +32,7 @@ SOURCE = Path(__file__).with_name("kernels.cpp")
 FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-std=c++17",
          "-shared", "-fPIC")
 DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+BUILD_TIMEOUT_S = 300
 
 
 class NativeUnavailable(RuntimeError):
@@ -67,27 +68,61 @@ def _library() -> ctypes.CDLL:
     key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), version.encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]  # fmt: skip
     target = cache_dir() / f"kernels-{key}.so"
-    if not target.exists():
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-            os.close(fd)
-        except OSError as e:
-            raise NativeUnavailable(f"cannot write the kernel cache {target.parent}: {e}") from None
-        try:
-            proc = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                                  timeout=300)  # fmt: skip
-            if proc.returncode != 0:
-                first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
-                raise NativeUnavailable(f"compiling {SOURCE.name} failed: {first}")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if not _verified(target):  # absent, or truncated / altered since it was built: build it (again)
+        _build(cxx, target)
     try:
         return ctypes.CDLL(str(target))
     except OSError as e:
         raise NativeUnavailable(f"loading {target} failed: {e}") from None
+
+
+def _fingerprint(path: Path) -> str:
+    data = path.read_bytes()
+    return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
+
+
+def _verified(target: Path) -> bool:
+    """Whether the cached build is the one that was written: its size and hash match the record
+    beside it. Loading a truncated shared library is not an error but a SIGBUS when its pages are
+    touched, which no exception handler survives."""
+    sidecar = target.with_suffix(".sha256")
+    try:
+        return target.exists() and sidecar.read_text() == _fingerprint(target)
+    except OSError:
+        return False
+
+
+def _build(cxx: str, target: Path) -> None:
+    """Compile kernels.cpp to target (and its record), atomically: a concurrent reader sees the old
+    files, the new ones or a mismatch it rebuilds, never a half-written library."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+    except OSError as e:
+        raise NativeUnavailable(f"cannot write the kernel cache {target.parent}: {e}") from None
+    sidecar_tmp = tmp + ".sha256"
+    try:
+        try:
+            proc = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
+                                  timeout=BUILD_TIMEOUT_S)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise NativeUnavailable(f"compiling {SOURCE.name} took more than {BUILD_TIMEOUT_S} s") from None
+        except (OSError, subprocess.SubprocessError) as e:
+            raise NativeUnavailable(f"running {cxx} failed: {e}") from None
+        if proc.returncode != 0:
+            first = (proc.stderr.strip().splitlines() or ["(no output)"])[0]
+            raise NativeUnavailable(f"compiling {SOURCE.name} failed: {first}")
+        try:
+            Path(sidecar_tmp).write_text(_fingerprint(Path(tmp)))
+            os.replace(sidecar_tmp, target.with_suffix(".sha256"))
+            os.replace(tmp, target)
+        except OSError as e:
+            raise NativeUnavailable(f"cannot write the kernel cache {target.parent}: {e}") from None
+    finally:
+        for leftover in (tmp, sidecar_tmp):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
 
 
 def unavailable(device: str = "cpu") -> str | None:

@@ -124,7 +124,47 @@ def test_a_build_lands_in_the_cache_under_a_content_hash(monkeypatch, tmp_path):
         assert list(tmp_path.iterdir()) == built
     finally:
         native._library.cache_clear()
-    assert len(built) == 1 and built[0].name.startswith("kernels-") and built[0].suffix == ".so"
+    assert sorted(p.suffix for p in built) == [".sha256", ".so"] and all(p.name.startswith("kernels-") for p in built)
+
+
+def test_a_truncated_cached_build_is_rebuilt_not_loaded(monkeypatch, tmp_path):
+    """Loading a truncated shared library crashes the process with SIGBUS when its pages are
+    touched: the cache keeps each build's size and hash beside it and rebuilds on a mismatch."""
+    monkeypatch.setenv("RUNGE_BENCH_CACHE", str(tmp_path))
+    native._library.cache_clear()
+    try:
+        assert native.unavailable() is None
+        (so,) = tmp_path.glob("*.so")
+        whole = so.read_bytes()
+        so.write_bytes(whole[: len(whole) // 2])
+        native._library.cache_clear()
+        assert native.unavailable() is None
+        assert native._verified(so) and len(so.read_bytes()) > len(whole) // 2  # rebuilt whole
+    finally:
+        native._library.cache_clear()
+
+
+@pytest.mark.parametrize("how", ["timeout", "not executable"])
+def test_a_build_that_cannot_finish_falls_back_to_the_torch_kernels(monkeypatch, tmp_path, how):
+    from runge_bench.sweep import batched_engine
+
+    monkeypatch.setenv("RUNGE_BENCH_CACHE", str(tmp_path / "cache"))
+    if how == "timeout":
+        monkeypatch.setattr(native, "BUILD_TIMEOUT_S", 0.001)
+        expected = "took more than 0.001 s"
+    else:
+        fake = tmp_path / "c++"
+        fake.write_text("not a program")
+        fake.chmod(0o755)  # executable bit, but no interpreter line: exec fails with OSError
+        monkeypatch.setenv("CXX", str(fake))
+        expected = "failed"
+    native._library.cache_clear()
+    try:
+        engine, note = batched_engine("auto")
+    finally:
+        native._library.cache_clear()
+    assert engine == "batched" and note.startswith("using the torch kernels:") and expected in note, note
+    assert "\n" not in note
 
 
 def test_unsupported_dtype_is_refused():
