@@ -22,7 +22,7 @@ from statistics import median
 from joblib import Parallel, delayed
 
 from .config import ENGINE_NAMES, RunConfig
-from .sweep import chunk_runs, default_jobs, run_task
+from .sweep import chunk_runs, configure_worker, default_jobs, run_task
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,7 @@ def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200,
     forward (2, on the validation points). One torch thread, as in a sweep's worker."""
     import torch
 
-    from .batched import keep_freed_memory
-
-    torch.set_num_threads(1)
-    keep_freed_memory()
+    configure_worker()
     g = torch.Generator().manual_seed(0)
     a = torch.randn(members, n_train, width, generator=g)
     a_val = torch.randn(members, n_val, width, generator=g)

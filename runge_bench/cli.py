@@ -165,6 +165,9 @@ def report(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: the store's].")] = None,
 ) -> None:
     """Turn a study's stored runs into tables, figures and report.md (never trains)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; the library leaves the backend to its caller
     from .report import build_report, resolve
 
     path = build_report(resolve(study, results_dir), out_dir)

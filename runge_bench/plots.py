@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .activations import ACTIVATIONS  # noqa: E402
-from .baselines import CHEBYSHEV  # noqa: E402
+from .activations import ACTIVATIONS
+from .baselines import CHEBYSHEV
 
 PALETTE = dict(zip(ACTIVATIONS, sns.color_palette("colorblind", 8)))
 TRUTH = "black"

@@ -139,14 +139,26 @@ def _failed(config: RunConfig, message: str, engine: str, device: str) -> RunRes
                      versions=library_versions())  # fmt: skip
 
 
-def run_task(configs: list[RunConfig], engine: str, device: str = "cpu") -> list[RunResult]:
-    """Train one task in a worker. Never raises: an exception marks the task's runs failed."""
+def configure_worker() -> None:
+    """Process-wide settings for a worker process: one torch thread (parallelism comes from
+    processes and stacking, not intra-op threads) and glibc keeping freed memory (batched.py).
+    Nothing in the calling process: with one job, or in library use, joblib runs tasks here, and
+    the caller's threads and allocator are not ours to change."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        return
     import torch
 
     from .batched import keep_freed_memory
 
-    torch.set_num_threads(1)  # parallelism comes from processes and stacking, not intra-op threads
+    torch.set_num_threads(1)
     keep_freed_memory()
+
+
+def run_task(configs: list[RunConfig], engine: str, device: str = "cpu") -> list[RunResult]:
+    """Train one task in a worker. Never raises: an exception marks the task's runs failed."""
+    configure_worker()
     try:
         return engines()[engine](configs, device)
     except Exception as exc:  # isolate the failure: the sweep goes on

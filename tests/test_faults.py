@@ -46,6 +46,7 @@ def _sweep_cmd(study, results, *extra):
     return [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(results), *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_path):
     study = write_study(KILL_STUDY)
     clean = tmp_path / "clean"
@@ -81,6 +82,7 @@ def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_p
     pd.testing.assert_frame_equal(_metrics(killed / "kill" / "runs.sqlite"), expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_two_sweeps_of_overlapping_studies_share_one_store(write_study, tmp_path):
     base = 'name = "shared"\n[fixed]\nwidth = 8\nepochs = 40\nn_points = 80\n[grid]\nactivation = ["tanh", "relu"]\n'
     a = write_study(base + "seed = [0, 1, 2, 3]\n", "a.toml")
@@ -172,6 +174,7 @@ def test_bad_cli_arguments_are_one_line_exit_2(argv, message, tmp_path, capsys):
     assert not (tmp_path / "smoke").exists()
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
     code = run(["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path), "--backend", "dask",
                 "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
@@ -179,6 +182,7 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and err.startswith("error: --scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9")
 
 
+@pytest.mark.slow
 def test_sweep_through_a_real_dask_cluster_matches_local(write_study, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     study = load_study(write_study(textwrap.dedent("""

@@ -29,7 +29,10 @@ def test_result_carries_metrics_curves_and_predictions():
     r = train_reference(RunConfig("relu", **SMALL))
     assert set(r.metrics) == set(METRICS)
     assert all(np.isfinite(v) and v >= 0 for v in r.metrics.values())
-    assert r.metrics["grid_f_max"] >= r.metrics["val_f_max"] * 0.5  # the grid is a superset in spirit
+    # The dense grid (step 2e-4) passes within 1e-4 of every validation point, and the error's slope
+    # is at most |f'| + |network'| < 20 here: its max can fall short of the validation max by < 2e-3.
+    assert r.metrics["grid_f_max"] >= r.metrics["val_f_max"] - 2e-3
+    assert r.metrics["grid_df_max"] >= r.metrics["val_df_max"] - 2e-2  # f'' of the Runge function < 50
     assert len(r.curves["epoch"]) == 30 and set(r.curves) == {"epoch", "train_f", "train_df", "val_f", "val_df"}
     assert r.predictions["f"].shape == (401,) and r.predictions["df"].shape == (401,)
     assert r.versions["torch"] == torch.__version__
@@ -161,6 +164,7 @@ def test_native_engine_is_labelled_and_agrees_with_torch_kernels_over_a_long_run
             assert fast.metrics[k] == pytest.approx(spec.metrics[k], rel=5e-2), k
 
 
+@pytest.mark.slow
 def test_compiled_step_agrees_with_eager():
     configs = [RunConfig("silu", seed=s, width=8, n_points=60, epochs=15) for s in range(2)]
     eager = train_batched(configs)
