@@ -52,19 +52,23 @@ constexpr double kInvFactorial[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 
 
 // exp(x) for x <= 0, which is all the activations need (they pass -|z|): x = k ln2 + r with
 // |r| <= ln2/2, exp(r) by its Taylor polynomial (error below the type's rounding), times 2^k set
-// in the exponent bits. Inputs below `lo` are clamped (exp(lo) is ~1e-38 in float32); NaN stays NaN.
+// in the exponent bits. Inputs below `lo` are clamped (exp(lo) is ~1e-38 in float32); NaN stays NaN:
+// divergence detection relies on it. A NaN must not reach the integer cast below (undefined
+// behaviour, and a negative shift: UBSan reported both), so it is computed as 0 and put back at the
+// end; both are selects, which vectorize.
 template <class T> inline T exp_nonpositive(T x) {
     using C = Consts<T>;
-    x = x < C::lo ? C::lo : x;
-    const T k = (x * T(1.4426950408889634) + C::shifter) - C::shifter;  // round(x / ln2)
-    const T r = (x - k * C::ln2_hi) - k * C::ln2_lo;
+    const bool nan = x != x;
+    const T xs = nan ? T(0) : (x < C::lo ? C::lo : x);
+    const T k = (xs * T(1.4426950408889634) + C::shifter) - C::shifter;  // round(xs / ln2)
+    const T r = (xs - k * C::ln2_hi) - k * C::ln2_lo;
     T p = T(kInvFactorial[C::exp_degree]);
 #pragma GCC unroll 16
     for (int i = C::exp_degree - 1; i >= 0; --i) p = p * r + T(kInvFactorial[i]);
     const typename C::Int bits = (static_cast<typename C::Int>(k) + C::bias) << C::mantissa;
     T scale;
     std::memcpy(&scale, &bits, sizeof(T));
-    return p * scale;
+    return nan ? x : p * scale;
 }
 
 // log(1 + e) for 0 <= e <= 1, as 2 atanh(s) with s = e / (2 + e) <= 1/3: the odd series in s,

@@ -33,6 +33,7 @@ FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fno-ma
          "-shared", "-fPIC")
 DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 BUILD_TIMEOUT_S = 300
+BYTES = (torch.bool, torch.uint8)  # one byte per member: C++ reads alive[m] as uint8_t
 
 
 class NativeUnavailable(RuntimeError):
@@ -147,8 +148,17 @@ _SIGNATURES = {  # entry point -> argument types; see the end of kernels.cpp
 _ADAM_ARGS = [_L] + [_P] * 5  # then five scalars of the dtype
 
 
-def _pointers(tensors: list[Tensor]) -> ctypes.Array:
-    return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
+def _ptr(t: Tensor, dtype: torch.dtype | tuple[torch.dtype, ...]) -> int:
+    """The address C++ will read or write: only of a contiguous CPU tensor of the dtype it expects.
+    A strided view, another dtype or a GPU tensor would be read as something else, silently."""
+    if t.dtype not in (dtype if isinstance(dtype, tuple) else (dtype,)) or t.device.type != "cpu" or not t.is_contiguous():
+        layout = "contiguous" if t.is_contiguous() else "not contiguous"
+        raise ValueError(f"native kernels need contiguous CPU {dtype} tensors, got {t.dtype} on {t.device}, {layout}")
+    return t.data_ptr()
+
+
+def _pointers(tensors: list[Tensor], dtype: torch.dtype) -> ctypes.Array:
+    return (ctypes.c_void_p * len(tensors))(*(_ptr(t, dtype) for t in tensors))
 
 
 def _flat(params) -> list[Tensor]:
@@ -173,6 +183,7 @@ class NativeKernels:
             fn = getattr(lib, f"rb_{kernel}_{activation}_{DTYPES[dtype]}")
             fn.argtypes, fn.restype = args, None
             self._fn[kernel] = fn
+        self.dtype = dtype
         scalar = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
         self._adam = getattr(lib, f"rb_adam_{DTYPES[dtype]}")
         self._adam.argtypes, self._adam.restype = [*_ADAM_ARGS, *[scalar] * 5], None
@@ -181,7 +192,10 @@ class NativeKernels:
         """One Adam update in place, as batched.adam_step, over contiguous 1-d buffers (lr: one
         learning rate per parameter)."""
         b1, b2 = ADAM_BETAS
-        self._adam(theta.numel(), theta.data_ptr(), grad.data_ptr(), m.data_ptr(), v.data_ptr(), lr.data_ptr(),
+        n, d = theta.numel(), self.dtype
+        if not grad.numel() == m.numel() == v.numel() == lr.numel() == n:
+            raise ValueError("adam: theta, grad, m, v and lr must have as many elements")
+        self._adam(n, _ptr(theta, d), _ptr(grad, d), _ptr(m, d), _ptr(v, d), _ptr(lr, d),
                    b1, b2, ADAM_EPS, 1 - b1**step, (1 - b2**step) ** 0.5)  # fmt: skip
 
     @staticmethod
@@ -198,27 +212,30 @@ class NativeKernels:
         grads = out if out is not None else [torch.empty_like(t) for t in flat]
         M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
-        self._fn["step"](M, N, H, D, x.data_ptr(), f.data_ptr(), df.data_ptr(), weight.data_ptr(), alive.data_ptr(),
-                         _pointers(flat), _pointers(grads), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
+        d, f64 = self.dtype, torch.float64
+        self._fn["step"](M, N, H, D, _ptr(x, d), _ptr(f, d), _ptr(df, d), _ptr(weight, d), _ptr(alive, BYTES),
+                         _pointers(flat, d), _pointers(grads, d), _ptr(sq_f, f64), _ptr(sq_df, f64))  # fmt: skip
         return grads, sq_f, sq_df
 
     def val_losses(self, params, x: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
         """As batched.val_losses: each member's MSE of f and f' at x."""
         M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
-        self._fn["losses"](M, N, H, D, x.data_ptr(), f.data_ptr(), df.data_ptr(),
-                           _pointers(_flat(params)), sq_f.data_ptr(), sq_df.data_ptr())  # fmt: skip
+        d, f64 = self.dtype, torch.float64
+        self._fn["losses"](M, N, H, D, _ptr(x, d), _ptr(f, d), _ptr(df, d),
+                           _pointers(_flat(params), d), _ptr(sq_f, f64), _ptr(sq_df, f64))  # fmt: skip
         return sq_f / N, sq_df / N
 
     def predict(self, params, x: Tensor) -> tuple[Tensor, Tensor]:
         """y and dy/dx of the M members at x (M, N, 1), as batched.forward."""
         M, N, H, D = self._dims(params, x)
         y, dy = torch.empty_like(x), torch.empty_like(x)
-        self._fn["predict"](M, N, H, D, x.data_ptr(), _pointers(_flat(params)), y.data_ptr(), dy.data_ptr())
+        d = self.dtype
+        self._fn["predict"](M, N, H, D, _ptr(x, d), _pointers(_flat(params), d), _ptr(y, d), _ptr(dy, d))
         return y, dy
 
     def activation(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """sigma, sigma', sigma'' at the points of a contiguous z (as Activation.derivatives)."""
         out = [torch.empty_like(z) for _ in range(3)]
-        self._fn["activation"](z.numel(), z.data_ptr(), *(t.data_ptr() for t in out))
+        self._fn["activation"](z.numel(), _ptr(z, self.dtype), *(_ptr(t, self.dtype) for t in out))
         return out[0], out[1], out[2]

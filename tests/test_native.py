@@ -201,3 +201,52 @@ def test_predict_matches_the_torch_forward(depth):
     ey, edy, _ = forward(params, get_activation("softplus"), x)
     _close(y, ey, torch.float64)
     _close(dy, edy, torch.float64)
+
+
+UBSAN_SCRIPT = """
+import torch
+from runge_bench import native
+from runge_bench.activations import ACTIVATIONS
+from runge_bench.batched import train_batched
+from runge_bench.config import RunConfig
+
+native.FLAGS = (*native.FLAGS, "-fsanitize=undefined", "-fno-sanitize-recover=all")
+z = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, 1e30, -1e30, 3.0, -3.0] * 4)
+for act in ACTIVATIONS:
+    for dtype in (torch.float32, torch.float64):
+        native.NativeKernels(act, dtype).activation(z.to(dtype))
+        # A diverging member (NaN through the whole step) beside a healthy one, depths 1-3.
+        for depth in (1, 2, 3):
+            good = RunConfig(act, seed=1, width=9, depth=depth, epochs=6, n_points=70, dtype=str(dtype)[6:])
+            bad = RunConfig(act, seed=2, width=9, depth=depth, epochs=6, n_points=70, dtype=str(dtype)[6:], lr=1e6)
+            train_batched([good, bad], kernels="native")
+print("clean")
+"""
+
+
+@pytest.mark.slow
+def test_the_kernels_have_no_undefined_behaviour_under_ubsan(tmp_path):
+    """kernels.cpp built with -fsanitize=undefined, aborting on the first report, runs the
+    activations at NaN, ±inf and huge inputs and whole training steps with a diverging member (the
+    NaN that divergence detection relies on used to reach an integer cast and a negative shift)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RUNGE_BENCH_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", UBSAN_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    if "cannot find -lubsan" in done.stderr or "libubsan" in done.stderr and "No such file" in done.stderr:
+        pytest.skip("this compiler has no UBSan runtime")
+    assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-2000:]
+
+
+def test_the_boundary_refuses_tensors_cpp_would_misread():
+    k = native.NativeKernels("tanh", torch.float32)
+    z = torch.zeros(4, 6)
+    for bad, what in ((z.t(), "not contiguous"), (z.double(), "torch.float64"), (z[:, ::2], "not contiguous")):
+        with pytest.raises(ValueError, match=what):
+            k.activation(bad)
+    theta = torch.zeros(5)
+    with pytest.raises(ValueError, match="as many elements"):
+        k.adam(theta, torch.zeros(5), torch.zeros(5), torch.zeros(5), torch.zeros(4), step=1)
+    a, d1, d2 = k.activation(z)  # the right tensors pass
+    assert torch.equal(a, torch.zeros(4, 6)) and torch.equal(d1, torch.ones(4, 6))

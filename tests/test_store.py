@@ -71,3 +71,24 @@ def test_garbage_file_is_refused(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(UserError, match="not a runge-bench results store"):
         Store(path)
+
+
+def test_a_failed_open_leaves_no_connection_behind(tmp_path):
+    import os
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE unrelated (x)")
+    db.commit()
+    db.close()
+
+    def open_fds() -> list[str]:
+        return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                if os.path.exists(f"/proc/self/fd/{fd}")]  # fmt: skip
+
+    before = sum(str(path) in target for target in open_fds())
+    for _ in range(3):
+        with pytest.raises(UserError, match="not a runge-bench results store"):
+            Store(path)
+    assert sum(str(path) in target for target in open_fds()) == before
