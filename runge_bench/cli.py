@@ -94,17 +94,11 @@ def sweep(
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import batched_engine, check_device, check_scheduler, make_plan, plan_resources, resolve_jobs, run_sweep
+    from .sweep import check_options, check_scheduler, make_plan, plan_resources, resolve_engine, resolve_jobs
 
     jobs, jobs_note = resolve_jobs(jobs)
-    check_device(device)
-    if engine is not Engine.batched and (compile or kernels is not Kernels.auto):
-        flag = "--compile" if compile else "--kernels"
-        raise UserError("applies to the batched engine only", field=flag)
-    if compile and kernels is Kernels.native:
-        raise UserError("compiles the torch kernels, not --kernels native", field="--compile")
-    if scheduler is not None and backend is not Backend.dask:
-        raise UserError("--scheduler needs --backend dask", field="--scheduler")
+    check_options(engine=engine.value, kernels=kernels.value, compile=compile, device=device,
+                  backend=backend.value, scheduler=scheduler)  # fmt: skip
     plan = make_plan(load_study(study), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
     if plan.todo:
@@ -119,24 +113,31 @@ def sweep(
         return
     if scheduler is not None:
         check_scheduler(scheduler)
-    engine_name, note = "reference", None
-    if engine is Engine.batched:
-        engine_name, note = batched_engine(kernels.value, compile, device)
+    engine_name, note = resolve_engine(engine.value, kernels.value, compile, device)
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
     if jobs_note:
         out.print(jobs_note, markup=False)
+    summary = _train_with_progress(plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value,
+                                   scheduler=scheduler)  # fmt: skip
+    out.print(summary.describe() + f"; store: {plan.store_path}")
+
+
+def _train_with_progress(plan, **options):
+    """run_sweep under a progress bar (done/total, elapsed, ETA, ok/diverged/failed); Ctrl-C and
+    SIGTERM stop it with what was stored said in one line, exit status 130."""
+    from .sweep import run_sweep
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
+    counts = {"ok": 0, "diverged": 0, "failed": 0}
+    said: set[str] = set()
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task("training", total=len(plan.todo), counts="")
-        counts = {"ok": 0, "diverged": 0, "failed": 0}
 
         def on_result(result) -> None:
             counts[result.status] += 1
             text = f"ok {counts['ok']}  diverged {counts['diverged']}  failed {counts['failed']}"
             progress.update(task, advance=1, counts=text)
-
-        said: set[str] = set()
 
         def on_wait(message: str) -> None:
             if message not in said:
@@ -146,15 +147,13 @@ def sweep(
         # SIGTERM stops a sweep as Ctrl-C does: the workers are stopped, finished runs are stored.
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            summary = run_sweep(plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value,
-                                scheduler=scheduler, on_result=on_result, on_wait=on_wait)  # fmt: skip
+            return run_sweep(plan, on_result=on_result, on_wait=on_wait, **options)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: {sum(counts.values())} runs stored; run the same command to resume")
             raise typer.Exit(130) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
-    out.print(summary.describe() + f"; store: {plan.store_path}")
 
 
 @app.command()

@@ -199,6 +199,24 @@ def plan_resources(plan: Plan, engine: str, jobs: int, *, backend: str = "local"
     return est, check(est, available=available_bytes() if local else None, allow_large=allow_large)
 
 
+def check_options(*, engine: str, kernels: str, compile: bool, device: str, backend: str,
+                  scheduler: str | None) -> None:  # fmt: skip
+    """Option combinations a sweep refuses before it reads anything: a UserError naming the flag."""
+    check_device(device)
+    if engine != "batched" and (compile or kernels != "auto"):
+        raise UserError("applies to the batched engine only", field="--compile" if compile else "--kernels")
+    if compile and kernels == "native":
+        raise UserError("compiles the torch kernels, not --kernels native", field="--compile")
+    if scheduler is not None and backend != "dask":
+        raise UserError("--scheduler needs --backend dask", field="--scheduler")
+
+
+def resolve_engine(engine: str, kernels: str = "auto", compile: bool = False, device: str = "cpu") -> tuple[str, str | None]:
+    """The engine name a sweep trains with (config.ENGINE_NAMES), and a note when it is not the
+    one asked for (batched_engine)."""
+    return ("reference", None) if engine == "reference" else batched_engine(kernels, compile, device)
+
+
 def check_device(device: str) -> str:
     """The torch device to train on, checked before any run starts: a device torch does not know,
     one it cannot train on, or a GPU that is not there is a UserError (nothing is stored)."""

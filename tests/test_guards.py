@@ -440,3 +440,18 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, capsy
     finally:
         server.close()
     _one_line(capsys, code, f"error: --scheduler: ", f"tcp://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(engine="reference", kernels="native"), "--kernels: applies to the batched engine only"),
+    (dict(engine="reference", compile=True), "--compile: applies to the batched engine only"),
+    (dict(compile=True, kernels="native"), "--compile: compiles the torch kernels, not --kernels native"),
+    (dict(scheduler="tcp://h:1"), "--scheduler: --scheduler needs --backend dask"),
+    (dict(device="nonsense"), "--device: not a torch device"),
+])  # fmt: skip
+def test_option_combinations_are_checked_in_the_library(options, message):
+    defaults = dict(engine="batched", kernels="auto", compile=False, device="cpu", backend="local", scheduler=None)
+    with pytest.raises(UserError) as e:
+        sweep.check_options(**{**defaults, **options})
+    assert str(e.value).startswith(message)
+    sweep.check_options(**defaults)  # the defaults pass
