@@ -241,27 +241,31 @@ def bench(
         out.print(f"no regression: every gated ratio is at least {fail_below:g} x its usual one")
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """The exceptions click raises for usage errors, through public names only: typer >= 0.20
+    vendors click and derives them from typer.TyperException; older typers use click itself."""
+    if hasattr(typer, "TyperException"):
+        return (typer.TyperException,)
+    import click  # pragma: no cover
+
+    return (click.exceptions.ClickException,)  # pragma: no cover
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on argv and return its exit status. Usage errors (an unknown option, a bad
     value) become one line on stderr with status 2, like every other user error."""
-    try:  # Typer >= 0.20 vendors click; older versions use click itself
-        from typer._click.exceptions import NoArgsIsHelpError, UsageError
-    except ImportError:  # pragma: no cover
-        from click.exceptions import NoArgsIsHelpError, UsageError
-
     try:
         status = app(args=argv, prog_name="runge-bench", standalone_mode=False)
-    except NoArgsIsHelpError as e:  # plain `runge-bench`: show the help
-        out.print(e.ctx.get_help() if e.ctx else str(e), markup=False)
-        return 0
-    except UsageError as e:
-        err.print(f"error: {e.format_message().replace('Value error, ', '')}", markup=False, soft_wrap=True)
-        return 2
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
         err.print("interrupted")
         return 130
+    except _usage_errors() as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # plain `runge-bench`: typer has printed the help
+            return 0
+        err.print(f"error: {e.format_message().replace('Value error, ', '')}", markup=False, soft_wrap=True)
+        return 2
     return status if isinstance(status, int) else 0  # click returns typer.Exit's code here
 
 

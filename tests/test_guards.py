@@ -455,3 +455,13 @@ def test_option_combinations_are_checked_in_the_library(options, message):
         sweep.check_options(**{**defaults, **options})
     assert str(e.value).startswith(message)
     sweep.check_options(**defaults)  # the defaults pass
+
+
+def test_bare_command_prints_its_help_once(capsys):
+    assert run([]) == 0
+    assert capsys.readouterr().out.count("Usage:") == 1
+
+
+def test_the_cli_uses_no_private_module_of_typer():
+    source = (ROOT / "runge_bench" / "cli.py").read_text()
+    assert "typer._" not in source and "_click" not in source
