@@ -28,6 +28,7 @@ of the reference run with the same config, whatever group it is packed into.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -165,7 +166,15 @@ def val_losses(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor
     return ((y - f) ** 2).mean(dim=(1, 2)).double(), ((dy - df) ** 2).mean(dim=(1, 2)).double()
 
 
-_COMPILED: dict[str, tuple] = {}
+@functools.lru_cache(maxsize=None)
+def _compiled(activation: str) -> tuple[Callable, Callable]:
+    """torch.compile of the torch kernels' step and validation for one activation, made once per
+    process and keyed by the activation's name (inductor compiles again, and caches, per shape and
+    dtype under dynamic=False)."""
+    act = get_activation(activation)
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
+    return torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False)
 
 
 @dataclass(frozen=True)
@@ -196,9 +205,7 @@ def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
     grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
     val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
     if kernels == "compile":
-        if act.name not in _COMPILED:
-            _COMPILED[act.name] = (torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False))
-        grads_fn, val = _COMPILED[act.name]
+        grads_fn, val = _compiled(act.name)
 
     def step(p, x, f, df, w, alive, out):
         grads, sq_f, sq_df = grads_fn(p, x, f, df, w, alive)

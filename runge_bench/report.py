@@ -14,7 +14,7 @@ import pandas as pd
 from . import plots, tables
 from .baselines import DEGREE_RULE, baseline_runs
 from .environment import analysis_versions
-from .figures import KEY_METRICS, report_figures
+from .figures import KEY_METRICS, per_seed_arrays, report_figures
 from .findings import findings
 from .activations import ACTIVATIONS
 from .config import METRICS, PROTOCOL_VERSION
@@ -146,9 +146,10 @@ def build_report(source: Source, out_dir: Path | None = None) -> Path:
             raise UserError("exists and is not a directory: the report cannot be written there", path=d)
     cell, order = tables.reference_cell(df), activation_order(df)
     t = write_tables(source, df, cell, out)
-    unreadable: list[str] = []
-    figures = report_figures(source.store, df, t.summary, t.ranking, t.baselines, cell, order, out / "figures",
-                             unreadable)  # fmt: skip
+    ok = tables.select(df[df.status == "ok"], cell)
+    with Store(source.store) as store:  # the reference cell's curves and predictions, for its figures
+        members, curves, unreadable = per_seed_arrays(store.arrays(list(ok.run_id)), ok)
+    figures = report_figures(df, t.summary, t.ranking, t.baselines, cell, order, out / "figures", members, curves)
     if unreadable:
         notes.append(f"{len(unreadable)} runs' curves and predictions could not be read (a damaged row) and "
                      f"are left out of the figures: {', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")

@@ -98,7 +98,6 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
-    cmp = filecmp.dircmp(out, copy)
     for sub in ["", "tables", "figures"]:
         names = [p.name for p in (out / sub).iterdir() if p.is_file() and p.suffix != ".sqlite" and not p.name.startswith("runs.sqlite")]
         match, mismatch, errors = filecmp.cmpfiles(out / sub, copy / sub, names, shallow=False)
