@@ -14,6 +14,7 @@ Every mistake is a UserError naming the file and the key.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
@@ -153,6 +154,33 @@ def load_study(path: str | Path) -> Study:
 
 def parse_study(doc: dict, path: Path) -> Study:
     """Validate a parsed TOML document as a study (see the module docstring)."""
+    name, description = _header(doc, path)
+    fixed, grid = _table(doc, "fixed", path), _table(doc, "grid", path)
+    for table_name, table in (("fixed", fixed), ("grid", grid)):
+        for key in table:
+            if key not in FIELDS:
+                raise UserError(f"unknown key (valid: {', '.join(FIELDS)})", path=path, field=f"{table_name}.{key}")
+    both = set(fixed) & set(grid)
+    if both:
+        raise UserError("set in both [fixed] and [grid]", path=path, field=sorted(both)[0])
+    values = {key: _fixed_value(key, v, path) for key, v in fixed.items()}
+    axes = {key: _grid_axis(key, v, path) for key, v in grid.items()}
+    if "activation" not in values and "activation" not in axes:
+        raise UserError("required: set activation in [fixed] or [grid]", path=path, field="activation")
+    n_runs = math.prod(len(vs) for vs in axes.values())
+    if n_runs > MAX_RUNS:
+        raise UserError(f"the grid has {n_runs} runs, more than {MAX_RUNS}", path=path, field="grid")
+    configs = []
+    for combo in itertools.product(*axes.values()):
+        config = RunConfig(**values, **dict(zip(axes, combo)))
+        _check_sizes(config, path)
+        configs.append(config)
+    return Study(name=name, description=description, path=path, axes=axes, fixed=values,
+                 configs=tuple(configs))  # fmt: skip
+
+
+def _header(doc: dict, path: Path) -> tuple[str, str]:
+    """The study's name (it names the results directory) and description, checked."""
     unknown = set(doc) - {"name", "description", "fixed", "grid"}
     if unknown:
         raise UserError("unknown top-level key (expected name, description, [fixed], [grid])",
@@ -165,57 +193,33 @@ def parse_study(doc: dict, path: Path) -> Study:
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise UserError("must be a string", path=path, field="description")
-    fixed, grid = _table(doc, "fixed", path), _table(doc, "grid", path)
+    return name, description
 
-    for table_name, table in (("fixed", fixed), ("grid", grid)):
-        for key in table:
-            if key not in FIELDS:
-                raise UserError(f"unknown key (valid: {', '.join(FIELDS)})", path=path, field=f"{table_name}.{key}")
-    both = set(fixed) & set(grid)
-    if both:
-        raise UserError("set in both [fixed] and [grid]", path=path, field=sorted(both)[0])
 
-    values: dict[str, Any] = {}
-    for key, v in fixed.items():
-        where = f"fixed.{key}"
-        if isinstance(v, (list, dict)):
-            raise UserError("[fixed] takes a single value; put lists in [grid]", path=path, field=where)
-        if problem := FIELDS[key](v):
+def _fixed_value(key: str, v: Any, path: Path) -> Any:
+    where = f"fixed.{key}"
+    if isinstance(v, (list, dict)):
+        raise UserError("[fixed] takes a single value; put lists in [grid]", path=path, field=where)
+    if problem := FIELDS[key](v):
+        raise UserError(problem, path=path, field=where)
+    return _normalise(key, v)
+
+
+def _grid_axis(key: str, v: Any, path: Path) -> tuple:
+    where = f"grid.{key}"
+    if isinstance(v, dict):
+        v = _expand_range(v, path, where)
+    if not isinstance(v, list):
+        raise UserError(f"[grid] takes a list, got {v!r}; put single values in [fixed]", path=path, field=where)
+    if not v:
+        raise UserError("empty list: a grid axis needs at least one value", path=path, field=where)
+    for item in v:
+        if problem := FIELDS[key](item):
             raise UserError(problem, path=path, field=where)
-        values[key] = _normalise(key, v)
-
-    axes: dict[str, tuple] = {}
-    for key, v in grid.items():
-        where = f"grid.{key}"
-        if isinstance(v, dict):
-            v = _expand_range(v, path, where)
-        if not isinstance(v, list):
-            raise UserError(f"[grid] takes a list, got {v!r}; put single values in [fixed]", path=path, field=where)
-        if not v:
-            raise UserError("empty list: a grid axis needs at least one value", path=path, field=where)
-        for item in v:
-            if problem := FIELDS[key](item):
-                raise UserError(problem, path=path, field=where)
-        normalised = [_normalise(key, item) for item in v]
-        if len(set(normalised)) != len(normalised):
-            raise UserError("repeats a value", path=path, field=where)
-        axes[key] = tuple(normalised)
-
-    if "activation" not in values and "activation" not in axes:
-        raise UserError("required: set activation in [fixed] or [grid]", path=path, field="activation")
-    n_runs = 1
-    for vs in axes.values():
-        n_runs *= len(vs)
-    if n_runs > MAX_RUNS:
-        raise UserError(f"the grid has {n_runs} runs, more than {MAX_RUNS}", path=path, field="grid")
-
-    configs = []
-    for combo in itertools.product(*axes.values()):
-        config = RunConfig(**values, **dict(zip(axes, combo)))
-        _check_sizes(config, path)
-        configs.append(config)
-    return Study(name=name, description=description, path=path, axes=axes, fixed=values,
-                 configs=tuple(configs))  # fmt: skip
+    normalised = [_normalise(key, item) for item in v]
+    if len(set(normalised)) != len(normalised):
+        raise UserError("repeats a value", path=path, field=where)
+    return tuple(normalised)
 
 
 def _check_sizes(c: RunConfig, path: Path) -> None:
