@@ -226,6 +226,46 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     is marked diverged at that epoch and its gradient zeroed; the others train on unaffected
     (every stacked operation is block-diagonal over members).
     """
+    _check_group(configs, device, kernels)
+    start = time.perf_counter()
+    c0, M = configs[0], len(configs)
+    dtype = getattr(torch, c0.dtype)
+    splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
+    train = _stacked_data(splits, "train", dtype, device)  # x, f, f' each (M, Ntr, 1)
+    val = _stacked_data(splits, "val", dtype, device)  # (M, Nval, 1)
+    s = _Stack.of(configs, dtype, device)
+    fns = _functions(get_activation(c0.activation), dtype, kernels)
+    gens = [batch_generator(c) for c in configs]
+    history = np.full((len(CURVES), M, c0.epochs), np.nan)  # CURVES x members x epochs
+    live = np.ones(M, dtype=bool)  # alive, on the host (s.alive is its device copy)
+    diverged_at: dict[int, int] = {}
+    for epoch in range(c0.epochs):
+        rows = _epoch(s, fns, train, val, _batches(c0, train[0].shape[1], gens, device))  # (CURVES, M)
+        history[:, :, epoch] = rows  # a diverged member's history is cut at its divergence
+        newly = live & ~np.isfinite(rows).all(axis=0)
+        if newly.any():
+            diverged_at |= {int(i): epoch + 1 for i in np.flatnonzero(newly)}
+            live &= ~newly
+            s.alive &= torch.as_tensor(live, device=device).view(M, 1, 1)
+            if not live.any():
+                break
+    engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
+    wall_each = (time.perf_counter() - start) / M
+    results = []
+    for i, config in enumerate(configs):
+        member_curves = dict(zip(CURVES, history[:, i]))
+        if i in diverged_at:
+            results.append(make_result(config, "diverged", member_curves, diverged_at[i], start, engine,
+                                       device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
+            continue
+        member = [(w[i : i + 1], b[i : i + 1]) for w, b in s.params]
+        results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
+                                   predict=_predictor(member, fns.predict, dtype, device), split=splits[i],
+                                   wall_s=wall_each))  # fmt: skip
+    return results
+
+
+def _check_group(configs: list[RunConfig], device: str, kernels: str) -> None:
     if len({c.shape_key() for c in configs}) != 1:
         raise ValueError("train_batched needs configs of one shape (RunConfig.shape_key)")
     if kernels not in BATCHED_ENGINES.values():
@@ -235,71 +275,66 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
 
         if (why := unavailable(device)) is not None:
             raise ValueError(why)
-    start = time.perf_counter()
-    c0, M = configs[0], len(configs)
-    dtype, act = getattr(torch, c0.dtype), get_activation(c0.activation)
-    splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
-    x_tr, y_tr, dy_tr = _stacked_data(splits, "train", dtype, device)  # (M, Ntr, 1)
-    x_va, y_va, dy_va = _stacked_data(splits, "val", dtype, device)  # (M, Nval, 1)
-    stacked = [t.detach().to(device) for wb in stack_params([init_params(c) for c in configs]) for t in wb]
-    theta, views = _packed(stacked)  # every parameter of every member in one buffer, for Adam
-    params = list(zip(views[0::2], views[1::2]))
-    grad_theta, grad_views = _packed([torch.zeros_like(t) for t in stacked])  # the same layout
-    m, v = torch.zeros_like(theta), torch.zeros_like(theta)
-    lr_each = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
-    lr = torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked])  # theta's layout
-    weight = torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1)
-    gens = [batch_generator(c) for c in configs]
-    n_tr, step = x_tr.shape[1], 0
-    history = np.full((len(CURVES), M, c0.epochs), np.nan)  # CURVES x members x epochs
-    alive = torch.ones(M, 1, 1, dtype=torch.bool, device=device)
-    live = np.ones(M, dtype=bool)  # alive, on the host
-    diverged_at: dict[int, int] = {}
-    fns = _functions(act, dtype, kernels)
-    engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
 
-    for epoch in range(c0.epochs):
-        if c0.batch_size is None or c0.batch_size >= n_tr:
-            batches: list[Tensor | None] = [None]
-        else:  # each member draws its own permutation, exactly as its reference run would
-            perms = torch.stack([torch.randperm(n_tr, generator=g) for g in gens]).to(device)
-            batches = list(perms.split(c0.batch_size, dim=1))  # (M, B) each
-        sum_f = sum_df = None
-        for idx in batches:
-            if idx is None:
-                xb, yb, dyb = x_tr, y_tr, dy_tr
-            else:
-                gi = idx.unsqueeze(-1)  # (M, B, 1)
-                xb, yb, dyb = (torch.gather(t, 1, gi) for t in (x_tr, y_tr, dy_tr))
-            sq_f, sq_df = fns.step(params, xb, yb, dyb, weight, alive, grad_views)
-            sum_f, sum_df = (sq_f, sq_df) if sum_f is None else (sum_f + sq_f, sum_df + sq_df)
-            step += 1
-            fns.adam(theta, grad_theta, m, v, lr, step)
-        vf, vdf = fns.val(params, x_va, y_va, dy_va)
-        rows = torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf]).cpu().numpy()  # (CURVES, M)
-        history[:, :, epoch] = rows  # a diverged member's history is cut at its divergence
-        newly = live & ~np.isfinite(rows).all(axis=0)
-        if newly.any():
-            for i in np.flatnonzero(newly):
-                diverged_at[int(i)] = epoch + 1
-            live &= ~newly
-            alive &= torch.as_tensor(live, device=device).view(M, 1, 1)
-            if not live.any():
-                break
 
-    wall_each = (time.perf_counter() - start) / M
-    results = []
-    for i, config in enumerate(configs):
-        member_curves = dict(zip(CURVES, history[:, i]))
-        if i in diverged_at:
-            results.append(make_result(config, "diverged", member_curves, diverged_at[i], start, engine,
-                                   device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
-            continue
-        member = [(w[i : i + 1], b[i : i + 1]) for w, b in params]
-        results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
-                               predict=_predictor(member, fns.predict, dtype, device), split=splits[i],
-                               wall_s=wall_each))  # fmt: skip
-    return results
+@dataclass
+class _Stack:
+    """The stacked model's training state: every parameter of every member in one buffer (theta,
+    for Adam), viewed as [(w, b), ...] per layer; the gradients in the same layout; Adam's moments;
+    per-parameter learning rates and per-member derivative-loss weights; which members are alive."""
+
+    theta: Tensor
+    params: list[tuple[Tensor, Tensor]]
+    grad_theta: Tensor
+    grad_views: list[Tensor]
+    m: Tensor
+    v: Tensor
+    lr: Tensor  # theta's layout
+    weight: Tensor  # (M, 1, 1)
+    alive: Tensor  # (M, 1, 1) bool
+    step: int = 0
+
+    @classmethod
+    def of(cls, configs: list[RunConfig], dtype: torch.dtype, device: str) -> _Stack:
+        M = len(configs)
+        stacked = [t.detach().to(device) for wb in stack_params([init_params(c) for c in configs]) for t in wb]
+        theta, views = _packed(stacked)
+        grad_theta, grad_views = _packed([torch.zeros_like(t) for t in stacked])
+        lr_each = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
+        return cls(theta=theta, params=list(zip(views[0::2], views[1::2])), grad_theta=grad_theta,
+                   grad_views=grad_views, m=torch.zeros_like(theta), v=torch.zeros_like(theta),
+                   lr=torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked]),
+                   weight=torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1),
+                   alive=torch.ones(M, 1, 1, dtype=torch.bool, device=device))  # fmt: skip
+
+
+def _batches(c0: RunConfig, n_tr: int, gens: list[torch.Generator], device: str) -> list[Tensor | None]:
+    """One epoch's batches: [None] for full batch, else (M, B) index tensors, each member drawing
+    its own permutation exactly as its reference run would."""
+    if c0.batch_size is None or c0.batch_size >= n_tr:
+        return [None]
+    perms = torch.stack([torch.randperm(n_tr, generator=g) for g in gens]).to(device)
+    return list(perms.split(c0.batch_size, dim=1))
+
+
+def _epoch(s: _Stack, fns: _Functions, train: tuple[Tensor, ...], val: tuple[Tensor, ...],
+           batches: list[Tensor | None]) -> np.ndarray:  # fmt: skip
+    """One epoch of every member: a step and an Adam update per batch, then validation. Returns the
+    epoch's (CURVES, M) losses: training MSE of f and f' (summed over batches), validation MSEs."""
+    sum_f = sum_df = None
+    for idx in batches:
+        if idx is None:
+            xb, yb, dyb = train
+        else:
+            gi = idx.unsqueeze(-1)  # (M, B, 1)
+            xb, yb, dyb = (torch.gather(t, 1, gi) for t in train)
+        sq_f, sq_df = fns.step(s.params, xb, yb, dyb, s.weight, s.alive, s.grad_views)
+        sum_f, sum_df = (sq_f, sq_df) if sum_f is None else (sum_f + sq_f, sum_df + sq_df)
+        s.step += 1
+        fns.adam(s.theta, s.grad_theta, s.m, s.v, s.lr, s.step)
+    vf, vdf = fns.val(s.params, *val)
+    n_tr = train[0].shape[1]
+    return torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf]).cpu().numpy()
 
 
 def _predictor(member: Params, predict, dtype, device, chunk: int = 2048):
