@@ -254,11 +254,27 @@ void backward(const Src& src, const Dst& dst, long N, long H, const T* GA, T* gb
 // q = dy - df, their squares added to sq_f, sq_df (skipped where f is null). With grad, also the
 // loss's gradients back to the layer's (z, u): gy = scale r, gdy = scale weight q (scale =
 // 2 / points), (ga, gt) = (gy, gdy) w, then through the activation; gw, gb and gb_out accumulate.
+template <class T> struct HeadArgs {
+    const T* w;  // the output layer: H weights and its bias
+    T b_out;
+    const T* f;  // the block's targets, or null when only predicting
+    const T* df;
+    T scale, weight;  // the loss's 2 / points, and the member's derivative-loss weight
+    bool grad;        // whether to compute gradients, into:
+    T* gb;            // the last hidden layer's bias gradient (H)
+    T* gw;            // the output layer's weight gradient (H)
+    T* gb_out;        // and its bias gradient (1)
+    T* y_out;         // the block's predictions, or null when not kept
+    T* dy_out;
+    T* scratch;  // 4 H values of the row in hand
+};
+
 template <class T, class Act, class Src, class Dst>
-void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, const T* f, const T* df,
-          T scale, T weight, bool grad, T* gb, T* gw, T* gb_out, double& sq_f, double& sq_df, T* scratch,
-          T* y_out, T* dy_out) {
-    T *sa = scratch, *s1 = scratch + H, *s2 = scratch + 2 * H, *su = scratch + 3 * H;
+void head(const Src& src, const Dst& dst, long N, long H, const HeadArgs<T>& a, double& sq_f, double& sq_df) {
+    const T *w = a.w, *f = a.f, *df = a.df;
+    const T b_out = a.b_out, scale = a.scale, weight = a.weight;
+    T *gb = a.gb, *gw = a.gw, *y_out = a.y_out, *dy_out = a.dy_out;
+    T *sa = a.scratch, *s1 = a.scratch + H, *s2 = a.scratch + 2 * H, *su = a.scratch + 3 * H;
     for (long n = 0; n < N; ++n) {
         const auto in = src.row(n);
         T y = b_out, dy = 0;
@@ -279,9 +295,9 @@ void head(const Src& src, const Dst& dst, long N, long H, const T* w, T b_out, c
         const T r = y - f[n], q = dy - df[n];
         sq_f += double(r) * r;
         sq_df += double(q) * q;
-        if (!grad) continue;
+        if (!a.grad) continue;
         const T gy = scale * r, gdy = scale * weight * q;
-        *gb_out += gy;
+        *a.gb_out += gy;
         const auto out = dst.row(n);
 #pragma omp simd
         for (long h = 0; h < H; ++h) {
@@ -409,9 +425,10 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
     for (long n0 = 0; n0 < N; n0 += kBlock) {
         const long nb = N - n0 < kBlock ? N - n0 : kBlock;
         const FromInput<T> first{x + n0, w[0], b[0]};
+        const HeadArgs<T> last{w[D], b[D][0], f ? f + n0 : f, f ? df + n0 : df, scale, weight, grad,
+                               gb[D - 1], gw[D], gb[D], y ? y + n0 : y, dy ? dy + n0 : dy, scratch};
         if (D == 1) {
-            head<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, w[1], b[1][0], f ? f + n0 : f, f ? df + n0 : df, scale, weight,
-                         grad, gb[0], gw[1], gb[1], sq_f, sq_df, scratch, y ? y + n0 : y, dy ? dy + n0 : dy);
+            head<T, Act>(first, IntoInput<T>{x + n0, gw[0]}, nb, H, last, sq_f, sq_df);
             continue;
         }
         if (grad)
@@ -422,9 +439,7 @@ void member_pass(long N, long H, long D, long m, const T* x, const T* f, const T
             gemm<T>(2 * nb, H, H, A(l), H, 1, w[l], H, Z(l), H, false);  // [z; u] = [a; t] W
             if (l < D - 1) forward<T, Act>(FromRows<T>{Z(l), b[l], nb, H}, nb, H, A(l + 1));
         }
-        head<T, Act>(FromRows<T>{Z(D - 1), b[D - 1], nb, H}, IntoRows<T>{Z(D - 1), nb, H}, nb, H, w[D], b[D][0],
-                     f ? f + n0 : f, f ? df + n0 : df, scale, weight, grad, gb[D - 1], gw[D], gb[D], sq_f, sq_df,
-                     scratch, y ? y + n0 : y, dy ? dy + n0 : dy);
+        head<T, Act>(FromRows<T>{Z(D - 1), b[D - 1], nb, H}, IntoRows<T>{Z(D - 1), nb, H}, nb, H, last, sq_f, sq_df);
         if (!grad) continue;
         for (long l = D - 1; l >= 1; --l) {
             gemm<T>(H, H, 2 * nb, A(l), 1, H, Z(l), H, gw[l], H, true);  // gW += [a; t]^T [gz; gu]
