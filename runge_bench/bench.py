@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from statistics import median
+from typing import Callable
 
 from joblib import Parallel, delayed
 
@@ -116,7 +117,7 @@ def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
 
 def run_bench(*, quick: bool = False, jobs: int | None = None,
               engines: tuple[str, ...] = ENGINE_NAMES, floor: bool = True, repeat: int = 1,
-              on_measurement=None) -> list[Measurement]:  # fmt: skip
+              on_measurement: Callable[[Measurement], None] | None = None) -> list[Measurement]:  # fmt: skip
     """Measure every engine on every case, `repeat` rounds per case (each round measures every
     engine once, in turn, so that a ratio compares measurements taken minutes apart at most);
     return the measurements in order."""

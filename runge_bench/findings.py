@@ -41,7 +41,7 @@ def run_counts(df: pd.DataFrame) -> str:
             f"{counts.get('failed', 0)} failed; only ok runs enter the statistics.")  # fmt: skip
 
 
-def pair_sentence(row) -> str:
+def pair_sentence(row: pd.Series) -> str:
     """One comparison of two activations in one cell (a row of tables.comparisons_table), told
     from the side the test favours (or, with no test, the side lower in more seeds)."""
     a, b, a_wins, n, ties = row.a, row.b, row.a_wins, row.n_pairs, row.ties

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import matplotlib.ticker
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from .activations import ACTIVATIONS
 from .baselines import CHEBYSHEV
+
+Color = str | tuple[float, ...]  # a matplotlib colour: a name, or an RGB(A) tuple
 
 PALETTE = dict(zip(ACTIVATIONS, sns.color_palette("colorblind", 8)))
 TRUTH = "black"
@@ -26,7 +29,7 @@ LABELS = {
 FLOOR = 1e-12  # pointwise errors are drawn on a log axis; exact zeros are clipped to this
 
 
-def _ax(ax):
+def _ax(ax: Axes | None) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     return ax
@@ -45,7 +48,8 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
 # ---------------------------------------------------------------------------------- panels
 
 
-def fit_panel(x, truth, best, all_members, *, color, label, ylabel, ax=None):
+def fit_panel(x: np.ndarray, truth: np.ndarray, best: np.ndarray, all_members: np.ndarray, *, color: Color,
+              label: str, ylabel: str, ax: Axes | None = None) -> Axes:
     """Truth vs the median-seed prediction, with the band spanned by all seeds. all_members (S, P)."""
     ax = _ax(ax)
     ax.fill_between(x, all_members.min(0), all_members.max(0), color=color, alpha=0.25, lw=0,
@@ -57,7 +61,8 @@ def fit_panel(x, truth, best, all_members, *, color, label, ylabel, ax=None):
     return ax
 
 
-def error_panel(x, errors, best_errors, *, color, ylabel, ax=None):
+def error_panel(x: np.ndarray, errors: np.ndarray, best_errors: np.ndarray, *, color: Color, ylabel: str,
+                ax: Axes | None = None) -> Axes:
     """Pointwise |error| on a log axis: the median-seed model and the range over seeds."""
     ax = _ax(ax)
     ax.fill_between(x, np.maximum(errors.min(0), FLOOR), np.maximum(errors.max(0), FLOOR),
@@ -68,7 +73,8 @@ def error_panel(x, errors, best_errors, *, color, ylabel, ax=None):
     return ax
 
 
-def curve_panel(epochs, train, val, *, color, title, ax=None):
+def curve_panel(epochs: np.ndarray, train: np.ndarray, val: np.ndarray, *, color: Color, title: str,
+                ax: Axes | None = None) -> Axes:
     """Median and interquartile band over seeds of train (solid) and validation (dashed) loss.
     train, val: (S, E)."""
     ax = _ax(ax)
@@ -81,7 +87,7 @@ def curve_panel(epochs, train, val, *, color, title, ax=None):
     return ax
 
 
-def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax=None):
+def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax: Axes | None = None) -> Axes:
     """A box per activation with every seed drawn on top, log scale."""
     ax = _ax(ax)
     palette = {a: PALETTE[a] for a in order}
@@ -97,7 +103,8 @@ def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax=None)
     return ax
 
 
-def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool, ax=None):
+def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool,
+               ax: Axes | None = None) -> Axes:
     """Median with its 95% bootstrap CI against one axis, a line per activation."""
     ax = _ax(ax)
     for act in order:
@@ -127,7 +134,8 @@ def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], 
 # --------------------------------------------------------------------------------- figures
 
 
-def fits_figure(x, truth_f, truth_df, members: dict[str, dict[str, np.ndarray]], title: str) -> plt.Figure:
+def fits_figure(x: np.ndarray, truth_f: np.ndarray, truth_df: np.ndarray, members: dict[str, dict[str, np.ndarray]],
+                title: str) -> plt.Figure:
     """The seed report's Figures 1, 2, 4, 5 with spread: per activation (columns), f and f'
     against the truth, each above its pointwise error. members[act] holds "f", "df" (S, P) and
     "best" (the median seed's row index)."""
@@ -198,7 +206,7 @@ BASELINE_STYLES = {  # every baseline of baselines.baseline_runs, drawn as a ref
 }
 
 
-def baseline_lines(baselines: pd.DataFrame, metric: str, ax, *, vertical: bool = False) -> None:
+def baseline_lines(baselines: pd.DataFrame, metric: str, ax: Axes, *, vertical: bool = False) -> None:
     """Median over seeds of each drawn baseline as a labelled reference line."""
     for name, style in BASELINE_STYLES.items():
         v = baselines.loc[baselines.baseline == name, metric]
@@ -208,7 +216,7 @@ def baseline_lines(baselines: pd.DataFrame, metric: str, ax, *, vertical: bool =
         draw(float(np.median(v)), lw=1.0, label=f"baseline: {name}", **style)
 
 
-def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax) -> None:
+def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax: Axes) -> None:
     """Each drawn baseline as one grey point (median over seeds of both metrics), labelled."""
     for marker, (name, style) in zip("XPD", BASELINE_STYLES.items()):
         b = baselines[baselines.baseline == name]
@@ -218,7 +226,8 @@ def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax) -
         ax.plot(x, y, marker=marker, color=style["color"], ms=6, ls="none", label=f"baseline: {name}")
 
 
-def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str], ax=None):
+def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str],
+                   ax: Axes | None = None) -> Axes:
     """f error against f' error, one point per (activation, deriv_weight), joined in weight order.
     points: columns activation, deriv_weight, x_metric, y_metric (medians over seeds)."""
     ax = _ax(ax)
@@ -235,7 +244,7 @@ def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: li
     return ax
 
 
-def heatmap_panel(table: pd.DataFrame, metric: str, ax=None):
+def heatmap_panel(table: pd.DataFrame, metric: str, ax: Axes | None = None) -> Axes:
     """Median error over activation (rows) x width (columns), log colour scale, annotated."""
     from matplotlib.colors import LogNorm
 
@@ -251,7 +260,7 @@ def heatmap_panel(table: pd.DataFrame, metric: str, ax=None):
     return ax
 
 
-def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str, ax=None):
+def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str, ax: Axes | None = None) -> Axes:
     """A critical-difference diagram (Demsar 2006): mean ranks on an axis, the Nemenyi CD as a bar,
     and a thick line joining methods whose ranks differ by less than CD (not significantly)."""
     ax = _ax(ax)

@@ -233,7 +233,7 @@ def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- rendering
 
 
-def sci(x, digits: int = 3) -> str:
+def sci(x: float | int | str | None, digits: int = 3) -> str:
     """A readable number: 3 significant figures, scientific outside [1e-3, 1e4)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"

@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 
 from .activations import get_activation
-from .config import RunConfig, RunResult
+from .config import RunConfig, RunResult, Status
 from .environment import library_versions
-from .metrics import evaluate
+from .metrics import Predictor, evaluate
 from .model import build_sequential, init_params
-from .target import BATCH_STREAM, make_split, runge, runge_derivative, stream_seed
+from .target import BATCH_STREAM, Split, make_split, runge, runge_derivative, stream_seed
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
@@ -48,8 +48,11 @@ def _batches(n: int, batch_size: int | None, g: torch.Generator) -> list[Tensor 
     return list(torch.randperm(n, generator=g).split(batch_size))
 
 
-def make_result(config, status, curves, epochs_run, start, engine, device, *, predict=None,
-            split=None, diverged_epoch=None, wall_s=None) -> RunResult:  # fmt: skip
+def make_result(config: RunConfig, status: Status, curves: dict[str, np.ndarray], epochs_run: int, start: float,
+                engine: str, device: str, *, predict: Predictor | None = None, split: Split | None = None,
+                diverged_epoch: int | None = None, wall_s: float | None = None) -> RunResult:  # fmt: skip
+    """A run's RunResult: its curves cut at epochs_run; for an ok run, the metrics and plotting-grid
+    predictions of `predict` (metrics.evaluate); wall time since `start` unless given."""
     metrics, predictions = evaluate(predict, split) if status == "ok" else ({}, {})
     curves = {k: np.asarray(v[:epochs_run], np.float32) for k, v in curves.items()}
     curves["epoch"] = np.arange(1, epochs_run + 1, dtype=np.float32)
