@@ -23,7 +23,7 @@ from typing import Callable
 from joblib import Parallel, delayed
 
 from .config import ENGINE_NAMES, RunConfig
-from .sweep import chunk_runs, configure_worker, default_jobs, run_task
+from .workers import chunk_runs, configure_worker, default_jobs, run_task
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ def sweep(
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import check_options, check_scheduler, make_plan, plan_resources, resolve_engine, resolve_jobs
+    from .sweep import check_options, make_plan, plan_resources, resolve_engine, resolve_jobs
+    from .workers import check_scheduler
 
     jobs, jobs_note = resolve_jobs(jobs)
     check_options(engine=engine.value, kernels=kernels.value, compile=compile, device=device,
@@ -213,7 +214,7 @@ def bench(
     from .bench import format_table, regressions, run_bench
     from .config import ENGINE_NAMES
     from .native import unavailable
-    from .sweep import default_jobs
+    from .workers import default_jobs
 
     if jobs is not None and jobs < 1:
         raise UserError(f"must be at least 1, got {jobs}", field="--jobs")

@@ -15,7 +15,7 @@ import pytest
 
 from runge_bench import resources
 from runge_bench import store as store_module
-from runge_bench import sweep
+from runge_bench import sweep, workers
 from runge_bench.cli import run
 from runge_bench.config import PROTOCOL_VERSION, RunConfig
 from runge_bench.errors import UserError
@@ -39,15 +39,15 @@ def test_jobs_are_capped_at_a_multiple_of_the_cores(monkeypatch):
 
 def test_never_more_workers_than_tasks(monkeypatch):
     seen = {}
-    real = sweep.parallel_config
+    real = workers.parallel_config
 
     def spy(**kwargs):
         seen.update(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(sweep, "parallel_config", spy)
+    monkeypatch.setattr(workers, "parallel_config", spy)
     configs = [RunConfig("tanh", seed=s, epochs=2, n_points=20, width=4) for s in range(3)]
-    results = list(sweep.execute(configs, engine="reference", jobs=4))
+    results = list(workers.execute(configs, engine="reference", jobs=4))
     assert seen["n_jobs"] == 3 and len(results) == 3  # three tasks: three workers, not four
 
 
@@ -364,7 +364,7 @@ def test_the_memory_estimate_bounds_a_measured_peak(tmp_path, engine, members):
     script = (
         "import resource, sys\n"
         "from runge_bench.config import RunConfig\n"
-        "from runge_bench.sweep import run_task\n"
+        "from runge_bench.workers import run_task\n"
         f"cfgs = [RunConfig('tanh', seed=s, width=512, depth=4, n_points=1000, epochs=2) for s in range({members})]\n"
         f"results = run_task(cfgs, '{engine}')\n"
         "assert all(r.status == 'ok' for r in results), results[0].error\n"
@@ -422,7 +422,7 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, capsy
     waited minutes), one that answers garbage (dask's client read it as a message length and tried
     to allocate exabytes). Both: one line, exit 2, in bounded time."""
     pytest.importorskip("distributed")
-    monkeypatch.setattr(sweep, "DASK_CONNECT_TIMEOUT_S", 3)
+    monkeypatch.setattr(workers, "DASK_CONNECT_TIMEOUT_S", 3)
 
     def silent(conn, held):
         held.append(conn)

@@ -2,12 +2,12 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench import native
-from runge_bench import sweep as sweep_mod
 from runge_bench.cli import app
 from runge_bench.store import Store
 from runge_bench.study import load_study
 from runge_bench.errors import UserError
-from runge_bench.sweep import batched_engine, chunk_runs, make_plan, run_sweep
+from runge_bench.sweep import batched_engine, make_plan, run_sweep
+from runge_bench.workers import chunk_runs
 
 from .conftest import ROOT, TINY
 
