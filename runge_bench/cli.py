@@ -68,8 +68,19 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"runge-bench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+                                                    help="Print the version and exit.")] = None,
+) -> None:
     """Reproducible benchmarks of MLPs fitting the Runge function and its derivative."""
 
 
@@ -172,6 +183,26 @@ def report(
 
     path = build_report(resolve(study, results_dir), out_dir)
     out.print(f"wrote {path} (tables/ and figures/ beside it)")
+
+
+@app.command()
+@user_errors
+def show(
+    study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
+    where: Annotated[Optional[str], typer.Option(help="One cell: FIELD=VALUE pairs, e.g. width=16,deriv_weight=0.")] = None,
+    run_id: Annotated[Optional[str], typer.Option("--run", help="One run, by its run id (tables/runs.csv lists them).")] = None,
+    results_dir: ResultsDir = Path("results"),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: the store's show/<selection>/].")] = None,
+) -> None:
+    """Draw the fits and loss curves of any cell or run of a store, with a short table (never trains)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .report import resolve
+    from .show import show as show_selection
+
+    path = show_selection(resolve(study, results_dir), where=where, run_id=run_id, out_dir=out_dir)
+    out.print(f"wrote {path} (figures beside it)", markup=False)
 
 
 @app.command()

@@ -15,3 +15,14 @@ def test_every_quoted_line_is_a_line_of_its_source():
         lines = set((ROOT / source).read_text().splitlines())
         for line in block.splitlines():
             assert line in lines, f"README quotes a line that {source} does not hold: {line[:120]}"
+
+
+def test_the_python_example_runs(monkeypatch):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    code = "\n".join(line[4:] for line in section.splitlines() if line.startswith("    "))
+    assert "api.runs(" in code
+    monkeypatch.chdir(ROOT)  # "ablation" is read from results/ablation, as in the README
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert len(namespace["tanh64"]) == 10 and set(namespace["fits"].columns) >= {"x", "f", "f_true"}

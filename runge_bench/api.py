@@ -1,0 +1,87 @@
+"""runge-bench from Python: a results store as tidy pandas DataFrames, for notebooks.
+
+    from runge_bench import api
+
+    runs = api.runs("ablation")                        # one row per run: config, status, metrics
+    ids = runs.query("activation == 'tanh' and width == 64 and deriv_weight == 1.0").run_id
+    curves = api.curves("ablation", ids)               # run_id, epoch, curve, value (long)
+    fits = api.predictions("ablation", ids)            # run_id, x, f, df, f_true, df_true (long)
+
+`target` is what `runge-bench report` takes: a study name (read from `results_dir/<name>/`), a
+study file, a results directory or a store file. Everything here reads; nothing trains or writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import tables
+from .errors import UserError
+from .report import Source, load_runs, resolve
+from .store import Store
+from .target import plot_grid, runge, runge_derivative
+
+RESULTS = Path("results")
+
+
+def source(target: str | Path, results_dir: str | Path = RESULTS) -> Source:
+    """Where `target`'s runs are stored (report.resolve)."""
+    return resolve(str(target), Path(results_dir))
+
+
+def runs(target: str | Path, results_dir: str | Path = RESULTS) -> pd.DataFrame:
+    """Every run of the store (of the study's current plan, for a study file), one row each:
+    run_id, status, every config field (batch_size as "full" or a number), the eight metrics,
+    wall_s, engine, device, diverged_epoch, error. Diverged and failed runs are included: filter
+    on status == "ok" for statistics."""
+    df, _ = load_runs(source(target, results_dir))
+    return df
+
+
+def _arrays(target: str | Path, run_ids: Iterable[str], results_dir: str | Path) -> dict[str, tuple[dict, dict]]:
+    src = source(target, results_dir)
+    ids = list(dict.fromkeys(run_ids))
+    with Store(src.store) as store:
+        arrays = store.arrays(ids)
+    missing = [i for i in ids if i not in arrays]
+    if missing:
+        raise UserError(f"no stored run {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                        path=src.store)  # fmt: skip
+    return arrays
+
+
+def curves(target: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
+    """The per-epoch losses of the given runs, long: run_id, epoch, curve (train_f, train_df,
+    val_f, val_df), value. Stored curves are thinned to at most 250 epochs (store.py)."""
+    frames = []
+    for rid, (c, _) in _arrays(target, run_ids, results_dir).items():
+        wide = pd.DataFrame({k: np.asarray(v, float) for k, v in c.items()})
+        long = wide.melt(id_vars="epoch", var_name="curve", value_name="value")
+        frames.append(long.assign(run_id=rid, epoch=long.epoch.astype(int)))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["epoch", "curve", "value", "run_id"])
+    return out[["run_id", "epoch", "curve", "value"]]
+
+
+def predictions(target: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
+    """The trained networks' f and f' on the plotting grid (target.plot_grid), beside the truth,
+    long: run_id, x, f, df, f_true, df_true. Diverged and failed runs have none."""
+    x = plot_grid()
+    frames = [pd.DataFrame({"run_id": rid, "x": x, "f": np.asarray(p["f"], float), "df": np.asarray(p["df"], float),
+                            "f_true": runge(x), "df_true": runge_derivative(x)})
+              for rid, (_, p) in _arrays(target, run_ids, results_dir).items() if p]  # fmt: skip
+    if not frames:
+        return pd.DataFrame(columns=["run_id", "x", "f", "df", "f_true", "df_true"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def cell(runs_df: pd.DataFrame, **where: object) -> pd.DataFrame:
+    """The runs of one cell: runs(...) filtered by config values, e.g. cell(df, width=16,
+    deriv_weight=0.0). An unknown field is a UserError."""
+    unknown = set(where) - set(tables.CONFIG_FIELDS) - {"status", "engine"}
+    if unknown:
+        raise UserError(f"unknown field {sorted(unknown)[0]!r} (fields: {', '.join(tables.CONFIG_FIELDS)})", field="--where")
+    return tables.select(runs_df, where)
