@@ -20,6 +20,8 @@ from .errors import UserError
 
 app = typer.Typer(
     help="Reproducible benchmarks of MLPs fitting the Runge function and its derivative.",
+    rich_markup_mode=None,  # help texts are plain: "[default: all cores]" must not be read as markup
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

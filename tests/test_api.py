@@ -79,3 +79,10 @@ def test_version(capsys):
 
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"runge-bench {__version__}"
+
+
+def test_help_shows_defaults_and_takes_h(capsys):
+    assert run(["sweep", "-h"]) == 0
+    text = capsys.readouterr().out
+    assert "Worker processes [default: all cores]." in text and "[default: results]" in text
+    assert "<bool>" not in text and "--dry-run " in text
