@@ -296,7 +296,9 @@ def run(argv: list[str] | None = None) -> int:
         err.print("interrupted")
         return 130
     except _usage_errors() as e:
-        if type(e).__name__ == "NoArgsIsHelpError":  # plain `runge-bench`: typer has printed the help
+        if type(e).__name__ == "NoArgsIsHelpError":  # plain `runge-bench`: the help, once
+            ctx = getattr(e, "ctx", None)
+            out.print(ctx.get_help() if ctx else str(e), markup=False)
             return 0
         err.print(f"error: {e.format_message().replace('Value error, ', '')}", markup=False, soft_wrap=True)
         return 2
