@@ -104,6 +104,8 @@ def sweep(
     kernels: Annotated[Kernels, typer.Option(help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds.")] = Kernels.auto,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the batched engine's torch kernels (see README).")] = False,
     allow_large: Annotated[bool, typer.Option("--allow-large", help="Run even when the estimated peak memory exceeds what this machine has available.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a study key: key=value, key=a,b,c or key=a:b (a range); repeatable.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="The study's name (and results directory) [default: the file's, with --set items appended].")] = None,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
@@ -113,7 +115,7 @@ def sweep(
     jobs, jobs_note = resolve_jobs(jobs)
     check_options(engine=engine.value, kernels=kernels.value, compile=compile, device=device,
                   backend=backend.value, scheduler=scheduler)  # fmt: skip
-    plan = make_plan(load_study(study), results_dir, retry_failed=retry_failed)
+    plan = make_plan(load_study(study, set_, name), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
     if plan.todo:
         estimate, warnings = plan_resources(plan, engine.value, jobs, backend=backend.value, scheduler=scheduler,

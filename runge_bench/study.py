@@ -13,6 +13,7 @@ Every mistake is a UserError naming the file and the key.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import re
@@ -130,8 +131,13 @@ def _table(doc: dict, key: str, path: Path) -> dict:
     return table
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study file; raise UserError naming the file and key on any problem."""
+def load_study(path: str | Path, overrides: list[str] | None = None, name: str | None = None) -> Study:
+    """Read and validate a study file; raise UserError naming the file and key on any problem.
+
+    overrides: `--set` items, "key=value" (a value: fixed), "key=a,b,c" (a list) or "key=a:b" (a
+    range, b excluded: grid), applied to the file's [fixed] and [grid] before validation. An
+    overridden study is another plan, so it gets another name (and results directory): `name`, or
+    the file's name with the overrides appended; a store never mixes two plans by accident."""
     path = Path(path)
     if not path.exists():
         raise UserError("no such study file", path=path)
@@ -149,7 +155,45 @@ def load_study(path: str | Path) -> Study:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"malformed TOML: {e}", path=path) from None
+    if overrides:
+        doc = apply_overrides(doc, overrides)
+    if name is not None:
+        doc = {**doc, "name": name}
     return parse_study(doc, path)
+
+
+def _override_value(raw: str) -> Any:
+    """A --set value: TOML where it parses as TOML (numbers, "strings", true), else the bare word."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(doc: dict, overrides: list[str]) -> dict:
+    """The study document with `--set` items applied (see load_study); its name gains them."""
+    fixed, grid = dict(doc.get("fixed") or {}), dict(doc.get("grid") or {})
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key or not raw:
+            raise UserError(f"expected key=value, key=a,b,c or key=a:b, got {item!r}", field="--set")
+        fixed.pop(key, None)
+        grid.pop(key, None)
+        if ":" in raw and "," not in raw:
+            start, _, stop = raw.partition(":")
+            grid[key] = {"start": _override_value(start or "0"), "stop": _override_value(stop)}
+        elif "," in raw:
+            grid[key] = [_override_value(v.strip()) for v in raw.split(",")]
+        else:
+            fixed[key] = _override_value(raw)
+    slug = "-".join(re.sub(r"[^A-Za-z0-9._]+", ".", item.strip()) for item in overrides)
+    name = f"{doc.get('name', 'study')}-{slug}"
+    if len(name) > 64 or not NAME_RE.fullmatch(name):
+        digest = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+        name = f"{str(doc.get('name', 'study'))[:50]}-set-{digest}"
+    description = f"{doc.get('description', '')} (with --set {' '.join(overrides)})".strip()
+    return {**doc, "name": name, "description": description, "fixed": fixed, "grid": grid}
 
 
 def parse_study(doc: dict, path: Path) -> Study:

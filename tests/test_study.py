@@ -107,3 +107,31 @@ def test_shipped_studies_are_valid():
 
 def test_user_error_formats_path_and_field():
     assert str(UserError("bad", path="a.toml", field="grid.x")) == "a.toml: grid.x: bad"
+
+
+def test_set_overrides_make_another_plan_under_another_name():
+    smoke = load_study(ROOT / "studies" / "smoke.toml")
+    quick = load_study(ROOT / "studies" / "smoke.toml", ["epochs=50", "seed=0:3", "activation=tanh,silu"])
+    assert quick.name == "smoke-epochs.50-seed.0.3-activation.tanh.silu" and quick.name != smoke.name
+    assert {c.epochs for c in quick.configs} == {50} and {c.seed for c in quick.configs} == {0, 1, 2}
+    assert {c.activation for c in quick.configs} == {"tanh", "silu"} and len(quick.configs) == 6
+    assert all(c.width == 16 for c in quick.configs)  # the file's other values stay
+    assert "(with --set epochs=50 seed=0:3 activation=tanh,silu)" in quick.description
+    named = load_study(ROOT / "studies" / "smoke.toml", ["epochs=50"], name="mine")
+    assert named.name == "mine"
+    many = ",".join(f"{w / 10:g}" for w in range(1, 21))  # a name past 64 characters: hashed instead
+    long = load_study(ROOT / "studies" / "smoke.toml", [f"deriv_weight={many}"])
+    assert long.name.startswith("smoke-set-") and len(long.name) == len("smoke-set-") + 8
+    assert len(long.configs) == 2 * 8 * 20
+
+
+@pytest.mark.parametrize("item, message", [
+    ("epochs", "--set: expected key=value"),
+    ("epochs=abc", "fixed.epochs: must be an integer, got 'abc'"),
+    ("wdth=4", "fixed.wdth: unknown key"),
+    ("seed=0:abc", "grid.seed: range stop must be an integer"),
+])  # fmt: skip
+def test_bad_set_items_are_one_line_errors(item, message, tmp_path):
+    result = runner.invoke(app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--set", item, "--dry-run",
+                                 "--results-dir", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
