@@ -185,7 +185,7 @@ def report(
     matplotlib.use("Agg")  # files only; the library leaves the backend to its caller
     from .report import build_report, resolve
 
-    path = build_report(resolve(study, results_dir), out_dir)
+    path = build_report(resolve(study, results_dir), out_dir, on_stage=lambda text: err.print(f"report: {text}"))
     out.print(f"wrote {path} (tables/ and figures/ beside it)")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -137,15 +138,20 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     return t
 
 
-def build_report(source: Source, out_dir: Path | None = None) -> Path:
-    """Write tables/, figures/ and report.md for a store; return the report's path."""
+def build_report(source: Source, out_dir: Path | None = None,
+                 on_stage: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+    """Write tables/, figures/ and report.md for a store; return the report's path. on_stage(text)
+    is told what it is doing, for a progress line (a large study takes a minute)."""
+    stage = on_stage or (lambda text: None)
     df, notes = load_runs(source)
+    stage(f"{len(df)} runs read; computing tables, tests and baselines")
     out = Path(out_dir) if out_dir is not None else source.store.parent
     for d in (out, out / "tables", out / "figures"):
         if d.exists() and not d.is_dir():
             raise UserError("exists and is not a directory: the report cannot be written there", path=d)
     cell, order = tables.reference_cell(df), activation_order(df)
     t = write_tables(source, df, cell, out)
+    stage("drawing figures")
     ok = tables.select(df[df.status == "ok"], cell)
     with Store(source.store) as store:  # the reference cell's curves and predictions, for its figures
         members, curves, unreadable = per_seed_arrays(store.arrays(list(ok.run_id)), ok)
