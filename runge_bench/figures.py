@@ -82,10 +82,11 @@ def _fits_and_curves(members: dict, curves: dict, where: str, fig_dir: Path) -> 
 
 def _distributions(ok: pd.DataFrame, baselines: pd.DataFrame, order: list[str], where: str, fig_dir: Path) -> Figure:
     fig = plots.distributions_figure(ok, list(METRICS), order, f"Errors over seeds ({where}); "
-                                     "grey lines: baselines (median over seeds)")  # fmt: skip
+                                     "grey: baselines (median over seeds), drawn, or written under a panel they lie far below")  # fmt: skip
     for ax, metric in zip(fig.axes, METRICS):
         plots.baseline_lines(baselines, metric, ax)
     fig.axes[0].legend(fontsize=6, frameon=False, loc="best")
+    fig.tight_layout()  # again: room for the notes of baselines below the axes
     plots.save(fig, fig_dir / "distributions")
     return f"Each metric over seeds, per activation ({where}), with the baselines", "figures/distributions.png"
 
@@ -100,6 +101,7 @@ def _by_axis(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, axis: s
         for ax, metric in zip(fig.axes, metrics):
             plots.baseline_lines(baselines, metric, ax)
         fig.axes[0].legend(fontsize=6, frameon=False, loc="best")
+        fig.tight_layout()
     plots.save(fig, fig_dir / f"by_{axis}")
     return f"Error against {axis}" + (" (log-log)" if axis == "width" else ""), f"figures/by_{axis}.png"
 

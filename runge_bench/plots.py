@@ -206,24 +206,54 @@ BASELINE_STYLES = {  # every baseline of baselines.baseline_runs, drawn as a ref
 }
 
 
+BASELINE_SHORT = {"cubic spline": "cubic spline", "cubic Hermite spline (uses f')": "Hermite spline",
+                  CHEBYSHEV: "Chebyshev"}  # fmt: skip
+MAX_DECADES = 1.0  # a baseline further than this below the data is written, not drawn
+
+
+def _far_note(ax: Axes, far: list[str]) -> None:
+    """Baselines too far below the data to share its axis, written under the panel, below its tick
+    labels and x label (an annotation the layout makes room for; no data point is covered)."""
+    if far:
+        ax.annotate("baselines below the axis (median):\n" + "\n".join(far), xy=(0.5, 0), xycoords="axes fraction",
+                    xytext=(0, -32 if ax.get_xlabel() else -20), textcoords="offset points", ha="center", va="top",
+                    fontsize=6, color="0.3", annotation_clip=False)  # fmt: skip
+
+
 def baseline_lines(baselines: pd.DataFrame, metric: str, ax: Axes, *, vertical: bool = False) -> None:
-    """Median over seeds of each drawn baseline as a labelled reference line."""
+    """Median over seeds of each baseline as a labelled reference line where it lies within
+    MAX_DECADES of the data already drawn; one further below (the classical floor is often 1e3-1e8
+    under the networks) is written in the panel instead, so that the data fill the axis."""
+    lo = (ax.get_xlim() if vertical else ax.get_ylim())[0]
+    far = []
     for name, style in BASELINE_STYLES.items():
         v = baselines.loc[baselines.baseline == name, metric]
         if v.empty:
             continue
+        value = float(np.median(v))
+        if value < lo / 10**MAX_DECADES:
+            far.append(f"{BASELINE_SHORT[name]}: {value:.1e}")
+            continue
         draw = ax.axvline if vertical else ax.axhline
-        draw(float(np.median(v)), lw=1.0, label=f"baseline: {name}", **style)
+        draw(value, lw=1.0, label=f"baseline: {name}", **style)
+    _far_note(ax, far)
 
 
 def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax: Axes) -> None:
-    """Each drawn baseline as one grey point (median over seeds of both metrics), labelled."""
+    """Each baseline as one grey point (median over seeds of both metrics), labelled, where it lies
+    within MAX_DECADES of the data on both axes; else written in the panel (baseline_lines)."""
+    (x_lo, _), (y_lo, _) = ax.get_xlim(), ax.get_ylim()
+    far = []
     for marker, (name, style) in zip("XPD", BASELINE_STYLES.items()):
         b = baselines[baselines.baseline == name]
         if b.empty:
             continue
         x, y = float(np.median(b[x_metric])), float(np.median(b[y_metric]))
+        if x < x_lo / 10**MAX_DECADES or y < y_lo / 10**MAX_DECADES:
+            far.append(f"{BASELINE_SHORT[name]}: ({x:.1e}, {y:.1e})")
+            continue
         ax.plot(x, y, marker=marker, color=style["color"], ms=6, ls="none", label=f"baseline: {name}")
+    _far_note(ax, far)
 
 
 def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str],

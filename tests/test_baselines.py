@@ -85,3 +85,29 @@ def test_every_baseline_is_drawn_in_the_figures():
     from runge_bench.plots import BASELINE_STYLES
 
     assert set(baseline_runs([0]).baseline) == set(BASELINE_STYLES)
+
+
+def test_far_baselines_are_written_not_drawn():
+    """A baseline far below the data would squash it into a corner: written in the panel instead."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from runge_bench import plots
+
+    base = baseline_runs([0])
+    fig, ax = plots.plt.subplots()
+    ax.set_yscale("log")
+    ax.plot([0, 1], [1e-3, 1e-1])  # data at 1e-3..1e-1; the baselines' f max errors are ~1e-7
+    before = ax.get_ylim()
+    plots.baseline_lines(base, "grid_f_max", ax)
+    assert ax.get_ylim() == before and not [l for l in ax.get_lines() if l.get_label().startswith("baseline")]
+    (note,) = [t.get_text() for t in ax.texts]
+    assert "baselines below the axis" in note and "cubic spline:" in note and "Chebyshev:" in note
+    fig2, ax2 = plots.plt.subplots()
+    ax2.set_yscale("log")
+    ax2.plot([0, 1], [1e-8, 1e-6])  # data near the baselines: drawn as lines
+    plots.baseline_lines(base, "grid_f_max", ax2)
+    assert len([l for l in ax2.get_lines() if l.get_label().startswith("baseline")]) == 3
+    assert not ax2.texts
+    plots.plt.close(fig)
+    plots.plt.close(fig2)
