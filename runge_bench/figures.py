@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import plots, tables
 from .config import METRICS
+from .published import PUBLISHED, metric_column
 from .target import plot_grid, runge, runge_derivative
 
 KEY_METRICS = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"]
@@ -52,6 +53,9 @@ def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFram
     ok = tables.select(df[df.status == "ok"], cell)
     where = describe_cell(cell)
     out = []
+    proto = tables.seed_protocol_runs(df)
+    if not proto.empty:
+        out.append(_reproduction(proto, order, fig_dir))
     if members:
         out += _fits_and_curves(members, curves, where, fig_dir)
     if not ok.empty:
@@ -66,6 +70,15 @@ def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFram
     if not ranking.empty:
         out.append(_ranking(ranking, fig_dir))
     return out
+
+
+def _reproduction(proto: pd.DataFrame, order: list[str], fig_dir: Path) -> Figure:
+    columns = [metric_column(q, m) for q, m in (("f", "mse"), ("f", "max"), ("df", "mse"), ("df", "max"))]
+    published = {(act, metric_column(q, m)): v for (act, q, m), v in PUBLISHED.items()}
+    fig = plots.reproduction_figure(proto, published, columns, order, f"The seed report's Tables 1-2 (red stars, "
+                                    f"one run each) against the same protocol over {proto.seed.nunique()} seeds")  # fmt: skip
+    plots.save(fig, fig_dir / "reproduction")
+    return ("The seed report's published numbers (validation split) against our seeds", "figures/reproduction.png")
 
 
 def _fits_and_curves(members: dict, curves: dict, where: str, fig_dir: Path) -> list[Figure]:

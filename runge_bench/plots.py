@@ -220,6 +220,33 @@ def _far_note(ax: Axes, far: list[str]) -> None:
                     fontsize=6, color="0.3", annotation_clip=False)  # fmt: skip
 
 
+def reproduction_figure(runs: pd.DataFrame, published: dict[tuple[str, str], float], columns: list[str],
+                        order: list[str], title: str) -> plt.Figure:  # fmt: skip
+    """The seed report's tables against our seeds: a panel per metric column, every seed of each
+    activation as a point (log scale), the published single run as a red star. published:
+    (activation, column) -> value."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.4))
+    rng = np.random.default_rng(0)
+    for ax, column in zip(np.atleast_1d(axes), columns):
+        acts = [a for a in order if (a, column) in published]
+        for i, act in enumerate(acts):
+            y = runs.loc[runs.activation == act, column].to_numpy(float)
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(y)), y, s=12, color=PALETTE[act], edgecolor="black",
+                       linewidth=0.3, zorder=3, label="our seeds" if i == 0 else None)  # fmt: skip
+            ax.plot([i - 0.25, i + 0.25], [np.median(y)] * 2, color="black", lw=1.2, zorder=4,
+                    label="our median" if i == 0 else None)  # fmt: skip
+            ax.scatter([i], [published[act, column]], marker="*", s=140, color="red", edgecolor="black",
+                       linewidth=0.5, zorder=5, label="published (one run)" if i == 0 else None)  # fmt: skip
+        ax.set_xticks(range(len(acts)), acts)
+        ax.set_xlim(-0.6, len(acts) - 0.4)
+        ax.set_yscale("log")
+        ax.set_ylabel(LABELS.get(column, column), fontsize=8)
+    np.atleast_1d(axes)[0].legend(fontsize=6, frameon=False, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def baseline_lines(baselines: pd.DataFrame, metric: str, ax: Axes, *, vertical: bool = False) -> None:
     """Median over seeds of each baseline as a labelled reference line where it lies within
     MAX_DECADES of the data already drawn; one further below (the classical floor is often 1e3-1e8

@@ -207,14 +207,19 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
-    """The seed report's eight published numbers against our seed distribution of the same
-    protocol. Empty when the store holds no seed-protocol runs."""
+def seed_protocol_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs that follow the seed report's protocol (any activation, any seed)."""
     ok = df[df.status == "ok"]
     mask = np.ones(len(ok), bool)
     for k, v in SEED_PROTOCOL.items():
         mask &= (ok[k] == v).to_numpy()
-    proto = ok[mask]
+    return ok[mask]
+
+
+def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The seed report's eight published numbers against our seed distribution of the same
+    protocol. Empty when the store holds no seed-protocol runs."""
+    proto = seed_protocol_runs(df)
     rows = []
     for (act, quantity, metric), published in PUBLISHED.items():
         x = proto.loc[proto.activation == act, metric_column(quantity, metric)].to_numpy(float)

@@ -45,6 +45,8 @@ def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "out" / "tables" / "reproduction.csv")
     assert len(table) == 8 and set(table.verdict) == {"inside"}
+    assert (tmp_path / "out" / "figures" / "reproduction.png").stat().st_size > 10_000
+    assert "![The seed report's published numbers" in (tmp_path / "out" / "report.md").read_text()
     assert list(table.columns[:4]) == ["activation", "quantity", "metric", "published"]
     assert (table.n == 20).all()
     np.testing.assert_allclose(table.percentile, 47.5)
