@@ -67,6 +67,8 @@ def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFram
         out.append(_tradeoff(summary, baselines, cell, order, fig_dir))
     if "width" in axes:
         out.append(_heatmap_width(summary, cell, order, fig_dir))
+    if "width" in axes and "deriv_weight" in axes:
+        out.append(_heatmaps_width_weight(summary, cell, order, fig_dir))
     if not ranking.empty:
         out.append(_ranking(ranking, fig_dir))
     return out
@@ -146,6 +148,28 @@ def _heatmap_width(summary: pd.DataFrame, cell: dict, order: list[str], fig_dir:
     fig.tight_layout()
     plots.save(fig, fig_dir / "heatmap_width")
     return "Median error over activation and width", "figures/heatmap_width.png"
+
+
+def _heatmaps_width_weight(summary: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> Figure:
+    """Width x λ for every activation (rows: f MSE, f′ MSE): the whole grid, not one λ's slice."""
+    others = {k: v for k, v in cell.items() if k not in ("width", "deriv_weight")}
+    s = tables.select(summary, others)
+    fig, axes = plots.plt.subplots(2, len(order), figsize=(3.6 * len(order), 6.4), squeeze=False)
+    for row, metric in enumerate(("grid_f_mse", "grid_df_mse")):
+        m = s[(s.metric == metric) & (s["median"] > 0)]["median"]
+        limits = (float(m.min()), float(m.max())) if len(m) else None  # one colour scale per row
+        for col, act in enumerate(order):
+            t = s[(s.metric == metric) & (s.activation == act)].pivot_table(index="width", columns="deriv_weight",
+                                                                             values="median")  # fmt: skip
+            ax = plots.heatmap_panel(t, metric, ax=axes[row, col], limits=limits)
+            ax.set_title(f"{act}: {plots.LABELS[metric]}", fontsize=9)
+            ax.set_xlabel("deriv_weight (λ)")
+    title = "Median error over width x λ, per activation; one colour scale per row" + \
+        (f" ({describe_cell(others)})" if others else "")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "heatmap_width_weight")
+    return "Median error over width and derivative-loss weight, per activation", "figures/heatmap_width_weight.png"
 
 
 def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:

@@ -301,14 +301,19 @@ def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: li
     return ax
 
 
-def heatmap_panel(table: pd.DataFrame, metric: str, ax: Axes | None = None) -> Axes:
-    """Median error over activation (rows) x width (columns), log colour scale, annotated."""
+def heatmap_panel(table: pd.DataFrame, metric: str, ax: Axes | None = None,
+                  limits: tuple[float, float] | None = None) -> Axes:  # fmt: skip
+    """Median error over the table's rows x columns (e.g. activation x width), log colour scale,
+    annotated. limits: the colour scale's (min, max), shared by panels to be compared; default:
+    the table's own range."""
     from matplotlib.colors import LogNorm
 
     ax = _ax(ax)
     values = table.to_numpy(float)
     finite = values[np.isfinite(values) & (values > 0)]
-    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if finite.size else None
+    if limits is None and finite.size:
+        limits = (float(finite.min()), float(finite.max()))
+    norm = LogNorm(vmin=limits[0], vmax=limits[1]) if limits else None
     sns.heatmap(table, ax=ax, norm=norm, cmap="viridis_r", annot=table.map(lambda v: f"{v:.1e}"), fmt="",
                 annot_kws={"fontsize": 7}, cbar_kws={"label": LABELS.get(metric, metric)})  # fmt: skip
     ax.set_xlabel(table.columns.name or "")
@@ -326,7 +331,9 @@ def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str,
     ranks = np.asarray(mean_ranks)[order]
     names = [methods[i] for i in order]
     ax.set_xlim(0.8, k + 0.2)
-    ax.set_ylim(-1.8, 1.2)
+    ax.set_ylim(-2.1, 1.2)
+    ax.text((1 + k) / 2, -2.05, "axis: mean rank over blocks (1 = lowest error)", ha="center", va="bottom",
+            fontsize=7, color="0.3")  # fmt: skip
     ax.hlines(0, 1, k, color="black", lw=1)
     for r in range(1, k + 1):
         ax.vlines(r, -0.05, 0.05, color="black", lw=1)

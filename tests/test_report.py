@@ -135,7 +135,7 @@ def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_
     assert result.exit_code == 0, result.output
     out = tmp_path / "multi"
     for name in ["fits", "loss_curves", "distributions", "by_width", "by_deriv_weight", "tradeoff",
-                 "heatmap_width", "ranking"]:  # fmt: skip
+                 "heatmap_width", "heatmap_width_weight", "ranking"]:  # fmt: skip
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()
     assert "| activation | width | deriv_weight=0.0 | deriv_weight=1.0 |" in text  # the compact summary
