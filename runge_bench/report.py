@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import plots, tables
+from . import latex, plots, tables
 from .baselines import DEGREE_RULE, baseline_runs
 from .environment import analysis_versions
 from .figures import KEY_METRICS, per_seed_arrays, report_figures
@@ -122,10 +122,8 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     t.summary.to_csv(d / "summary.csv", index=False)
     t.comparisons.to_csv(d / "comparisons.csv", index=False)
     (d / "summary.md").write_text(tables.to_markdown(t.summary))
-    (d / "summary.tex").write_text(tables.to_latex(
-        t.summary.drop(columns=["n_diverged", "n_failed"]), f"{source.name}: error statistics over seeds "
-        "(median and IQM with 95\\% bootstrap CIs)."))  # fmt: skip
     (d / "comparisons.md").write_text(tables.to_markdown(t.comparisons))
+    _paper_tables(source.name, df, t, d)
     if not t.effects.empty:
         t.effects.to_csv(d / "axis_effects.csv", index=False)
     if not t.ranking.empty:
@@ -136,6 +134,22 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     t.baselines.to_csv(d / "baselines.csv", index=False)
     t.baseline_summary.to_csv(d / "baselines_summary.csv", index=False)
     return t
+
+
+def _paper_tables(study: str, df: pd.DataFrame, t: Tables, d: Path) -> None:
+    """The tables a paper prints (latex.py): compact per-cell tables of the key metrics (csv, md,
+    tex), and LaTeX of the summary, the comparisons and the reproduction."""
+    order = activation_order(df)
+    for metric in KEY_METRICS:
+        cells = latex.cell_table(t.summary, t.comparisons, metric, order)
+        cells.to_csv(d / f"cells_{metric}.csv", index=False)
+        (d / f"cells_{metric}.md").write_text(latex.cell_markdown(cells, order))
+        (d / f"cells_{metric}.tex").write_text(latex.cell_tex(cells, order, metric, study))
+    (d / "summary.tex").write_text(latex.summary_tex(t.summary, KEY_METRICS, study))
+    if not t.comparisons.empty:
+        (d / "comparisons.tex").write_text(latex.comparisons_tex(t.comparisons, KEY_METRICS, study, tables.cell_axes(df)))
+    if not t.reproduction.empty:
+        (d / "reproduction.tex").write_text(latex.reproduction_tex(t.reproduction, study))
 
 
 def build_report(source: Source, out_dir: Path | None = None,

@@ -260,26 +260,6 @@ def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     return "\n".join([head, rule, *body]) + "\n"
 
 
-def _tex_number(x) -> str:
-    if isinstance(x, (str, int, np.integer)):
-        return str(x).replace("_", r"\_")
-    if x is None or math.isnan(x):
-        return "--"
-    mantissa, exp = f"{x:.2e}".split("e")
-    return f"${mantissa}\\times10^{{{int(exp)}}}$"
-
-
-def to_latex(df: pd.DataFrame, caption: str) -> str:
-    """A booktabs LaTeX table with numbers in scientific notation."""
-    cols = list(df.columns)
-    lines = [r"\begin{table}[ht]", r"\centering", r"\small",
-             r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule",
-             " & ".join(c.replace("_", r"\_") for c in cols) + r" \\", r"\midrule"]  # fmt: skip
-    lines += [" & ".join(_tex_number(v) for v in row) + r" \\" for row in df.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
 def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
     """Per baseline and metric: n seeds, median with 95% bootstrap CI, parameter count."""
     rows = []

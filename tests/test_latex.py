@@ -1,0 +1,59 @@
+"""Every .tex table a report writes compiles in a small document (where pdflatex is installed)."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from runge_bench.cli import run
+
+from .conftest import ROOT
+
+PREAMBLE = r"""\documentclass{article}
+\usepackage[margin=1.5cm]{geometry}
+\usepackage{booktabs}
+\usepackage{siunitx}
+\usepackage{longtable}
+\usepackage{graphicx}
+\begin{document}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["smoke", "seed-replication", "ablation"])
+def test_every_tex_table_compiles(study, tmp_path):
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended, texlive-science)")
+    tables = ROOT / "results" / study / "tables"
+    texs = sorted(tables.glob("*.tex"))
+    assert {"summary.tex", "cells_val_f_mse.tex", "comparisons.tex"} <= {p.name for p in texs}
+    body = "\n\\clearpage\n".join(p.read_text() for p in texs)
+    (tmp_path / "doc.tex").write_text(PREAMBLE + body + "\n\\end{document}\n")
+    for _ in range(2):  # longtable settles its column widths on the second pass
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 5_000
+    assert "Undefined control sequence" not in done.stdout
+
+
+def test_the_cell_table_marks_the_best_and_only_a_significant_best():
+    from runge_bench import latex, tables
+
+    from .test_findings import _jitter, _runs
+
+    # tanh is 10x lower than relu everywhere but at width 16, λ = 0, where the two are equal
+    # up to seed jitter that favours neither.
+    def error(act, width, lam, seed):
+        if width == 16 and lam == 0.0:
+            return 1e-3 * (1.0 + 0.01 * ((seed * 7 + (act == "tanh") * 3) % 5))
+        return (1e-4 if act == "tanh" else 1e-3) * _jitter(seed)
+
+    df = _runs(error)
+    cells = latex.cell_table(tables.summary_table(df), tables.comparisons_table(df), "grid_f_mse", ["relu", "tanh"])
+    cells = cells.set_index(["width", "deriv_weight"])
+    assert (cells.best == "tanh").sum() >= 3
+    assert cells.loc[(64, 1.0), "best_significant"] and not cells.loc[(16, 0.0), "best_significant"]
+    tex = latex.cell_tex(cells.reset_index(), ["relu", "tanh"], "grid_f_mse", "synthetic")
+    assert r"\underline{\num{" in tex and r"$^\dagger$" in tex and r"\label{tab:synthetic-grid_f_mse}" in tex
+    assert tex.index(r"\caption") < tex.index(r"\begin{tabular}")  # caption above
