@@ -83,6 +83,12 @@ def _reproduction(proto: pd.DataFrame, order: list[str], fig_dir: Path) -> Figur
     return ("The seed report's published numbers (validation split) against our seeds", "figures/reproduction.png")
 
 
+def _legend(ax, fontsize: int) -> None:
+    """A legend where the panel has labelled artists (baselines far below the data have none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, frameon=False, loc="best")
+
+
 def _fits_and_curves(members: dict, curves: dict, where: str, fig_dir: Path) -> list[Figure]:
     x = plot_grid()
     fig = plots.fits_figure(x, runge(x), runge_derivative(x), members,
@@ -100,7 +106,7 @@ def _distributions(ok: pd.DataFrame, baselines: pd.DataFrame, order: list[str], 
                                      "grey: baselines (median over seeds), drawn, or written under a panel they lie far below")  # fmt: skip
     for ax, metric in zip(fig.axes, METRICS):
         plots.baseline_lines(baselines, metric, ax)
-    fig.axes[0].legend(fontsize=6, frameon=False, loc="best")
+    _legend(fig.axes[0], fontsize=6)
     fig.tight_layout()  # again: room for the notes of baselines below the axes
     plots.save(fig, fig_dir / "distributions")
     return f"Each metric over seeds, per activation ({where}), with the baselines", "figures/distributions.png"
@@ -115,7 +121,7 @@ def _by_axis(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, axis: s
     if axis != "deriv_weight":
         for ax, metric in zip(fig.axes, metrics):
             plots.baseline_lines(baselines, metric, ax)
-        fig.axes[0].legend(fontsize=6, frameon=False, loc="best")
+        _legend(fig.axes[0], fontsize=6)
         fig.tight_layout()
     plots.save(fig, fig_dir / f"by_{axis}")
     return f"Error against {axis}" + (" (log-log)" if axis == "width" else ""), f"figures/by_{axis}.png"
