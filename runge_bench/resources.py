@@ -104,7 +104,8 @@ def check(est: Estimate, *, available: float | None, allow_large: bool) -> list[
         problem = (f"one worker needs ~{_size(est.peak_bytes)} at peak, more than {MEMORY_SHARE:.0%} of the "
                    f"{_size(available)} available: shrink width, depth, n_points or batch_size")  # fmt: skip
     if not allow_large:
-        raise UserError(f"{problem} (or pass --allow-large to run it anyway)", field="--allow-large")
+        raise UserError(f"{problem} (pass --allow-large to run it anyway)",
+                        field="--jobs" if est.peak_bytes <= budget else None)  # fmt: skip
     return [*warnings, f"--allow-large: {problem}"]
 
 

@@ -59,7 +59,7 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
     """Draw the fits and loss curves of one cell (`where`) or one run (`run_id`) and write a short
     table; return the path of show.md."""
     if (where is None) == (run_id is None):
-        raise UserError("give exactly one of --where FIELD=VALUE,... or --run RUN_ID", field="--where")
+        raise UserError("give exactly one of --where FIELD=VALUE,... or --run RUN_ID")
     runs, _ = load_runs(src)
     if run_id is not None:
         selected, title, slug = runs[runs.run_id == run_id], f"run {run_id}", f"run-{_slug(run_id)}"

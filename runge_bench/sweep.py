@@ -124,7 +124,7 @@ def check_options(*, engine: str, kernels: str, compile: bool, device: str, back
     if compile and kernels == "native":
         raise UserError("compiles the torch kernels, not --kernels native", field="--compile")
     if scheduler is not None and backend != "dask":
-        raise UserError("--scheduler needs --backend dask", field="--scheduler")
+        raise UserError("needs --backend dask", field="--scheduler")
 
 
 def resolve_engine(engine: str, kernels: str = "auto", compile: bool = False, device: str = "cpu") -> tuple[str, str | None]:

@@ -65,7 +65,7 @@ def test_show_a_cell_and_a_run(tmp_path, capsys):
     (["--where", "wdth=16"], "error: --where: unknown field 'wdth'"),
     (["--where", "width"], "error: --where: expected field=value pairs"),
     (["--where", "width=abc"], "error: --where: width='abc' is not a number"),
-    ([], "error: --where: give exactly one of --where"),
+    ([], "error: give exactly one of --where"),
     (["--run", "nope"], "--run: no stored run 'nope'"),
 ])  # fmt: skip
 def test_show_errors_are_one_line(tmp_path, capsys, argv, message):

@@ -148,7 +148,7 @@ BAD_ARGS = [
     (["sweep", "STUDY", "--backend", "mpi"], "'mpi' is not one of 'local', 'dask'"),
     (["sweep", "STUDY", "--jobs", "abc"], "Invalid value for '--jobs'"),
     (["sweep", "STUDY", "--jobs", "0"], "--jobs: must be at least 1, got 0"),
-    (["sweep", "STUDY", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler: --scheduler needs --backend dask"),
+    (["sweep", "STUDY", "--scheduler", "tcp://127.0.0.1:1"], "error: --scheduler: needs --backend dask"),
     (["sweep", "STUDY", "--engine", "reference", "--compile"], "--compile: applies to the batched engine only"),
     (["sweep", "STUDY", "--engine", "reference", "--kernels", "native"], "--kernels: applies to the batched engine only"),
     (["sweep", "STUDY", "--kernels", "native", "--compile"], "--compile: compiles the torch kernels, not --kernels native"),

@@ -340,7 +340,7 @@ def test_a_sweep_that_cannot_fit_is_refused_even_in_a_dry_run(tmp_path, capsys):
     study = tmp_path / "huge.toml"
     study.write_text(HUGE)
     code = run(["sweep", str(study), "--results-dir", str(tmp_path), "--dry-run"])
-    _one_line(capsys, code, "error: --allow-large: one worker needs ~", "at peak, more than 80% of the")
+    _one_line(capsys, code, "error: one worker needs ~", "at peak, more than 80% of the", "pass --allow-large")
     assert run(["sweep", str(study), "--results-dir", str(tmp_path), "--dry-run", "--allow-large"]) == 0
     captured = capsys.readouterr()
     assert "warning: this sweep will take hours" in captured.err and "warning: --allow-large:" in captured.err
@@ -350,7 +350,7 @@ def test_a_sweep_that_cannot_fit_is_refused_even_in_a_dry_run(tmp_path, capsys):
 
 def test_too_many_workers_for_the_memory_are_refused_with_a_jobs_that_fits():
     est = resources.Estimate(peak_bytes=3e9, workers=8, flops=1e12)
-    with pytest.raises(UserError, match=r"8 workers need ~24.0 GB at peak, .*; --jobs 5 fits"):
+    with pytest.raises(UserError, match=r"^--jobs: 8 workers need ~24.0 GB at peak, .*; --jobs 5 fits"):
         resources.check(est, available=20e9, allow_large=False)
     assert resources.check(est, available=40e9, allow_large=False) == []
     assert resources.check(est, available=None, allow_large=False) == []  # unknown memory: estimate only
@@ -446,7 +446,7 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, capsy
     (dict(engine="reference", kernels="native"), "--kernels: applies to the batched engine only"),
     (dict(engine="reference", compile=True), "--compile: applies to the batched engine only"),
     (dict(compile=True, kernels="native"), "--compile: compiles the torch kernels, not --kernels native"),
-    (dict(scheduler="tcp://h:1"), "--scheduler: --scheduler needs --backend dask"),
+    (dict(scheduler="tcp://h:1"), "--scheduler: needs --backend dask"),
     (dict(device="nonsense"), "--device: not a torch device"),
 ])  # fmt: skip
 def test_option_combinations_are_checked_in_the_library(options, message):
@@ -465,3 +465,10 @@ def test_bare_command_prints_its_help_once(capsys):
 def test_the_cli_uses_no_private_module_of_typer():
     source = (ROOT / "runge_bench" / "cli.py").read_text()
     assert "typer._" not in source and "_click" not in source
+
+
+def test_no_error_names_its_option_twice(tmp_path, capsys):
+    for argv in (["sweep", SMOKE, "--scheduler", "tcp://h:1", "--dry-run"], ["show", SMOKE]):
+        run(argv)
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and all(err.count(f"--{o}") <= 1 for o in ("scheduler", "where", "run")), err
