@@ -123,11 +123,9 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
                          f"{r['to']:g}, {r['metric']}" + (f", {where}" if where else ""),
                          "verdict": _verdict(r["p_holm"], r["favours"])})  # fmt: skip
         ranking = tables.ranking_table(df)
-        for metric, g in ranking.groupby("metric", sort=False) if not ranking.empty else []:
-            g = g.sort_values("mean_rank", kind="stable")
-            acts, ranks, cd = list(g.activation), list(g.mean_rank), float(g.nemenyi_cd.iloc[0])
-            apart = sorted(f"{acts[i]}<{acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
-                           if ranks[j] - ranks[i] > cd)  # fmt: skip
+        for metric in ranking.metric.unique() if not ranking.empty else []:
+            acts, _, _, pairs = tables.separated_pairs(ranking, metric)
+            apart = sorted(f"{a}<{b}" for a, b, separated in pairs if separated)
             rows.append({"side": side, "kind": "ranking", "what": f"order by mean rank, {metric}", "verdict": " ".join(acts)})
             rows.append({"side": side, "kind": "ranking", "what": f"pairs apart by more than the CD, {metric}",
                          "verdict": " ".join(apart) or "none"})  # fmt: skip
@@ -183,12 +181,10 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
                       status_changed=status_changed.reset_index(drop=True), conclusions=_conclusions(da, db))  # fmt: skip
 
 
-FAIL_ON = ("never", "different", "not-equivalent")
-
-
 def failing(c: Comparison, fail_on: str) -> int:
-    """How many cells (and runs whose status changed) fail the comparison under `fail_on`, one of
-    FAIL_ON: a run ok in one store and diverged or failed in the other is a difference too."""
+    """How many cells (and runs whose status changed) fail the comparison under `fail_on` ("never",
+    "different" or "not-equivalent"): a run ok in one store and diverged or failed in the other is a
+    difference too."""
     counts, changed = c.counts, len(c.status_changed)
     return {"never": 0, "different": counts["different"] + changed,
             "not-equivalent": counts["different"] + counts["inconclusive"] + changed}[fail_on]  # fmt: skip

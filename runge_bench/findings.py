@@ -119,12 +119,9 @@ def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
         r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
         if r.empty:
             continue
-        cd = float(r.nemenyi_cd.iloc[0])
-        acts, ranks = list(r.activation), list(r.mean_rank)
-        apart = [f"{acts[i]} < {acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
-                 if ranks[j] - ranks[i] > cd]  # fmt: skip
-        close = [f"{acts[i]} ~ {acts[j]}" for i in range(len(acts)) for j in range(i + 1, len(acts))
-                 if ranks[j] - ranks[i] <= cd]  # fmt: skip
+        acts, ranks, cd, pairs = tables.separated_pairs(ranking, metric)
+        apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
+        close = [f"{a} ~ {b}" for a, b, separated in pairs if not separated]
         out.append(f"Mean rank on {LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
                    f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
                    f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from . import latex, plots, tables
@@ -136,6 +135,13 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     return t
 
 
+def cell_arrays(source: Source, ok: pd.DataFrame) -> tuple[dict, dict, list[str]]:
+    """The curves and predictions of the given ok runs, shaped for the fits and loss-curve figures
+    (figures.per_seed_arrays), and the runs whose arrays could not be read."""
+    with Store(source.store) as store:
+        return per_seed_arrays(store.arrays(list(ok.run_id)), ok)
+
+
 def _paper_tables(study: str, df: pd.DataFrame, t: Tables, d: Path) -> None:
     """The tables a paper prints (latex.py): compact per-cell tables of the key metrics (csv, md,
     tex), and LaTeX of the summary, the comparisons and the reproduction."""
@@ -166,9 +172,7 @@ def build_report(source: Source, out_dir: Path | None = None,
     cell, order = tables.reference_cell(df), activation_order(df)
     t = write_tables(source, df, cell, out)
     stage("drawing figures")
-    ok = tables.select(df[df.status == "ok"], cell)
-    with Store(source.store) as store:  # the reference cell's curves and predictions, for its figures
-        members, curves, unreadable = per_seed_arrays(store.arrays(list(ok.run_id)), ok)
+    members, curves, unreadable = cell_arrays(source, tables.select(df[df.status == "ok"], cell))
     figures = report_figures(df, t.summary, t.ranking, t.baselines, cell, order, out / "figures", members, curves)
     if unreadable:
         notes.append(f"{len(unreadable)} runs' curves and predictions could not be read (a damaged row) and "

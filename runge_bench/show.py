@@ -14,9 +14,8 @@ import pandas as pd
 
 from . import plots, tables
 from .errors import UserError
-from .figures import KEY_METRICS, per_seed_arrays
-from .report import Source, load_runs
-from .store import Store
+from .figures import KEY_METRICS
+from .report import Source, cell_arrays, load_runs
 from .target import plot_grid, runge, runge_derivative
 
 
@@ -77,8 +76,7 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
                         path=src.store)  # fmt: skip
     out = Path(out_dir) if out_dir is not None else src.store.parent / "show" / slug
     out.mkdir(parents=True, exist_ok=True)
-    with Store(src.store) as store:
-        members, curves, left_out = per_seed_arrays(store.arrays(list(ok.run_id)), ok)
+    members, curves, left_out = cell_arrays(src, ok)
     lines = [f"# runge-bench show: {src.name}, {title}", "",
              f"{len(selected)} runs ({len(ok)} ok); activations: {', '.join(dict.fromkeys(ok.activation))}; "
              f"{_seeds(ok.seed)}.", ""]  # fmt: skip

@@ -250,9 +250,6 @@ class Store:
         q = "SELECT protocol_version, COUNT(*) FROM runs WHERE protocol_version != ? GROUP BY 1 ORDER BY 1"
         return dict(self._query(q, (PROTOCOL_VERSION,)))
 
-    def count_other_protocols(self) -> int:
-        return sum(self.other_protocols().values())
-
     def runs(self) -> pd.DataFrame:
         """One row per run of the current protocol: run_id, status, config fields, metrics, ...
         A row whose config cannot be read is left out and its id added to `unreadable`."""

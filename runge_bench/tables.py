@@ -216,6 +216,17 @@ def seed_protocol_runs(df: pd.DataFrame) -> pd.DataFrame:
     return ok[mask]
 
 
+def separated_pairs(ranking: pd.DataFrame, metric: str) -> tuple[list[str], list[float], float, list[tuple[str, str, bool]]]:
+    """One metric's ranking (ranking_table rows): activations in mean-rank order, their ranks, the
+    Nemenyi CD, and every pair (better, worse, separated) with separated = ranks further apart than
+    the CD."""
+    r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
+    acts, ranks = list(r.activation), list(r.mean_rank)
+    cd = float(r.nemenyi_cd.iloc[0]) if len(r) else float("nan")
+    pairs = [(acts[i], acts[j], ranks[j] - ranks[i] > cd) for i in range(len(acts)) for j in range(i + 1, len(acts))]
+    return acts, ranks, cd, pairs
+
+
 def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
     """The seed report's eight published numbers against our seed distribution of the same
     protocol. Empty when the store holds no seed-protocol runs."""

@@ -439,7 +439,7 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, capsy
         assert time.monotonic() - start < 60
     finally:
         server.close()
-    _one_line(capsys, code, f"error: --scheduler: ", f"tcp://127.0.0.1:{port}")
+    _one_line(capsys, code, "error: --scheduler: ", f"tcp://127.0.0.1:{port}")
 
 
 @pytest.mark.parametrize("options, message", [

@@ -5,8 +5,6 @@ import subprocess
 
 import pytest
 
-from runge_bench.cli import run
-
 from .conftest import ROOT
 
 PREAMBLE = r"""\documentclass{article}
