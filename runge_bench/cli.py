@@ -249,15 +249,15 @@ def bench(
     from .bench import format_table, regressions, run_bench
     from .config import ENGINE_NAMES
     from .native import unavailable
-    from .workers import default_jobs
+    from .sweep import resolve_jobs
 
-    if jobs is not None and jobs < 1:
-        raise UserError(f"must be at least 1, got {jobs}", field="--jobs")
+    jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
     if repeat < 1:
         raise UserError(f"must be at least 1, got {repeat}", field="--repeat")
     if fail_below is not None and not 0 < fail_below <= 1:
         raise UserError(f"must be a fraction in (0, 1], got {fail_below}", field="--fail-below")
-    jobs = jobs or default_jobs()
+    if jobs_note:
+        out.print(jobs_note, markup=False)
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
     engines = ENGINE_NAMES
     why = unavailable()
