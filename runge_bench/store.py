@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+class EmptyStore(UserError):
+    """A database with no tables at all: what a store is between its file's creation and its
+    schema's (by another sweep starting at the same moment). A plan reads it as holding no runs;
+    a sweep initialises it."""
+
+
 def _read_only_error(e: sqlite3.OperationalError) -> bool:
     text = str(e)
     return "readonly" in text or "read-only" in text or "unable to open" in text
@@ -192,6 +198,8 @@ class Store:
                                  [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])  # fmt: skip
             self._db.execute("COMMIT")
             return
+        if not tables:  # an empty database: another sweep's store in its first instant, or a new file
+            raise EmptyStore("an empty database, not yet a runge-bench results store", path=self.path)
         meta = dict(self._db.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
         if meta.get("app") != APP_ID or "runs" not in tables:
             raise UserError("not a runge-bench results store (no runge-bench metadata)", path=self.path)

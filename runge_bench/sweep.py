@@ -17,7 +17,7 @@ from typing import Callable
 from .config import ENGINE_NAMES, RunConfig, RunResult
 from .errors import UserError
 from .resources import Estimate, available_bytes, check, estimate
-from .store import Store, check_location, protocol_notes, store_path
+from .store import EmptyStore, Store, check_location, protocol_notes, store_path
 from .study import Study
 from .workers import chunk_runs, default_jobs, execute
 
@@ -58,8 +58,11 @@ def make_plan(study: Study, results_dir: str | Path, *, retry_failed: bool = Fal
     statuses: dict[str, str] = {}
     other_protocols: dict[int, int] = {}
     if path.exists():
-        with Store(path) as store:
-            statuses, other_protocols = store.statuses(), store.other_protocols()
+        try:
+            with Store(path) as store:
+                statuses, other_protocols = store.statuses(), store.other_protocols()
+        except EmptyStore:  # another sweep is creating it this instant: nothing stored yet
+            pass
     ids = {c.run_id for c in study.configs}
     stored = Counter(statuses[i] for i in ids if i in statuses)
     redo = {"failed"} if retry_failed else set()

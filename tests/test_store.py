@@ -92,3 +92,20 @@ def test_a_failed_open_leaves_no_connection_behind(tmp_path):
         with pytest.raises(UserError, match="not a runge-bench results store"):
             Store(path)
     assert sum(str(path) in target for target in open_fds()) == before
+
+
+def test_a_plan_reads_an_empty_database_as_no_runs(tmp_path):
+    """Two sweeps starting on one new store: the second may plan while the first has created the
+    file but not yet its schema (an empty database). That is no runs stored, not a foreign file."""
+    from runge_bench.study import load_study
+    from runge_bench.sweep import make_plan
+
+    from .conftest import ROOT
+
+    path = tmp_path / "smoke" / "runs.sqlite"
+    path.parent.mkdir()
+    sqlite3.connect(path).close()  # what connect() leaves before the schema: an empty database
+    plan = make_plan(load_study(ROOT / "studies" / "smoke.toml"), tmp_path)
+    assert len(plan.todo) == 16 and not plan.stored
+    with Store(path, create=True) as store:  # and a sweep initialises it
+        assert store.statuses() == {}
