@@ -18,7 +18,7 @@ from scipy.interpolate import CubicHermiteSpline, CubicSpline
 from scipy.linalg import solve_triangular
 
 from .metrics import Predictor, errors
-from .target import dense_grid, make_split, runge, runge_derivative
+from .target import Target, dense_grid, get_target, make_split
 
 # The validation scan for a degree stops at MAX_SCAN_DEGREE: past it, a few ulps of change in the
 # training values move the validation loss by more than 1e-4 (relative), past 160 by 1e-2, so a
@@ -52,8 +52,9 @@ def _hermite(x, f, df) -> Predictor:
     return lambda t: (s(t), s(t, 1))
 
 
-def _score(predict: Predictor, x_val: np.ndarray) -> dict[str, float]:
-    return errors(x_val, *predict(x_val), "val") | errors(dense_grid(), *predict(dense_grid()), "grid")
+def _score(predict: Predictor, x_val: np.ndarray, target: Target) -> dict[str, float]:
+    grid = dense_grid()
+    return errors(x_val, *predict(x_val), "val", target) | errors(grid, *predict(grid), "grid", target)
 
 
 def validation_losses(x: np.ndarray, f: np.ndarray, x_val: np.ndarray, f_val: np.ndarray,
@@ -98,14 +99,17 @@ def best_degree(x: np.ndarray, f: np.ndarray, x_val: np.ndarray, f_val: np.ndarr
     return chosen_degree(validation_losses(x, f, x_val, f_val, df_val))
 
 
-def baseline_runs(seeds: list[int], n_points: int = 1000, val_fraction: float = 0.2) -> pd.DataFrame:
-    """One row per (baseline, seed): the baseline's name, its parameter count, the eight metrics."""
+def baseline_runs(seeds: list[int], n_points: int = 1000, val_fraction: float = 0.2,
+                  target: str = "runge") -> pd.DataFrame:  # fmt: skip
+    """One row per (baseline, seed): the baseline's name, its parameter count, the eight metrics,
+    for fits to `target` (a key of target.TARGETS)."""
     rows = []
+    t = get_target(target)
     for seed in seeds:
         split = make_split(n_points, val_fraction, seed)
         x, xv = split.x_train, split.x_val
-        f, df = runge(x), runge_derivative(x)
-        degree = best_degree(x, f, xv, runge(xv), runge_derivative(xv))
+        f, df = t.f(x), t.df(x)
+        degree = best_degree(x, f, xv, t.f(xv), t.df(xv))
         # No interpolation-degree polynomial: least squares at degree len(x) - 1 truncates the
         # singular values below rcond, so its errors (1e4 on f') are set by rounding, and moved in the
         # third digit when the data moved by a few ulps.
@@ -115,5 +119,5 @@ def baseline_runs(seeds: list[int], n_points: int = 1000, val_fraction: float = 
             ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), lambda: _hermite(x, f, df)),
         ]
         for name, n_params, fit in fits:
-            rows.append({"baseline": name, "seed": seed, "n_params": n_params, **_score(fit(), xv)})
+            rows.append({"baseline": name, "seed": seed, "n_params": n_params, **_score(fit(), xv, t)})
     return pd.DataFrame(rows)

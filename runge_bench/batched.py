@@ -41,7 +41,7 @@ from .activations import Activation, get_activation
 from .config import BATCHED_ENGINES, RunConfig, RunResult
 from .model import Params, init_params, stack_params
 from .train import ADAM_BETAS, ADAM_EPS, CURVES, batch_generator, make_result, targets
-from .target import Split, make_split
+from .target import Split, get_target, make_split
 
 
 Tape = list[tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor]]  # per hidden layer: a, t, s, s2, u
@@ -141,9 +141,9 @@ def _packed(tensors: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
     return buffer, views
 
 
-def _stacked_data(splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
-    """x, f, f' of every member's train or val split, stacked to (M, N, 1)."""
-    parts = [targets(getattr(s, f"x_{which}"), dtype, device) for s in splits]
+def _stacked_data(configs: list[RunConfig], splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+    """x, f, f' of every member's target on its train or val split, stacked to (M, N, 1)."""
+    parts = [targets(getattr(s, f"x_{which}"), dtype, device, get_target(c.target)) for c, s in zip(configs, splits)]
     return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
@@ -231,8 +231,8 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     c0, M = configs[0], len(configs)
     dtype = getattr(torch, c0.dtype)
     splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
-    train = _stacked_data(splits, "train", dtype, device)  # x, f, f' each (M, Ntr, 1)
-    val = _stacked_data(splits, "val", dtype, device)  # (M, Nval, 1)
+    train = _stacked_data(configs, splits, "train", dtype, device)  # x, f, f' each (M, Ntr, 1)
+    val = _stacked_data(configs, splits, "val", dtype, device)  # (M, Nval, 1)
     s = _Stack.of(configs, dtype, device)
     fns = _functions(get_activation(c0.activation), dtype, kernels)
     gens = [batch_generator(c) for c in configs]
@@ -259,10 +259,34 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
                                        device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
             continue
         member = [(w[i : i + 1], b[i : i + 1]) for w, b in s.params]
+        if config.optimizer != "adam":
+            results.append(finish_refined(config, member, splits[i], member_curves, start, engine, device,
+                                          tuple(t[i : i + 1] for t in train), tuple(t[i : i + 1] for t in val),
+                                          wall_adam=wall_each))  # fmt: skip
+            continue
         results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
                                    predict=_predictor(member, fns.predict, dtype, device), split=splits[i],
                                    wall_s=wall_each))  # fmt: skip
     return results
+
+
+def finish_refined(config: RunConfig, member: Params, split: Split, curves: dict[str, np.ndarray], start: float,
+                   engine: str, device: str, train: tuple[Tensor, ...], val: tuple[Tensor, ...],
+                   wall_adam: float | None = None) -> RunResult:  # fmt: skip
+    """A run's result after its refinement (refine.py) from the Adam epochs' parameters `member`
+    (a stack of one), whichever engine trained those; the refinement's time is the run's own."""
+    from .refine import refine, refine_arrays
+
+    t0 = time.perf_counter()
+    act = get_activation(config.activation)
+    r = refine(config, member, act, train, val)
+    wall = (time.perf_counter() - start if wall_adam is None else wall_adam + time.perf_counter() - t0)
+    kw = dict(after=refine_arrays(r), wall_s=wall)
+    if r.diverged_at is not None:
+        return make_result(config, "diverged", curves, config.epochs, start, engine, device,
+                           diverged_epoch=r.diverged_at, **kw)  # fmt: skip
+    predict = _predictor(r.params, lambda p, x: forward(p, act, x)[:2], getattr(torch, config.dtype), device)
+    return make_result(config, "ok", curves, config.epochs, start, engine, device, predict=predict, split=split, **kw)
 
 
 def _check_group(configs: list[RunConfig], device: str, kernels: str) -> None:

@@ -34,6 +34,16 @@ METRICS: tuple[str, ...] = (
 
 FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction")
 
+# How a run's Adam epochs may be followed by a second-order refinement (refine.py), and the
+# iteration count field each refinement reads.
+OPTIMIZERS = ("adam", "adam+lbfgs", "adam+lm")
+REFINE_ITERS = {"adam+lbfgs": "lbfgs_iters", "adam+lm": "lm_iters"}
+
+# Fields added after protocol 1's stores were written. At their defaults they are left out of the
+# run id's hash, so every run stored before they existed keeps its id (and a store stays valid);
+# a run that sets one gets an id of its own.
+ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -50,6 +60,10 @@ class RunConfig:
     n_points: int = 1000  # uniform points on [-1, 1] before the split
     val_fraction: float = 0.2  # share of the points held out for validation
     dtype: Literal["float32", "float64"] = "float32"
+    target: str = "runge"  # the function fitted, a key of target.TARGETS
+    optimizer: str = "adam"  # one of OPTIMIZERS: Adam alone, or Adam then L-BFGS / Levenberg-Marquardt
+    lbfgs_iters: int = 0  # L-BFGS iterations after the Adam epochs (optimizer "adam+lbfgs")
+    lm_iters: int = 0  # Levenberg-Marquardt iterations after the Adam epochs (optimizer "adam+lm")
 
     def __post_init__(self) -> None:
         # One run, one id: 1 and 1.0, -0.0 and 0.0 are the same value of a float field, and must not
@@ -58,11 +72,25 @@ class RunConfig:
             v = getattr(self, f.name)
             if f.name in FLOAT_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool):
                 object.__setattr__(self, f.name, float(v) + 0.0)  # + 0.0 turns -0.0 into 0.0
+        # An iteration count the optimizer does not use changes nothing, so it must not change the
+        # id either: a grid over optimizers with lbfgs_iters fixed gives one plain-Adam run, not two.
+        for optimizer, iters in REFINE_ITERS.items():
+            if self.optimizer != optimizer:
+                object.__setattr__(self, iters, 0)
+
+    @property
+    def refine_iters(self) -> int:
+        """Iterations of the refinement after Adam (0 for plain Adam)."""
+        return getattr(self, REFINE_ITERS[self.optimizer]) if self.optimizer in REFINE_ITERS else 0
 
     @property
     def run_id(self) -> str:
         """A stable 16-hex-digit id of (protocol version, config)."""
-        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": self.to_dict()}, sort_keys=True)
+        config = self.to_dict()
+        for name in ADDED_FIELDS:
+            if config[name] == _DEFAULTS[name]:
+                del config[name]
+        payload = json.dumps({"protocol": PROTOCOL_VERSION, "config": config}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,6 +105,8 @@ class RunConfig:
         return (self.activation, self.width, self.depth, self.epochs, self.batch_size,
                 self.n_points, self.val_fraction, self.dtype)  # fmt: skip
 
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
 
 # The seed report's protocol: every field's default, activation and seed aside.
 SEED_PROTOCOL: dict[str, Any] = {

@@ -40,7 +40,21 @@ def task_bytes(task: list[RunConfig], engine: str) -> float:
     n_train = c.n_points - n_val(c.n_points, c.val_fraction)
     points = n_train if c.batch_size is None else min(c.batch_size, n_train)
     act = ACTIVATION_WORDS["reference" if engine == "reference" else "batched"]
-    return BASE_BYTES + word * m * (act * points * c.width * c.depth + PARAM_WORDS * n_params(c))
+    adam = word * m * (act * points * c.width * c.depth + PARAM_WORDS * n_params(c))
+    return BASE_BYTES + adam + max(refine_bytes(x) for x in task)
+
+
+def refine_bytes(c: RunConfig) -> float:
+    """Peak memory of a run's refinement (members refine one at a time). L-BFGS: its history of 2 x
+    LBFGS_HISTORY parameter vectors. LM: the Jacobian (2N x P) about three times over (its per-layer
+    blocks, the scaled copy) and the Gram system (min(2N, P) squared) twice (it and its Cholesky)."""
+    word = 8 if c.dtype == "float64" else 4
+    p, rows = n_params(c), 2 * (c.n_points - n_val(c.n_points, c.val_fraction))
+    if c.optimizer == "adam+lbfgs":
+        return word * p * 2 * 100
+    if c.optimizer == "adam+lm":
+        return word * (3.0 * rows * p + 2.0 * min(rows, p) ** 2)
+    return 0.0
 
 
 def run_flops(c: RunConfig) -> float:
@@ -48,7 +62,22 @@ def run_flops(c: RunConfig) -> float:
     tangent) and back (two products per product forward), and every validation point forward."""
     layer = 2.0 * (c.width * c.width * (c.depth - 1) + 4 * c.width)  # multiply-adds of one point, one layer set
     n_v = n_val(c.n_points, c.val_fraction)
-    return c.epochs * ((c.n_points - n_v) * 6 * layer + n_v * 2 * layer)
+    return c.epochs * ((c.n_points - n_v) * 6 * layer + n_v * 2 * layer) + refine_flops(c)
+
+
+def refine_flops(c: RunConfig) -> float:
+    """Floating-point operations of a run's refinement. L-BFGS: per iteration ~2 evaluations of the
+    training loss and gradient (line search included), as Adam's epoch costs. LM: per iteration the
+    Jacobian (a backward pass per point and output), the Gram product (2N x P x min(2N, P)) and
+    its Cholesky; a few tries per iteration when steps are rejected are not counted."""
+    n_tr = c.n_points - n_val(c.n_points, c.val_fraction)
+    layer = 2.0 * (c.width * c.width * (c.depth - 1) + 4 * c.width)
+    if c.optimizer == "adam+lbfgs":
+        return c.lbfgs_iters * 2 * n_tr * 8 * layer
+    if c.optimizer == "adam+lm":
+        p, rows = n_params(c), 2 * n_tr
+        return c.lm_iters * (rows * 8 * layer + 2.0 * rows * p * min(rows, p) + min(rows, p) ** 3 / 3)
+    return 0.0
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@
     [grid]                       # lists; the runs are their cartesian product
     activation = ["relu", "tanh"]
     seed = { start = 0, stop = 20 }   # range shorthand: stop excluded, optional step
+    [[case]]                     # optional: cases, each a table of scalars; the runs are the
+    dtype = "float32"            # grid's product times the cases (for settings that go together,
+    [[case]]                     # such as the precision study's regimes)
+    dtype = "float64"
+    optimizer = "adam+lm"
 
 Every mistake is a UserError naming the file and the key.
 """
@@ -23,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .activations import ACTIVATIONS
-from .config import RunConfig
+from .config import OPTIMIZERS, RunConfig
 from .errors import UserError
-from .target import n_val
+from .target import TARGETS, n_val
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
@@ -41,6 +46,7 @@ class Study:
     axes: dict[str, tuple]  # swept key -> values, in file order
     fixed: dict[str, Any]
     configs: tuple[RunConfig, ...]
+    cases: tuple[dict[str, Any], ...] = ()  # [[case]] tables, in file order
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -96,6 +102,10 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "n_points": _int(3, 1_000_000),
     "val_fraction": _float(0.0, 1.0, open_lo=True, open_hi=True),
     "dtype": _choice(["float32", "float64"], "dtype"),
+    "target": _choice(list(TARGETS), "target"),
+    "optimizer": _choice(list(OPTIMIZERS), "optimizer"),
+    "lbfgs_iters": _int(0, 1_000_000),
+    "lm_iters": _int(0, 100_000),
 }
 assert set(FIELDS) == {f.name for f in fields(RunConfig)}
 
@@ -209,25 +219,67 @@ def parse_study(doc: dict, path: Path) -> Study:
         raise UserError("set in both [fixed] and [grid]", path=path, field=sorted(both)[0])
     values = {key: _fixed_value(key, v, path) for key, v in fixed.items()}
     axes = {key: _grid_axis(key, v, path) for key, v in grid.items()}
-    if "activation" not in values and "activation" not in axes:
+    cases = _cases(doc, set(values) | set(axes), path)
+    if "activation" not in values and "activation" not in axes and not (cases and all("activation" in c for c in cases)):
         raise UserError("required: set activation in [fixed] or [grid]", path=path, field="activation")
-    n_runs = math.prod(len(vs) for vs in axes.values())
+    n_runs = math.prod(len(vs) for vs in axes.values()) * max(1, len(cases))
     if n_runs > MAX_RUNS:
         raise UserError(f"the grid has {n_runs} runs, more than {MAX_RUNS}", path=path, field="grid")
-    configs = []
+    configs, seen = [], set()
     for combo in itertools.product(*axes.values()):
-        config = RunConfig(**values, **dict(zip(axes, combo)))
-        _check_sizes(config, path)
-        configs.append(config)
+        for i, case in enumerate(cases or [{}]):
+            config = _config({**values, **dict(zip(axes, combo)), **case}, path, f"case[{i}]" if cases else "fixed")
+            _check_sizes(config, path)
+            if config.run_id in seen:
+                raise UserError("two runs of the plan are the same run (a repeated case, or an iteration count "
+                                "that the optimizer does not use)", path=path,
+                                field=f"case[{i}]" if cases else "grid")  # fmt: skip
+            seen.add(config.run_id)
+            configs.append(config)
     return Study(name=name, description=description, path=path, axes=axes, fixed=values,
-                 configs=tuple(configs))  # fmt: skip
+                 configs=tuple(configs), cases=tuple(cases))  # fmt: skip
+
+
+def _cases(doc: dict, taken: set[str], path: Path) -> list[dict[str, Any]]:
+    """The [[case]] tables, checked: scalars of known keys, none set in [fixed] or [grid]."""
+    raw = doc.get("case", [])
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise UserError("cases are tables: write each as [[case]] followed by its keys", path=path, field="case")
+    cases = []
+    for i, case in enumerate(raw):
+        where = f"case[{i}]"
+        if not case:
+            raise UserError("an empty case (give it at least one key)", path=path, field=where)
+        out = {}
+        for key, v in case.items():
+            if key not in FIELDS:
+                raise UserError(f"unknown key (valid: {', '.join(FIELDS)})", path=path, field=f"{where}.{key}")
+            if key in taken:
+                raise UserError("set in a case and in [fixed] or [grid]", path=path, field=f"{where}.{key}")
+            if isinstance(v, (list, dict)):
+                raise UserError("a case takes single values", path=path, field=f"{where}.{key}")
+            if problem := FIELDS[key](v):
+                raise UserError(problem, path=path, field=f"{where}.{key}")
+            out[key] = _normalise(key, v)
+        cases.append(out)
+    return cases
+
+
+def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
+    """One run's config, with the checks that involve several keys."""
+    optimizer = values.get("optimizer", "adam")
+    for opt, iters in (("adam+lbfgs", "lbfgs_iters"), ("adam+lm", "lm_iters")):
+        if optimizer == opt and values.get(iters, 0) < 1:
+            raise UserError(f"optimizer {opt!r} needs {iters} >= 1 (the refinement's iterations)", path=path,
+                            field=f"{where}.{iters}" if where.startswith("case") else iters)  # fmt: skip
+    return RunConfig(**values)
 
 
 def _header(doc: dict, path: Path) -> tuple[str, str]:
     """The study's name (it names the results directory) and description, checked."""
-    unknown = set(doc) - {"name", "description", "fixed", "grid"}
+    unknown = set(doc) - {"name", "description", "fixed", "grid", "case"}
     if unknown:
-        raise UserError("unknown top-level key (expected name, description, [fixed], [grid])",
+        raise UserError("unknown top-level key (expected name, description, [fixed], [grid], [[case]])",
                         path=path, field=sorted(unknown)[0])  # fmt: skip
     name = doc.get("name")
     if name is None:

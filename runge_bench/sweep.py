@@ -43,6 +43,12 @@ class Plan:
             lines.append(f"  grid  {key:<13} {len(values):>4} values: {shown}")
         for key, value in s.fixed.items():
             lines.append(f"  fixed {key:<13} {'full' if key == 'batch_size' and value is None else value}")
+        for i, case in enumerate(s.cases):
+            lines.append(f"  case  {i:<13} " + ", ".join(f"{k}={v}" for k, v in case.items()))
+        refined = [c for c in s.configs if c.optimizer != "adam"]
+        if refined:
+            lines.append(f"  refinement: {len(refined)} runs go on after Adam with L-BFGS or Levenberg-Marquardt, "
+                         "one run at a time in the worker that trained them (refine.py)")  # fmt: skip
         stored = ", ".join(f"{n} {k}" for k, n in sorted(self.stored.items())) or "none"
         lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
         if self.other_stored:

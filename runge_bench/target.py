@@ -1,8 +1,10 @@
-"""The Runge function, its derivative, and the seeded train/validation split of the seed protocol."""
+"""The targets (the Runge function, its derivative, and a family of others), and the seeded
+train/validation split of the seed protocol."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -23,6 +25,58 @@ def runge(x: np.ndarray) -> np.ndarray:
 def runge_derivative(x: np.ndarray) -> np.ndarray:
     """f'(x) = -50 x / (1 + 25 x^2)^2."""
     return -50.0 * x / (1.0 + 25.0 * x**2) ** 2
+
+
+def _runge_a(a: float) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    return (lambda x: 1.0 / (1.0 + a * x**2)), (lambda x: -2.0 * a * x / (1.0 + a * x**2) ** 2)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A function on [-1, 1] with its exact derivative, both numpy float64 -> float64.
+
+    Attributes:
+        name: the registry key used in study files (the `target` run parameter).
+        doc: one line saying what it is, for reports.
+        f, df: the function and its derivative.
+    """
+
+    name: str
+    doc: str
+    f: Callable[[np.ndarray], np.ndarray]
+    df: Callable[[np.ndarray], np.ndarray]
+
+
+def _sin4pi(x: np.ndarray) -> np.ndarray:
+    return np.sin(4 * np.pi * x)
+
+
+def _sin4pi_derivative(x: np.ndarray) -> np.ndarray:
+    return 4 * np.pi * np.cos(4 * np.pi * x)
+
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("runge", "1/(1+25x²), the seed report's Runge function", runge, runge_derivative),
+        Target("runge5", "1/(1+5x²), a gentler Runge bump", *_runge_a(5.0)),
+        Target("runge100", "1/(1+100x²), a sharper Runge bump", *_runge_a(100.0)),
+        Target("sin4pi", "sin(4πx), two periods: oscillatory", _sin4pi, _sin4pi_derivative),
+        # The seed protocol's 1000 points (an even number, symmetric) never include x = 0, so
+        # training never sees the step of f'; the dense grid (10,001 points) does, and scores f'(0)
+        # against 0, the mean of the one-sided derivatives. Any continuous f' is >= 1 away from
+        # sign(x) somewhere near 0, so f' max errors on this target are at least ~1 by construction.
+        Target("abs", "|x|, a kink at 0: f' = sign(x), a step (f'(0) taken as 0)", np.abs, np.sign),
+    )
+}
+
+
+def get_target(name: str) -> Target:
+    """Look up a target by name; raises KeyError listing the valid names."""
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise KeyError(f"unknown target {name!r} (valid: {', '.join(TARGETS)})") from None
 
 
 def stream_seed(seed: int, stream: int) -> int:

@@ -24,17 +24,17 @@ from .config import RunConfig, RunResult, Status
 from .environment import library_versions
 from .metrics import Predictor, evaluate
 from .model import build_sequential, init_params
-from .target import BATCH_STREAM, Split, make_split, runge, runge_derivative, stream_seed
+from .target import BATCH_STREAM, Split, Target, get_target, make_split, stream_seed
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 CURVES = ("train_f", "train_df", "val_f", "val_df")
 
 
-def targets(x: np.ndarray, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
-    """x, f(x), f'(x) as (N, 1) tensors."""
+def targets(x: np.ndarray, dtype: torch.dtype, device: str, target: Target) -> tuple[Tensor, Tensor, Tensor]:
+    """x, f(x), f'(x) of the target as (N, 1) tensors."""
     as_t = lambda a: torch.as_tensor(a, dtype=dtype, device=device).unsqueeze(-1)  # noqa: E731
-    return as_t(x), as_t(runge(x)), as_t(runge_derivative(x))
+    return as_t(x), as_t(target.f(x)), as_t(target.df(x))
 
 
 def batch_generator(config: RunConfig) -> torch.Generator:
@@ -50,12 +50,16 @@ def _batches(n: int, batch_size: int | None, g: torch.Generator) -> list[Tensor 
 
 def make_result(config: RunConfig, status: Status, curves: dict[str, np.ndarray], epochs_run: int, start: float,
                 engine: str, device: str, *, predict: Predictor | None = None, split: Split | None = None,
-                diverged_epoch: int | None = None, wall_s: float | None = None) -> RunResult:  # fmt: skip
-    """A run's RunResult: its curves cut at epochs_run; for an ok run, the metrics and plotting-grid
-    predictions of `predict` (metrics.evaluate); wall time since `start` unless given."""
-    metrics, predictions = evaluate(predict, split) if status == "ok" else ({}, {})
+                diverged_epoch: int | None = None, wall_s: float | None = None,
+                after: dict[str, np.ndarray] | None = None) -> RunResult:  # fmt: skip
+    """A run's RunResult: its curves cut at epochs_run, then the points of a refinement (`after`,
+    with their own "epoch" numbers); for an ok run, the metrics and plotting-grid predictions of
+    `predict` (metrics.evaluate); wall time since `start` unless given."""
+    metrics, predictions = evaluate(predict, split, get_target(config.target)) if status == "ok" else ({}, {})
     curves = {k: np.asarray(v[:epochs_run], np.float32) for k, v in curves.items()}
     curves["epoch"] = np.arange(1, epochs_run + 1, dtype=np.float32)
+    if after:
+        curves = {k: np.concatenate([v, np.asarray(after[k], np.float32)]) for k, v in curves.items()}
     return RunResult(
         config=config, status=status, metrics=metrics, curves=curves, predictions=predictions,
         diverged_epoch=diverged_epoch, engine=engine, device=device, versions=library_versions(),
@@ -71,8 +75,9 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
     start = time.perf_counter()
     dtype = getattr(torch, config.dtype)
     split = make_split(config.n_points, config.val_fraction, config.seed)
-    x_tr, y_tr, dy_tr = targets(split.x_train, dtype, device)
-    x_va, y_va, dy_va = targets(split.x_val, dtype, device)
+    target = get_target(config.target)
+    x_tr, y_tr, dy_tr = targets(split.x_train, dtype, device, target)
+    x_va, y_va, dy_va = targets(split.x_val, dtype, device, target)
     model = build_sequential(config, init_params(config)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
     g = batch_generator(config)
@@ -109,6 +114,15 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
         y, dy = value_and_grad(torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1), False)
         return y.detach().cpu().double().numpy()[:, 0], dy.cpu().double().numpy()[:, 0]
 
+    if config.optimizer != "adam":  # the refinement works on the batched layout, a stack of one
+        from .batched import finish_refined
+
+        linears = [m for m in model if isinstance(m, torch.nn.Linear)]
+        member = [(m.weight.detach().T.unsqueeze(0).contiguous(), m.bias.detach().view(1, 1, -1).clone())
+                  for m in linears]  # fmt: skip
+        stack = lambda *ts: tuple(t.unsqueeze(0) for t in ts)  # noqa: E731  (N, 1) -> (1, N, 1)
+        return finish_refined(config, member, split, curves, start, "reference", device,
+                              stack(x_tr, y_tr, dy_tr), stack(x_va, y_va, dy_va))  # fmt: skip
     return make_result(config, "ok", curves, config.epochs, start, "reference", device,
                    predict=predict, split=split)  # fmt: skip
 

@@ -23,14 +23,22 @@ from joblib import Parallel, delayed, parallel_config
 from .config import BATCHED_ENGINES, RunConfig, RunResult
 from .environment import library_versions
 from .errors import UserError
+from .resources import run_flops
 
 
 MAX_GROUP = 32  # members per stacked model: larger groups stop paying and delay each result
 
 
+REFINED_GROUP = 2  # members per task for runs refined after Adam (refine.py): they refine one by one
+
+
 def group_size(config: RunConfig, max_group: int = MAX_GROUP) -> int:
     """Members per stacked model for a shape: fewer for wide layers, whose work per member is
-    already large, so that a task takes about as long at any width (and a kill loses little)."""
+    already large, so that a task takes about as long at any width (and a kill loses little).
+    Runs with a refinement spend nearly all their time in it, one member at a time, so their
+    tasks are small: they spread over the workers instead of queueing in one."""
+    if config.optimizer != "adam":
+        return min(max_group, REFINED_GROUP)
     return min(max_group, max(4, int(max_group * (64 / config.width) ** 2)))
 
 
@@ -42,14 +50,14 @@ def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int 
     else:
         groups: dict[tuple, list[RunConfig]] = defaultdict(list)
         for c in configs:
-            groups[c.shape_key()].append(c)
+            groups[(*c.shape_key(), c.optimizer)].append(c)
         pieces_per_group = max(1, math.ceil(jobs / max(1, len(groups))))
         tasks = []
         for members in groups.values():
             size = min(group_size(members[0], max_group), math.ceil(len(members) / pieces_per_group))
             tasks += [members[i : i + size] for i in range(0, len(members), size)]
     # Longest first, so that no worker is left with a big task at the end.
-    cost = lambda t: sum(c.epochs * c.width * (c.width * (c.depth - 1) + 4) * c.n_points for c in t)  # noqa: E731
+    cost = lambda t: sum(run_flops(c) for c in t)  # noqa: E731
     return sorted(tasks, key=cost, reverse=True)
 
 
