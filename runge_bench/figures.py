@@ -10,7 +10,8 @@ import pandas as pd
 from . import plots, tables
 from .config import METRICS
 from .published import PUBLISHED, metric_column
-from .target import plot_grid, runge, runge_derivative
+from .config import OPTIMIZERS
+from .target import get_target, plot_grid
 
 KEY_METRICS = ["val_f_mse", "val_df_mse", "grid_f_max", "grid_df_max"]
 
@@ -47,9 +48,12 @@ Figure = tuple[str, str]  # (caption, path relative to the report)
 
 
 def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFrame, baselines: pd.DataFrame,
-                   cell: dict, order: list[str], fig_dir: Path, members: dict, curves: dict) -> list[Figure]:  # fmt: skip
+                   cell: dict, order: list[str], fig_dir: Path, members: dict, curves: dict,
+                   floor: pd.DataFrame | None = None, target_members: dict | None = None) -> list[Figure]:  # fmt: skip
     """Draw every figure that fits the runs. members and curves: per_seed_arrays of the reference
-    cell's ok runs (the fits and loss curves; empty when none could be read)."""
+    cell's ok runs (the fits and loss curves; empty when none could be read); baselines: those of
+    the reference cell's target; floor: tables.floor_table; target_members: per target, the
+    members of the reference cell with that target (when the study varies the target)."""
     ok = tables.select(df[df.status == "ok"], cell)
     where = describe_cell(cell)
     out = []
@@ -57,7 +61,12 @@ def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFram
     if not proto.empty:
         out.append(_reproduction(proto, order, fig_dir))
     if members:
-        out += _fits_and_curves(members, curves, where, fig_dir)
+        out += _fits_and_curves(members, curves, where, get_target(cell.get("target", df.target.iloc[0])), fig_dir)
+    if target_members:
+        out.append(_fits_by_target(target_members, {k: v for k, v in cell.items() if k != "target"}, fig_dir))
+    axes_ = tables.cell_axes(df)
+    if floor is not None and not floor.empty and ({"dtype", "optimizer"} & set(axes_)):
+        out.append(_floor_gap(floor, cell, order, fig_dir))
     if not ok.empty:
         out.append(_distributions(ok, baselines, order, where, fig_dir))
     axes = tables.cell_axes(df)
@@ -89,9 +98,9 @@ def _legend(ax, fontsize: int) -> None:
         ax.legend(fontsize=fontsize, frameon=False, loc="best")
 
 
-def _fits_and_curves(members: dict, curves: dict, where: str, fig_dir: Path) -> list[Figure]:
+def _fits_and_curves(members: dict, curves: dict, where: str, target, fig_dir: Path) -> list[Figure]:
     x = plot_grid()
-    fig = plots.fits_figure(x, runge(x), runge_derivative(x), members,
+    fig = plots.fits_figure(x, target.f(x), target.df(x), members,
                             f"Fits of f and f′ ({where}): median-seed model (dashed), band over all seeds")
     plots.save(fig, fig_dir / "fits")
     plots.save(plots.curves_figure(curves, f"Loss curves ({where}): median and IQR over seeds"),
@@ -176,6 +185,58 @@ def _heatmaps_width_weight(summary: pd.DataFrame, cell: dict, order: list[str], 
     fig.tight_layout()
     plots.save(fig, fig_dir / "heatmap_width_weight")
     return "Median error over width and derivative-loss weight, per activation", "figures/heatmap_width_weight.png"
+
+
+def regime_label(row) -> str:
+    """A cell's training regime from its dtype and optimizer, e.g. "float64 adam+lm" (either one
+    alone where the other does not vary)."""
+    return " ".join(str(row[a]) for a in ("dtype", "optimizer") if a in row)
+
+
+def regimes_in_order(rows: pd.DataFrame) -> list[str]:
+    """The regimes of rows, float32 before float64, then in OPTIMIZERS order."""
+    keys = {(r.get("dtype", ""), r.get("optimizer", "")) for _, r in rows.iterrows()}
+    keys = sorted(keys, key=lambda k: (k[0], OPTIMIZERS.index(k[1]) if k[1] in OPTIMIZERS else 99, k[1]))
+    return [f"{d} {o}".strip() for d, o in keys]
+
+
+def _floor_gap(floor: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> Figure:
+    """The gap to the classical floor per regime (dtype and optimizer), per activation; a column
+    per level of the first other cell axis (width, say), the rest at the reference cell."""
+    others = [a for a in cell if a not in ("dtype", "optimizer")]
+    panel_axis = others[0] if others else None
+    fixed = {a: cell[a] for a in others[1:]}
+    f = tables.select(floor, fixed)
+    f = f.assign(regime=[regime_label(r) for _, r in f.iterrows()])
+    regimes = regimes_in_order(f)
+    levels = sorted(f[panel_axis].unique()) if panel_axis else [None]
+    metrics = ["grid_f_max", "grid_df_max"]
+    fig, axes = plots.plt.subplots(len(metrics), len(levels), figsize=(4.8 * len(levels), 7), squeeze=False)
+    for i, metric in enumerate(metrics):
+        for j, level in enumerate(levels):
+            part = f[(f.metric == metric) & ((f[panel_axis] == level) if panel_axis else True)]
+            best = part.best_baseline.iloc[0] if len(part) else ""
+            title = f"{plots.LABELS[metric]}" + (f", {panel_axis}={level}" if panel_axis else "") + \
+                f"\n(1 = {plots.BASELINE_SHORT.get(best, best)}, {tables.sci(part.baseline_median.iloc[0]) if len(part) else ''})"
+            plots.floor_panel(part, regimes, order, title, ax=axes[i, j])
+    _legend(axes[0, 0], fontsize=7)
+    fig.suptitle("The gap to the classical floor: median network error over seeds / the best baseline's median, "
+                 "dense grid" + (f" ({describe_cell(fixed)})" if fixed else ""), fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "floor_gap")
+    return ("The gap to the classical floor per training regime: network max error over the best baseline's "
+            "(log; 1 = the baseline)", "figures/floor_gap.png")  # fmt: skip
+
+
+def _fits_by_target(target_members: dict, others: dict, fig_dir: Path) -> Figure:
+    x = plot_grid()
+    truths = {t: (get_target(t).f(x), get_target(t).df(x)) for t in target_members}
+    where = describe_cell(others)
+    fig = plots.target_fits_figure(x, truths, target_members, f"Fits per target ({where}): the median seed "
+                                   "(by validation loss) of each activation; thick grey: the target")  # fmt: skip
+    plots.save(fig, fig_dir / "fits_by_target")
+    return (f"Fits of f and f′ per target ({where}), the median-seed model of each activation",
+            "figures/fits_by_target.png")  # fmt: skip
 
 
 def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:

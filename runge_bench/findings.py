@@ -143,25 +143,153 @@ def reproduction_sentence(reproduction: pd.DataFrame) -> str:
 
 
 def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[str]:
-    """The best network cell (by median over seeds) against the best baseline, per max error."""
+    """The best network cell (by median over seeds) against the best baseline, per max error and
+    per target (a network and a baseline are compared on the same target only)."""
     out = []
-    for metric in ("grid_f_max", "grid_df_max"):
-        s = summary[summary.metric == metric].dropna(subset=["median"])
-        b = baseline_summary[baseline_summary.metric == metric]
-        if s.empty or b.empty:
-            continue
-        best = s.loc[s["median"].idxmin()]
-        where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes])
-        bb = b.loc[b["median"].idxmin()]
-        out.append(f"Best network cell on {LABELS[metric]} (median over seeds): {where}, {tables.sci(best['median'])}; "
-                   f"best baseline: {bb.baseline}, {tables.sci(bb['median'])} (network/baseline "
-                   f"{tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
+    for target, bt in baseline_summary.groupby("target", sort=False):
+        s_t = tables.select(summary, {"target": target}) if "target" in axes else summary
+        on = f" on target {target}" if "target" in axes else ""
+        for metric in ("grid_f_max", "grid_df_max"):
+            s = s_t[s_t.metric == metric].dropna(subset=["median"])
+            b = bt[bt.metric == metric]
+            if s.empty or b.empty:
+                continue
+            best = s.loc[s["median"].idxmin()]
+            where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes] if a != "target")
+            bb = b.loc[b["median"].idxmin()]
+            out.append(f"Best network cell{on} on {LABELS[metric]} (median over seeds): {where}, "
+                       f"{tables.sci(best['median'])}; best baseline: {bb.baseline}, {tables.sci(bb['median'])} "
+                       f"(network/baseline {tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
     return out
+
+
+CATEGORICAL_AXES = ("target", "dtype", "optimizer")  # axes whose levels are different questions, not a scale
+
+
+def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
+    """Within every cell, the activations' mean ranks over seeds, Friedman's test and the pairs the
+    Nemenyi CD separates."""
+    out = []
+    for key, g in cell_rankings.groupby(axes, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key))
+        for metric in metrics:
+            if not (g.metric == metric).any():
+                continue
+            acts, ranks, cd, pairs = tables.separated_pairs(g, metric)
+            r = g[g.metric == metric].iloc[0]
+            apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
+            out.append(f"{where}, {LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))} "
+                       f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated by "
+                       f"the CD {cd:.2f}: {', '.join(apart) or 'none'}.")  # fmt: skip
+    return out
+
+
+def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, metrics: list[str]) -> list[str]:
+    """Does the ranking hold when a categorical axis (target, dtype, optimizer) leaves its reference
+    level? Every cell against the cell with the reference levels of those axes and the same levels
+    of the others: pairs the Nemenyi CD separates in both cells in the same order (holds), in
+    opposite orders (flips), in one of the two only."""
+    cats = [a for a in axes if a in CATEGORICAL_AXES]
+    if not cats:
+        return []
+    out = []
+    ref_levels = {a: cell[a] for a in cats}
+    label = ", ".join(f"{a}={v}" for a, v in ref_levels.items())
+    for metric in metrics:
+        m = cell_rankings[cell_rankings.metric == metric]
+        held = flipped = one_sided = compared = 0
+        flips: list[str] = []
+        for key, g in m.groupby(axes, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            here = dict(zip(axes, key))
+            if all(here[a] == ref_levels[a] for a in cats):
+                continue
+            ref = tables.select(m, {**here, **ref_levels})
+            if ref.empty:
+                continue
+            compared += 1
+            order_here = {(a, b): s for a, b, s in tables.separated_pairs(g, metric)[3]}
+            order_ref = {(a, b): s for a, b, s in tables.separated_pairs(ref, metric)[3]}
+            for (a, b), sep in order_here.items():
+                if (a, b) in order_ref:
+                    held += sep and order_ref[(a, b)]
+                    one_sided += sep != order_ref[(a, b)]
+                else:  # (b, a) in the reference order
+                    flipped += sep and order_ref[(b, a)]
+                    one_sided += sep != order_ref[(b, a)]
+                    if sep and order_ref[(b, a)]:
+                        flips.append(f"{a} < {b} at {', '.join(f'{k}={v}' for k, v in here.items())}")
+        if compared:
+            out.append(f"{LABELS[metric]}: each of {compared} cells against the cell with {label} at the same "
+                       f"levels of the other axes: pairs the CD separates in both, same order {held}, opposite "
+                       f"order {flipped}{' (' + '; '.join(flips) + ')' if flips else ''}; separated in only one "
+                       f"of the two {one_sided}.")  # fmt: skip
+    return out
+
+
+REGIME_AXES = ("dtype", "optimizer")
+
+
+def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
+    """How close each activation gets to the classical floor in each regime (cells of the regime
+    axes): its best cell over the other axes, on f and f' max error, as a multiple of the best
+    baseline's median; and the smallest networks whose f' max error matches the cubic spline's."""
+    regime = [a for a in axes if a in REGIME_AXES]
+    others = [a for a in axes if a not in REGIME_AXES and a != "target"]
+    if not regime:
+        return []
+    out = []
+    by = regime + (["target"] if "target" in axes else [])  # a network meets the floor of its own target
+    for key, g in floor.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        name = " ".join(map(str, key[: len(regime)])) + (f" on target {key[-1]}" if "target" in axes else "")
+        parts = []
+        for metric in ("grid_f_max", "grid_df_max"):
+            gm = g[g.metric == metric].dropna(subset=["median"])
+            if gm.empty:
+                continue
+            each = []
+            for act, ga in gm.groupby("activation", sort=False):
+                b = ga.loc[ga["median"].idxmin()]
+                at = f" at {', '.join(f'{a}={b[a]}' for a in others)}" if others else ""
+                each.append(f"{act} {tables.sci(b['median'])}{at} ({tables.sci(b.ratio_to_best)}x)")
+            base = gm.iloc[0]
+            parts.append(f"{LABELS[metric]} {'; '.join(each)} (best baseline: {base.best_baseline}, "
+                         f"{tables.sci(base.baseline_median)})")  # fmt: skip
+        out.append(f"{name}: best median over seeds per activation, as a multiple of the best baseline's: "
+                   + "; ".join(parts) + ".")  # fmt: skip
+    return out
+
+
+def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_max") -> list[str]:
+    """The smallest networks (fewest parameters, then lowest error) whose error on `metric` is at or
+    below the cubic spline's on the same split, by the median of per-seed ratios, with the paired
+    test; or the closest cell when none is."""
+    f = floor[floor.metric == metric].dropna(subset=["spline_median_ratio"])
+    if f.empty:
+        return []
+    width_of = (lambda r: r["width"]) if "width" in f else (lambda r: 0)
+    where = lambda r: ", ".join(f"{a}={r[a]}" for a in ["activation", *axes])  # noqa: E731
+    facts = lambda r: (f"median per-seed ratio to the cubic spline {tables.sci(r.spline_median_ratio)}, network lower "  # noqa: E731
+                       f"in a share {r.share_lower_than_spline:.2f} of seeds, Wilcoxon on log ratios p = "
+                       f"{tables.sci(r.p_vs_spline)} (unadjusted)")  # fmt: skip
+    match = f[f.spline_median_ratio <= 1]
+    if match.empty:
+        r = f.loc[f.spline_median_ratio.idxmin()]
+        return [f"No cell matches the cubic spline on {LABELS[metric]} (same split, per seed); the closest: "
+                f"{where(r)}: {facts(r)}."]  # fmt: skip
+    match = match.assign(_w=[width_of(r) for _, r in match.iterrows()]).sort_values(["_w", "spline_median_ratio"])
+    smallest = match[match._w == match._w.iloc[0]]
+    listed = "; ".join(f"{where(r)}: {facts(r)}" for _, r in smallest.iterrows())
+    return [f"{len(match)} of {len(f)} cells are at or below the cubic spline on {LABELS[metric]} (median of "
+            f"per-seed ratios on the same split); the smallest networks among them: {listed}."]
 
 
 def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame, reproduction: pd.DataFrame,
              ranking: pd.DataFrame, summary: pd.DataFrame, baseline_summary: pd.DataFrame,
-             cell: dict) -> dict[str, list[str]]:  # fmt: skip
+             cell: dict, cell_rankings: pd.DataFrame | None = None,
+             floor: pd.DataFrame | None = None) -> dict[str, list[str]]:  # fmt: skip
     """Every finding of a report, by section title ("" for the opening ones)."""
     axes = tables.cell_axes(df)
     head = [run_counts(df)]
@@ -183,4 +311,10 @@ def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame,
         out["Along each axis"] = along_axes(effects, ["grid_f_mse", "grid_df_mse"])
     if not baseline_summary.empty:
         out["Against the baselines"] = against_baselines(summary, baseline_summary, axes)
+    if floor is not None and not floor.empty and set(axes) & set(REGIME_AXES):
+        out["The gap to the classical floor, per regime"] = floor_sentences(floor, axes) + spline_match(floor, axes)
+    if cell_rankings is not None and not cell_rankings.empty and set(axes) & set(CATEGORICAL_AXES):
+        metrics = ["grid_f_mse", "grid_df_mse"]
+        out["Does the ranking hold?"] = ranking_shifts(cell_rankings, axes, cell, metrics)
+        out["Rankings within each cell"] = cell_ranking_sentences(cell_rankings, axes, metrics)
     return {k: v for k, v in out.items() if v}

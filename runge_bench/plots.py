@@ -357,3 +357,41 @@ def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str,
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     return ax
+
+
+def floor_panel(floor: pd.DataFrame, regimes: list[str], order: list[str], title: str, ax: Axes | None = None) -> Axes:
+    """Network / best-baseline median error ratio (log) per regime (x) and activation (lines);
+    floor rows carry a "regime" label column. The line at 1 is the classical floor."""
+    ax = _ax(ax)
+    x = np.arange(len(regimes))
+    for act in order:
+        f = floor[floor.activation == act].set_index("regime").reindex(regimes)
+        ax.plot(x, f["ratio_to_best"], marker="o", ms=4, lw=1.2, color=PALETTE[act], label=act)
+    ax.axhline(1.0, color="grey", lw=1, ls="--", label="best baseline")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [r.replace(" ", "\n", 1) for r in regimes], fontsize=7)
+    ax.set_ylabel("network / best baseline (median)")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def target_fits_figure(x: np.ndarray, truths: dict[str, tuple[np.ndarray, np.ndarray]],
+                       members: dict[str, dict[str, dict[str, np.ndarray]]], title: str) -> plt.Figure:
+    """Per target (rows): f and f' (columns) of the median-seed model of every activation against
+    the truth (thick grey). truths[target] = (f, f') on x; members[target][act] as in fits_figure."""
+    targets = list(members)
+    fig, axes = plt.subplots(len(targets), 2, figsize=(11, 2.6 * len(targets)), squeeze=False, sharex=True)
+    for i, target in enumerate(targets):
+        for j, (key, name) in enumerate((("f", "f(x)"), ("df", "f′(x)"))):
+            ax = axes[i, j]
+            ax.plot(x, truths[target][j], color=TRUTH, lw=2.2, alpha=0.35, label="truth")
+            for act, m in members[target].items():
+                ax.plot(x, m[key][m["best"]], color=PALETTE[act], lw=1, label=act)
+            ax.set_ylabel(name)
+            ax.set_title(f"{target}: {name}", fontsize=9)
+    axes[0, 0].legend(fontsize=7, frameon=False, ncol=2)
+    for ax in axes[-1]:
+        ax.set_xlabel("x")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -17,6 +17,7 @@ from .environment import analysis_versions
 from .figures import KEY_METRICS, per_seed_arrays, report_figures
 from .findings import findings
 from .activations import ACTIVATIONS
+from .target import TARGETS
 from .config import METRICS, PROTOCOL_VERSION
 from .errors import UserError
 from .published import SOURCE
@@ -103,18 +104,27 @@ class Tables:
     effects: pd.DataFrame  # tables.axis_effects_table
     ranking: pd.DataFrame
     reproduction: pd.DataFrame
-    baselines: pd.DataFrame
+    baselines: pd.DataFrame  # per target of the study, seed and baseline
     baseline_summary: pd.DataFrame
+    cell_rankings: pd.DataFrame  # tables.cell_rankings
+    floor: pd.DataFrame  # tables.floor_table
+    refinement: pd.DataFrame  # tables.refinement_table
 
 
 def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tables:
     """Compute the report's tables from the runs and write them under out/."""
     ref = tables.select(df, cell)
     ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
-    baselines = baseline_runs(sorted(ok_seeds), int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0]))
-    t = Tables(summary=tables.summary_table(df), comparisons=tables.comparisons_table(df),
+    n_points, val_fraction = int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0])
+    baselines = pd.concat([baseline_runs(sorted(ok_seeds), n_points, val_fraction, target).assign(target=target)
+                           for target in targets_of(df)], ignore_index=True)  # fmt: skip
+    baselines = baselines[["target", *[c for c in baselines.columns if c != "target"]]]
+    summary = tables.summary_table(df)
+    t = Tables(summary=summary, comparisons=tables.comparisons_table(df),
                effects=tables.axis_effects_table(df, cell, list(METRICS)), ranking=tables.ranking_table(df), reproduction=tables.reproduction_table(df),
-               baselines=baselines, baseline_summary=tables.baseline_summary(baselines))  # fmt: skip
+               baselines=baselines, baseline_summary=tables.baseline_summary(baselines),
+               cell_rankings=tables.cell_rankings(df, RANKED_METRICS), floor=tables.floor_table(df, summary, baselines),
+               refinement=tables.refinement_table(df, last_epochs(source, df)))  # fmt: skip
     d = out / "tables"
     d.mkdir(parents=True, exist_ok=True)
     df[[c for c in RUNS_COLUMNS if c in df.columns]].sort_values(["run_id"]).to_csv(d / "runs.csv", index=False)
@@ -132,7 +142,31 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
         (d / "reproduction.md").write_text(tables.to_markdown(t.reproduction))
     t.baselines.to_csv(d / "baselines.csv", index=False)
     t.baseline_summary.to_csv(d / "baselines_summary.csv", index=False)
+    t.floor.to_csv(d / "floor.csv", index=False)
+    for name, table in (("cell_rankings", t.cell_rankings), ("refinement", t.refinement)):
+        if not table.empty:
+            table.to_csv(d / f"{name}.csv", index=False)
     return t
+
+
+RANKED_METRICS = ["grid_f_mse", "grid_df_mse"]
+
+
+def targets_of(df: pd.DataFrame) -> list[str]:
+    """The study's targets in registry order."""
+    present = set(df.target)
+    return [t for t in TARGETS if t in present]
+
+
+def last_epochs(source: Source, df: pd.DataFrame) -> dict[str, float]:
+    """run_id -> the last epoch number of its stored curves, for the ok runs that were refined
+    after Adam (their curves go on past `epochs` for every iteration completed)."""
+    refined = df[(df.status == "ok") & (df.optimizer != "adam")]
+    if refined.empty:
+        return {}
+    with Store(source.store) as store:
+        arrays = store.arrays(list(refined.run_id))
+    return {rid: float(c["epoch"][-1]) for rid, (c, _) in arrays.items() if len(c.get("epoch", ()))}
 
 
 def cell_arrays(source: Source, ok: pd.DataFrame) -> tuple[dict, dict, list[str]]:
@@ -172,8 +206,16 @@ def build_report(source: Source, out_dir: Path | None = None,
     cell, order = tables.reference_cell(df), activation_order(df)
     t = write_tables(source, df, cell, out)
     stage("drawing figures")
-    members, curves, unreadable = cell_arrays(source, tables.select(df[df.status == "ok"], cell))
-    figures = report_figures(df, t.summary, t.ranking, t.baselines, cell, order, out / "figures", members, curves)
+    ok = df[df.status == "ok"]
+    members, curves, unreadable = cell_arrays(source, tables.select(ok, cell))
+    target = cell.get("target", df.target.iloc[0])
+    target_members = {}
+    if "target" in cell:  # the fits of every target, the other axes at the reference cell
+        for name in targets_of(df):
+            m, _, bad = cell_arrays(source, tables.select(ok, {**cell, "target": name}))
+            target_members[name], unreadable = m, sorted(set(unreadable) | set(bad))
+    figures = report_figures(df, t.summary, t.ranking, t.baselines[t.baselines.target == target], cell, order,
+                             out / "figures", members, curves, floor=t.floor, target_members=target_members)  # fmt: skip
     if unreadable:
         notes.append(f"{len(unreadable)} runs' curves and predictions could not be read (a damaged row) and "
                      f"are left out of the figures: {', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")
@@ -186,6 +228,8 @@ def build_report(source: Source, out_dir: Path | None = None,
     lines += _reproduction_section(t.reproduction)
     lines += _summary_section(df, t.summary, compact)
     lines += _baselines_section(t.baseline_summary)
+    lines += _floor_section(t.floor, tables.cell_axes(df))
+    lines += _refinement_section(t.refinement)
     lines += _comparisons_section(t.comparisons, compact)
     lines += _ranking_section(t.ranking)
     lines += ["## Figures", ""]
@@ -202,7 +246,7 @@ def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:
              "signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
              "sentence names, p < 0.05.", ""]  # fmt: skip
     for title, sentences in findings(df, t.comparisons, t.effects, t.reproduction, t.ranking, t.summary,
-                                     t.baseline_summary, cell).items():  # fmt: skip
+                                     t.baseline_summary, cell, t.cell_rankings, t.floor).items():  # fmt: skip
         if title:
             lines += [f"### {title}", ""]
         lines += [*[f"- {s}" for s in sentences], ""]
@@ -263,6 +307,31 @@ def _baselines_section(baseline_summary: pd.DataFrame) -> list[str]:
             "errors are therefore optimistic; its dense-grid errors are not. `tables/baselines.csv` has "
             "every seed.", "",
             tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])]  # fmt: skip
+
+
+def _floor_section(floor: pd.DataFrame, axes: list[str]) -> list[str]:
+    """The networks against the classical floor, shown where the study varies the training regime."""
+    if floor.empty or not {"dtype", "optimizer"} & set(axes):
+        return []
+    shown = floor[floor.metric.isin(["grid_f_max", "grid_df_max"])]
+    columns = ["activation", *axes, "metric", "n_ok", "median", "best_baseline", "baseline_median", "ratio_to_best",
+               "spline_median_ratio", "share_lower_than_spline", "p_vs_spline"]  # fmt: skip
+    return ["## The gap to the classical floor", "",
+            "Per cell: the network's median over seeds on the dense grid, the best baseline's median on the "
+            "same target (`ratio_to_best` = network / baseline), and the network against the cubic spline seed "
+            "by seed on the same split: the median per-seed ratio, the share of seeds where the network is "
+            "lower, and the two-sided Wilcoxon p on log ratios (unadjusted). Max errors shown; "
+            "`tables/floor.csv` has the MSEs too.", "", tables.to_markdown(shown, columns)]  # fmt: skip
+
+
+def _refinement_section(refinement: pd.DataFrame) -> list[str]:
+    if refinement.empty:
+        return []
+    return ["## Refinement after Adam", "",
+            "Runs refined by L-BFGS or Levenberg-Marquardt after their Adam epochs: how many stopped before "
+            "their iterations were done (an L-BFGS line search that found no lower loss, an LM damping that "
+            "ran away) and the iterations they completed. A stopped run keeps the point it reached and counts "
+            "as ok.", "", tables.to_markdown(refinement)]  # fmt: skip
 
 
 def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:

@@ -37,8 +37,16 @@ def prepare(runs: pd.DataFrame) -> pd.DataFrame:
 
 def varying_axes(df: pd.DataFrame) -> list[str]:
     """Activation (always: tables and figures are per activation), then the other config fields
-    but seed that take more than one value."""
-    return ["activation"] + [c for c in CONFIG_FIELDS if c not in ("seed", "activation") and df[c].nunique(dropna=False) > 1]
+    but seed that take more than one value, except an iteration count that the other axes
+    determine: a study of [[case]]s varies lbfgs_iters only with optimizer, and a cell is named by
+    the optimizer alone. (Other fields that vary together, dtype and optimizer, both stay: a cell
+    named by both says what it is.)"""
+    varying = [c for c in CONFIG_FIELDS if c not in ("seed", "activation") and df[c].nunique(dropna=False) > 1]
+    for c in [c for c in ("lm_iters", "lbfgs_iters") if c in varying]:
+        others = [o for o in varying if o != c]
+        if others and df.groupby(others, dropna=False)[c].nunique(dropna=False).max() == 1:
+            varying.remove(c)
+    return ["activation"] + varying
 
 
 def cell_axes(df: pd.DataFrame) -> list[str]:
@@ -272,14 +280,93 @@ def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
 
 
 def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
-    """Per baseline and metric: n seeds, median with 95% bootstrap CI, parameter count."""
+    """Per target, baseline and metric: n seeds, median with 95% bootstrap CI, parameter count."""
     rows = []
-    for name, g in baselines.groupby("baseline", sort=False):
+    for (target, name), g in baselines.groupby(["target", "baseline"], sort=False):
         for metric in METRICS:
             x = g[metric].to_numpy(float)
-            lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(name, metric))
-            rows.append({"baseline": name, "n_params": int(g.n_params.median()), "metric": metric, "n": len(x),
-                         "median": float(np.median(x)), "median_lo": lo, "median_hi": hi})  # fmt: skip
+            # The seed of the target the suite began with is the one it always had: its CIs stay.
+            lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(name, metric) if target == "runge"
+                                        else _seed(target, name, metric))  # fmt: skip
+            rows.append({"target": target, "baseline": name, "n_params": int(g.n_params.median()), "metric": metric,
+                         "n": len(x), "median": float(np.median(x)), "median_lo": lo, "median_hi": hi})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def best_baselines(baseline_summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per target, the baseline with the lowest median of a metric: target, baseline, median."""
+    b = baseline_summary[baseline_summary.metric == metric]
+    return b.loc[b.groupby("target", sort=False)["median"].idxmin(), ["target", "baseline", "median"]]
+
+
+def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """ranking_table within every cell, the seeds as blocks: which activation is best here, and
+    which differences the Nemenyi CD separates. Rows carry their cell's axes."""
+    axes = cell_axes(df)
+    if not axes:
+        return pd.DataFrame()
+    parts = []
+    for key, g in _groups(df, axes):
+        r = ranking_table(g)  # nothing varies within a cell but activation and seed: seeds are the blocks
+        if not r.empty:
+            parts.append(r[r.metric.isin(metrics)].assign(**dict(zip(axes, key))))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    return out[[*axes, *[c for c in out.columns if c not in axes]]]
+
+
+FLOOR_METRICS = ("grid_f_max", "grid_df_max", "grid_f_mse", "grid_df_mse")
+
+
+def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, activation and dense-grid metric: the network's median over seeds against the
+    classical floor, the best baseline's median on the same target (ratio = network / baseline),
+    and against the cubic spline (which uses f alone, as a network trained with lambda = 0 could),
+    paired seed by seed on the same split: the median of the per-seed ratios, the share of seeds
+    where the network is lower, and the two-sided Wilcoxon p on the log ratios."""
+    axes = varying_axes(df)
+    ok = df[df.status == "ok"]
+    bsum = baseline_summary(baselines)
+    rows = []
+    for metric in FLOOR_METRICS:
+        best = best_baselines(bsum, metric).set_index("target")
+        s = summary[summary.metric == metric]
+        for r in s.itertuples():
+            key = {a: getattr(r, a) for a in axes}
+            target = key.get("target", df.target.iloc[0])
+            runs = select(ok, key).set_index("seed")[metric]
+            spline = baselines[(baselines.baseline == "cubic spline") & (baselines.target == target)].set_index("seed")[metric]
+            seeds = sorted(set(runs.index) & set(spline.index))
+            t = stats.paired_test(runs.loc[seeds].to_numpy(float), spline.loc[seeds].to_numpy(float),
+                                  seed=_seed("floor", tuple(key.values()), metric))  # fmt: skip
+            rows.append({**key, "metric": metric, "n_ok": r.n_ok, "median": r.median,
+                         "best_baseline": best.loc[target, "baseline"], "baseline_median": best.loc[target, "median"],
+                         "ratio_to_best": r.median / best.loc[target, "median"],
+                         "spline_median_ratio": t.median_ratio, "share_lower_than_spline": t.share,
+                         "p_vs_spline": t.p_value})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+
+def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.DataFrame:
+    """Per cell and activation of refined runs: how many refinements stopped before their
+    iterations were done (an L-BFGS line search that stalled, an LM damping that ran away) and the
+    median iterations completed. last_epochs: run_id -> the last epoch number of its stored curves
+    (epochs + iterations completed). Empty when no run was refined."""
+    ok = df[(df.status == "ok") & (df.optimizer != "adam")]
+    if ok.empty:
+        return pd.DataFrame()
+    ok = ok.assign(refine_iters=[RunConfig(**{k: getattr(r, k) for k in ("activation", "optimizer", "lbfgs_iters", "lm_iters")}).refine_iters
+                                 for r in ok.itertuples()])  # fmt: skip
+    ok = ok.assign(iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()])
+    rows = []
+    for key, g in _groups(ok, varying_axes(df)):
+        done = g.iterations_run.to_numpy(float)
+        rows.append({**dict(zip(varying_axes(df), key)), "n_ok": len(g), "refine_iters": int(g.refine_iters.iloc[0]),
+                     "stopped_early": int((done < g.refine_iters.to_numpy()).sum()),
+                     "median_iterations_run": float(np.nanmedian(done)) if np.isfinite(done).any() else np.nan,
+                     "min_iterations_run": float(np.nanmin(done)) if np.isfinite(done).any() else np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -33,7 +33,8 @@ def _runge_a(a: float) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np
 
 @dataclass(frozen=True)
 class Target:
-    """A function on [-1, 1] with its exact derivative, both numpy float64 -> float64.
+    """A function on [-1, 1] with its exact derivative, numpy float64 -> float64 (written with
+    operations that torch tensors share, so that tests can check the derivative by autograd).
 
     Attributes:
         name: the registry key used in study files (the `target` run parameter).
@@ -47,12 +48,29 @@ class Target:
     df: Callable[[np.ndarray], np.ndarray]
 
 
+def _ns(x):
+    """numpy for arrays, torch for tensors (imported only when a tensor is passed)."""
+    if type(x).__module__.startswith("torch"):
+        import torch
+
+        return torch
+    return np
+
+
 def _sin4pi(x: np.ndarray) -> np.ndarray:
-    return np.sin(4 * np.pi * x)
+    return _ns(x).sin(4 * np.pi * x)
 
 
 def _sin4pi_derivative(x: np.ndarray) -> np.ndarray:
-    return 4 * np.pi * np.cos(4 * np.pi * x)
+    return 4 * np.pi * _ns(x).cos(4 * np.pi * x)
+
+
+def _abs(x: np.ndarray) -> np.ndarray:
+    return abs(x)
+
+
+def _sign(x: np.ndarray) -> np.ndarray:
+    return _ns(x).sign(x)
 
 
 TARGETS: dict[str, Target] = {
@@ -66,7 +84,7 @@ TARGETS: dict[str, Target] = {
         # training never sees the step of f'; the dense grid (10,001 points) does, and scores f'(0)
         # against 0, the mean of the one-sided derivatives. Any continuous f' is >= 1 away from
         # sign(x) somewhere near 0, so f' max errors on this target are at least ~1 by construction.
-        Target("abs", "|x|, a kink at 0: f' = sign(x), a step (f'(0) taken as 0)", np.abs, np.sign),
+        Target("abs", "|x|, a kink at 0: f' = sign(x), a step (f'(0) taken as 0)", _abs, _sign),
     )
 }
 

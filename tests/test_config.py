@@ -15,7 +15,8 @@ def test_run_id_is_stable_across_sessions():
     "change",
     [dict(activation="relu"), dict(seed=1), dict(width=32), dict(depth=3), dict(deriv_weight=0.5),
      dict(lr=1e-2), dict(epochs=999), dict(batch_size=32), dict(n_points=500), dict(val_fraction=0.3),
-     dict(dtype="float64")],
+     dict(dtype="float64"), dict(target="sin4pi"), dict(optimizer="adam+lbfgs", lbfgs_iters=10),
+     dict(optimizer="adam+lm", lm_iters=10)],
 )
 def test_run_id_changes_with_every_field(change):
     base = RunConfig("tanh")
@@ -43,3 +44,22 @@ def test_config_round_trips_through_dict():
 def test_seed_protocol():
     assert is_seed_protocol(RunConfig("relu", seed=5))
     assert not is_seed_protocol(RunConfig("relu", seed=5, width=32))
+
+
+def test_fields_added_at_their_defaults_keep_old_run_ids():
+    """target, optimizer and the iteration counts came after protocol 1's stores: at their defaults
+    they stay out of the hash (the id above is from before they existed), set they enter it."""
+    from runge_bench.config import ADDED_FIELDS
+
+    c = RunConfig("tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0)
+    assert c.run_id == "69804559df53b907"
+    assert set(ADDED_FIELDS) <= set(c.to_dict())  # stored configs carry them all the same
+    assert RunConfig("tanh", optimizer="adam+lm", lm_iters=5).run_id != RunConfig("tanh", optimizer="adam+lm", lm_iters=6).run_id
+
+
+def test_an_iteration_count_the_optimizer_does_not_use_is_dropped():
+    """One computation, one id: plain Adam with lbfgs_iters set is plain Adam."""
+    assert RunConfig("tanh", lbfgs_iters=3000).run_id == RunConfig("tanh").run_id
+    lm = RunConfig("tanh", optimizer="adam+lm", lm_iters=50, lbfgs_iters=3000)
+    assert lm.lbfgs_iters == 0 and lm.refine_iters == 50
+    assert RunConfig("tanh").refine_iters == 0

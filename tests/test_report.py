@@ -145,3 +145,33 @@ def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_
     assert set(ranking.activation) == {"relu", "tanh", "silu"} and (ranking.n_blocks == 6).all()
     assert len(pd.read_csv(out / "tables" / "summary.csv")) == 3 * 3 * 2 * 8
     assert set(pd.read_csv(out / "tables" / "baselines.csv").seed) == {0, 1}
+
+
+def test_targets_and_regimes_get_their_tables_figures_and_findings(write_study, tmp_path):
+    """A study over targets and [[case]] regimes: baselines per target, the floor table and figure,
+    the refinement table, fits per target, rankings per cell and whether they hold."""
+    study = write_study('name = "precision-mini"\n[fixed]\nwidth = 8\nepochs = 20\nn_points = 80\n[grid]\n'
+                        'activation = ["relu", "tanh", "silu"]\ntarget = ["runge", "abs"]\nseed = [0, 1, 2]\n'
+                        '[[case]]\ndtype = "float32"\n'
+                        '[[case]]\ndtype = "float64"\noptimizer = "adam+lm"\nlm_iters = 3\n')  # fmt: skip
+    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "-j", "1"]).exit_code == 0
+    result = runner.invoke(app, ["report", str(study), "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "precision-mini"
+    for name in ["floor_gap", "fits_by_target", "fits", "ranking"]:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    text = (out / "report.md").read_text()
+    for heading in ["## The gap to the classical floor", "## Refinement after Adam", "### Does the ranking hold?",
+                    "### Rankings within each cell", "### The gap to the classical floor, per regime"]:  # fmt: skip
+        assert heading in text, heading
+    assert "- varies **optimizer**" in text and "lm_iters" not in text.split("## Findings")[1].split("## Reproduction")[0]
+    baselines = pd.read_csv(out / "tables" / "baselines.csv")
+    assert set(baselines.target) == {"runge", "abs"} and len(baselines) == 2 * 3 * 3
+    floor = pd.read_csv(out / "tables" / "floor.csv")
+    abs_floor = floor[(floor.target == "abs") & (floor.metric == "grid_df_max")]
+    assert (abs_floor["median"] >= 0.5).all()  # a continuous f' cannot follow sign(x) across 0
+    refinement = pd.read_csv(out / "tables" / "refinement.csv")
+    assert set(refinement.optimizer) == {"adam+lm"} and (refinement.refine_iters == 3).all()
+    assert (refinement.median_iterations_run <= 3).all() and len(refinement) == 3 * 2
+    rankings = pd.read_csv(out / "tables" / "cell_rankings.csv")
+    assert len(rankings) == 2 * 2 * 2 * 3 and (rankings.n_blocks == 3).all()  # 4 cells x 2 metrics x 3 activations

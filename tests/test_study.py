@@ -50,6 +50,17 @@ BAD_STUDIES = [
     ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 0 }', "grid.seed: empty list"),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 1000 }\nwidth = { stop = 1000, start = 1 }', "grid: the grid has 999000 runs"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nn_points = 3\nval_fraction = 0.1', "val_fraction: n_points=3 with val_fraction=0.1 leaves an empty split"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\ntarget = "cos"', "fixed.target: unknown target 'cos' (valid: runge, runge5, runge100, sin4pi, abs)"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "sgd"', "fixed.optimizer: unknown optimizer 'sgd' (valid: adam, adam+lbfgs, adam+lm)"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "adam+lm"', "lm_iters: optimizer 'adam+lm' needs lm_iters >= 1"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\noptimizer = "adam+lbfgs"', "case[0].lbfgs_iters: optimizer 'adam+lbfgs' needs lbfgs_iters >= 1"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nactivation = "tanh"', "case[0].activation: set in a case and in [fixed] or [grid]"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwdth = 3', "case[0].wdth: unknown key"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwidth = [3, 4]', "case[0].width: a case takes single values"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\n[[case]]\nwidth = 3', "case[0]: an empty case"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwidth = 3\n[[case]]\nwidth = 3', "case[1]: two runs of the plan are the same run"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nlbfgs_iters = [1, 2]', "grid: two runs of the plan are the same run"),
+    ('name = "s"\ncase = 3\n[fixed]\nactivation = "relu"', "case: cases are tables"),
 ]
 
 
@@ -135,3 +146,29 @@ def test_bad_set_items_are_one_line_errors(item, message, tmp_path):
     result = runner.invoke(app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--set", item, "--dry-run",
                                  "--results-dir", str(tmp_path)])  # fmt: skip
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cases_multiply_the_grid(write_study):
+    """[[case]] tables: each case's keys go together; the runs are the grid times the cases."""
+    from runge_bench.study import load_study
+
+    path = write_study("""
+        name = "regimes"
+        [fixed]
+        width = 8
+        [grid]
+        activation = ["relu", "tanh"]
+        seed = [0, 1]
+        [[case]]
+        dtype = "float32"
+        [[case]]
+        dtype = "float64"
+        optimizer = "adam+lm"
+        lm_iters = 7
+        """)
+    s = load_study(path)
+    assert len(s.configs) == 2 * 2 * 2 and len(s.cases) == 2
+    lm = [c for c in s.configs if c.optimizer == "adam+lm"]
+    assert len(lm) == 4 and all(c.dtype == "float64" and c.lm_iters == 7 for c in lm)
+    assert {c.dtype for c in s.configs if c.optimizer == "adam"} == {"float32"}
+    assert all(c.width == 8 for c in s.configs)

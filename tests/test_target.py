@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
+import torch
 
-from runge_bench.target import make_split, runge, runge_derivative
+from runge_bench.target import TARGETS, get_target, make_split, runge, runge_derivative
 
 
 def test_runge_values_by_hand():
@@ -28,3 +30,40 @@ def test_split_is_deterministic_disjoint_and_80_20():
 
 def test_split_depends_on_seed():
     assert not np.array_equal(make_split(1000, 0.2, 0).val_idx, make_split(1000, 0.2, 1).val_idx)
+
+
+@pytest.mark.parametrize("name", list(TARGETS))
+def test_every_target_derivative_matches_autograd(name):
+    """Each target's f' is the derivative of its f, by autograd in float64, at points that avoid
+    the kink of |x|; f and f' agree between numpy and torch."""
+    t = get_target(name)
+    x = torch.linspace(-1, 1, 401, dtype=torch.float64)
+    x = x[x.abs() > 1e-3].requires_grad_(True)
+    (grad,) = torch.autograd.grad(t.f(x).sum(), x)
+    torch.testing.assert_close(grad, t.df(x.detach()), rtol=1e-12, atol=1e-12)
+    xn = x.detach().numpy()
+    np.testing.assert_allclose(t.f(xn), t.f(x.detach()).numpy(), rtol=0, atol=1e-15)
+    assert t.doc and t.name == name
+
+
+def test_targets_by_hand():
+    x = np.array([0.0, 0.5, -0.25])
+    np.testing.assert_allclose(get_target("runge100").f(x), 1 / (1 + 100 * x**2))
+    np.testing.assert_allclose(get_target("runge5").df(x), -10 * x / (1 + 5 * x**2) ** 2)
+    np.testing.assert_allclose(get_target("sin4pi").f(np.array([0.0, 0.125, -0.125])), [0.0, 1.0, -1.0], atol=1e-15)
+    np.testing.assert_array_equal(get_target("abs").df(x), [0.0, 1.0, -1.0])  # f'(0) is taken as 0
+    assert get_target("runge").f is runge
+
+
+def test_the_seed_protocol_never_trains_at_the_kink():
+    """1000 points, symmetric and even: x = 0 is not among them, so the training data of |x| has no
+    ambiguous derivative; the dense grid has it and scores f'(0) against 0."""
+    from runge_bench.target import dense_grid
+
+    assert np.min(np.abs(make_split(1000, 0.2, 0).x)) > 1e-4
+    assert 0.0 in dense_grid()
+
+
+def test_unknown_target_names_the_valid_ones():
+    with pytest.raises(KeyError, match="valid: runge, runge5"):
+        get_target("cosine")
