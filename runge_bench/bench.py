@@ -67,18 +67,23 @@ def _configs(case: Case, n: int) -> list[RunConfig]:
 FLOOR = "matmul floor"  # the pseudo-engine that only multiplies matrices
 
 
-def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200, width: int = 64) -> float:
+def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200, width: int = 64,
+                device: str = "cpu") -> float:  # fmt: skip
     """Wall seconds of the dense products one stacked epoch of a 1-width-width-1 network needs,
     and nothing else: per step, the hidden layer's value and tangent (2), its weight gradient
     through both (2) and its input gradients (2), all N x width x width; then the validation
-    forward (2, on the validation points). One torch thread, as in a sweep's worker."""
+    forward (2, on the validation points). One torch thread, as in a sweep's worker; on an
+    accelerator, the products queued on it and waited for."""
     import torch
 
     configure_worker()
     g = torch.Generator().manual_seed(0)
-    a = torch.randn(members, n_train, width, generator=g)
-    a_val = torch.randn(members, n_val, width, generator=g)
-    w = torch.randn(members, width, width, generator=g)
+    a = torch.randn(members, n_train, width, generator=g).to(device)
+    a_val = torch.randn(members, n_val, width, generator=g).to(device)
+    w = torch.randn(members, width, width, generator=g).to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    torch.bmm(a, w)  # the first product on a device initialises its libraries: not timed
+    sync()
     start = time.perf_counter()
     for _ in range(epochs):
         for _ in range(2):  # the value and the tangent path
@@ -86,6 +91,7 @@ def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200,
             torch.bmm(a.transpose(1, 2), a)  # weight gradient
             torch.bmm(a, w.transpose(1, 2))  # input gradient
             torch.bmm(a_val, w)  # validation forward
+    sync()
     return time.perf_counter() - start
 
 
@@ -115,12 +121,39 @@ def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
     return Measurement(case.name, engine, n, case.epochs, wall, warmup)
 
 
+DEVICE_MEMBERS = 1024  # members of the one stacked model an accelerator trains per case
+
+
+def measure_device(case: Case, device: str, members: int = DEVICE_MEMBERS, floor: bool = True) -> list[Measurement]:
+    """The batched engine's torch kernels on an accelerator, driven from this process as a sweep
+    with --device does: `members` runs of the case as one stacked model, after a one-epoch
+    warm-up (the device's context and libraries start on first use); and, for full batch, the
+    products alone on the device (its floor). Engine names carry the device: "batched@cuda"."""
+    from .workers import run_task
+
+    configs = _configs(case, members)
+    run_task([replace(c, epochs=1) for c in configs], "batched", device)
+    start = time.perf_counter()
+    results = run_task(configs, "batched", device)
+    wall = time.perf_counter() - start
+    bad = [r for r in results if r.status != "ok"]
+    if bad:
+        raise RuntimeError(f"bench run on {device} failed: {bad[0].error}")
+    out = [Measurement(case.name, f"batched@{device}", members, case.epochs, wall)]
+    if floor and case.batch_size is None:
+        out.append(Measurement(case.name, f"{FLOOR}@{device}", members, case.epochs,
+                               matmul_only(members, case.epochs, device=device)))  # fmt: skip
+    return out
+
+
 def run_bench(*, quick: bool = False, jobs: int | None = None,
               engines: tuple[str, ...] = ENGINE_NAMES, floor: bool = True, repeat: int = 1,
-              on_measurement: Callable[[Measurement], None] | None = None) -> list[Measurement]:  # fmt: skip
+              on_measurement: Callable[[Measurement], None] | None = None,
+              device: str | None = None) -> list[Measurement]:  # fmt: skip
     """Measure every engine on every case, `repeat` rounds per case (each round measures every
     engine once, in turn, so that a ratio compares measurements taken minutes apart at most);
-    return the measurements in order."""
+    return the measurements in order. With `device` (an accelerator), each round also measures
+    measure_device on it, beside the CPU engines."""
     jobs = jobs or default_jobs()
     out = []
     with Parallel(n_jobs=jobs, return_as="list") as pool:
@@ -128,14 +161,17 @@ def run_bench(*, quick: bool = False, jobs: int | None = None,
         warm = [RunConfig("tanh", epochs=1, n_points=20)]
         pool(delayed(run_task)(warm, e) for _ in range(2 * jobs) for e in engines)
         for case in cases(quick, jobs):
-            todo = [lambda e=e: _measure(pool, case, e, jobs) for e in engines]
+            todo = [lambda e=e: [_measure(pool, case, e, jobs)] for e in engines]
             if floor and case.batch_size is None:
-                todo.append(lambda: _measure_floor(pool, case))
+                todo.append(lambda: [_measure_floor(pool, case)])
+            if device is not None:
+                todo.append(lambda: measure_device(case, device, floor=floor))
             for r in range(repeat):
                 for measure in todo:
-                    out.append(replace(measure(), round=r))
-                    if on_measurement is not None:
-                        on_measurement(out[-1])
+                    for m in measure():
+                        out.append(replace(m, round=r))
+                        if on_measurement is not None:
+                            on_measurement(out[-1])
     return out
 
 
@@ -194,8 +230,9 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
         else:
             vs = f"{median(rs):.1f}x ({min(rs):.1f}-{max(rs):.1f})"
         warmup = median([m.warmup_s for m in ms])
+        cores = 1 if "@" in engine else jobs  # one process drives an accelerator
         lines.append(f"| {case} | {engine} | {m0.runs} x {m0.epochs} | {median([m.wall_s for m in ms]):.1f} | "
-                     f"{per_s:.0f} | {1000 * jobs / per_s:.2f} | {vs} | "
+                     f"{per_s:.0f} | {1000 * cores / per_s:.2f} | {vs} | "
                      f"{f'{warmup:.0f}' if warmup else '-'} |")  # fmt: skip
     rounds = len({m.round for m in measurements})
     if rounds > 1:
@@ -206,4 +243,8 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
                       "weight and input gradients, validation), on the same cores: the most an engine that "
                       "leaves its products to torch can reach. batched+native computes its own products, "
                       "a block of points at a time beside the elementwise work, so this does not bound it."]  # fmt: skip
+    if any("@" in m.engine for m in measurements):
+        lines += ["", "ENGINE@DEVICE: the batched engine's torch kernels on that accelerator, all runs of the case as "
+                      "one stacked model driven by this process (as `sweep --device` trains), after a one-epoch "
+                      f"warm-up; {FLOOR}@DEVICE: the products alone there. Their per-core column counts one process."]  # fmt: skip
     return "\n".join(lines)

@@ -109,17 +109,18 @@ def sweep(
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .study import load_study
-    from .sweep import check_options, make_plan, plan_resources, resolve_engine, resolve_jobs
+    from .sweep import check_options, device_jobs, make_plan, plan_resources, resolve_engine, resolve_jobs
     from .workers import check_scheduler
 
-    jobs, jobs_note = resolve_jobs(jobs)
+    resolve_jobs(jobs)  # a bad --jobs is refused whatever the device
     check_options(engine=engine.value, kernels=kernels.value, compile=compile, device=device,
                   backend=backend.value, scheduler=scheduler)  # fmt: skip
+    jobs, jobs_note = device_jobs(device, jobs)
     plan = make_plan(load_study(study, set_, name), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
     if plan.todo:
         estimate, warnings = plan_resources(plan, engine.value, jobs, backend=backend.value, scheduler=scheduler,
-                                            allow_large=allow_large)  # fmt: skip
+                                            allow_large=allow_large, device=device)  # fmt: skip
         out.print(f"  {estimate.describe()}", markup=False)
         for warning in warnings:
             err.print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -244,6 +245,8 @@ def bench(
     fail_below: Annotated[Optional[float], typer.Option(help="Exit with status 1 when a batched engine's ratio "
                                                         "over the reference is below this fraction of its usual "
                                                         "one (bench.USUAL_RATIOS), e.g. 0.3.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Also measure the batched engine (torch kernels) on this "
+                                                  "accelerator, e.g. cuda, with the products alone there.")] = None,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .bench import format_table, regressions, run_bench
@@ -256,6 +259,13 @@ def bench(
         raise UserError(f"must be at least 1, got {repeat}", field="--repeat")
     if fail_below is not None and not 0 < fail_below <= 1:
         raise UserError(f"must be a fraction in (0, 1], got {fail_below}", field="--fail-below")
+    if device is not None:
+        from .sweep import check_device
+        from .workers import on_accelerator
+
+        check_device(device)
+        if not on_accelerator(device):
+            raise UserError("names an accelerator (cuda, cuda:1); the CPU engines are measured anyway", field="--device")
     if jobs_note:
         out.print(jobs_note, markup=False)
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
@@ -264,7 +274,7 @@ def bench(
     if why is not None:
         engines = tuple(e for e in ENGINE_NAMES if e != "batched+native")
         out.print(f"batched+native left out: {why}", markup=False)
-    ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, on_measurement=lambda m: err.print(
+    ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, device=device, on_measurement=lambda m: err.print(
         f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "
         f"{m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
     out.print(format_table(ms, jobs), markup=False)

@@ -33,6 +33,11 @@ def n_params(c: RunConfig) -> int:
     return 2 * c.width + (c.depth - 1) * (c.width * c.width + c.width) + c.width + 1
 
 
+def member_bytes(c: RunConfig, engine: str = "batched") -> float:
+    """Estimated memory one more member adds to a stacked model (task_bytes without the process)."""
+    return task_bytes([c], engine) - BASE_BYTES - refine_bytes(c)
+
+
 def task_bytes(task: list[RunConfig], engine: str) -> float:
     """Estimated peak memory of a worker training one task (one run, or one stacked group)."""
     c, m = task[0], len(task)

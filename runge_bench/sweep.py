@@ -19,7 +19,7 @@ from .errors import UserError
 from .resources import Estimate, available_bytes, check, estimate
 from .store import EmptyStore, Store, check_location, protocol_notes, store_path
 from .study import Study
-from .workers import chunk_runs, default_jobs, execute
+from .workers import chunk_runs, default_jobs, device_free_bytes, device_tasks, execute, on_accelerator
 
 @dataclass(frozen=True)
 class Plan:
@@ -98,6 +98,15 @@ def batched_engine(kernels: str = "auto", compile: bool = False, device: str = "
 MAX_JOBS_PER_CORE = 2  # each worker runs one torch thread: more processes than this only add memory
 
 
+def device_jobs(device: str, requested: int | None) -> tuple[int, str | None]:
+    """On an accelerator: one process drives it, whatever --jobs asks, with a note when it asked
+    for more. Elsewhere: resolve_jobs."""
+    if not on_accelerator(device):
+        return resolve_jobs(requested)
+    note = f"--jobs {requested} ignored: " if requested not in (None, 1) else ""
+    return 1, note + f"one process drives {device}, training each shape as one stacked model as large as its memory allows"
+
+
 def resolve_jobs(requested: int | None) -> tuple[int, str | None]:
     """The local worker count for a requested --jobs (None: all cores), capped at MAX_JOBS_PER_CORE
     per core, with a note when the cap applies. A sweep further never starts more workers than it
@@ -114,11 +123,16 @@ def resolve_jobs(requested: int | None) -> tuple[int, str | None]:
 
 
 def plan_resources(plan: Plan, engine: str, jobs: int, *, backend: str = "local", scheduler: str | None = None,
-                   allow_large: bool = False) -> tuple[Estimate, list[str]]:  # fmt: skip
+                   allow_large: bool = False, device: str = "cpu") -> tuple[Estimate, list[str]]:  # fmt: skip
     """Estimate what the plan's remaining runs need (resources.py) and check it against this
     machine's memory when they run here: a UserError when they cannot fit (unless allow_large),
-    else warnings. On a remote Dask cluster the memory is the workers', not ours: estimate only."""
+    else warnings. On a remote Dask cluster the memory is the workers', not ours: estimate only.
+    On an accelerator, one process and the device's free memory (workers.device_tasks)."""
     kind = "reference" if engine == "reference" else "batched"
+    if on_accelerator(device) and backend == "local":
+        free = device_free_bytes(device)
+        est = estimate(device_tasks(list(plan.todo), free), kind, 1)
+        return est, check(est, available=free, allow_large=allow_large)
     est = estimate(chunk_runs(list(plan.todo), kind, jobs), kind, jobs)
     local = backend == "local" or scheduler is None
     return est, check(est, available=available_bytes() if local else None, allow_large=allow_large)

@@ -23,7 +23,7 @@ from joblib import Parallel, delayed, parallel_config
 from .config import BATCHED_ENGINES, RunConfig, RunResult
 from .environment import library_versions
 from .errors import UserError
-from .resources import run_flops
+from .resources import member_bytes, run_flops
 
 
 MAX_GROUP = 32  # members per stacked model: larger groups stop paying and delay each result
@@ -59,6 +59,56 @@ def chunk_runs(configs: list[RunConfig], engine: str, jobs: int, max_group: int 
     # Longest first, so that no worker is left with a big task at the end.
     cost = lambda t: sum(run_flops(c) for c in t)  # noqa: E731
     return sorted(tasks, key=cost, reverse=True)
+
+
+# On an accelerator one process drives the device (a pool of CPU workers would only contend for
+# it), and each shape trains as one stacked model as large as the device's memory allows, so that
+# every kernel launch does as much work as it can.
+DEVICE_MAX_GROUP = 4096
+DEVICE_MEMORY_SHARE = 0.5  # of the device's free memory that one stacked model may plan to use
+
+
+def on_accelerator(device: str) -> bool:
+    """Whether runs on `device` train on an accelerator (cuda, cuda:1), not on this machine's CPUs."""
+    return device.split(":")[0] != "cpu"
+
+
+def device_group(config: RunConfig, free_bytes: float) -> int:
+    """Members per stacked model on an accelerator with free_bytes of free memory: as many as
+    DEVICE_MEMORY_SHARE of it holds (resources.member_bytes), at least 1, at most DEVICE_MAX_GROUP.
+    Runs refined after Adam refine one member at a time on the host side of the loop; they keep
+    REFINED_GROUP."""
+    if config.optimizer != "adam":
+        return REFINED_GROUP
+    return max(1, min(DEVICE_MAX_GROUP, int(DEVICE_MEMORY_SHARE * free_bytes // member_bytes(config))))
+
+
+def device_tasks(configs: list[RunConfig], free_bytes: float) -> list[list[RunConfig]]:
+    """The tasks of a sweep on an accelerator: runs of one shape (and optimizer) in groups of
+    device_group, the largest work first."""
+    groups: dict[tuple, list[RunConfig]] = defaultdict(list)
+    for c in configs:
+        groups[(*c.shape_key(), c.optimizer)].append(c)
+    tasks = []
+    for members in groups.values():
+        size = device_group(members[0], free_bytes)
+        tasks += [members[i : i + size] for i in range(0, len(members), size)]
+    return sorted(tasks, key=lambda t: sum(run_flops(c) for c in t), reverse=True)
+
+
+def device_free_bytes(device: str) -> float:
+    """Free memory on an accelerator now, as the driver reports it."""
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return float(free)
+
+
+def _run_here(tasks: list[list[RunConfig]], engine: str, device: str) -> Iterator[RunResult]:
+    """Run tasks one after another in this process (the one that drives the device), yielding
+    each task's results as it finishes."""
+    for task in tasks:
+        yield from run_task(task, engine, device)
 
 
 def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
@@ -123,6 +173,9 @@ def execute(configs: list[RunConfig], *, engine: str = "batched", jobs: int | No
         return
     if backend != "local":
         raise UserError(f"unknown backend {backend!r} (valid: local, dask)", field="--backend")
+    if on_accelerator(device):
+        yield from _run_here(device_tasks(list(configs), device_free_bytes(device)), engine, device)
+        return
     yield from _run_local(chunk_runs(list(configs), engine, jobs), engine, device, jobs)
 
 

@@ -1,0 +1,86 @@
+"""The accelerator path (`--device cuda`), tested where it can be without one: which runs go
+together and how large a stacked model gets, that one process trains them in order, the bench's
+device rows, and the errors. The GPU itself is exercised by `.ci/device-check` (README)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from runge_bench.bench import Case, format_table, measure_device
+from runge_bench.cli import app
+from runge_bench.config import RunConfig
+from runge_bench.resources import BASE_BYTES, member_bytes, task_bytes
+from runge_bench.study import load_study
+from runge_bench.sweep import device_jobs
+from runge_bench.workers import (DEVICE_MAX_GROUP, REFINED_GROUP, _run_here, device_group, device_tasks,
+                                 on_accelerator)
+
+runner = CliRunner()
+
+
+def test_accelerators_are_told_from_the_cpu():
+    assert on_accelerator("cuda") and on_accelerator("cuda:1")
+    assert not on_accelerator("cpu")
+
+
+def test_a_group_fills_half_the_free_memory_and_no_more():
+    c = RunConfig("tanh", width=256)
+    per = member_bytes(c)
+    assert per == pytest.approx(task_bytes([c, c], "batched") - task_bytes([c], "batched"))
+    assert device_group(c, free_bytes=10 * per) == 5
+    assert device_group(c, free_bytes=1.0) == 1  # never none
+    assert device_group(RunConfig("tanh", width=4), free_bytes=1e15) == DEVICE_MAX_GROUP
+    assert device_group(RunConfig("tanh", optimizer="adam+lm", lm_iters=3), 1e12) == REFINED_GROUP
+    assert BASE_BYTES > 0
+
+
+def test_the_ablation_on_a_large_device_is_one_model_per_shape():
+    """On 140 GB free, each activation x width of the ablation (40 runs: 4 weights x 10 seeds)
+    trains as one stacked model; on little memory the shapes split, and no run is lost or doubled."""
+    configs = list(load_study("studies/ablation.toml").configs)
+    big = device_tasks(configs, 140e9)
+    assert len(big) == 20 and all(len(t) == 40 for t in big)
+    assert all(len({c.shape_key() for c in t}) == 1 for t in big)
+    small = device_tasks(configs, 2e9)
+    assert len(small) > 20
+    ids = [c.run_id for t in small for c in t]
+    assert sorted(ids) == sorted(c.run_id for c in configs)
+
+
+def test_one_process_trains_the_tasks_in_order():
+    tasks = [[RunConfig("tanh", seed=s, width=4, epochs=2, n_points=20) for s in (0, 1)],
+             [RunConfig("relu", seed=0, width=4, epochs=2, n_points=20)]]  # fmt: skip
+    results = list(_run_here(tasks, "batched", "cpu"))
+    assert [r.config for r in results] == [c for t in tasks for c in t]
+    assert all(r.status == "ok" and r.device == "cpu" for r in results)
+
+
+def test_jobs_on_an_accelerator_are_one():
+    assert device_jobs("cuda", None)[0] == 1
+    jobs, note = device_jobs("cuda", 8)
+    assert jobs == 1 and "--jobs 8 ignored" in note and "one process drives cuda" in note
+    assert device_jobs("cpu", 1) == (1, None)
+
+
+def test_bench_device_rows_and_their_table():
+    """The device measurement runs on any device torch has (here the CPU): a row for the engine
+    and one for the products alone, throughput counted for one process."""
+    ms = measure_device(Case("full batch (800 points)", None, 2, 2, 8, 8), "cpu", members=8)
+    assert [m.engine for m in ms] == ["batched@cpu", "matmul floor@cpu"]
+    assert all(m.runs == 8 and m.epochs == 2 and m.wall_s > 0 for m in ms)
+    table = format_table(ms, jobs=2)
+    assert "ENGINE@DEVICE" in table and "| batched@cpu | 8 x 2 |" in table
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--quick", "--device", "cuda"], "error: --device: cuda: no CUDA device is available on this machine"),
+    (["bench", "--quick", "--device", "cpu"], "error: --device: names an accelerator"),
+    (["bench", "--quick", "--device", "tpu9"], "error: --device: not a torch device"),
+])  # fmt: skip
+def test_bench_device_errors_are_one_line(argv, message):
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2 and result.stderr.strip().startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
