@@ -16,7 +16,7 @@ from typing import Callable
 
 from .config import ENGINE_NAMES, RunConfig, RunResult
 from .errors import UserError
-from .resources import Estimate, available_bytes, check, estimate
+from .resources import FLOPS_PER_S, Estimate, available_bytes, check, estimate, refine_bytes, refine_flops
 from .store import EmptyStore, Store, check_location, protocol_notes, store_path
 from .study import Study
 from .workers import chunk_runs, default_jobs, device_free_bytes, device_tasks, execute, on_accelerator
@@ -49,12 +49,32 @@ class Plan:
         if refined:
             lines.append(f"  refinement: {len(refined)} runs go on after Adam with L-BFGS or Levenberg-Marquardt, "
                          "one run at a time in the worker that trained them (refine.py)")  # fmt: skip
+            lines += [f"  {line}" for line in lm_costs(refined)]
         stored = ", ".join(f"{n} {k}" for k, n in sorted(self.stored.items())) or "none"
         lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
         if self.other_stored:
             lines.append(f"  (the store also holds {self.other_stored} runs outside this plan)")
         lines += [f"  ({note})" for note in protocol_notes(self.other_protocols)]
         return "\n".join(lines)
+
+
+def lm_costs(configs: list[RunConfig]) -> list[str]:
+    """What one Levenberg-Marquardt iteration costs at each network size of the plan (its Jacobian
+    and Gram system grow with width squared, then cubed past 2N parameters): what decides the
+    widths LM can afford."""
+    shapes: dict[tuple, list[RunConfig]] = {}
+    for c in configs:
+        if c.optimizer == "adam+lm":
+            shapes.setdefault((c.width, c.depth, c.n_points, c.val_fraction, c.dtype), []).append(c)
+    out = []
+    for (width, depth, *_), cs in sorted(shapes.items()):
+        c = cs[0]
+        per_iter = refine_flops(c) / c.lm_iters
+        total_s = sum(refine_flops(x) for x in cs) / FLOPS_PER_S
+        out.append(f"LM at width {width}, depth {depth}: ~{per_iter / 1e9:.3g} GFLOP and ~{refine_bytes(c) / 1e6:.0f} MB "
+                   f"per iteration (~{per_iter / FLOPS_PER_S:.2g} s at {FLOPS_PER_S / 1e9:.0f} GFLOP/s); "
+                   f"{len(cs)} runs x {c.lm_iters} iterations ~{total_s / 60:.1f} worker-min")  # fmt: skip
+    return out
 
 
 def make_plan(study: Study, results_dir: str | Path, *, retry_failed: bool = False) -> Plan:
