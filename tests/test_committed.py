@@ -46,7 +46,7 @@ def assert_same_csv(new, old) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", ["smoke", "seed-replication", "ablation"])
+@pytest.mark.parametrize("study", ["smoke", "seed-replication", "ablation", "precision", "targets"])
 def test_committed_report_regenerates(study, tmp_path):
     committed = ROOT / "results" / study
     build_report(resolve(str(committed), ROOT / "results"), tmp_path)
