@@ -23,7 +23,7 @@ from . import tables
 from .errors import UserError
 from .report import Source, load_runs, resolve
 from .store import Store
-from .target import plot_grid, runge, runge_derivative
+from .target import get_target, plot_grid
 
 RESULTS = Path("results")
 
@@ -67,12 +67,18 @@ def curves(target: str | Path, run_ids: Iterable[str], results_dir: str | Path =
 
 
 def predictions(target: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
-    """The trained networks' f and f' on the plotting grid (target.plot_grid), beside the truth,
-    long: run_id, x, f, df, f_true, df_true. Diverged and failed runs have none."""
+    """The trained networks' f and f' on the plotting grid (target.plot_grid), beside the truth
+    (each run's own target), long: run_id, x, f, df, f_true, df_true. Diverged and failed runs have
+    none."""
     x = plot_grid()
-    frames = [pd.DataFrame({"run_id": rid, "x": x, "f": np.asarray(p["f"], float), "df": np.asarray(p["df"], float),
-                            "f_true": runge(x), "df_true": runge_derivative(x)})
-              for rid, (_, p) in _arrays(target, run_ids, results_dir).items() if p]  # fmt: skip
+    arrays = _arrays(target, run_ids, results_dir)
+    fitted = runs(target, results_dir).set_index("run_id")["target"] if arrays else {}
+    frames = []
+    for rid, (_, p) in arrays.items():
+        if p:
+            t = get_target(fitted[rid])
+            frames.append(pd.DataFrame({"run_id": rid, "x": x, "f": np.asarray(p["f"], float),
+                                        "df": np.asarray(p["df"], float), "f_true": t.f(x), "df_true": t.df(x)}))  # fmt: skip
     if not frames:
         return pd.DataFrame(columns=["run_id", "x", "f", "df", "f_true", "df_true"])
     return pd.concat(frames, ignore_index=True)

@@ -194,7 +194,7 @@ def report(
 @user_errors
 def show(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
-    where: Annotated[Optional[str], typer.Option(help="One cell: FIELD=VALUE pairs, e.g. width=16,deriv_weight=0.")] = None,
+    where: Annotated[Optional[list[str]], typer.Option(help="One cell: FIELD=VALUE pairs, e.g. width=16,deriv_weight=0 (or the option repeated).")] = None,
     run_id: Annotated[Optional[str], typer.Option("--run", help="One run, by its run id (tables/runs.csv lists them).")] = None,
     results_dir: ResultsDir = Path("results"),
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: the store's show/<selection>/].")] = None,
@@ -206,7 +206,8 @@ def show(
     from .report import resolve
     from .show import show as show_selection
 
-    path = show_selection(resolve(study, results_dir), where=where, run_id=run_id, out_dir=out_dir)
+    path = show_selection(resolve(study, results_dir), where=",".join(where) if where else None, run_id=run_id,
+                          out_dir=out_dir)  # fmt: skip
     out.print(f"wrote {path} (figures beside it)", markup=False)
 
 

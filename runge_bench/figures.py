@@ -35,11 +35,15 @@ def per_seed_arrays(arrays: dict[str, tuple[dict, dict]], runs: pd.DataFrame) ->
         df = np.stack([arrays[i][1]["df"] for i in ids]).astype(float)
         members[act] = {"f": f, "df": df, "best": (len(ids) - 1) // 2}  # median of validation loss
         cs = [arrays[i][0] for i in ids]
-        n = min(len(c["epoch"]) for c in cs)
-        c = {k: np.stack([ci[k][:n] for ci in cs]).astype(float) for k in ("train_f", "train_df", "val_f", "val_df")}
+        # Runs may end at different epochs (a refinement that stopped early) and so be thinned to
+        # different epochs (store.thin_curves): put every run on the epochs of the one that ends
+        # first, interpolating between its stored points, so that a band is taken over one epoch.
+        grid = min((ci["epoch"].astype(float) for ci in cs), key=lambda e: (e[-1], -len(e)))
+        c = {k: np.stack([np.interp(grid, ci["epoch"].astype(float), ci[k].astype(float)) for ci in cs])
+             for k in ("train_f", "train_df", "val_f", "val_df")}  # fmt: skip
         w = g.deriv_weight.to_numpy(float)[:, None]
         c["train_total"], c["val_total"] = c["train_f"] + w * c["train_df"], c["val_f"] + w * c["val_df"]
-        c["epoch"] = cs[0]["epoch"][:n].astype(float)
+        c["epoch"] = grid
         curves[act] = c
     return members, curves, left_out
 

@@ -16,7 +16,7 @@ from . import plots, tables
 from .errors import UserError
 from .figures import KEY_METRICS
 from .report import Source, cell_arrays, load_runs
-from .target import plot_grid, runge, runge_derivative
+from .target import get_target, plot_grid
 
 
 def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
@@ -88,12 +88,16 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
     columns = ["run_id", "status", *tables.CONFIG_FIELDS, *KEY_METRICS]
     selected[[c for c in columns if c in selected]].to_csv(out / "runs.csv", index=False)
     if members:
-        x = plot_grid()
-        plots.save(plots.fits_figure(x, runge(x), runge_derivative(x), members, f"Fits of f and f′ ({title})"),
-                   out / "fits")  # fmt: skip
+        if ok.target.nunique() > 1:
+            lines += [f"No fits figure: the selection spans {ok.target.nunique()} targets; add target=NAME to "
+                      "--where.", ""]  # fmt: skip
+        else:
+            x, t = plot_grid(), get_target(ok.target.iloc[0])
+            plots.save(plots.fits_figure(x, t.f(x), t.df(x), members, f"Fits of f and f′ ({title})"), out / "fits")
+            lines += ["![fits](fits.png)", ""]
         spread = ": median and IQR over seeds" if ok.seed.nunique() > 1 else ""
         plots.save(plots.curves_figure(curves, f"Loss curves ({title}){spread}"), out / "loss_curves")
-        lines += ["![fits](fits.png)", "", "![loss curves](loss_curves.png)", ""]
+        lines += ["![loss curves](loss_curves.png)", ""]
     path = out / "show.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

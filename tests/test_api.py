@@ -86,3 +86,53 @@ def test_help_shows_defaults_and_takes_h(capsys):
     text = capsys.readouterr().out
     assert "Worker processes [default: all cores]." in text and "[default: results]" in text
     assert "<bool>" not in text and "--dry-run " in text
+
+
+def test_show_and_predictions_follow_each_runs_target(tmp_path):
+    """A run's truth is its own target's: predictions carry it, and show draws fits only for a
+    selection of one target. --where may be repeated (its pairs add up)."""
+    from runge_bench.config import RunConfig
+    from runge_bench.store import Store
+    from runge_bench.batched import train_batched
+    from runge_bench.target import get_target
+
+    store = tmp_path / "mixed" / "runs.sqlite"
+    configs = [RunConfig(a, seed=s, target=t, width=4, epochs=3, n_points=40)
+               for t in ("runge", "sin4pi") for a in ("relu", "tanh") for s in (0, 1)]  # fmt: skip
+    with Store(store, create=True) as st:
+        for activation in ("relu", "tanh"):
+            for r in train_batched([c for c in configs if c.activation == activation]):
+                st.write(r)
+    ids = [c.run_id for c in configs if c.target == "sin4pi"][:1]
+    preds = api.predictions(str(store.parent), ids)
+    np.testing.assert_allclose(preds.f_true.to_numpy(), get_target("sin4pi").f(plot_grid()))
+    assert run(["show", str(store.parent), "--where", "activation=tanh", "--out", str(tmp_path / "both")]) == 0
+    text = (tmp_path / "both" / "show.md").read_text()
+    assert "No fits figure: the selection spans 2 targets" in text and (tmp_path / "both" / "loss_curves.png").exists()
+    assert run(["show", str(store.parent), "--where", "activation=tanh", "--where", "target=sin4pi",
+                "--out", str(tmp_path / "one")]) == 0  # fmt: skip
+    text = (tmp_path / "one" / "show.md").read_text()
+    assert "activation=tanh, target=sin4pi" in text and "4 runs" not in text and "2 runs (2 ok)" in text
+    assert (tmp_path / "one" / "fits.png").exists()
+
+
+def test_curves_of_runs_that_end_apart_share_one_epoch_grid():
+    """A refinement that stops early leaves a shorter curve, thinned to other epochs: the figures'
+    band is taken on the epochs of the run that ends first, each run interpolated there."""
+    import pandas as pd
+
+    from runge_bench.figures import per_seed_arrays
+
+    def arrays(epochs):
+        e = np.asarray(epochs, float)
+        return {k: e * 0 + 1.0 / e for k in ("train_f", "train_df", "val_f", "val_df")} | {"epoch": e}, \
+            {"f": np.zeros(3), "df": np.zeros(3)}
+
+    stored = {"a": arrays([1, 5, 10, 20]), "b": arrays([1, 3, 6, 9, 12])}
+    runs = pd.DataFrame({"run_id": ["a", "b"], "activation": "tanh", "seed": [0, 1], "deriv_weight": 1.0,
+                         "val_f_mse": [1.0, 2.0], "val_df_mse": [1.0, 2.0]})  # fmt: skip
+    _, curves, left_out = per_seed_arrays(stored, runs)
+    c = curves["tanh"]
+    assert not left_out and list(c["epoch"]) == [1, 3, 6, 9, 12]
+    np.testing.assert_allclose(c["train_f"][1], [1, 1 / 3, 1 / 6, 1 / 9, 1 / 12])  # b, its own points
+    np.testing.assert_allclose(c["train_f"][0][:2], [1, 1 - (1 - 1 / 5) * 2 / 4])  # a, interpolated at 3
