@@ -84,3 +84,27 @@ def test_bench_device_errors_are_one_line(argv, message):
     result = runner.invoke(app, argv)
     assert result.exit_code == 2 and result.stderr.strip().startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_on_an_accelerator_is_routed_through_one_process(monkeypatch, write_study, tmp_path):
+    """With the device check and the free-memory query standing in for a GPU (the CPU plays it),
+    a sweep takes the accelerator route: one process, device-sized groups, its memory checked
+    against the device's; every run stored as on the CPU route."""
+    from runge_bench import sweep, workers
+    from runge_bench.store import Store
+
+    calls = []
+    monkeypatch.setattr(workers, "on_accelerator", lambda device: True)
+    monkeypatch.setattr(sweep, "on_accelerator", lambda device: True)
+    monkeypatch.setattr(workers, "device_free_bytes", lambda device: calls.append(device) or 64e9)
+    monkeypatch.setattr(sweep, "device_free_bytes", lambda device: 64e9)
+    monkeypatch.setattr(workers, "_run_local", lambda *a, **k: pytest.fail("the CPU pool was used"))
+    study = load_study(write_study('name = "gpu"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\n'
+                                   'activation = ["relu", "tanh"]\nseed = [0, 1, 2]\n'))  # fmt: skip
+    plan = sweep.make_plan(study, tmp_path)
+    est, _ = sweep.plan_resources(plan, "batched", 1, device="cpu")
+    assert est.workers == 1
+    summary = sweep.run_sweep(plan, engine="batched", jobs=1, device="cpu")
+    assert summary.counts["ok"] == 6 and calls == ["cpu"]
+    with Store(plan.store_path) as store:
+        assert len(store.statuses()) == 6
