@@ -13,13 +13,11 @@ first epoch whose loss is not finite, marking it diverged.
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .activations import get_activation
 from .config import RunConfig, RunResult, Status
 from .environment import library_versions
 from .metrics import Predictor, evaluate
