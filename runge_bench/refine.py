@@ -40,6 +40,7 @@ RECORD_EVERY = 10  # L-BFGS iterations per recorded curve point
 LBFGS_HISTORY = 100
 MU_MAX = 1e12  # relative to the initial damping: beyond it, LM's damping has run away
 MAX_REJECTIONS = 60  # tries per LM iteration (mu doubles, and doubles its factor, each time)
+CURVE_KEYS = ("epoch", "train_f", "train_df", "val_f", "val_df")  # as train.CURVES, with the epoch
 
 
 @dataclass
@@ -47,13 +48,13 @@ class Refinement:
     """What a refinement did: the parameters it ended with, its curve points, how it stopped."""
 
     params: Params
-    curves: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in ("epoch", "train_f", "train_df", "val_f", "val_df")})
+    curves: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in CURVE_KEYS})
     iterations: int = 0  # iterations completed
     stopped: str | None = None  # why it stopped before its iterations were done, if it did
     diverged_at: int | None = None  # epoch number (after Adam's) of a non-finite loss
 
     def record(self, epoch: int, train: tuple[float, float], val: tuple[float, float]) -> None:
-        for k, v in zip(("epoch", "train_f", "train_df", "val_f", "val_df"), (epoch, *train, *val)):
+        for k, v in zip(CURVE_KEYS, (epoch, *train, *val)):
             self.curves[k].append(float(v))
 
 

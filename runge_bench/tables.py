@@ -336,7 +336,7 @@ def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame
             key = {a: getattr(r, a) for a in axes}
             target = key.get("target", df.target.iloc[0])
             runs = select(ok, key).set_index("seed")[metric]
-            spline = baselines[(baselines.baseline == "cubic spline") & (baselines.target == target)].set_index("seed")[metric]
+            spline = select(baselines, {"baseline": "cubic spline", "target": target}).set_index("seed")[metric]
             seeds = sorted(set(runs.index) & set(spline.index))
             t = stats.paired_test(runs.loc[seeds].to_numpy(float), spline.loc[seeds].to_numpy(float),
                                   seed=_seed("floor", tuple(key.values()), metric))  # fmt: skip
@@ -357,8 +357,8 @@ def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.Data
     ok = df[(df.status == "ok") & (df.optimizer != "adam")]
     if ok.empty:
         return pd.DataFrame()
-    ok = ok.assign(refine_iters=[RunConfig(**{k: getattr(r, k) for k in ("activation", "optimizer", "lbfgs_iters", "lm_iters")}).refine_iters
-                                 for r in ok.itertuples()])  # fmt: skip
+    iters = np.where(ok.optimizer == "adam+lbfgs", ok.lbfgs_iters, ok.lm_iters)  # config.REFINE_ITERS
+    ok = ok.assign(refine_iters=iters.astype(int))
     ok = ok.assign(iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()])
     rows = []
     for key, g in _groups(ok, varying_axes(df)):
