@@ -108,3 +108,22 @@ def test_a_sweep_on_an_accelerator_is_routed_through_one_process(monkeypatch, wr
     assert summary.counts["ok"] == 6 and calls == ["cpu"]
     with Store(plan.store_path) as store:
         assert len(store.statuses()) == 6
+
+
+@pytest.mark.slow
+def test_the_device_check_script_dry_runs_on_the_cpu(tmp_path):
+    """.ci/device-check is what a session with a GPU runs: its plumbing (sweep, compare with the
+    committed store, report) must keep working; `cpu --quick` runs it on the smoke study."""
+    import os
+    import subprocess
+
+    from .conftest import ROOT
+
+    env = {**os.environ, "OUT": str(tmp_path / "out")}
+    done = subprocess.run(["bash", str(ROOT / ".ci" / "device-check"), "cpu", "--quick"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "device-check: smoke on cpu:" in log and "16 equivalent, 0 inconclusive, 0 different" in log
+    assert (tmp_path / "out" / "compare-smoke" / "compare.md").exists()
+    assert (tmp_path / "out" / "report-smoke" / "report.md").exists()
