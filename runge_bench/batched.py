@@ -135,10 +135,15 @@ def _packed(tensors: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
     handful per parameter tensor, and each view stays contiguous for bmm.
     """
     buffer = torch.cat([t.reshape(-1) for t in tensors])
-    views, offsets = [], np.cumsum([0] + [t.numel() for t in tensors])
-    for t, i in zip(tensors, offsets[:-1]):
+    return buffer, views_of(buffer, tensors)
+
+
+def views_of(buffer: Tensor, like: list[Tensor]) -> list[Tensor]:
+    """Views of a flat buffer shaped like the tensors `like`, laid out back to back."""
+    views, offsets = [], np.cumsum([0] + [t.numel() for t in like])
+    for t, i in zip(like, offsets[:-1]):
         views.append(buffer[int(i) : int(i) + t.numel()].view_as(t))
-    return buffer, views
+    return views
 
 
 def _stacked_data(configs: list[RunConfig], splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from .activations import Activation
-from .batched import backward, forward
+from .batched import _packed, backward, forward
 from .config import RunConfig
 from .model import Params
 
@@ -59,17 +59,10 @@ class Refinement:
 
 
 def _flat(params: Params) -> tuple[Tensor, Params]:
-    """One vector holding a stack-of-one's parameters in the batched order [w1, b1, w2, b2, ...],
-    and views of it shaped like them."""
-    flat = torch.cat([t.reshape(-1) for wb in params for t in wb]).clone()
-    views, i = [], 0
-    for w, b in params:
-        vw = flat[i : i + w.numel()].view_as(w)
-        i += w.numel()
-        vb = flat[i : i + b.numel()].view_as(b)
-        i += b.numel()
-        views.append((vw, vb))
-    return flat, views
+    """One vector holding a stack-of-one's parameters in the batched order [w1, b1, w2, b2, ...]
+    (a copy: the input stays as it is), and views of it shaped like them."""
+    flat, views = _packed([t for wb in params for t in wb])
+    return flat, list(zip(views[0::2], views[1::2]))
 
 
 def _losses(params: Params, act: Activation, data: tuple[Tensor, Tensor, Tensor]) -> tuple[float, float]:

@@ -119,11 +119,11 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     baselines = pd.concat([baseline_runs(sorted(ok_seeds), n_points, val_fraction, target).assign(target=target)
                            for target in targets_of(df)], ignore_index=True)  # fmt: skip
     baselines = baselines[["target", *[c for c in baselines.columns if c != "target"]]]
-    summary = tables.summary_table(df)
+    summary, bsum = tables.summary_table(df), tables.baseline_summary(baselines)
     t = Tables(summary=summary, comparisons=tables.comparisons_table(df),
                effects=tables.axis_effects_table(df, cell, list(METRICS)), ranking=tables.ranking_table(df), reproduction=tables.reproduction_table(df),
-               baselines=baselines, baseline_summary=tables.baseline_summary(baselines),
-               cell_rankings=tables.cell_rankings(df, RANKED_METRICS), floor=tables.floor_table(df, summary, baselines),
+               baselines=baselines, baseline_summary=bsum, cell_rankings=tables.cell_rankings(df, RANKED_METRICS),
+               floor=tables.floor_table(df, summary, baselines, bsum),
                refinement=tables.refinement_table(df, last_epochs(source, df)))  # fmt: skip
     d = out / "tables"
     d.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .activations import ACTIVATIONS
-from .config import OPTIMIZERS, RunConfig
+from .config import OPTIMIZERS, REFINE_ITERS, RunConfig
 from .errors import UserError
 from .target import TARGETS, n_val
 
@@ -268,10 +268,10 @@ def _cases(doc: dict, taken: set[str], path: Path) -> list[dict[str, Any]]:
 def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
     """One run's config, with the checks that involve several keys."""
     optimizer = values.get("optimizer", "adam")
-    for opt, iters in (("adam+lbfgs", "lbfgs_iters"), ("adam+lm", "lm_iters")):
-        if optimizer == opt and values.get(iters, 0) < 1:
-            raise UserError(f"optimizer {opt!r} needs {iters} >= 1 (the refinement's iterations)", path=path,
-                            field=f"{where}.{iters}" if where.startswith("case") else iters)  # fmt: skip
+    iters = REFINE_ITERS.get(optimizer)
+    if iters is not None and values.get(iters, 0) < 1:
+        raise UserError(f"optimizer {optimizer!r} needs {iters} >= 1 (the refinement's iterations)", path=path,
+                        field=f"{where}.{iters}" if where.startswith("case") else iters)  # fmt: skip
     return RunConfig(**values)
 
 

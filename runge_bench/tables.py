@@ -319,15 +319,16 @@ def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 FLOOR_METRICS = ("grid_f_max", "grid_df_max", "grid_f_mse", "grid_df_mse")
 
 
-def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
+                bsum: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
     """Per cell, activation and dense-grid metric: the network's median over seeds against the
     classical floor, the best baseline's median on the same target (ratio = network / baseline),
     and against the cubic spline (which uses f alone, as a network trained with lambda = 0 could),
     paired seed by seed on the same split: the median of the per-seed ratios, the share of seeds
-    where the network is lower, and the two-sided Wilcoxon p on the log ratios."""
+    where the network is lower, and the two-sided Wilcoxon p on the log ratios. bsum:
+    baseline_summary(baselines)."""
     axes = varying_axes(df)
     ok = df[df.status == "ok"]
-    bsum = baseline_summary(baselines)
     rows = []
     for metric in FLOOR_METRICS:
         best = best_baselines(bsum, metric).set_index("target")
@@ -357,13 +358,13 @@ def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.Data
     ok = df[(df.status == "ok") & (df.optimizer != "adam")]
     if ok.empty:
         return pd.DataFrame()
-    iters = np.where(ok.optimizer == "adam+lbfgs", ok.lbfgs_iters, ok.lm_iters)  # config.REFINE_ITERS
-    ok = ok.assign(refine_iters=iters.astype(int))
-    ok = ok.assign(iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()])
+    ok = ok.assign(refine_iters=[int(getattr(r, config.REFINE_ITERS[r.optimizer])) for r in ok.itertuples()],
+                   iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()])  # fmt: skip
+    axes = varying_axes(df)
     rows = []
-    for key, g in _groups(ok, varying_axes(df)):
+    for key, g in _groups(ok, axes):
         done = g.iterations_run.to_numpy(float)
-        rows.append({**dict(zip(varying_axes(df), key)), "n_ok": len(g), "refine_iters": int(g.refine_iters.iloc[0]),
+        rows.append({**dict(zip(axes, key)), "n_ok": len(g), "refine_iters": int(g.refine_iters.iloc[0]),
                      "stopped_early": int((done < g.refine_iters.to_numpy()).sum()),
                      "median_iterations_run": float(np.nanmedian(done)) if np.isfinite(done).any() else np.nan,
                      "min_iterations_run": float(np.nanmin(done)) if np.isfinite(done).any() else np.nan})  # fmt: skip

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from runge_bench.activations import ACTIVATIONS, get_activation
-from runge_bench.batched import forward, train_batched
+from runge_bench.batched import forward, train_batched, views_of
 from runge_bench.config import RunConfig
 from runge_bench.model import init_params, stack_params
 from runge_bench.refine import _flat, jacobian, refine
@@ -33,14 +33,8 @@ def test_jacobian_equals_autograd(activation, depth):
     y, dy, j = jacobian(views, act, x)
 
     def outputs(theta):
-        vs, i = [], 0
-        for w, b in params:
-            vw = theta[i : i + w.numel()].view_as(w)
-            i += w.numel()
-            vb = theta[i : i + b.numel()].view_as(b)
-            i += b.numel()
-            vs.append((vw, vb))
-        yy, dyy, _ = forward(vs, act, x)
+        vs = views_of(theta, [t for wb in params for t in wb])
+        yy, dyy, _ = forward(list(zip(vs[0::2], vs[1::2])), act, x)
         return torch.cat([yy.reshape(-1), dyy.reshape(-1)])
 
     expected = torch.func.jacrev(outputs)(flat)

@@ -126,14 +126,19 @@ def test_report_errors_are_one_line_exit_2(tmp_path):
     assert result.exit_code == 2 and result.stderr.strip() == f"error: {empty}: the store holds no runs to report"
 
 
+def _sweep_and_report(study, results, name: str):
+    """Sweep a study file on one worker and report it; the report's directory."""
+    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(results), "-j", "1"]).exit_code == 0
+    result = runner.invoke(app, ["report", str(study), "--results-dir", str(results)])
+    assert result.exit_code == 0, result.output
+    return results / name
+
+
 def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_path):
     study = write_study('name = "multi"\n[fixed]\nepochs = 8\nn_points = 60\n[grid]\n'
                         'activation = ["relu", "tanh", "silu"]\nwidth = [4, 8, 32]\nderiv_weight = [0.0, 1.0]\n'
                         'seed = [0, 1]\n')  # fmt: skip
-    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "-j", "1"]).exit_code == 0
-    result = runner.invoke(app, ["report", str(study), "--results-dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "multi"
+    out = _sweep_and_report(study, tmp_path, "multi")
     for name in ["fits", "loss_curves", "distributions", "by_width", "by_deriv_weight", "tradeoff",
                  "heatmap_width", "heatmap_width_weight", "ranking"]:  # fmt: skip
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
@@ -154,10 +159,7 @@ def test_targets_and_regimes_get_their_tables_figures_and_findings(write_study, 
                         'activation = ["relu", "tanh", "silu"]\ntarget = ["runge", "abs"]\nseed = [0, 1, 2]\n'
                         '[[case]]\ndtype = "float32"\n'
                         '[[case]]\ndtype = "float64"\noptimizer = "adam+lm"\nlm_iters = 3\n')  # fmt: skip
-    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "-j", "1"]).exit_code == 0
-    result = runner.invoke(app, ["report", str(study), "--results-dir", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "precision-mini"
+    out = _sweep_and_report(study, tmp_path, "precision-mini")
     for name in ["floor_gap", "fits_by_target", "fits", "ranking"]:
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()

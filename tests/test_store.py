@@ -56,12 +56,17 @@ def test_missing_store_is_a_user_error(tmp_path):
         Store(tmp_path / "nope.sqlite")
 
 
-def test_foreign_sqlite_file_is_refused(tmp_path):
-    path = tmp_path / "other.sqlite"
+def _foreign_database(path, table: str):
+    """An SQLite file holding one table of someone else's."""
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE runs (x)")
+    db.execute(f"CREATE TABLE {table} (x)")
     db.commit()
     db.close()
+    return path
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path):
+    path = _foreign_database(tmp_path / "other.sqlite", "runs")
     with pytest.raises(UserError, match="not a runge-bench results store"):
         Store(path)
 
@@ -75,13 +80,8 @@ def test_garbage_file_is_refused(tmp_path):
 
 def test_a_failed_open_leaves_no_connection_behind(tmp_path):
     import os
-    import sqlite3
 
-    path = tmp_path / "other.sqlite"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE unrelated (x)")
-    db.commit()
-    db.close()
+    path = _foreign_database(tmp_path / "other.sqlite", "unrelated")
 
     def open_fds() -> list[str]:
         return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
