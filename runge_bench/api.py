@@ -19,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import tables
-from .errors import UserError
-from .report import Source, load_runs, resolve
-from .store import Store
-from .target import get_target, plot_grid
+from .analysis import tables
+from .problem.errors import UserError
+from .runs.loading import Source, load_runs
+from .runs.loading import resolve
+from .runs.store import Store
+from .problem.data import plot_grid
+from .problem.targets import get_target
+from .problem.config import CONFIG_FIELDS
 
 RESULTS = Path("results")
 
@@ -87,7 +90,7 @@ def predictions(target: str | Path, run_ids: Iterable[str], results_dir: str | P
 def cell(runs_df: pd.DataFrame, **where: object) -> pd.DataFrame:
     """The runs of one cell: runs(...) filtered by config values, e.g. cell(df, width=16,
     deriv_weight=0.0). An unknown field is a UserError."""
-    unknown = set(where) - set(tables.CONFIG_FIELDS) - {"status", "engine"}
+    unknown = set(where) - set(CONFIG_FIELDS) - {"status", "engine"}
     if unknown:
-        raise UserError(f"unknown field {sorted(unknown)[0]!r} (fields: {', '.join(tables.CONFIG_FIELDS)})", field="--where")
+        raise UserError(f"unknown field {sorted(unknown)[0]!r} (fields: {', '.join(CONFIG_FIELDS)})", field="--where")
     return tables.select(runs_df, where)

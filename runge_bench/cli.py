@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .errors import UserError
+from .problem.errors import UserError
 
 app = typer.Typer(
     help="Reproducible benchmarks of MLPs fitting the Runge function and its derivative.",
@@ -108,41 +108,46 @@ def sweep(
     name: Annotated[Optional[str], typer.Option("--name", help="The study's name (and results directory) [default: the file's, with --set items appended].")] = None,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
-    from .study import load_study
-    from .sweep import check_options, device_jobs, make_plan, plan_resources, resolve_engine, resolve_jobs
-    from .workers import check_scheduler
+    from .runs.options import check_options, device_jobs, resolve_engine, resolve_jobs
+    from .runs.plan import make_plan, plan_resources
+    from .runs.study import load_study
+    from .runs.tasks import on_accelerator
+    from .runs.workers import check_scheduler, device_free_bytes
 
     resolve_jobs(jobs)  # a bad --jobs is refused whatever the device
-    check_options(engine=engine.value, kernels=kernels.value, compile=compile, device=device,
+    check_options(family=engine.value, kernels=kernels.value, compile=compile, device=device,
                   backend=backend.value, scheduler=scheduler)  # fmt: skip
     jobs, jobs_note = device_jobs(device, jobs)
     plan = make_plan(load_study(study, set_, name), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
-    if plan.todo:
-        estimate, warnings = plan_resources(plan, engine.value, jobs, backend=backend.value, scheduler=scheduler,
-                                            allow_large=allow_large, device=device)  # fmt: skip
-        out.print(f"  {estimate.describe()}", markup=False)
-        for warning in warnings:
-            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
-    if dry_run or not plan.todo:
-        if not plan.todo:
-            out.print("nothing to train: every run is stored")
+    if not plan.todo:
+        out.print("nothing to train: every run is stored")
         return
-    if scheduler is not None:
-        check_scheduler(scheduler)
+    # The tasks are cut once, here, for the workers that will run them: the memory check below
+    # judges exactly what the sweep then trains.
+    threads = check_scheduler(scheduler) if scheduler is not None else None
+    free = device_free_bytes(device) if on_accelerator(device) and backend.value == "local" else None
+    tasks, estimate, warnings = plan_resources(plan, engine.value, jobs, backend=backend.value, scheduler=scheduler,
+                                               scheduler_threads=threads, allow_large=allow_large, device=device,
+                                               device_free_bytes=free)  # fmt: skip
+    out.print(f"  {estimate.describe()}", markup=False)
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    if dry_run:
+        return
     engine_name, note = resolve_engine(engine.value, kernels.value, compile, device)
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
     if jobs_note:
         out.print(jobs_note, markup=False)
     summary = _train_with_progress(plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value,
-                                   scheduler=scheduler)  # fmt: skip
+                                   scheduler=scheduler, tasks=tasks)  # fmt: skip
     out.print(summary.describe() + f"; store: {plan.store_path}")
 
 
 def _train_with_progress(plan, **options):
     """run_sweep under a progress bar (done/total, elapsed, ETA, ok/diverged/failed); Ctrl-C and
     SIGTERM stop it with what was stored said in one line, exit status 130."""
-    from .sweep import run_sweep
+    from .runs.sweep import run_sweep
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
@@ -184,7 +189,8 @@ def report(
     import matplotlib
 
     matplotlib.use("Agg")  # files only; the library leaves the backend to its caller
-    from .report import build_report, resolve
+    from .outputs.report import build_report
+    from .runs.loading import resolve
 
     path = build_report(resolve(study, results_dir), out_dir, on_stage=lambda text: err.print(f"report: {text}"))
     out.print(f"wrote {path} (tables/ and figures/ beside it)")
@@ -203,8 +209,8 @@ def show(
     import matplotlib
 
     matplotlib.use("Agg")
-    from .report import resolve
-    from .show import show as show_selection
+    from .runs.loading import resolve
+    from .outputs.show import show as show_selection
 
     path = show_selection(resolve(study, results_dir), where=",".join(where) if where else None, run_id=run_id,
                           out_dir=out_dir)  # fmt: skip
@@ -222,9 +228,9 @@ def compare(
     fail_on: Annotated[FailOn, typer.Option(help="Exit with status 1 when a cell is different, or not shown equivalent.")] = FailOn.never,
 ) -> None:
     """Match two stores' runs by config and test, cell by cell, whether their errors changed."""
-    from .compare import compare as compare_stores
-    from .compare import describe, failing, write_comparison
-    from .report import resolve
+    from .analysis.compare import compare as compare_stores
+    from .analysis.compare import describe, failing, write_comparison
+    from .runs.loading import resolve
 
     c = compare_stores(resolve(a, results_dir), resolve(b, results_dir), margin)
     path = write_comparison(c, out_dir if out_dir is not None else c.b.store.parent / "compare")
@@ -250,30 +256,20 @@ def bench(
                                                   "accelerator, e.g. cuda, with the products alone there.")] = None,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
-    from .bench import format_table, regressions, run_bench
-    from .config import ENGINE_NAMES
-    from .native import unavailable
-    from .sweep import resolve_jobs
+    from .engine.native import unavailable
+    from .problem.vocabulary import ENGINES
+    from .runs.bench import format_table, regressions, run_bench
+    from .runs.options import check_bench_options, resolve_jobs
 
     jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
-    if repeat < 1:
-        raise UserError(f"must be at least 1, got {repeat}", field="--repeat")
-    if fail_below is not None and not 0 < fail_below <= 1:
-        raise UserError(f"must be a fraction in (0, 1], got {fail_below}", field="--fail-below")
-    if device is not None:
-        from .sweep import check_device
-        from .workers import on_accelerator
-
-        check_device(device)
-        if not on_accelerator(device):
-            raise UserError("names an accelerator (cuda, cuda:1); the CPU engines are measured anyway", field="--device")
+    check_bench_options(repeat=repeat, fail_below=fail_below, device=device)
     if jobs_note:
         out.print(jobs_note, markup=False)
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
-    engines = ENGINE_NAMES
+    engines = ENGINES
     why = unavailable()
     if why is not None:
-        engines = tuple(e for e in ENGINE_NAMES if e != "batched+native")
+        engines = tuple(e for e in ENGINES if e != "batched+native")
         out.print(f"batched+native left out: {why}", markup=False)
     ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, device=device, on_measurement=lambda m: err.print(
         f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "

@@ -42,7 +42,7 @@ def native_built() -> None:
     import os
     import shutil
 
-    from runge_bench.native import unavailable
+    from runge_bench.engine.native import unavailable
 
     if shutil.which(os.environ.get("CXX") or "c++") is None:
         pytest.skip("no C++ compiler on PATH")

@@ -5,10 +5,11 @@ import pytest
 
 from runge_bench import api
 from runge_bench.cli import run
-from runge_bench.config import METRICS
-from runge_bench.errors import UserError
-from runge_bench.store import Store
-from runge_bench.target import plot_grid, runge
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.problem.errors import UserError
+from runge_bench.runs.store import Store
+from runge_bench.problem.data import plot_grid
+from runge_bench.problem.targets import runge
 
 from .conftest import ROOT
 
@@ -91,10 +92,10 @@ def test_help_shows_defaults_and_takes_h(capsys):
 def test_show_and_predictions_follow_each_runs_target(tmp_path):
     """A run's truth is its own target's: predictions carry it, and show draws fits only for a
     selection of one target. --where may be repeated (its pairs add up)."""
-    from runge_bench.config import RunConfig
-    from runge_bench.store import Store
-    from runge_bench.batched import train_batched
-    from runge_bench.target import get_target
+    from runge_bench.problem.config import RunConfig
+    from runge_bench.runs.store import Store
+    from runge_bench.engine.batched import train_batched
+    from runge_bench.problem.targets import get_target
 
     store = tmp_path / "mixed" / "runs.sqlite"
     configs = [RunConfig(a, seed=s, target=t, width=4, epochs=3, n_points=40)
@@ -121,7 +122,7 @@ def test_curves_of_runs_that_end_apart_share_one_epoch_grid():
     band is taken on the epochs of the run that ends first, each run interpolated there."""
     import pandas as pd
 
-    from runge_bench.figures import per_seed_arrays
+    from runge_bench.runs.loading import per_seed_arrays
 
     def arrays(epochs):
         e = np.asarray(epochs, float)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from numpy.polynomial import chebyshev as cheb
 
-from runge_bench.baselines import (CHEBYSHEV, LOSS_FLOOR, MAX_SCAN_DEGREE, _chebyshev, _hermite, _spline,
-                                   baseline_runs, best_degree, chosen_degree, validation_losses)
-from runge_bench.target import make_split, runge, runge_derivative
+from runge_bench.analysis.baselines import CHEBYSHEV, LOSS_FLOOR, MAX_SCAN_DEGREE, _chebyshev, _hermite, _spline, baseline_runs, best_degree, chosen_degree, validation_losses
+from runge_bench.problem.data import make_split
+from runge_bench.problem.targets import runge, runge_derivative
 
 
 def test_splines_and_polynomials_reproduce_what_they_can_represent_exactly():
@@ -82,7 +82,7 @@ def test_baselines_on_the_runge_function():
 
 
 def test_every_baseline_is_drawn_in_the_figures():
-    from runge_bench.plots import BASELINE_STYLES
+    from runge_bench.outputs.plots import BASELINE_STYLES
 
     assert set(baseline_runs([0]).baseline) == set(BASELINE_STYLES)
 
@@ -92,7 +92,7 @@ def test_far_baselines_are_written_not_drawn():
     import matplotlib
 
     matplotlib.use("Agg")
-    from runge_bench import plots
+    from runge_bench.outputs import plots
 
     base = baseline_runs([0])
     fig, ax = plots.plt.subplots()

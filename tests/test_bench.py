@@ -1,7 +1,7 @@
 """The benchmark's arithmetic and table (the timings themselves are measured by `runge-bench bench`
 in CI, never asserted in tests: the machines are shared)."""
 
-from runge_bench.bench import FLOOR, Measurement, format_table
+from runge_bench.runs.bench import FLOOR, Measurement, format_table
 
 
 def test_ratios_are_throughput_relative_to_the_reference_of_the_same_case():
@@ -38,7 +38,7 @@ def test_repeated_rounds_take_each_ratio_within_its_round():
 
 
 def test_fail_below_flags_a_fast_path_that_is_off_and_nothing_else():
-    from runge_bench.bench import USUAL_RATIOS, regressions
+    from runge_bench.runs.bench import USUAL_RATIOS, regressions
 
     case = "full batch (800 points)"
     usual = USUAL_RATIOS[(case, "batched+native")]

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runge_bench.compare import compare, write_comparison
-from runge_bench.report import build_report, resolve
+from runge_bench.analysis.compare import compare, write_comparison
+from runge_bench.outputs.report import build_report
+from runge_bench.runs.loading import resolve
 
 from .conftest import ROOT
 

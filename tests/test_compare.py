@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.cli import app
-from runge_bench.compare import equivalence
-from runge_bench.config import METRICS, RunConfig, RunResult
-from runge_bench.store import Store
+from runge_bench.analysis.compare import equivalence
+from runge_bench.problem.config import RunConfig, RunResult
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.runs.store import Store
 
 from .conftest import ROOT
 

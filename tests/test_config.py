@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from runge_bench.config import FLOAT_FIELDS, RunConfig, is_seed_protocol
+from runge_bench.problem.config import FLOAT_FIELDS, RunConfig, is_seed_protocol
 
 
 def test_run_id_is_stable_across_sessions():
@@ -49,7 +49,7 @@ def test_seed_protocol():
 def test_fields_added_at_their_defaults_keep_old_run_ids():
     """target, optimizer and the iteration counts came after protocol 1's stores: at their defaults
     they stay out of the hash (the id above is from before they existed), set they enter it."""
-    from runge_bench.config import ADDED_FIELDS
+    from runge_bench.problem.config import ADDED_FIELDS
 
     c = RunConfig("tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0)
     assert c.run_id == "69804559df53b907"

@@ -8,14 +8,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from runge_bench.bench import Case, format_table, measure_device
+from runge_bench.runs.bench import Case, format_table, measure_device
 from runge_bench.cli import app
-from runge_bench.config import RunConfig
-from runge_bench.resources import BASE_BYTES, member_bytes, task_bytes
-from runge_bench.study import load_study
-from runge_bench.sweep import device_jobs
-from runge_bench.workers import (DEVICE_MAX_GROUP, REFINED_GROUP, _run_here, device_group, device_tasks,
-                                 on_accelerator)
+from runge_bench.problem.config import RunConfig
+from runge_bench.runs.resources import member_bytes, task_bytes
+from runge_bench.runs.study import load_study
+from runge_bench.runs.options import device_jobs
+from runge_bench.runs.tasks import DEVICE_MAX_GROUP, REFINED_GROUP, device_group, device_tasks, make_tasks
+from runge_bench.runs.tasks import on_accelerator
+from runge_bench.runs.workers import _run_here
 
 runner = CliRunner()
 
@@ -33,7 +34,6 @@ def test_a_group_fills_half_the_free_memory_and_no_more():
     assert device_group(c, free_bytes=1.0) == 1  # never none
     assert device_group(RunConfig("tanh", width=4), free_bytes=1e15) == DEVICE_MAX_GROUP
     assert device_group(RunConfig("tanh", optimizer="adam+lm", lm_iters=3), 1e12) == REFINED_GROUP
-    assert BASE_BYTES > 0
 
 
 def test_the_ablation_on_a_large_device_is_one_model_per_shape():
@@ -90,22 +90,26 @@ def test_a_sweep_on_an_accelerator_is_routed_through_one_process(monkeypatch, wr
     """With the device check and the free-memory query standing in for a GPU (the CPU plays it),
     a sweep takes the accelerator route: one process, device-sized groups, its memory checked
     against the device's; every run stored as on the CPU route."""
-    from runge_bench import sweep, workers
-    from runge_bench.store import Store
+    from runge_bench.runs import plan as plan_module
+    from runge_bench.runs import sweep, tasks, workers
+    from runge_bench.runs.store import Store
 
     calls = []
-    monkeypatch.setattr(workers, "on_accelerator", lambda device: True)
-    monkeypatch.setattr(sweep, "on_accelerator", lambda device: True)
-    monkeypatch.setattr(workers, "device_free_bytes", lambda device: calls.append(device) or 64e9)
-    monkeypatch.setattr(sweep, "device_free_bytes", lambda device: 64e9)
+    for module in (workers, plan_module, tasks, sweep):
+        monkeypatch.setattr(module, "on_accelerator", lambda device: True)
+    monkeypatch.setattr(sweep, "device_free_bytes", lambda device: calls.append(device) or 64e9)
     monkeypatch.setattr(workers, "_run_local", lambda *a, **k: pytest.fail("the CPU pool was used"))
     study = load_study(write_study('name = "gpu"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\n'
                                    'activation = ["relu", "tanh"]\nseed = [0, 1, 2]\n'))  # fmt: skip
-    plan = sweep.make_plan(study, tmp_path)
-    est, _ = sweep.plan_resources(plan, "batched", 1, device="cpu")
-    assert est.workers == 1
-    summary = sweep.run_sweep(plan, engine="batched", jobs=1, device="cpu")
-    assert summary.counts["ok"] == 6 and calls == ["cpu"]
+    plan = plan_module.make_plan(study, tmp_path)
+    planned, est, _ = plan_module.plan_resources(plan, "batched", 1, device="cpu", device_free_bytes=64e9)
+    assert est.workers == 1 and planned == make_tasks(list(plan.todo), "batched", workers=1, device="cpu",
+                                                      device_free_bytes=64e9)  # fmt: skip
+    assert len(planned) == 2 and sorted(len(t) for t in planned) == [3, 3]  # one stacked model per shape
+    summary = sweep.run_sweep(plan, engine="batched", jobs=1, device="cpu", tasks=planned)
+    assert summary.counts["ok"] == 6 and calls == []  # the planned tasks ran: no second grouping
+    summary = sweep.run_sweep(plan_module.make_plan(study, tmp_path / "again"), engine="batched", jobs=1, device="cpu")
+    assert summary.counts["ok"] == 6 and calls == ["cpu"]  # without tasks, it groups by the device's memory
     with Store(plan.store_path) as store:
         assert len(store.statuses()) == 6
 

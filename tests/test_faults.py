@@ -15,10 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.cli import app, run
-from runge_bench.config import METRICS
-from runge_bench.store import Store
-from runge_bench.study import load_study
-from runge_bench.sweep import make_plan, run_sweep
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.runs.store import Store
+from runge_bench.runs.study import load_study
+from runge_bench.runs.plan import make_plan
+from runge_bench.runs.sweep import run_sweep
 
 from .conftest import ROOT
 

@@ -3,8 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from runge_bench import findings, tables
-from runge_bench.config import METRICS, RunConfig
+from runge_bench.analysis import findings, tables
+from runge_bench.problem.config import RunConfig
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.runs.loading import prepare
 
 
 def _runs(error) -> pd.DataFrame:
@@ -17,7 +19,7 @@ def _runs(error) -> pd.DataFrame:
                     c = RunConfig(act, seed=seed, width=width, deriv_weight=lam)
                     e = error(act, width, lam, seed)
                     rows.append({"run_id": c.run_id, "status": "ok", **c.to_dict(), **{m: e for m in METRICS}})
-    return tables.prepare(pd.DataFrame(rows))
+    return prepare(pd.DataFrame(rows))
 
 
 def _jitter(seed: int) -> float:

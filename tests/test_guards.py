@@ -13,14 +13,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runge_bench import resources
-from runge_bench import store as store_module
-from runge_bench import sweep, workers
+from runge_bench.runs import resources
+from runge_bench.runs import store as store_module
+from runge_bench.runs import options, sweep, workers
+from runge_bench.runs.plan import make_plan
+from runge_bench.runs.tasks import chunk_runs
 from runge_bench.cli import run
-from runge_bench.config import PROTOCOL_VERSION, RunConfig
-from runge_bench.errors import UserError
-from runge_bench.store import Store
-from runge_bench.study import load_study
+from runge_bench.problem.config import PROTOCOL_VERSION, RunConfig
+from runge_bench.problem.errors import UserError
+from runge_bench.runs.store import Store
+from runge_bench.runs.study import load_study
 
 from .conftest import ROOT
 
@@ -28,13 +30,13 @@ SMOKE = str(ROOT / "studies" / "smoke.toml")
 
 
 def test_jobs_are_capped_at_a_multiple_of_the_cores(monkeypatch):
-    monkeypatch.setattr(sweep, "default_jobs", lambda: 2)
-    assert sweep.resolve_jobs(None) == (2, None)
-    assert sweep.resolve_jobs(3) == (3, None)
-    jobs, note = sweep.resolve_jobs(10_000)
-    assert jobs == 2 * sweep.MAX_JOBS_PER_CORE and note == "--jobs 10000 capped at 4 (2 per core on 2 cores)"
+    monkeypatch.setattr(options, "default_jobs", lambda: 2)
+    assert options.resolve_jobs(None) == (2, None)
+    assert options.resolve_jobs(3) == (3, None)
+    jobs, note = options.resolve_jobs(10_000)
+    assert jobs == 2 * options.MAX_JOBS_PER_CORE and note == "--jobs 10000 capped at 4 (2 per core on 2 cores)"
     with pytest.raises(UserError, match="--jobs: must be at least 1"):
-        sweep.resolve_jobs(0)
+        options.resolve_jobs(0)
 
 
 def test_never_more_workers_than_tasks(monkeypatch):
@@ -47,7 +49,7 @@ def test_never_more_workers_than_tasks(monkeypatch):
 
     monkeypatch.setattr(workers, "parallel_config", spy)
     configs = [RunConfig("tanh", seed=s, epochs=2, n_points=20, width=4) for s in range(3)]
-    results = list(workers.execute(configs, engine="reference", jobs=4))
+    results = list(workers.execute(chunk_runs(configs, "reference", 4), engine="reference", jobs=4))
     assert seen["n_jobs"] == 3 and len(results) == 3  # three tasks: three workers, not four
 
 
@@ -165,7 +167,7 @@ def test_a_result_waits_for_a_held_write_lock_and_is_never_dropped(tmp_path, mon
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)  # SQLite gives up after 0.2 s, not 60
     study = tmp_path / "tiny.toml"
     study.write_text(TINY)
-    plan = sweep.make_plan(load_study(study), tmp_path)
+    plan = make_plan(load_study(study), tmp_path)
     Store(plan.store_path, create=True).close()
     holder = sqlite3.connect(plan.store_path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")  # another process's write transaction, held for 2 s
@@ -297,7 +299,7 @@ def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
 KILLER = '''
 import os, signal
 if os.environ.get("KILL_SEED"):  # a worker that trains this seed is killed, as the OOM killer would
-    import runge_bench.train as train
+    import runge_bench.engine.reference as train
     real = train.train_many_reference
     def killing(configs, device="cpu"):
         if any(c.seed == int(os.environ["KILL_SEED"]) for c in configs):
@@ -443,19 +445,19 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, behav
     assert len(errors) == 1 and errors[0].startswith("error: --scheduler: ") and f"tcp://127.0.0.1:{port}" in errors[0]
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(engine="reference", kernels="native"), "--kernels: applies to the batched engine only"),
-    (dict(engine="reference", compile=True), "--compile: applies to the batched engine only"),
+@pytest.mark.parametrize("opts, message", [
+    (dict(family="reference", kernels="native"), "--kernels: applies to the batched engine only"),
+    (dict(family="reference", compile=True), "--compile: applies to the batched engine only"),
     (dict(compile=True, kernels="native"), "--compile: compiles the torch kernels, not --kernels native"),
     (dict(scheduler="tcp://h:1"), "--scheduler: needs --backend dask"),
     (dict(device="nonsense"), "--device: not a torch device"),
 ])  # fmt: skip
-def test_option_combinations_are_checked_in_the_library(options, message):
-    defaults = dict(engine="batched", kernels="auto", compile=False, device="cpu", backend="local", scheduler=None)
+def test_option_combinations_are_checked_in_the_library(opts, message):
+    defaults = dict(family="batched", kernels="auto", compile=False, device="cpu", backend="local", scheduler=None)
     with pytest.raises(UserError) as e:
-        sweep.check_options(**{**defaults, **options})
+        options.check_options(**{**defaults, **opts})
     assert str(e.value).startswith(message)
-    sweep.check_options(**defaults)  # the defaults pass
+    options.check_options(**defaults)  # the defaults pass
 
 
 def test_bare_command_prints_its_help_once(capsys):
@@ -476,12 +478,12 @@ def test_no_error_names_its_option_twice(tmp_path, capsys):
 
 
 def test_bench_jobs_are_capped_like_a_sweeps(monkeypatch, capsys):
-    from runge_bench import bench
+    from runge_bench.runs import bench
 
     seen = {}
-    monkeypatch.setattr(sweep, "default_jobs", lambda: 2)
+    monkeypatch.setattr(options, "default_jobs", lambda: 2)
     monkeypatch.setattr(bench, "run_bench", lambda **kw: seen.update(kw) or [])
     monkeypatch.setattr(bench, "format_table", lambda ms, jobs: "")
     assert run(["bench", "--quick", "--jobs", "10000"]) == 0
-    assert seen["jobs"] == 2 * sweep.MAX_JOBS_PER_CORE and "capped at 4" in capsys.readouterr().out
+    assert seen["jobs"] == 2 * options.MAX_JOBS_PER_CORE and "capped at 4" in capsys.readouterr().out
     assert run(["bench", "--jobs", "0"]) == 2

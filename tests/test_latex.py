@@ -36,7 +36,8 @@ def test_every_tex_table_compiles(study, tmp_path):
 
 
 def test_the_cell_table_marks_the_best_and_only_a_significant_best():
-    from runge_bench import latex, tables
+    from runge_bench.analysis import tables
+    from runge_bench.outputs import latex
 
     from .test_findings import _jitter, _runs
 

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from runge_bench.activations import ACTIVATIONS, get_activation
-from runge_bench.config import RunConfig
-from runge_bench.batched import forward, loss_and_grads
-from runge_bench.model import build_sequential, init_params, n_parameters, stack_params
+from runge_bench.problem.activations import ACTIVATIONS, get_activation
+from runge_bench.problem.config import RunConfig
+from runge_bench.engine.batched import forward, loss_and_grads
+from runge_bench.engine.model import build_sequential, init_params, n_parameters, stack_params
 
 
 def test_parameter_count_of_the_seed_network():
@@ -104,7 +104,7 @@ def test_hand_written_backward_equals_autograd(name, depth, kernel_kind):
     expected = torch.autograd.grad(loss, leaves)
     step = lambda *args: loss_and_grads(params, get_activation(name), *args)  # noqa: E731
     if kernel_kind == "native":
-        from runge_bench.native import NativeKernels
+        from runge_bench.engine.native import NativeKernels
 
         step = lambda *args: NativeKernels(name, torch.float64).loss_and_grads(params, *args)  # noqa: E731
     alive = torch.ones(3, 1, 1, dtype=torch.bool)

@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from runge_bench import native
-from runge_bench.activations import ACTIVATIONS, get_activation
-from runge_bench.batched import forward, loss_and_grads, val_losses
+from runge_bench.engine import native
+from runge_bench.problem.activations import ACTIVATIONS, get_activation
+from runge_bench.engine.batched import forward, loss_and_grads, val_losses
 
 pytestmark = pytest.mark.usefixtures("native_built")
 
@@ -151,7 +151,7 @@ def test_a_truncated_cached_build_is_rebuilt_not_loaded(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("how", ["timeout", "not executable"])
 def test_a_build_that_cannot_finish_falls_back_to_the_torch_kernels(monkeypatch, tmp_path, how):
-    from runge_bench.sweep import batched_engine
+    from runge_bench.runs.options import batched_engine
 
     monkeypatch.setenv("RUNGE_BENCH_CACHE", str(tmp_path / "cache"))
     if how == "timeout":
@@ -179,7 +179,7 @@ def test_unsupported_dtype_is_refused():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_adam_matches_the_torch_adam_step(dtype):
-    from runge_bench.batched import adam_step
+    from runge_bench.engine.batched import adam_step
 
     g = torch.Generator().manual_seed(1)
     theta = torch.randn(1000, generator=g, dtype=torch.float64).to(dtype)

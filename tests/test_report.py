@@ -7,9 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.cli import app
-from runge_bench.config import METRICS, RunConfig, RunResult
-from runge_bench.published import PUBLISHED
-from runge_bench.store import Store
+from runge_bench.problem.config import RunConfig, RunResult
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.problem.published import PUBLISHED
+from runge_bench.runs.store import Store
 
 from .conftest import ROOT
 

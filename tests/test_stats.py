@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from runge_bench import stats
+from runge_bench.analysis import stats
 
 
 def test_iqm_by_hand():

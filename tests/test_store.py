@@ -3,9 +3,10 @@ import sqlite3
 import numpy as np
 import pytest
 
-from runge_bench.config import METRICS, RunConfig, RunResult
-from runge_bench.errors import UserError
-from runge_bench.store import Store, thin_curves
+from runge_bench.problem.config import RunConfig, RunResult
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.problem.errors import UserError
+from runge_bench.runs.store import Store, thin_curves
 
 
 def fake_result(seed=0, status="ok", activation="tanh", value=1e-3) -> RunResult:
@@ -97,8 +98,8 @@ def test_a_failed_open_leaves_no_connection_behind(tmp_path):
 def test_a_plan_reads_an_empty_database_as_no_runs(tmp_path):
     """Two sweeps starting on one new store: the second may plan while the first has created the
     file but not yet its schema (an empty database). That is no runs stored, not a foreign file."""
-    from runge_bench.study import load_study
-    from runge_bench.sweep import make_plan
+    from runge_bench.runs.study import load_study
+    from runge_bench.runs.plan import make_plan
 
     from .conftest import ROOT
 

@@ -2,9 +2,9 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.cli import app
-from runge_bench.config import RunConfig
-from runge_bench.errors import UserError
-from runge_bench.study import load_study
+from runge_bench.problem.config import RunConfig
+from runge_bench.problem.errors import UserError
+from runge_bench.runs.study import load_study
 
 from .conftest import ROOT
 
@@ -150,7 +150,7 @@ def test_bad_set_items_are_one_line_errors(item, message, tmp_path):
 
 def test_cases_multiply_the_grid(write_study):
     """[[case]] tables: each case's keys go together; the runs are the grid times the cases."""
-    from runge_bench.study import load_study
+    from runge_bench.runs.study import load_study
 
     path = write_study("""
         name = "regimes"

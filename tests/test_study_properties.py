@@ -5,8 +5,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runge_bench.errors import UserError
-from runge_bench.study import FIELDS, MAX_RUNS, Study, load_study, parse_study
+from runge_bench.problem.errors import UserError
+from runge_bench.runs.study import FIELDS, MAX_RUNS, Study, load_study, parse_study
 
 KEYS = [*FIELDS, "name", "description", "fixed", "grid", "bogus", "start", "stop", "step"]
 scalars = st.one_of(

@@ -1,13 +1,15 @@
 import pytest
 from typer.testing import CliRunner
 
-from runge_bench import native
+from runge_bench.engine import native
 from runge_bench.cli import app
-from runge_bench.store import Store
-from runge_bench.study import load_study
-from runge_bench.errors import UserError
-from runge_bench.sweep import batched_engine, make_plan, run_sweep
-from runge_bench.workers import chunk_runs
+from runge_bench.runs.store import Store
+from runge_bench.runs.study import load_study
+from runge_bench.problem.errors import UserError
+from runge_bench.runs.options import batched_engine
+from runge_bench.runs.plan import make_plan
+from runge_bench.runs.sweep import run_sweep
+from runge_bench.runs.tasks import chunk_runs
 
 from .conftest import ROOT, TINY
 
@@ -44,7 +46,7 @@ def test_interrupted_sweep_resumes_with_only_the_rest(write_study, tmp_path, eng
 
 
 def test_failing_run_is_isolated_and_retried(write_study, tmp_path, monkeypatch):
-    from runge_bench import train
+    from runge_bench.engine import reference as train
 
     study = load_study(write_study(TINY))
     real = train.train_reference
@@ -103,7 +105,7 @@ def test_cli_rejects_bad_jobs(tmp_path):
 
 
 def test_batched_engine_falls_back_to_torch_kernels_only_when_asked_for_auto(monkeypatch):
-    from runge_bench import native
+    from runge_bench.engine import native
 
     name, note = batched_engine("auto", device="cuda")  # the real rule: native is CPU-only
     assert name == "batched" and "CPU, not cuda" in note

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from runge_bench.target import TARGETS, get_target, make_split, runge, runge_derivative
+from runge_bench.problem.data import make_split
+from runge_bench.problem.targets import TARGETS, get_target, runge, runge_derivative
 
 
 def test_runge_values_by_hand():
@@ -58,7 +59,7 @@ def test_targets_by_hand():
 def test_the_seed_protocol_never_trains_at_the_kink():
     """1000 points, symmetric and even: x = 0 is not among them, so the training data of |x| has no
     ambiguous derivative; the dense grid has it and scores f'(0) against 0."""
-    from runge_bench.target import dense_grid
+    from runge_bench.problem.data import dense_grid
 
     assert np.min(np.abs(make_split(1000, 0.2, 0).x)) > 1e-4
     assert 0.0 in dense_grid()

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from runge_bench.config import METRICS, RunConfig
-from runge_bench.model import init_params, stack_params
-from runge_bench.batched import adam_step, train_batched
-from runge_bench.train import train_reference
+from runge_bench.problem.config import RunConfig
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.engine.model import init_params, stack_params
+from runge_bench.engine.batched import adam_step, train_batched
+from runge_bench.engine.reference import train_reference
 
 SMALL = dict(width=16, n_points=120, epochs=30)
 
@@ -78,8 +79,9 @@ def test_batched_member_agrees_with_reference(activation, dtype, rtol, kernel_ki
 
 
 def test_batched_parameters_after_a_few_steps_equal_reference_float64(kernel_kind):
-    from runge_bench.model import build_sequential
-    from runge_bench.target import make_split, runge, runge_derivative
+    from runge_bench.engine.model import build_sequential
+    from runge_bench.problem.data import make_split
+    from runge_bench.problem.targets import runge, runge_derivative
 
     c = RunConfig("tanh", seed=3, dtype="float64", width=8, epochs=3, n_points=60)
     # Reference by hand: three full-batch Adam steps.

@@ -1,0 +1,317 @@
+"""A report's findings: sentences generated from its tables, each stating its scope.
+
+Every sentence says in how many cells (or seeds) it holds, by which test, and where it fails;
+nothing here is written for one particular result. A trend along an axis is checked at every
+level of the other axes; a tie is never called a win; significance is always the two-sided
+Wilcoxon signed-rank test on log error ratios, Holm-corrected over the family the sentence
+speaks for, at stats.ALPHA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import stats, tables
+from ..problem.vocabulary import CATEGORICAL_AXES, GRID_MSE, KEY_METRICS, METRIC_LABELS, REGIME_AXES
+
+ALPHA = stats.ALPHA
+MAX_LISTED = 6  # a sentence names the cells of a category when it has at most this many
+
+
+def _cells(rows: pd.DataFrame, axes: list[str]) -> str:
+    """The cells of rows named by their axes' values, " (width=16, deriv_weight=0.0; width=32, ...)",
+    or "" when there are none, no axes, or more than MAX_LISTED (then the count says it)."""
+    if rows.empty or not axes or len(rows) > MAX_LISTED:
+        return ""
+    columns = zip(*(rows[a].tolist() for a in axes))  # column-wise: an int axis stays int
+    return " (" + "; ".join(", ".join(f"{a}={v}" for a, v in zip(axes, values)) for values in columns) + ")"
+
+
+def _verdicts(rows: pd.DataFrame, one: str, other: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rows where the test (p_holm < ALPHA) favours `one`, where it favours `other`, and the rest."""
+    sig = rows.p_holm < ALPHA
+    return rows[sig & (rows.favours == one)], rows[sig & (rows.favours == other)], rows[~(sig & rows.favours.isin([one, other]))]
+
+
+def run_counts(df: pd.DataFrame) -> str:
+    counts = df.status.value_counts()
+    return (f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
+            f"{counts.get('failed', 0)} failed; only ok runs enter the statistics.")  # fmt: skip
+
+
+def pair_sentence(row: pd.Series) -> str:
+    """One comparison of two activations in one cell (a row of tables.comparisons_table), told
+    from the side the test favours (or, with no test, the side lower in more seeds)."""
+    a, b, a_wins, n, ties = row.a, row.b, row.a_wins, row.n_pairs, row.ties
+    b_wins = n - a_wins - ties
+    ratio, share, lo, hi = row.median_ratio, row.share_a_lower, row.share_lo, row.share_hi
+    if row.favours == "b" or (row.favours == "" and b_wins > a_wins):
+        a, b, a_wins, b_wins = b, a, b_wins, a_wins
+        ratio, share, lo, hi = 1 / ratio, 1 - share, 1 - hi, 1 - lo
+    label = METRIC_LABELS[row.metric]
+    tied = f", {ties} tied" if ties else ""
+    facts = f"median ratio {a}/{b} {tables.sci(ratio)}, share of seeds where {a} is lower {share:.2f}"
+    if not np.isnan(lo):
+        facts += f" (95% CI {lo:.2f}-{hi:.2f})"
+    counts = f"{a} lower in {a_wins} of {n} seeds, {b} in {b_wins}{tied}"
+    if np.isnan(row.p_holm):
+        verdict = "no winner (a tie)" if a_wins == b_wins else "no test"
+        return f"{label}: {verdict}: {counts}; {facts}; {row.note}."
+    p = f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm)"
+    if row.p_holm < ALPHA:
+        return f"{label}: {a} significantly lower than {b}: {counts}; {facts}; {p}."
+    return f"{label}: no significant difference: {counts}; {facts}; {p}."
+
+
+def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
+    """Per pair of activations and metric: the cells where each side is significantly lower,
+    where neither is, and the test across cells (tables.compact_comparisons)."""
+    out = []
+    compact = tables.compact_comparisons(comparisons, metrics)
+    for r in compact.itertuples():
+        g = comparisons[(comparisons.a == r.a) & (comparisons.b == r.b) & (comparisons.metric == r.metric)]
+        a_cells, b_cells, neither = _verdicts(g, "a", "b")
+        across = (f"across cells Wilcoxon p = {tables.sci(r.p_across_cells_holm)} (Holm)"
+                  if not np.isnan(r.p_across_cells_holm) else "too few cells for a test across them")  # fmt: skip
+        out.append(
+            f"{r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} significantly "
+            f"lower in {len(a_cells)}{_cells(a_cells, axes)}, {r.b} in {len(b_cells)}{_cells(b_cells, axes)}, "
+            f"neither in {len(neither)}{_cells(neither, axes)} (Wilcoxon on log ratios over seeds, Holm over the "
+            f"pairs of each cell, p < {ALPHA}); {r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in "
+            f"{r.b_won_every_seed}; per-cell median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
+            f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}); {across}.")  # fmt: skip
+    return out
+
+
+def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """Per numeric axis, activation and metric: what the step from the axis's lowest level to the
+    reference level, and from the reference to its highest, does at every level of the other
+    axes (tables.axis_effects_table)."""
+    out = []
+    if effects.empty:
+        return out
+    for axis, ga in effects.groupby("axis", sort=False):
+        levels = sorted(set(ga["from"]) | set(ga["to"]))
+        steps = {(levels[0], s_to) for s_to in ga["to"]} & set(zip(ga["from"], ga["to"]))
+        steps |= {(s_from, levels[-1]) for s_from in ga["from"]} & set(zip(ga["from"], ga["to"]))
+        for lo, hi in sorted(steps):
+            for (act, metric), g in ga[(ga["from"] == lo) & (ga["to"] == hi)].groupby(["activation", "metric"], sort=False):
+                if metric not in metrics:
+                    continue
+                others = [o for o in g.others.iloc[0].split(", ") if o]
+                up, down, neither = _verdicts(g, "from", "to")
+                where = f"over {len(g)} cells ({' x '.join(others)})" if others else "in the one cell"
+                out.append(
+                    f"{act}, {axis} {lo:g} → {hi:g}, {METRIC_LABELS[metric]}, {where}: error higher at {axis}={hi:g} in "
+                    f"{len(up)}{_cells(up, others)}, lower in {len(down)}{_cells(down, others)}, neither in "
+                    f"{len(neither)}{_cells(neither, others)} (Wilcoxon on log ratios over seeds, Holm over the "
+                    f"cells, p < {ALPHA}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
+                    f"{tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}.")  # fmt: skip
+    return out
+
+
+def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
+    """Mean ranks, Friedman's test, and which pairs the Nemenyi critical difference separates."""
+    out = []
+    for metric in metrics:
+        r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
+        if r.empty:
+            continue
+        acts, ranks, cd, pairs = tables.separated_pairs(ranking, metric)
+        apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
+        close = [f"{a} ~ {b}" for a, b, separated in pairs if not separated]
+        out.append(f"Mean rank on {METRIC_LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
+                   f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
+                   f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "
+                   f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated: {', '.join(close) or 'none'}. "
+                   "Ranks say which is lower, not by how much.")  # fmt: skip
+    return out
+
+
+def reproduction_sentence(reproduction: pd.DataFrame) -> str:
+    inside = reproduction[reproduction.verdict == "inside"]
+    n = int(reproduction.n.min())
+    line = f"{len(inside)} of {len(reproduction)} published numbers fall inside our 5-95% range over {n} seeds"
+    outside = reproduction[reproduction.verdict != "inside"]
+    if not outside.empty:
+        line += "; outside: " + "; ".join(
+            f"{r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
+            f"{r.verdict} our range, percentile {r.percentile:.0f})" for r in outside.itertuples())
+    return line + "."
+
+
+def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[str]:
+    """The best network cell (by median over seeds) against the best baseline, per max error and
+    per target (a network and a baseline are compared on the same target only)."""
+    out = []
+    for target, bt in baseline_summary.groupby("target", sort=False):
+        s_t = tables.select(summary, {"target": target}) if "target" in axes else summary
+        on = f" on target {target}" if "target" in axes else ""
+        for metric in ("grid_f_max", "grid_df_max"):
+            s = s_t[s_t.metric == metric].dropna(subset=["median"])
+            b = bt[bt.metric == metric]
+            if s.empty or b.empty:
+                continue
+            best = s.loc[s["median"].idxmin()]
+            where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes] if a != "target")
+            bb = b.loc[b["median"].idxmin()]
+            out.append(f"Best network cell{on} on {METRIC_LABELS[metric]} (median over seeds): {where}, "
+                       f"{tables.sci(best['median'])}; best baseline: {bb.baseline}, {tables.sci(bb['median'])} "
+                       f"(network/baseline {tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
+    return out
+
+
+
+
+def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
+    """Within every cell, the activations' mean ranks over seeds, Friedman's test and the pairs the
+    Nemenyi CD separates."""
+    out = []
+    for key, g in cell_rankings.groupby(axes, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        where = ", ".join(f"{a}={v}" for a, v in zip(axes, key))
+        for metric in metrics:
+            if not (g.metric == metric).any():
+                continue
+            acts, ranks, cd, pairs = tables.separated_pairs(g, metric)
+            r = g[g.metric == metric].iloc[0]
+            apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
+            out.append(f"{where}, {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))} "
+                       f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated by "
+                       f"the CD {cd:.2f}: {', '.join(apart) or 'none'}.")  # fmt: skip
+    return out
+
+
+def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, metrics: list[str]) -> list[str]:
+    """Does the ranking hold when a categorical axis (target, dtype, optimizer) leaves its reference
+    level? Every cell against the cell with the reference levels of those axes and the same levels
+    of the others: pairs the Nemenyi CD separates in both cells in the same order (holds), in
+    opposite orders (flips), in one of the two only."""
+    cats = [a for a in axes if a in CATEGORICAL_AXES]
+    if not cats:
+        return []
+    out = []
+    ref_levels = {a: cell[a] for a in cats}
+    label = ", ".join(f"{a}={v}" for a, v in ref_levels.items())
+    for metric in metrics:
+        m = cell_rankings[cell_rankings.metric == metric]
+        held = flipped = one_sided = compared = 0
+        flips: list[str] = []
+        for key, g in m.groupby(axes, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            here = dict(zip(axes, key))
+            if all(here[a] == ref_levels[a] for a in cats):
+                continue
+            ref = tables.select(m, {**here, **ref_levels})
+            if ref.empty:
+                continue
+            compared += 1
+            order_here = {(a, b): s for a, b, s in tables.separated_pairs(g, metric)[3]}
+            order_ref = {(a, b): s for a, b, s in tables.separated_pairs(ref, metric)[3]}
+            for (a, b), sep in order_here.items():
+                if (a, b) in order_ref:
+                    held += sep and order_ref[(a, b)]
+                    one_sided += sep != order_ref[(a, b)]
+                else:  # (b, a) in the reference order
+                    flipped += sep and order_ref[(b, a)]
+                    one_sided += sep != order_ref[(b, a)]
+                    if sep and order_ref[(b, a)]:
+                        flips.append(f"{a} < {b} at {', '.join(f'{k}={v}' for k, v in here.items())}")
+        if compared:
+            out.append(f"{METRIC_LABELS[metric]}: each of {compared} cells against the cell with {label} at the same "
+                       f"levels of the other axes: pairs the CD separates in both, same order {held}, opposite "
+                       f"order {flipped}{' (' + '; '.join(flips) + ')' if flips else ''}; separated in only one "
+                       f"of the two {one_sided}.")  # fmt: skip
+    return out
+
+
+
+
+def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
+    """How close each activation gets to the classical floor in each regime (cells of the regime
+    axes): its best cell over the other axes, on f and f' max error, as a multiple of the best
+    baseline's median; and the smallest networks whose f' max error matches the cubic spline's."""
+    regime = [a for a in axes if a in REGIME_AXES]
+    others = [a for a in axes if a not in REGIME_AXES and a != "target"]
+    if not regime:
+        return []
+    out = []
+    by = regime + (["target"] if "target" in axes else [])  # a network meets the floor of its own target
+    for key, g in floor.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        name = " ".join(map(str, key[: len(regime)])) + (f" on target {key[-1]}" if "target" in axes else "")
+        parts = []
+        for metric in ("grid_f_max", "grid_df_max"):
+            gm = g[g.metric == metric].dropna(subset=["median"])
+            if gm.empty:
+                continue
+            each = []
+            for act, ga in gm.groupby("activation", sort=False):
+                b = ga.loc[ga["median"].idxmin()]
+                at = f" at {', '.join(f'{a}={b[a]}' for a in others)}" if others else ""
+                each.append(f"{act} {tables.sci(b['median'])}{at} ({tables.sci(b.ratio_to_best)}x)")
+            base = gm.iloc[0]
+            parts.append(f"{METRIC_LABELS[metric]} {'; '.join(each)} (best baseline: {base.best_baseline}, "
+                         f"{tables.sci(base.baseline_median)})")  # fmt: skip
+        out.append(f"{name}: best median over seeds per activation, as a multiple of the best baseline's: "
+                   + "; ".join(parts) + ".")  # fmt: skip
+    return out
+
+
+def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_max") -> list[str]:
+    """The smallest networks (fewest parameters, then lowest error) whose error on `metric` is at or
+    below the cubic spline's on the same split, by the median of per-seed ratios, with the paired
+    test; or the closest cell when none is."""
+    f = floor[floor.metric == metric].dropna(subset=["spline_median_ratio"])
+    if f.empty:
+        return []
+    width_of = (lambda r: r["width"]) if "width" in f else (lambda r: 0)
+    where = lambda r: ", ".join(f"{a}={r[a]}" for a in ["activation", *axes])  # noqa: E731
+    facts = lambda r: (f"median per-seed ratio to the cubic spline {tables.sci(r.spline_median_ratio)}, network lower "  # noqa: E731
+                       f"in a share {r.share_lower_than_spline:.2f} of seeds, Wilcoxon on log ratios p = "
+                       f"{tables.sci(r.p_vs_spline)} (unadjusted)")  # fmt: skip
+    match = f[f.spline_median_ratio <= 1]
+    if match.empty:
+        r = f.loc[f.spline_median_ratio.idxmin()]
+        return [f"No cell matches the cubic spline on {METRIC_LABELS[metric]} (same split, per seed); the closest: "
+                f"{where(r)}: {facts(r)}."]  # fmt: skip
+    match = match.assign(_w=[width_of(r) for _, r in match.iterrows()]).sort_values(["_w", "spline_median_ratio"])
+    smallest = match[match._w == match._w.iloc[0]]
+    listed = "; ".join(f"{where(r)}: {facts(r)}" for _, r in smallest.iterrows())
+    return [f"{len(match)} of {len(f)} cells are at or below the cubic spline on {METRIC_LABELS[metric]} (median of "
+            f"per-seed ratios on the same split); the smallest networks among them: {listed}."]
+
+
+def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame, reproduction: pd.DataFrame,
+             ranking: pd.DataFrame, summary: pd.DataFrame, baseline_summary: pd.DataFrame,
+             cell: dict, cell_rankings: pd.DataFrame | None = None,
+             floor: pd.DataFrame | None = None) -> dict[str, list[str]]:  # fmt: skip
+    """Every finding of a report, by section title ("" for the opening ones)."""
+    axes = tables.cell_axes(df)
+    head = [run_counts(df)]
+    if not reproduction.empty:
+        head.append(reproduction_sentence(reproduction))
+    out = {"": head}
+    if not comparisons.empty:
+        single = tables.select(comparisons, cell)
+        # Every key metric for one pair; for more, the two the seed report tabled (fewer sentences).
+        metrics = KEY_METRICS if df.activation.nunique() <= 2 \
+            else ["val_f_mse", "val_df_mse"]
+        title = f"In the reference cell ({tables.describe_cell(cell)})" if axes else "Paired by seed"
+        out[title] = [pair_sentence(r) for r in single.itertuples() if r.metric in metrics]
+        if axes:
+            out["Across cells"] = across_cells(comparisons, axes, GRID_MSE)
+    if not ranking.empty:
+        out["Rankings"] = rankings(ranking, GRID_MSE)
+    if not effects.empty:
+        out["Along each axis"] = along_axes(effects, GRID_MSE)
+    if not baseline_summary.empty:
+        out["Against the baselines"] = against_baselines(summary, baseline_summary, axes)
+    if floor is not None and not floor.empty and set(axes) & set(REGIME_AXES):
+        out["The gap to the classical floor, per regime"] = floor_sentences(floor, axes) + spline_match(floor, axes)
+    if cell_rankings is not None and not cell_rankings.empty and set(axes) & set(CATEGORICAL_AXES):
+        metrics = GRID_MSE
+        out["Does the ranking hold?"] = ranking_shifts(cell_rankings, axes, cell, metrics)
+        out["Rankings within each cell"] = cell_ranking_sentences(cell_rankings, axes, metrics)
+    return {k: v for k, v in out.items() if v}

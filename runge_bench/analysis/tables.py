@@ -1,0 +1,407 @@
+"""Runs DataFrame -> statistical tables (pandas), and their Markdown / LaTeX renderings.
+
+Every table is computed from the `ok` runs only; diverged and failed runs are counted per group
+and excluded from the statistics (the report says so). Bootstrap seeds derive from the group's
+key, so a store always gives the same tables, byte for byte.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from ..problem.config import CONFIG_FIELDS, SEED_PROTOCOL
+from ..problem.published import PUBLISHED, metric_column
+from ..problem.vocabulary import FLOOR_METRICS, METRICS, NUMERIC_AXES, REFINE_ITERS
+from ..runs.loading import frame_value
+from . import stats
+
+# The seed report's protocol as the runs frame holds it (batch_size "full").
+FRAME_SEED_PROTOCOL = {k: frame_value(k, v) for k, v in SEED_PROTOCOL.items()}
+
+
+def _seed(*key) -> int:
+    return zlib.crc32(repr(key).encode())
+
+
+def varying_axes(df: pd.DataFrame) -> list[str]:
+    """Activation (always: tables and figures are per activation), then the other config fields
+    but seed that take more than one value, except an iteration count that the other axes
+    determine: a study of [[case]]s varies lbfgs_iters only with optimizer, and a cell is named by
+    the optimizer alone. (Other fields that vary together, dtype and optimizer, both stay: a cell
+    named by both says what it is.)"""
+    varying = [c for c in CONFIG_FIELDS if c not in ("seed", "activation") and df[c].nunique(dropna=False) > 1]
+    for c in [c for c in ("lm_iters", "lbfgs_iters") if c in varying]:
+        others = [o for o in varying if o != c]
+        if others and df.groupby(others, dropna=False)[c].nunique(dropna=False).max() == 1:
+            varying.remove(c)
+    return ["activation"] + varying
+
+
+def cell_axes(df: pd.DataFrame) -> list[str]:
+    """The varying axes that define a cell (everything but activation)."""
+    return [a for a in varying_axes(df) if a != "activation"]
+
+
+def reference_cell(df: pd.DataFrame) -> dict:
+    """The cell used for the per-cell figures: the seed protocol's values where the study has
+    them, else each axis's most common value (ties: smallest)."""
+    cell = {}
+    for axis in cell_axes(df):
+        values = df[axis]
+        want = FRAME_SEED_PROTOCOL.get(axis)
+        cell[axis] = want if want in set(values) else values.value_counts().sort_index().idxmax()
+    return cell
+
+
+def describe_cell(cell: dict) -> str:
+    """A cell as text, e.g. "width=16, deriv_weight=0.0"; "all runs" for the empty cell."""
+    return ", ".join(f"{k}={v}" for k, v in cell.items()) or "all runs"
+
+
+def select(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    mask = np.ones(len(df), bool)
+    for k, v in cell.items():
+        mask &= (df[k] == v).to_numpy()
+    return df[mask]
+
+
+def _groups(df: pd.DataFrame, keys: list[str]):
+    if not keys:
+        yield (), df
+        return
+    for key, g in df.groupby(keys, sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), g
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per group of the varying axes and per metric: counts, median, IQM, mean, sd, 95% bootstrap
+    CIs of the median and the IQM."""
+    keys = varying_axes(df)
+    rows = []
+    for key, g in _groups(df, keys):
+        ok = g[g.status == "ok"]
+        for metric in METRICS:
+            x = ok[metric].to_numpy(float)
+            seed = _seed(key, metric)
+            med_ci = stats.bootstrap_ci(x, stats.median, seed=seed)
+            iqm_ci = stats.bootstrap_ci(x, stats.iqm, seed=seed + 1)
+            rows.append({
+                **dict(zip(keys, key)), "metric": metric, "n_ok": len(x),
+                "n_diverged": int((g.status == "diverged").sum()), "n_failed": int((g.status == "failed").sum()),
+                "median": float(np.median(x)) if len(x) else np.nan, "median_lo": med_ci[0], "median_hi": med_ci[1],
+                "iqm": float(stats.iqm(x)) if len(x) else np.nan, "iqm_lo": iqm_ci[0], "iqm_hi": iqm_ci[1],
+                "mean": float(np.mean(x)) if len(x) else np.nan, "sd": float(np.std(x, ddof=1)) if len(x) > 1 else np.nan,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Activations compared pairwise within each cell, paired by seed, for every metric.
+
+    p_holm is Holm-corrected within the family of one cell and one metric (all pairs of
+    activations there: "which activation is best in this cell?"); whether an advantage holds
+    across cells is tested by compact_comparisons. The test runs on log(error(a)) - log(error(b))
+    per seed (stats.paired_test); ratios and the share of seeds where a is lower refer to errors,
+    so below 1 and above 0.5 favour a. `favours` is the side the test statistic points to.
+    """
+    axes = cell_axes(df)
+    order = list(dict.fromkeys(df["activation"]))
+    ok = df[df.status == "ok"]
+    rows = []
+    for key, g in _groups(ok, axes):
+        acts = [a for a in order if a in set(g.activation)]
+        for a, b in itertools.combinations(acts, 2):
+            pa = g[g.activation == a].set_index("seed")
+            pb = g[g.activation == b].set_index("seed")
+            seeds = sorted(set(pa.index) & set(pb.index))
+            for metric in METRICS:
+                xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
+                t = stats.paired_test(xa, xb, seed=_seed(key, a, b, metric))
+                rows.append({
+                    **dict(zip(axes, key)), "metric": metric, "a": a, "b": b, "n_pairs": t.n_pairs,
+                    "a_wins": t.a_wins, "ties": t.ties, "median_ratio": t.median_ratio, "share_a_lower": t.share,
+                    "share_lo": t.share_ci[0], "share_hi": t.share_ci[1], "favours": t.favours,
+                    "p_wilcoxon": t.p_value, "note": t.note,
+                })  # fmt: skip
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["p_holm"] = np.nan
+    family = [*axes, "metric"]
+    for _, idx in out.groupby(family if len(family) > 1 else family[0], sort=False).groups.items():
+        out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
+    cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "ties", "median_ratio", "share_a_lower", "share_lo",
+            "share_hi", "favours", "p_wilcoxon", "p_holm", "note"]  # fmt: skip
+    return out[cols]
+
+
+
+
+def axis_steps(df: pd.DataFrame, axis: str, reference: object) -> list[tuple[object, object]]:
+    """The (from, to) levels an axis is tested at: every level below the reference level against
+    it, and the reference against every level above, always from the lower level to the higher."""
+    levels = sorted(df[axis].unique())
+    return [(lo, reference) for lo in levels if lo < reference] + [(reference, hi) for hi in levels if hi > reference]
+
+
+def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.DataFrame:
+    """What moving one numeric axis does, per activation and at every level of the other axes.
+
+    For each numeric cell axis, each step of axis_steps (around the reference cell's level), each
+    activation and each cell of the other axes: runs at the two levels paired by seed (the same
+    seed gives the same split and the same initialisation seed whatever the level), the paired
+    test on log(error(to)) - log(error(from)). p_holm is Holm-corrected over the cells of the other
+    axes (a claim about a step is a claim about all of them). ratio = error(to) / error(from).
+    """
+    ok = df[df.status == "ok"]
+    axes = cell_axes(df)
+    rows = []
+    for axis in [a for a in axes if a in NUMERIC_AXES]:
+        others = [a for a in axes if a != axis]
+        for lo, hi in axis_steps(df, axis, cell[axis]):
+            for key, g in _groups(ok, ["activation", *others]):
+                at_lo = g[g[axis] == lo].set_index("seed")
+                at_hi = g[g[axis] == hi].set_index("seed")
+                seeds = sorted(set(at_lo.index) & set(at_hi.index))
+                for metric in metrics:
+                    t = stats.paired_test(at_hi.loc[seeds, metric].to_numpy(float),
+                                          at_lo.loc[seeds, metric].to_numpy(float), seed=_seed(axis, lo, hi, key, metric))
+                    rows.append({"axis": axis, "from": lo, "to": hi, **dict(zip(["activation", *others], key)),
+                                 "others": ", ".join(others), "metric": metric, "n_pairs": t.n_pairs,
+                                 "to_lower": t.a_wins, "ties": t.ties, "ratio": t.median_ratio,
+                                 "favours": {"a": "to", "b": "from"}.get(t.favours, ""), "p_wilcoxon": t.p_value,
+                                 "note": t.note})  # fmt: skip
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    for c in ("width", "depth", "epochs", "n_points"):  # an axis's own rows leave its column empty
+        if c in out:
+            out[c] = out[c].astype("Int64")
+    out["p_holm"] = np.nan
+    for _, idx in out.groupby(["axis", "from", "to", "activation", "metric"], sort=False).groups.items():
+        out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
+    return out
+
+
+def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
+    """With three or more activations: per metric, Friedman's test and mean ranks, the blocks being
+    the cells of the other axes (or the seeds, when there is only one cell); each block's score
+    is the median over seeds. Empty with fewer than three activations."""
+    acts = list(dict.fromkeys(df["activation"]))
+    ok = df[df.status == "ok"]
+    if len(acts) < 3:
+        return pd.DataFrame()
+    axes = cell_axes(df)
+    block_keys = axes if axes else ["seed"]
+    rows = []
+    for metric in METRICS:
+        table = ok.pivot_table(index=block_keys, columns="activation", values=metric, aggfunc="median")
+        table = table[acts].dropna()
+        if len(table) < 2:
+            continue
+        r = stats.friedman(table.to_numpy(), acts)
+        for act, rank in zip(r.methods, r.mean_ranks):
+            rows.append({"metric": metric, "activation": act, "mean_rank": rank, "n_blocks": r.n_blocks,
+                         "blocks": "+".join(block_keys), "friedman_chi2": r.statistic,
+                         "friedman_p": r.p_value, "nemenyi_cd": r.critical_difference})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def seed_protocol_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs that follow the seed report's protocol (any activation, any seed)."""
+    ok = df[df.status == "ok"]
+    mask = np.ones(len(ok), bool)
+    for k, v in FRAME_SEED_PROTOCOL.items():
+        mask &= (ok[k] == v).to_numpy()
+    return ok[mask]
+
+
+def separated_pairs(ranking: pd.DataFrame, metric: str) -> tuple[list[str], list[float], float, list[tuple[str, str, bool]]]:
+    """One metric's ranking (ranking_table rows): activations in mean-rank order, their ranks, the
+    Nemenyi CD, and every pair (better, worse, separated) with separated = ranks further apart than
+    the CD."""
+    r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
+    acts, ranks = list(r.activation), list(r.mean_rank)
+    cd = float(r.nemenyi_cd.iloc[0]) if len(r) else float("nan")
+    pairs = [(acts[i], acts[j], ranks[j] - ranks[i] > cd) for i in range(len(acts)) for j in range(i + 1, len(acts))]
+    return acts, ranks, cd, pairs
+
+
+def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The seed report's eight published numbers against our seed distribution of the same
+    protocol. Empty when the store holds no seed-protocol runs."""
+    proto = seed_protocol_runs(df)
+    rows = []
+    for (act, quantity, metric), published in PUBLISHED.items():
+        x = proto.loc[proto.activation == act, metric_column(quantity, metric)].to_numpy(float)
+        if len(x) == 0:
+            continue
+        lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(act, quantity, metric))
+        p05, p95 = np.percentile(x, [5, 95])
+        verdict = "inside" if p05 <= published <= p95 else ("below" if published < p05 else "above")
+        rows.append({"activation": act, "quantity": quantity, "metric": metric, "published": published,
+                     "n": len(x), "median": float(np.median(x)), "ci_low": lo, "ci_high": hi,
+                     "p05": float(p05), "p95": float(p95),
+                     "percentile": stats.percentile_of(x, published), "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def sci(x: float | int | str | None, digits: int = 3) -> str:
+    """A readable number: 3 significant figures, scientific outside [1e-3, 1e4)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, (int, np.integer)) or isinstance(x, str):
+        return str(x)
+    if x != 0 and not 1e-3 <= abs(x) < 1e4:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
+    """A GitHub Markdown table of the given columns, numbers in readable significant figures."""
+    df = df if columns is None else df[columns]
+    if df.empty:
+        return "_(no rows)_\n"
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(sci(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
+    """Per target, baseline and metric: n seeds, median with 95% bootstrap CI, parameter count."""
+    rows = []
+    for (target, name), g in baselines.groupby(["target", "baseline"], sort=False):
+        for metric in METRICS:
+            x = g[metric].to_numpy(float)
+            # The seed of the target the suite began with is the one it always had: its CIs stay.
+            lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(name, metric) if target == "runge"
+                                        else _seed(target, name, metric))  # fmt: skip
+            rows.append({"target": target, "baseline": name, "n_params": int(g.n_params.median()), "metric": metric,
+                         "n": len(x), "median": float(np.median(x)), "median_lo": lo, "median_hi": hi})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def best_baselines(baseline_summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per target, the baseline with the lowest median of a metric: target, baseline, median."""
+    b = baseline_summary[baseline_summary.metric == metric]
+    return b.loc[b.groupby("target", sort=False)["median"].idxmin(), ["target", "baseline", "median"]]
+
+
+def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """ranking_table within every cell, the seeds as blocks: which activation is best here, and
+    which differences the Nemenyi CD separates. Rows carry their cell's axes."""
+    axes = cell_axes(df)
+    if not axes:
+        return pd.DataFrame()
+    parts = []
+    for key, g in _groups(df, axes):
+        r = ranking_table(g)  # nothing varies within a cell but activation and seed: seeds are the blocks
+        if not r.empty:
+            parts.append(r[r.metric.isin(metrics)].assign(**dict(zip(axes, key))))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    return out[[*axes, *[c for c in out.columns if c not in axes]]]
+
+
+
+
+def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
+                bsum: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+    """Per cell, activation and dense-grid metric: the network's median over seeds against the
+    classical floor, the best baseline's median on the same target (ratio = network / baseline),
+    and against the cubic spline (which uses f alone, as a network trained with lambda = 0 could),
+    paired seed by seed on the same split: the median of the per-seed ratios, the share of seeds
+    where the network is lower, and the two-sided Wilcoxon p on the log ratios. bsum:
+    baseline_summary(baselines)."""
+    axes = varying_axes(df)
+    ok = df[df.status == "ok"]
+    rows = []
+    for metric in FLOOR_METRICS:
+        best = best_baselines(bsum, metric).set_index("target")
+        s = summary[summary.metric == metric]
+        for r in s.itertuples():
+            key = {a: getattr(r, a) for a in axes}
+            target = key.get("target", df.target.iloc[0])
+            runs = select(ok, key).set_index("seed")[metric]
+            spline = select(baselines, {"baseline": "cubic spline", "target": target}).set_index("seed")[metric]
+            seeds = sorted(set(runs.index) & set(spline.index))
+            t = stats.paired_test(runs.loc[seeds].to_numpy(float), spline.loc[seeds].to_numpy(float),
+                                  seed=_seed("floor", tuple(key.values()), metric))  # fmt: skip
+            rows.append({**key, "metric": metric, "n_ok": r.n_ok, "median": r.median,
+                         "best_baseline": best.loc[target, "baseline"], "baseline_median": best.loc[target, "median"],
+                         "ratio_to_best": r.median / best.loc[target, "median"],
+                         "spline_median_ratio": t.median_ratio, "share_lower_than_spline": t.share,
+                         "p_vs_spline": t.p_value})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+
+def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.DataFrame:
+    """Per cell and activation of refined runs: how many refinements stopped before their
+    iterations were done (an L-BFGS line search that stalled, an LM damping that ran away) and the
+    median iterations completed. last_epochs: run_id -> the last epoch number of its stored curves
+    (epochs + iterations completed). Empty when no run was refined."""
+    ok = df[(df.status == "ok") & (df.optimizer != "adam")]
+    if ok.empty:
+        return pd.DataFrame()
+    ok = ok.assign(refine_iters=[int(getattr(r, REFINE_ITERS[r.optimizer])) for r in ok.itertuples()],
+                   iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()])  # fmt: skip
+    axes = varying_axes(df)
+    rows = []
+    for key, g in _groups(ok, axes):
+        done = g.iterations_run.to_numpy(float)
+        rows.append({**dict(zip(axes, key)), "n_ok": len(g), "refine_iters": int(g.refine_iters.iloc[0]),
+                     "stopped_early": int((done < g.refine_iters.to_numpy()).sum()),
+                     "median_iterations_run": float(np.nanmedian(done)) if np.isfinite(done).any() else np.nan,
+                     "min_iterations_run": float(np.nanmin(done)) if np.isfinite(done).any() else np.nan})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def compact_summary(summary: pd.DataFrame, axes: list[str], metric: str) -> pd.DataFrame:
+    """Median of one metric as a grid: rows activation x all cell axes but the last, columns the
+    last cell axis (e.g. rows activation x width, columns deriv_weight)."""
+    s = summary[summary.metric == metric]
+    rows, col = ["activation", *axes[:-1]], axes[-1]
+    t = s.pivot_table(index=rows, columns=col, values="median", sort=False)
+    t.columns = [f"{col}={c}" for c in t.columns]
+    return t.reset_index()
+
+
+def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: float = stats.ALPHA) -> pd.DataFrame:
+    """Per pair of activations and metric, over all cells of the other axes.
+
+    Per cell: in how many cells each side is better (Holm-corrected Wilcoxon over seeds,
+    p < alpha) or won in every seed, and the range of per-cell median ratios a/b. Across cells:
+    a Wilcoxon signed-rank test of the per-cell log median ratios against 0 (the cells are the
+    units: does a beat b across the grid?), Holm-corrected over the pairs of one metric.
+    """
+    rows = []
+    for (a, b, metric), g in comparisons[comparisons.metric.isin(metrics)].groupby(["a", "b", "metric"], sort=False):
+        sig = g.p_holm < alpha
+        a_better = sig & (g.favours == "a")
+        log_ratio = np.log(g.median_ratio.to_numpy(float))
+        p_cells = float(st.wilcoxon(log_ratio).pvalue) if len(g) >= 6 and np.any(log_ratio != 0) else np.nan
+        rows.append({"a": a, "b": b, "metric": metric, "cells": len(g), "a_better": int(a_better.sum()),
+                     "b_better": int((sig & (g.favours == "b")).sum()), "not_significant": int((~sig).sum()),
+                     "a_won_every_seed": int((g.a_wins == g.n_pairs).sum()),
+                     "b_won_every_seed": int(((g.a_wins == 0) & (g.ties == 0)).sum()),
+                     "median_ratio_min": float(g.median_ratio.min()),
+                     "median_ratio_median": float(np.exp(np.median(log_ratio))),
+                     "median_ratio_max": float(g.median_ratio.max()), "p_across_cells": p_cells})  # fmt: skip
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_across_cells_holm"] = np.nan
+        for _, idx in out.groupby("metric").groups.items():
+            out.loc[idx, "p_across_cells_holm"] = stats.holm(out.loc[idx, "p_across_cells"].to_numpy(float))
+    return out

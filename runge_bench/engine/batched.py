@@ -1,0 +1,216 @@
+"""The batched engine: M runs of one shape trained as one stacked model (stacked.py's maths).
+
+The step's elementwise work runs on one of three kinds of kernels, named in the engine a result
+records (problem.vocabulary.BATCHED_ENGINES):
+
+- "torch": stacked.py's torch functions, the specification; any device.
+- "compile": the same through torch.compile, which fuses their elementwise work into a few loops.
+- "native": `native.NativeKernels` (the default on CPU), the whole step in C++ (kernels.cpp), which
+  streams the points through the network in blocks of 32, value and tangent rows stacked, so that
+  each block stays in cache from one product to the next elementwise loop instead of a pass over
+  memory per op. Tests hold it to the torch functions, and both to autograd.
+
+Per-member generators give each member the split, init and batch order of the reference run with
+the same config, whatever group it is packed into. Runs with a refinement after Adam are finished
+one by one by refine.finish_refined.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..problem.activations import Activation, get_activation
+from ..problem.config import RunConfig, RunResult
+from ..problem.data import Split, make_split
+from ..problem.targets import get_target
+from ..problem.vocabulary import BATCHED_ENGINES
+from . import native
+from .common import CURVES, as_tensors, batch_generator, make_result
+from .model import init_params, stack_params
+from .refine import finish_refined
+from .stacked import adam_step, forward, loss_and_grads, packed, predictor, val_losses
+
+
+def _stacked_data(configs: list[RunConfig], splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+    """x, f, f' of every member's target on its train or val split, stacked to (M, N, 1)."""
+    parts = [as_tensors(getattr(s, f"x_{which}"), dtype, device, get_target(c.target)) for c, s in zip(configs, splits)]
+    return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(activation: str) -> tuple[Callable, Callable]:
+    """torch.compile of the torch kernels' step and validation for one activation, made once per
+    process and keyed by the activation's name (inductor compiles again, and caches, per shape and
+    dtype under dynamic=False)."""
+    act = get_activation(activation)
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
+    return torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False)
+
+
+@dataclass(frozen=True)
+class _Functions:
+    """What train_batched calls, for one activation, dtype and kind of kernels.
+
+    step(params, x, f, df, weight, alive, grads): gradients into `grads` (views shaped like the
+    parameters), returns the summed squared residuals; val(params, x, f, df): validation MSEs;
+    adam(theta, grad, m, v, lr, step): one update in place; predict(params, x): y and dy/dx.
+    """
+
+    step: Callable
+    val: Callable
+    adam: Callable
+    predict: Callable
+
+
+def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
+    """The training functions for kernels "torch", "compile" (the torch kernels through
+    torch.compile, which fuses their elementwise work into a few loops; compiled once per process
+    and activation, and again for each new shape) or "native" (the whole step in C++)."""
+    if kernels == "native":
+        kernels_ = native.NativeKernels(act.name, dtype)
+        step = lambda p, x, f, df, w, alive, out: kernels_.loss_and_grads(p, x, f, df, w, alive, out)[1:]  # noqa: E731
+        return _Functions(step, kernels_.val_losses, kernels_.adam, kernels_.predict)
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
+    if kernels == "compile":
+        grads_fn, val = _compiled(act.name)
+
+    def step(p, x, f, df, w, alive, out):
+        grads, sq_f, sq_df = grads_fn(p, x, f, df, w, alive)
+        torch._foreach_copy_(out, grads)
+        return sq_f, sq_df
+
+    def adam(theta, grad, m, v, lr, t):
+        adam_step([theta], [grad], [m], [v], t, lr)
+
+    return _Functions(step, val, adam, lambda p, x: forward(p, act, x)[:2])
+
+
+@torch.no_grad()
+def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = "torch") -> list[RunResult]:
+    """Train runs that share a shape (RunConfig.shape_key) as one stacked model.
+
+    Seeds, deriv_weight and lr may differ between members. A member whose loss turns non-finite
+    is marked diverged at that epoch and its gradient zeroed; the others train on unaffected
+    (every stacked operation is block-diagonal over members).
+    """
+    _check_group(configs, device, kernels)
+    start = time.perf_counter()
+    c0, M = configs[0], len(configs)
+    dtype = getattr(torch, c0.dtype)
+    splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
+    train = _stacked_data(configs, splits, "train", dtype, device)  # x, f, f' each (M, Ntr, 1)
+    val = _stacked_data(configs, splits, "val", dtype, device)  # (M, Nval, 1)
+    s = _Stack.of(configs, dtype, device)
+    fns = _functions(get_activation(c0.activation), dtype, kernels)
+    gens = [batch_generator(c) for c in configs]
+    history = np.full((len(CURVES), M, c0.epochs), np.nan)  # CURVES x members x epochs
+    live = np.ones(M, dtype=bool)  # alive, on the host (s.alive is its device copy)
+    diverged_at: dict[int, int] = {}
+    for epoch in range(c0.epochs):
+        rows = _epoch(s, fns, train, val, member_batches(c0, train[0].shape[1], gens, device))  # (CURVES, M)
+        history[:, :, epoch] = rows  # a diverged member's history is cut at its divergence
+        newly = live & ~np.isfinite(rows).all(axis=0)
+        if newly.any():
+            diverged_at |= {int(i): epoch + 1 for i in np.flatnonzero(newly)}
+            live &= ~newly
+            s.alive &= torch.as_tensor(live, device=device).view(M, 1, 1)
+            if not live.any():
+                break
+    engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
+    wall_each = (time.perf_counter() - start) / M
+    results = []
+    for i, config in enumerate(configs):
+        member_curves = dict(zip(CURVES, history[:, i]))
+        if i in diverged_at:
+            results.append(make_result(config, "diverged", member_curves, diverged_at[i], start, engine,
+                                       device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
+            continue
+        member = [(w[i : i + 1], b[i : i + 1]) for w, b in s.params]
+        if config.optimizer != "adam":
+            results.append(finish_refined(config, member, splits[i], member_curves, start, engine, device,
+                                          tuple(t[i : i + 1] for t in train), tuple(t[i : i + 1] for t in val),
+                                          wall_adam=wall_each))  # fmt: skip
+            continue
+        results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
+                                   predict=predictor(member, fns.predict, dtype, device), split=splits[i],
+                                   wall_s=wall_each))  # fmt: skip
+    return results
+
+
+def _check_group(configs: list[RunConfig], device: str, kernels: str) -> None:
+    if len({c.shape_key() for c in configs}) != 1:
+        raise ValueError("train_batched needs configs of one shape (RunConfig.shape_key)")
+    if kernels not in BATCHED_ENGINES.values():
+        raise ValueError(f"unknown kernels {kernels!r} (valid: {', '.join(BATCHED_ENGINES.values())})")
+    if kernels == "native":
+        if (why := native.unavailable(device)) is not None:
+            raise ValueError(why)
+
+
+@dataclass
+class _Stack:
+    """The stacked model's training state: every parameter of every member in one buffer (theta,
+    for Adam), viewed as [(w, b), ...] per layer; the gradients in the same layout; Adam's moments;
+    per-parameter learning rates and per-member derivative-loss weights; which members are alive."""
+
+    theta: Tensor
+    params: list[tuple[Tensor, Tensor]]
+    grad_theta: Tensor
+    grad_views: list[Tensor]
+    m: Tensor
+    v: Tensor
+    lr: Tensor  # theta's layout
+    weight: Tensor  # (M, 1, 1)
+    alive: Tensor  # (M, 1, 1) bool
+    step: int = 0
+
+    @classmethod
+    def of(cls, configs: list[RunConfig], dtype: torch.dtype, device: str) -> _Stack:
+        M = len(configs)
+        stacked = [t.detach().to(device) for wb in stack_params([init_params(c) for c in configs]) for t in wb]
+        theta, views = packed(stacked)
+        grad_theta, grad_views = packed([torch.zeros_like(t) for t in stacked])
+        lr_each = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
+        return cls(theta=theta, params=list(zip(views[0::2], views[1::2])), grad_theta=grad_theta,
+                   grad_views=grad_views, m=torch.zeros_like(theta), v=torch.zeros_like(theta),
+                   lr=torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked]),
+                   weight=torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1),
+                   alive=torch.ones(M, 1, 1, dtype=torch.bool, device=device))  # fmt: skip
+
+
+def member_batches(c0: RunConfig, n_tr: int, gens: list[torch.Generator], device: str) -> list[Tensor | None]:
+    """One epoch's batches: [None] for full batch, else (M, B) index tensors, each member drawing
+    its own permutation exactly as its reference run would."""
+    if c0.batch_size is None or c0.batch_size >= n_tr:
+        return [None]
+    perms = torch.stack([torch.randperm(n_tr, generator=g) for g in gens]).to(device)
+    return list(perms.split(c0.batch_size, dim=1))
+
+
+def _epoch(s: _Stack, fns: _Functions, train: tuple[Tensor, ...], val: tuple[Tensor, ...],
+           batches: list[Tensor | None]) -> np.ndarray:  # fmt: skip
+    """One epoch of every member: a step and an Adam update per batch, then validation. Returns the
+    epoch's (CURVES, M) losses: training MSE of f and f' (summed over batches), validation MSEs."""
+    sum_f = sum_df = None
+    for idx in batches:
+        if idx is None:
+            xb, yb, dyb = train
+        else:
+            gi = idx.unsqueeze(-1)  # (M, B, 1)
+            xb, yb, dyb = (torch.gather(t, 1, gi) for t in train)
+        sq_f, sq_df = fns.step(s.params, xb, yb, dyb, s.weight, s.alive, s.grad_views)
+        sum_f, sum_df = (sq_f, sq_df) if sum_f is None else (sum_f + sq_f, sum_df + sq_df)
+        s.step += 1
+        fns.adam(s.theta, s.grad_theta, s.m, s.v, s.lr, s.step)
+    vf, vdf = fns.val(s.params, *val)
+    n_tr = train[0].shape[1]
+    return torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf]).cpu().numpy()

@@ -1,0 +1,227 @@
+"""Which figures a report gets, decided from what its runs vary; drawing lives in plots.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots
+from ..analysis import tables
+from ..problem.vocabulary import GRID_MAX, GRID_METRICS, GRID_MSE, METRIC_LABELS, METRICS, NUMERIC_AXES, REGIME_AXES
+from ..problem.published import PUBLISHED, metric_column
+from ..problem.vocabulary import OPTIMIZERS
+from ..problem.data import plot_grid
+from ..problem.targets import get_target
+
+
+
+Figure = tuple[str, str]  # (caption, path relative to the report)
+
+
+def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFrame, baselines: pd.DataFrame,
+                   cell: dict, order: list[str], fig_dir: Path, members: dict, curves: dict,
+                   floor: pd.DataFrame | None = None, target_members: dict | None = None) -> list[Figure]:  # fmt: skip
+    """Draw every figure that fits the runs. members and curves: per_seed_arrays of the reference
+    cell's ok runs (the fits and loss curves; empty when none could be read); baselines: those of
+    the reference cell's target; floor: tables.floor_table; target_members: per target, the
+    members of the reference cell with that target (when the study varies the target)."""
+    ok = tables.select(df[df.status == "ok"], cell)
+    where = tables.describe_cell(cell)
+    out = []
+    proto = tables.seed_protocol_runs(df)
+    if not proto.empty:
+        out.append(_reproduction(proto, order, fig_dir))
+    if members:
+        out += _fits_and_curves(members, curves, where, get_target(cell.get("target", df.target.iloc[0])), fig_dir)
+    if target_members:
+        out.append(_fits_by_target(target_members, {k: v for k, v in cell.items() if k != "target"}, fig_dir))
+    axes_ = tables.cell_axes(df)
+    if floor is not None and not floor.empty and (set(REGIME_AXES) & set(axes_)):
+        out.append(_floor_gap(floor, cell, order, fig_dir))
+    if not ok.empty:
+        out.append(_distributions(ok, baselines, order, where, fig_dir))
+    axes = tables.cell_axes(df)
+    for axis in [a for a in axes if a in NUMERIC_AXES]:
+        out.append(_by_axis(summary, baselines, cell, axis, order, fig_dir))
+    if "deriv_weight" in axes:
+        out.append(_tradeoff(summary, baselines, cell, order, fig_dir))
+    if "width" in axes:
+        out.append(_heatmap_width(summary, cell, order, fig_dir))
+    if "width" in axes and "deriv_weight" in axes:
+        out.append(_heatmaps_width_weight(summary, cell, order, fig_dir))
+    if not ranking.empty:
+        out.append(_ranking(ranking, fig_dir))
+    return out
+
+
+def _reproduction(proto: pd.DataFrame, order: list[str], fig_dir: Path) -> Figure:
+    columns = [metric_column(q, m) for q, m in (("f", "mse"), ("f", "max"), ("df", "mse"), ("df", "max"))]
+    published = {(act, metric_column(q, m)): v for (act, q, m), v in PUBLISHED.items()}
+    fig = plots.reproduction_figure(proto, published, columns, order, f"The seed report's Tables 1-2 (red stars, "
+                                    f"one run each) against the same protocol over {proto.seed.nunique()} seeds")  # fmt: skip
+    plots.save(fig, fig_dir / "reproduction")
+    return ("The seed report's published numbers (validation split) against our seeds", "figures/reproduction.png")
+
+
+def _legend(ax, fontsize: int) -> None:
+    """A legend where the panel has labelled artists (baselines far below the data have none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, frameon=False, loc="best")
+
+
+def _fits_and_curves(members: dict, curves: dict, where: str, target, fig_dir: Path) -> list[Figure]:
+    x = plot_grid()
+    fig = plots.fits_figure(x, target.f(x), target.df(x), members,
+                            f"Fits of f and f′ ({where}): median-seed model (dashed), band over all seeds")
+    plots.save(fig, fig_dir / "fits")
+    plots.save(plots.curves_figure(curves, f"Loss curves ({where}): median and IQR over seeds"),
+               fig_dir / "loss_curves")  # fmt: skip
+    return [(f"Fits of f and f′ and pointwise errors ({where}); the median seed by validation loss, the band "
+             "spanning all seeds", "figures/fits.png"),
+            (f"Training (solid) and validation (dashed) loss against epoch ({where})", "figures/loss_curves.png")]  # fmt: skip
+
+
+def _distributions(ok: pd.DataFrame, baselines: pd.DataFrame, order: list[str], where: str, fig_dir: Path) -> Figure:
+    fig = plots.distributions_figure(ok, list(METRICS), order, f"Errors over seeds ({where}); "
+                                     "grey: baselines (median over seeds), drawn, or written under a panel they lie far below")  # fmt: skip
+    for ax, metric in zip(fig.axes, METRICS):
+        plots.baseline_lines(baselines, metric, ax)
+    _legend(fig.axes[0], fontsize=6)
+    fig.tight_layout()  # again: room for the notes of baselines below the axes
+    plots.save(fig, fig_dir / "distributions")
+    return f"Each metric over seeds, per activation ({where}), with the baselines", "figures/distributions.png"
+
+
+def _by_axis(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, axis: str, order: list[str],
+             fig_dir: Path) -> Figure:  # fmt: skip
+    others = {k: v for k, v in cell.items() if k != axis}
+    metrics = GRID_METRICS
+    fig = plots.axis_figure(tables.select(summary, others), axis, metrics, order, f"Error against {axis} "
+                            f"({tables.describe_cell(others)}): median and 95% CI over seeds; grey: baselines")  # fmt: skip
+    if axis != "deriv_weight":
+        for ax, metric in zip(fig.axes, metrics):
+            plots.baseline_lines(baselines, metric, ax)
+        _legend(fig.axes[0], fontsize=6)
+        fig.tight_layout()
+    plots.save(fig, fig_dir / f"by_{axis}")
+    return f"Error against {axis}" + (" (log-log)" if axis == "width" else ""), f"figures/by_{axis}.png"
+
+
+def _tradeoff(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> Figure:
+    others = {k: v for k, v in cell.items() if k != "deriv_weight"}
+    s = tables.select(summary, others)
+    points = s.pivot_table(index=["activation", "deriv_weight"], columns="metric", values="median").reset_index()
+    fig, axes = plots.plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, kind in zip(axes, ("mse", "max")):
+        plots.tradeoff_panel(points, f"grid_f_{kind}", f"grid_df_{kind}", order, ax=ax)
+        plots.baseline_points(baselines, f"grid_f_{kind}", f"grid_df_{kind}", ax)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"What the derivative loss buys and costs ({tables.describe_cell(others)}): median over seeds "
+                 "per (activation, λ)", fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "tradeoff")
+    return "The deriv_weight trade-off: f error against f′ error", "figures/tradeoff.png"
+
+
+def _heatmap_width(summary: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> Figure:
+    others = {k: v for k, v in cell.items() if k != "width"}
+    s = tables.select(summary, others)
+    fig, axes = plots.plt.subplots(1, 2, figsize=(12, 0.6 * len(order) + 2.2))
+    for ax, metric in zip(axes, GRID_MSE):
+        t = s[s.metric == metric].pivot_table(index="activation", columns="width", values="median").reindex(order)
+        plots.heatmap_panel(t, metric, ax=ax)
+    fig.suptitle(f"Median error over activation x width ({tables.describe_cell(others)})", fontsize=10)
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "heatmap_width")
+    return "Median error over activation and width", "figures/heatmap_width.png"
+
+
+def _heatmaps_width_weight(summary: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> Figure:
+    """Width x λ for every activation (rows: f MSE, f′ MSE): the whole grid, not one λ's slice."""
+    others = {k: v for k, v in cell.items() if k not in ("width", "deriv_weight")}
+    s = tables.select(summary, others)
+    fig, axes = plots.plt.subplots(2, len(order), figsize=(3.6 * len(order), 6.4), squeeze=False)
+    for row, metric in enumerate(GRID_MSE):
+        m = s[(s.metric == metric) & (s["median"] > 0)]["median"]
+        limits = (float(m.min()), float(m.max())) if len(m) else None  # one colour scale per row
+        for col, act in enumerate(order):
+            t = s[(s.metric == metric) & (s.activation == act)].pivot_table(index="width", columns="deriv_weight",
+                                                                             values="median")  # fmt: skip
+            ax = plots.heatmap_panel(t, metric, ax=axes[row, col], limits=limits)
+            ax.set_title(f"{act}: {METRIC_LABELS[metric]}", fontsize=9)
+            ax.set_xlabel("deriv_weight (λ)")
+    title = "Median error over width x λ, per activation; one colour scale per row" + \
+        (f" ({tables.describe_cell(others)})" if others else "")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "heatmap_width_weight")
+    return "Median error over width and derivative-loss weight, per activation", "figures/heatmap_width_weight.png"
+
+
+def regime_label(row) -> str:
+    """A cell's training regime from its dtype and optimizer, e.g. "float64 adam+lm" (either one
+    alone where the other does not vary)."""
+    return " ".join(str(row[a]) for a in REGIME_AXES if a in row)
+
+
+def regimes_in_order(rows: pd.DataFrame) -> list[str]:
+    """The regimes of rows, float32 before float64, then in OPTIMIZERS order."""
+    keys = {(r.get("dtype", ""), r.get("optimizer", "")) for _, r in rows.iterrows()}
+    keys = sorted(keys, key=lambda k: (k[0], OPTIMIZERS.index(k[1]) if k[1] in OPTIMIZERS else 99, k[1]))
+    return [f"{d} {o}".strip() for d, o in keys]
+
+
+def _floor_gap(floor: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path) -> Figure:
+    """The gap to the classical floor per regime (dtype and optimizer), per activation; a column
+    per level of the first other cell axis (width, say), the rest at the reference cell."""
+    others = [a for a in cell if a not in REGIME_AXES]
+    panel_axis = others[0] if others else None
+    fixed = {a: cell[a] for a in others[1:]}
+    f = tables.select(floor, fixed)
+    f = f.assign(regime=[regime_label(r) for _, r in f.iterrows()])
+    regimes = regimes_in_order(f)
+    levels = sorted(f[panel_axis].unique()) if panel_axis else [None]
+    metrics = GRID_MAX
+    fig, axes = plots.plt.subplots(len(metrics), len(levels), figsize=(4.8 * len(levels), 7), squeeze=False)
+    for i, metric in enumerate(metrics):
+        for j, level in enumerate(levels):
+            part = f[(f.metric == metric) & ((f[panel_axis] == level) if panel_axis else True)]
+            best = part.best_baseline.iloc[0] if len(part) else ""
+            title = f"{METRIC_LABELS[metric]}" + (f", {panel_axis}={level}" if panel_axis else "") + \
+                f"\n(1 = {plots.BASELINE_SHORT.get(best, best)}, {tables.sci(part.baseline_median.iloc[0]) if len(part) else ''})"
+            plots.floor_panel(part, regimes, order, title, ax=axes[i, j])
+    _legend(axes[0, 0], fontsize=7)
+    fig.suptitle("The gap to the classical floor: median network error over seeds / the best baseline's median, "
+                 "dense grid" + (f" ({tables.describe_cell(fixed)})" if fixed else ""), fontsize=10)  # fmt: skip
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "floor_gap")
+    return ("The gap to the classical floor per training regime: network max error over the best baseline's "
+            "(log; 1 = the baseline)", "figures/floor_gap.png")  # fmt: skip
+
+
+def _fits_by_target(target_members: dict, others: dict, fig_dir: Path) -> Figure:
+    x = plot_grid()
+    truths = {t: (get_target(t).f(x), get_target(t).df(x)) for t in target_members}
+    where = tables.describe_cell(others)
+    fig = plots.target_fits_figure(x, truths, target_members, f"Fits per target ({where}): the median seed "
+                                   "(by validation loss) of each activation; thick grey: the target")  # fmt: skip
+    plots.save(fig, fig_dir / "fits_by_target")
+    return (f"Fits of f and f′ per target ({where}), the median-seed model of each activation",
+            "figures/fits_by_target.png")  # fmt: skip
+
+
+def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:
+    fig, axes = plots.plt.subplots(1, 2, figsize=(12, 3.2))
+    for ax, metric in zip(axes, GRID_MSE):
+        r = ranking[ranking.metric == metric]
+        if r.empty:
+            ax.axis("off")
+            continue
+        plots.cd_panel(list(r.activation), list(r.mean_rank), float(r.nemenyi_cd.iloc[0]),
+                       f"{METRIC_LABELS[metric]}: mean rank over {int(r.n_blocks.iloc[0])} blocks "
+                       f"(Friedman p = {tables.sci(float(r.friedman_p.iloc[0]))})", ax=ax)  # fmt: skip
+    fig.tight_layout()
+    plots.save(fig, fig_dir / "ranking")
+    return ("Critical-difference diagram: activations joined by a bar do not differ significantly (Nemenyi, 0.05)",
+            "figures/ranking.png")  # fmt: skip

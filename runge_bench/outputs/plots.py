@@ -1,0 +1,392 @@
+"""Figures. Each panel function takes precomputed numbers and `ax=None` (a new figure only when
+no axes are given) and returns the axes; figure functions lay panels out and return the figure.
+Nothing here computes a statistic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.ticker
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from ..problem.activations import ACTIVATIONS
+from ..analysis.baselines import CHEBYSHEV
+from ..problem.vocabulary import METRIC_LABELS
+
+Color = str | tuple[float, ...]  # a matplotlib colour: a name, or an RGB(A) tuple
+
+PALETTE = dict(zip(ACTIVATIONS, sns.color_palette("colorblind", 8)))
+TRUTH = "black"
+FLOOR = 1e-12  # pointwise errors are drawn on a log axis; exact zeros are clipped to this
+
+
+def _ax(ax: Axes | None) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    return ax
+
+
+def save(fig: plt.Figure, stem: Path) -> list[Path]:
+    """Write stem.png and stem.pdf without timestamps, so reruns give identical files."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    fig.savefig(paths[0], dpi=130, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "Producer": None})
+    plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------------------------- panels
+
+
+def fit_panel(x: np.ndarray, truth: np.ndarray, best: np.ndarray, all_members: np.ndarray, *, color: Color,
+              label: str, ylabel: str, ax: Axes | None = None) -> Axes:
+    """Truth vs the median-seed prediction, with the band spanned by all seeds. all_members (S, P)."""
+    ax = _ax(ax)
+    ax.fill_between(x, all_members.min(0), all_members.max(0), color=color, alpha=0.25, lw=0,
+                    label=f"all seeds (n={len(all_members)})")  # fmt: skip
+    ax.plot(x, truth, color=TRUTH, lw=1.2, label="truth")
+    ax.plot(x, best, color=color, lw=1.2, ls="--", label=f"{label}, median seed")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="best", frameon=False)
+    return ax
+
+
+def error_panel(x: np.ndarray, errors: np.ndarray, best_errors: np.ndarray, *, color: Color, ylabel: str,
+                ax: Axes | None = None) -> Axes:
+    """Pointwise |error| on a log axis: the median-seed model and the range over seeds."""
+    ax = _ax(ax)
+    ax.fill_between(x, np.maximum(errors.min(0), FLOOR), np.maximum(errors.max(0), FLOOR),
+                    color=color, alpha=0.25, lw=0)  # fmt: skip
+    ax.plot(x, np.maximum(best_errors, FLOOR), color=color, lw=0.9)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def curve_panel(epochs: np.ndarray, train: np.ndarray, val: np.ndarray, *, color: Color, title: str,
+                ax: Axes | None = None) -> Axes:
+    """Median and interquartile band over seeds of train (solid) and validation (dashed) loss.
+    train, val: (S, E)."""
+    ax = _ax(ax)
+    for values, ls, name in ((train, "-", "train"), (val, "--", "validation")):
+        q25, q50, q75 = np.nanpercentile(values, [25, 50, 75], axis=0)
+        ax.fill_between(epochs, q25, q75, color=color, alpha=0.2, lw=0)
+        ax.plot(epochs, q50, color=color, ls=ls, lw=1.1, label=f"{name} (median, IQR)")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax: Axes | None = None) -> Axes:
+    """A box per activation with every seed drawn on top, log scale."""
+    ax = _ax(ax)
+    palette = {a: PALETTE[a] for a in order}
+    sns.boxplot(data=df, x="activation", y=metric, order=order, hue="activation", palette=palette,
+                ax=ax, showfliers=False, width=0.5, boxprops={"alpha": 0.5}, legend=False, log_scale=True)  # fmt: skip
+    rng = np.random.default_rng(0)  # our own jitter: seaborn's draws from the global generator
+    for i, act in enumerate(order):
+        y = df.loc[df.activation == act, metric].to_numpy(float)
+        ax.scatter(i + rng.uniform(-0.15, 0.15, len(y)), y, s=9, color=palette[act], edgecolor="black",
+                   linewidth=0.3, zorder=3)  # fmt: skip
+    ax.set_xlabel("")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+    return ax
+
+
+def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool,
+               ax: Axes | None = None) -> Axes:
+    """Median with its 95% bootstrap CI against one axis, a line per activation."""
+    ax = _ax(ax)
+    for act in order:
+        s = summary[(summary.activation == act) & (summary.metric == metric)].sort_values(axis)
+        if s.empty:
+            continue
+        x = s[axis].to_numpy(float)
+        err = np.vstack([s["median"] - s["median_lo"], s["median_hi"] - s["median"]]).clip(min=0)
+        ax.errorbar(x, s["median"], yerr=np.nan_to_num(err), color=PALETTE[act], marker="o", ms=3.5,
+                    lw=1.2, capsize=2, label=act)  # fmt: skip
+    ax.set_yscale("log")
+    values = sorted(summary[axis].astype(float).unique())
+    if log_x:  # symlog keeps a 0 (e.g. deriv_weight 0) on the axis
+        if values[0] <= 0:
+            linthresh = min(v for v in values if v > 0)
+            ax.set_xscale("symlog", linthresh=linthresh)
+            ax.set_xlim(values[0] - 0.3 * linthresh, values[-1] * 1.5)
+        else:
+            ax.set_xscale("log")
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(axis)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+    return ax
+
+
+# --------------------------------------------------------------------------------- figures
+
+
+def fits_figure(x: np.ndarray, truth_f: np.ndarray, truth_df: np.ndarray, members: dict[str, dict[str, np.ndarray]],
+                title: str) -> plt.Figure:
+    """The seed report's Figures 1, 2, 4, 5 with spread: per activation (columns), f and f'
+    against the truth, each above its pointwise error. members[act] holds "f", "df" (S, P) and
+    "best" (the median seed's row index)."""
+    acts = list(members)
+    fig, axes = plt.subplots(4, len(acts), figsize=(4.2 * len(acts), 9.5), squeeze=False, sharex=True, sharey="row",
+                             gridspec_kw={"height_ratios": [3, 1.6, 3, 1.6]})  # fmt: skip
+    for j, act in enumerate(acts):
+        m, color, i = members[act], PALETTE[act], members[act]["best"]
+        fit_panel(x, truth_f, m["f"][i], m["f"], color=color, label=act, ylabel="f(x)", ax=axes[0, j])
+        error_panel(x, np.abs(m["f"] - truth_f), np.abs(m["f"][i] - truth_f), color=color,
+                    ylabel="|error of f|", ax=axes[1, j])  # fmt: skip
+        fit_panel(x, truth_df, m["df"][i], m["df"], color=color, label=act, ylabel="f′(x)", ax=axes[2, j])
+        error_panel(x, np.abs(m["df"] - truth_df), np.abs(m["df"][i] - truth_df), color=color,
+                    ylabel="|error of f′|", ax=axes[3, j])  # fmt: skip
+        axes[0, j].set_title(act)
+        axes[3, j].set_xlabel("x")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def curves_figure(curves: dict[str, dict[str, np.ndarray]], title: str) -> plt.Figure:
+    """The seed report's Figures 3 and 6 with spread: per activation (rows), total loss, L_f and
+    L_f' against epoch. curves[act] holds "epoch" (E,) and (S, E) arrays "train_total",
+    "val_total", "train_f", "val_f", "train_df", "val_df"."""
+    acts = list(curves)
+    fig, axes = plt.subplots(len(acts), 3, figsize=(12, 2.8 * len(acts)), squeeze=False, sharex=True)
+    parts = [("total", "total loss L_f + λ·L_f′"), ("f", "L_f = MSE(f)"), ("df", "L_f′ = MSE(f′)")]
+    for i, act in enumerate(acts):
+        c = curves[act]
+        for j, (key, name) in enumerate(parts):
+            curve_panel(c["epoch"], c[f"train_{key}"], c[f"val_{key}"], color=PALETTE[act],
+                        title=f"{act}: {name}", ax=axes[i, j])  # fmt: skip
+        axes[i, 0].set_ylabel("loss")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def distributions_figure(df: pd.DataFrame, metrics: list[str], order: list[str], title: str) -> plt.Figure:
+    fig, axes = plt.subplots(2, 4, figsize=(14, 6.5))
+    for ax, metric in zip(axes.flat, metrics):
+        distribution_panel(df, metric, order, ax=ax)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def axis_figure(summary: pd.DataFrame, axis: str, metrics: list[str], order: list[str], title: str) -> plt.Figure:
+    values = summary[axis].astype(float)
+    log_x = values.max() / max(values[values > 0].min(), 1e-300) >= 8
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        axis_panel(summary, axis, metric, order, log_x=log_x, ax=ax)
+    axes[0, 0].legend(fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+BASELINE_STYLES = {  # every baseline of baselines.baseline_runs, drawn as a reference line
+    "cubic spline": dict(color="0.35", ls="--"),
+    "cubic Hermite spline (uses f')": dict(color="0.35", ls=":"),
+    CHEBYSHEV: dict(color="0.35", ls="-."),
+}
+
+
+BASELINE_SHORT = {"cubic spline": "cubic spline", "cubic Hermite spline (uses f')": "Hermite spline",
+                  CHEBYSHEV: "Chebyshev"}  # fmt: skip
+MAX_DECADES = 1.0  # a baseline further than this below the data is written, not drawn
+
+
+def _far_note(ax: Axes, far: list[str]) -> None:
+    """Baselines too far below the data to share its axis, written under the panel, below its tick
+    labels and x label (an annotation the layout makes room for; no data point is covered)."""
+    if far:
+        ax.annotate("baselines below the axis (median):\n" + "\n".join(far), xy=(0.5, 0), xycoords="axes fraction",
+                    xytext=(0, -32 if ax.get_xlabel() else -20), textcoords="offset points", ha="center", va="top",
+                    fontsize=6, color="0.3", annotation_clip=False)  # fmt: skip
+
+
+def reproduction_figure(runs: pd.DataFrame, published: dict[tuple[str, str], float], columns: list[str],
+                        order: list[str], title: str) -> plt.Figure:  # fmt: skip
+    """The seed report's tables against our seeds: a panel per metric column, every seed of each
+    activation as a point (log scale), the published single run as a red star. published:
+    (activation, column) -> value."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.4))
+    rng = np.random.default_rng(0)
+    for ax, column in zip(np.atleast_1d(axes), columns):
+        acts = [a for a in order if (a, column) in published]
+        for i, act in enumerate(acts):
+            y = runs.loc[runs.activation == act, column].to_numpy(float)
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(y)), y, s=12, color=PALETTE[act], edgecolor="black",
+                       linewidth=0.3, zorder=3, label="our seeds" if i == 0 else None)  # fmt: skip
+            ax.plot([i - 0.25, i + 0.25], [np.median(y)] * 2, color="black", lw=1.2, zorder=4,
+                    label="our median" if i == 0 else None)  # fmt: skip
+            ax.scatter([i], [published[act, column]], marker="*", s=140, color="red", edgecolor="black",
+                       linewidth=0.5, zorder=5, label="published (one run)" if i == 0 else None)  # fmt: skip
+        ax.set_xticks(range(len(acts)), acts)
+        ax.set_xlim(-0.6, len(acts) - 0.4)
+        ax.set_yscale("log")
+        ax.set_ylabel(METRIC_LABELS.get(column, column), fontsize=8)
+    np.atleast_1d(axes)[0].legend(fontsize=6, frameon=False, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def baseline_lines(baselines: pd.DataFrame, metric: str, ax: Axes, *, vertical: bool = False) -> None:
+    """Median over seeds of each baseline as a labelled reference line where it lies within
+    MAX_DECADES of the data already drawn; one further below (the classical floor is often 1e3-1e8
+    under the networks) is written in the panel instead, so that the data fill the axis."""
+    lo = (ax.get_xlim() if vertical else ax.get_ylim())[0]
+    far = []
+    for name, style in BASELINE_STYLES.items():
+        v = baselines.loc[baselines.baseline == name, metric]
+        if v.empty:
+            continue
+        value = float(np.median(v))
+        if value < lo / 10**MAX_DECADES:
+            far.append(f"{BASELINE_SHORT[name]}: {value:.1e}")
+            continue
+        draw = ax.axvline if vertical else ax.axhline
+        draw(value, lw=1.0, label=f"baseline: {name}", **style)
+    _far_note(ax, far)
+
+
+def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax: Axes) -> None:
+    """Each baseline as one grey point (median over seeds of both metrics), labelled, where it lies
+    within MAX_DECADES of the data on both axes; else written in the panel (baseline_lines)."""
+    (x_lo, _), (y_lo, _) = ax.get_xlim(), ax.get_ylim()
+    far = []
+    for marker, (name, style) in zip("XPD", BASELINE_STYLES.items()):
+        b = baselines[baselines.baseline == name]
+        if b.empty:
+            continue
+        x, y = float(np.median(b[x_metric])), float(np.median(b[y_metric]))
+        if x < x_lo / 10**MAX_DECADES or y < y_lo / 10**MAX_DECADES:
+            far.append(f"{BASELINE_SHORT[name]}: ({x:.1e}, {y:.1e})")
+            continue
+        ax.plot(x, y, marker=marker, color=style["color"], ms=6, ls="none", label=f"baseline: {name}")
+    _far_note(ax, far)
+
+
+def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str],
+                   ax: Axes | None = None) -> Axes:
+    """f error against f' error, one point per (activation, deriv_weight), joined in weight order.
+    points: columns activation, deriv_weight, x_metric, y_metric (medians over seeds)."""
+    ax = _ax(ax)
+    for act in order:
+        p = points[points.activation == act].sort_values("deriv_weight")
+        ax.plot(p[x_metric], p[y_metric], color=PALETTE[act], marker="o", ms=4, lw=1, label=act)
+        for _, row in p.iterrows():
+            ax.annotate(f"λ={row.deriv_weight:g}", (row[x_metric], row[y_metric]), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points", color=PALETTE[act])  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(METRIC_LABELS.get(x_metric, x_metric))
+    ax.set_ylabel(METRIC_LABELS.get(y_metric, y_metric))
+    return ax
+
+
+def heatmap_panel(table: pd.DataFrame, metric: str, ax: Axes | None = None,
+                  limits: tuple[float, float] | None = None) -> Axes:  # fmt: skip
+    """Median error over the table's rows x columns (e.g. activation x width), log colour scale,
+    annotated. limits: the colour scale's (min, max), shared by panels to be compared; default:
+    the table's own range."""
+    from matplotlib.colors import LogNorm
+
+    ax = _ax(ax)
+    values = table.to_numpy(float)
+    finite = values[np.isfinite(values) & (values > 0)]
+    if limits is None and finite.size:
+        limits = (float(finite.min()), float(finite.max()))
+    norm = LogNorm(vmin=limits[0], vmax=limits[1]) if limits else None
+    sns.heatmap(table, ax=ax, norm=norm, cmap="viridis_r", annot=table.map(lambda v: f"{v:.1e}"), fmt="",
+                annot_kws={"fontsize": 7}, cbar_kws={"label": METRIC_LABELS.get(metric, metric)})  # fmt: skip
+    ax.set_xlabel(table.columns.name or "")
+    ax.set_ylabel(table.index.name or "")
+    ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=9)
+    return ax
+
+
+def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str, ax: Axes | None = None) -> Axes:
+    """A critical-difference diagram (Demsar 2006): mean ranks on an axis, the Nemenyi CD as a bar,
+    and a thick line joining methods whose ranks differ by less than CD (not significantly)."""
+    ax = _ax(ax)
+    k = len(methods)
+    order = np.argsort(mean_ranks)
+    ranks = np.asarray(mean_ranks)[order]
+    names = [methods[i] for i in order]
+    ax.set_xlim(0.8, k + 0.2)
+    ax.set_ylim(-2.1, 1.2)
+    ax.text((1 + k) / 2, -2.05, "axis: mean rank over blocks (1 = lowest error)", ha="center", va="bottom",
+            fontsize=7, color="0.3")  # fmt: skip
+    ax.hlines(0, 1, k, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.vlines(r, -0.05, 0.05, color="black", lw=1)
+        ax.text(r, 0.12, str(r), ha="center", fontsize=7)
+    for i, (name, r) in enumerate(zip(names, ranks)):
+        y = -0.4 - 0.3 * i
+        ax.plot([r, r], [0, y], color=PALETTE.get(name, "black"), lw=1)
+        ax.plot(r, 0, "o", color=PALETTE.get(name, "black"), ms=5)
+        ax.text(r + 0.05, y, f"{name} ({r:.2f})", fontsize=8, va="center")
+    ax.plot([1, 1 + cd], [0.7, 0.7], color="black", lw=2)
+    ax.text(1 + cd / 2, 0.8, f"CD = {cd:.2f}", ha="center", fontsize=7)
+    # Maximal runs of consecutive methods spanning less than CD: not significantly different.
+    level = 0
+    for i in range(k):
+        j = i
+        while j + 1 < k and ranks[j + 1] - ranks[i] < cd:
+            j += 1
+        if j > i and not (i > 0 and ranks[j] - ranks[i - 1] < cd):
+            ax.plot([ranks[i] - 0.04, ranks[j] + 0.04], [0.3 + 0.12 * level] * 2, color="black", lw=3)
+            level += 1
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return ax
+
+
+def floor_panel(floor: pd.DataFrame, regimes: list[str], order: list[str], title: str, ax: Axes | None = None) -> Axes:
+    """Network / best-baseline median error ratio (log) per regime (x) and activation (lines);
+    floor rows carry a "regime" label column. The line at 1 is the classical floor."""
+    ax = _ax(ax)
+    x = np.arange(len(regimes))
+    for act in order:
+        f = floor[floor.activation == act].set_index("regime").reindex(regimes)
+        ax.plot(x, f["ratio_to_best"], marker="o", ms=4, lw=1.2, color=PALETTE[act], label=act)
+    ax.axhline(1.0, color="grey", lw=1, ls="--", label="best baseline")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [r.replace(" ", "\n", 1) for r in regimes], fontsize=7)
+    ax.set_ylabel("network / best baseline (median)")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
+def target_fits_figure(x: np.ndarray, truths: dict[str, tuple[np.ndarray, np.ndarray]],
+                       members: dict[str, dict[str, dict[str, np.ndarray]]], title: str) -> plt.Figure:
+    """Per target (rows): f and f' (columns) of the median-seed model of every activation against
+    the truth (thick grey). truths[target] = (f, f') on x; members[target][act] as in fits_figure."""
+    targets = list(members)
+    fig, axes = plt.subplots(len(targets), 2, figsize=(11, 2.6 * len(targets)), squeeze=False, sharex=True)
+    for i, target in enumerate(targets):
+        for j, (key, name) in enumerate((("f", "f(x)"), ("df", "f′(x)"))):
+            ax = axes[i, j]
+            ax.plot(x, truths[target][j], color=TRUTH, lw=2.2, alpha=0.35, label="truth")
+            for act, m in members[target].items():
+                ax.plot(x, m[key][m["best"]], color=PALETTE[act], lw=1, label=act)
+            ax.set_ylabel(name)
+            ax.set_title(f"{target}: {name}", fontsize=9)
+    axes[0, 0].legend(fontsize=7, frameon=False, ncol=2)
+    for ax in axes[-1]:
+        ax.set_xlabel("x")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

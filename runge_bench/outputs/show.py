@@ -1,0 +1,106 @@
+"""`runge-bench show`: one cell, or one run, of a store as figures and a short table.
+
+A report draws fits and loss curves for its reference cell only; `show` draws them for any cell
+(`--where width=16,deriv_weight=0`) or any run (`--run RUN_ID`), from the store alone, into
+`<store dir>/show/<selection>/` (or `--out`): fits.png, loss_curves.png, runs.csv and show.md.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from . import plots
+from ..analysis import tables
+from ..problem.errors import UserError
+from ..problem.vocabulary import KEY_METRICS
+from ..runs.loading import Source, cell_arrays, load_runs
+from ..problem.data import plot_grid
+from ..problem.targets import get_target
+from ..problem.config import CONFIG_FIELDS
+
+
+def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
+    """"width=16,deriv_weight=0" -> {"width": 16, "deriv_weight": 0.0}, each value read as its
+    field's type in the store (batch_size: "full" or a number). A UserError names a malformed
+    pair, an unknown field or a value no run has."""
+    where: dict[str, object] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, raw = pair.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key or not raw:
+            raise UserError(f"expected field=value pairs separated by commas, got {pair!r}", field="--where")
+        if key not in CONFIG_FIELDS:
+            raise UserError(f"unknown field {key!r} (fields: {', '.join(CONFIG_FIELDS)})", field="--where")
+        column = runs[key]
+        try:
+            value: object = column.dtype.type(float(raw)) if pd.api.types.is_numeric_dtype(column) else raw
+        except ValueError:
+            raise UserError(f"{key}={raw!r} is not a number", field="--where") from None
+        if not (column == value).any():
+            levels = ", ".join(map(str, sorted(column.unique())))
+            raise UserError(f"no run has {key}={raw} (the store holds {key} = {levels})", field="--where")
+        where[key] = value
+    if not where:
+        raise UserError("empty selection: give field=value pairs, e.g. width=16,deriv_weight=0", field="--where")
+    return where
+
+
+def _seeds(seeds: pd.Series) -> str:
+    lo, hi = int(seeds.min()), int(seeds.max())
+    return f"seed {lo}" if lo == hi else f"{seeds.nunique()} seeds ({lo}-{hi})"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("=", "-")).strip("_")[:100] or "selection"
+
+
+def show(src: Source, *, where: str | None = None, run_id: str | None = None, out_dir: Path | None = None) -> Path:
+    """Draw the fits and loss curves of one cell (`where`) or one run (`run_id`) and write a short
+    table; return the path of show.md."""
+    if (where is None) == (run_id is None):
+        raise UserError("give exactly one of --where FIELD=VALUE,... or --run RUN_ID")
+    runs, _ = load_runs(src)
+    if run_id is not None:
+        selected, title, slug = runs[runs.run_id == run_id], f"run {run_id}", f"run-{_slug(run_id)}"
+        if selected.empty:
+            raise UserError(f"no stored run {run_id!r}", field="--run", path=src.store)
+    else:
+        cell = parse_where(where, runs)
+        selected = tables.select(runs, cell)
+        title = ", ".join(f"{k}={v}" for k, v in cell.items())
+        slug = _slug(title)
+    ok = selected[selected.status == "ok"]
+    if ok.empty:
+        counts = selected.status.value_counts()
+        raise UserError(f"no ok run in {title}: {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed",
+                        path=src.store)  # fmt: skip
+    out = Path(out_dir) if out_dir is not None else src.store.parent / "show" / slug
+    out.mkdir(parents=True, exist_ok=True)
+    members, curves, left_out = cell_arrays(src, ok)
+    lines = [f"# runge-bench show: {src.name}, {title}", "",
+             f"{len(selected)} runs ({len(ok)} ok); activations: {', '.join(dict.fromkeys(ok.activation))}; "
+             f"{_seeds(ok.seed)}.", ""]  # fmt: skip
+    if left_out:
+        lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
+    summary = ok.groupby("activation", sort=False)[KEY_METRICS].median().reset_index()
+    summary.insert(1, "n_ok", ok.groupby("activation", sort=False).size().to_numpy())
+    lines += ["Median over seeds (one seed: its value):", "", tables.to_markdown(summary)]
+    columns = ["run_id", "status", *CONFIG_FIELDS, *KEY_METRICS]
+    selected[[c for c in columns if c in selected]].to_csv(out / "runs.csv", index=False)
+    if members:
+        if ok.target.nunique() > 1:
+            lines += [f"No fits figure: the selection spans {ok.target.nunique()} targets; add target=NAME to "
+                      "--where.", ""]  # fmt: skip
+        else:
+            x, t = plot_grid(), get_target(ok.target.iloc[0])
+            plots.save(plots.fits_figure(x, t.f(x), t.df(x), members, f"Fits of f and f′ ({title})"), out / "fits")
+            lines += ["![fits](fits.png)", ""]
+        spread = ": median and IQR over seeds" if ok.seed.nunique() > 1 else ""
+        plots.save(plots.curves_figure(curves, f"Loss curves ({title}){spread}"), out / "loss_curves")
+        lines += ["![loss curves](loss_curves.png)", ""]
+    path = out / "show.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path

@@ -1,0 +1,157 @@
+"""Reading a results store for analysis: which store a name means, its runs as a DataFrame (with
+notes on what was left out), and the arrays (curves, predictions) of chosen runs.
+
+Everything here reads; nothing trains or writes. `api`, `show`, `compare` and `report` all read
+through it.
+
+The runs frame holds one row per run: run_id, status, every config field, the metrics, wall_s,
+engine, device, diverged_epoch, error. Config values appear as in RunConfig, except batch_size,
+which is a string, "full" or the size ("32"), so that a column has one type (`frame_value` turns a
+RunConfig value into the frame's).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..problem.activations import activation_order
+from ..problem.config import CONFIG_FIELDS
+from ..problem.errors import UserError
+from ..problem.vocabulary import METRICS
+from .store import STORE_NAME, Store, protocol_notes, store_path
+from .study import Study, load_study
+
+RUNS_COLUMNS = ["run_id", "status", *CONFIG_FIELDS, *METRICS, "wall_s", "engine", "device", "diverged_epoch", "error"]
+
+
+def frame_value(field: str, value: object) -> object:
+    """A config value as the runs frame holds it: batch_size None (full batch) -> "full", a size
+    -> its digits ("32", whether given as 32, 32.0 or "32"); every other field as it is."""
+    if field != "batch_size":
+        return value
+    if value is None or value == "full" or (isinstance(value, float) and math.isnan(value)):
+        return "full"
+    try:
+        return str(int(float(value)))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    """The store's runs with batch_size as frame_value shows it ("full" or a number, never missing)."""
+    df = runs.copy()
+    df["batch_size"] = [frame_value("batch_size", b) for b in df["batch_size"]]
+    return df
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a report's runs come from."""
+
+    store: Path
+    name: str
+    study: Study | None  # when given, only the runs of its current plan are reported
+
+
+def resolve(study: str | Path, results_dir: str | Path) -> Source:
+    """A study name, a study file, a results directory or a store file -> the store to read."""
+    path, results_dir = Path(study), Path(results_dir)
+    if path.suffix == ".toml":
+        study = load_study(path)
+        return Source(store_path(results_dir, study.name), study.name, study)
+    if path.is_dir() and (path / STORE_NAME).exists():
+        return Source(path / STORE_NAME, path.name, None)
+    if path.is_file():
+        return Source(path, path.parent.name, None)
+    return Source(store_path(results_dir, str(study)), str(study), None)
+
+
+def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
+    """The runs to report, and notes on what was left out."""
+    if not source.store.exists():
+        raise UserError("no results store here (run `runge-bench sweep` on the study first)", path=source.store)
+    with Store(source.store) as store:
+        runs, other_protocols, unreadable = store.runs(), store.other_protocols(), store.unreadable
+    notes = [n[0].upper() + n[1:] + "." for n in protocol_notes(other_protocols)]
+    if unreadable:
+        notes.append(f"{len(unreadable)} stored runs could not be read (a damaged row) and were left out: "
+                     f"{', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")  # fmt: skip
+    if source.study is not None:
+        planned = {c.run_id for c in source.study.configs}
+        kept = runs[runs.run_id.isin(planned)]
+        if len(kept) < len(runs):
+            notes.append(f"{len(runs) - len(kept)} stored runs are not in the current plan of "
+                         f"{source.study.path} and were ignored.")  # fmt: skip
+        if len(kept) < len(planned):
+            notes.append(f"{len(planned) - len(kept)} runs of the plan are not stored yet.")
+        runs = kept
+    if runs.empty:
+        raise UserError(" ".join(["the store holds no runs to report", *notes]), path=source.store)
+    df = prepare(runs)
+    # Rows in a stable order: registry order for activations (tables take the order explicitly;
+    # this keeps runs.csv and every listing stable), then seed and run id.
+    rank = {a: i for i, a in enumerate(activation_order(df.activation))}
+    df = df.sort_values(["activation", "seed", "run_id"], key=lambda c: c.map(rank) if c.name == "activation" else c)
+    return df.reset_index(drop=True), notes
+
+
+def training_versions(path: Path, run_ids: list[str]) -> list[tuple[str, int]]:
+    """The distinct library sets the runs were trained with, as text, with their run counts."""
+    with Store(path) as store:
+        versions = store.versions(run_ids)
+    counts: dict[str, int] = {}
+    for v in versions.values():
+        text = ", ".join(f"{k} {v[k]}" for k in sorted(v) if k != "runge_bench") or "not recorded"
+        counts[text] = counts.get(text, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def last_epochs(source: Source, df: pd.DataFrame) -> dict[str, float]:
+    """run_id -> the last epoch number of its stored curves, for the ok runs that were refined
+    after Adam (their curves go on past `epochs` for every iteration completed)."""
+    refined = df[(df.status == "ok") & (df.optimizer != "adam")]
+    if refined.empty:
+        return {}
+    with Store(source.store) as store:
+        arrays = store.arrays(list(refined.run_id))
+    return {rid: float(c["epoch"][-1]) for rid, (c, _) in arrays.items() if len(c.get("epoch", ()))}
+
+
+def per_seed_arrays(arrays: dict[str, tuple[dict, dict]], runs: pd.DataFrame) -> tuple[dict, dict, list[str]]:
+    """Predictions and curves of the given ok runs, by activation, for the fits and curves figures,
+    from Store.arrays of those runs; and the ids of runs left out because their arrays are missing
+    or incomplete (a damaged row)."""
+    complete = {rid for rid, (c, p) in arrays.items() if {"f", "df"} <= set(p) and "epoch" in c}
+    left_out = sorted(set(runs.run_id) - complete)
+    runs = runs[runs.run_id.isin(complete)]
+    members, curves = {}, {}
+    for act, g in runs.groupby("activation", sort=False):
+        g = g.assign(_total=g.val_f_mse + g.deriv_weight * g.val_df_mse).sort_values(["_total", "seed"])
+        ids = list(g.run_id)
+        f = np.stack([arrays[i][1]["f"] for i in ids]).astype(float)
+        df = np.stack([arrays[i][1]["df"] for i in ids]).astype(float)
+        members[act] = {"f": f, "df": df, "best": (len(ids) - 1) // 2}  # median of validation loss
+        cs = [arrays[i][0] for i in ids]
+        # Runs may end at different epochs (a refinement that stopped early) and so be thinned to
+        # different epochs (store.thin_curves): put every run on the epochs of the one that ends
+        # first, interpolating between its stored points, so that a band is taken over one epoch.
+        grid = min((ci["epoch"].astype(float) for ci in cs), key=lambda e: (e[-1], -len(e)))
+        c = {k: np.stack([np.interp(grid, ci["epoch"].astype(float), ci[k].astype(float)) for ci in cs])
+             for k in ("train_f", "train_df", "val_f", "val_df")}  # fmt: skip
+        w = g.deriv_weight.to_numpy(float)[:, None]
+        c["train_total"], c["val_total"] = c["train_f"] + w * c["train_df"], c["val_f"] + w * c["val_df"]
+        c["epoch"] = grid
+        curves[act] = c
+    return members, curves, left_out
+
+
+def cell_arrays(source: Source, ok: pd.DataFrame) -> tuple[dict, dict, list[str]]:
+    """The curves and predictions of the given ok runs, shaped for the fits and loss-curve figures
+    (figures.per_seed_arrays), and the runs whose arrays could not be read."""
+    with Store(source.store) as store:
+        return per_seed_arrays(store.arrays(list(ok.run_id)), ok)

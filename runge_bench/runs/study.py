@@ -1,0 +1,330 @@
+"""Study files: TOML -> a validated, frozen list of RunConfigs (the cartesian product of the grid).
+
+    name = "seed-replication"
+    description = "..."
+    [fixed]                      # scalars shared by every run
+    width = 64
+    [grid]                       # lists; the runs are their cartesian product
+    activation = ["relu", "tanh"]
+    seed = { start = 0, stop = 20 }   # range shorthand: stop excluded, optional step
+    [[case]]                     # optional: cases, each a table of scalars; the runs are the
+    dtype = "float32"            # grid's product times the cases (for settings that go together,
+    [[case]]                     # such as the precision study's regimes)
+    dtype = "float64"
+    optimizer = "adam+lm"
+
+Every mistake is a UserError naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from ..problem.activations import ACTIVATIONS
+from ..problem.config import REFINE_ITERS, RunConfig
+from ..problem.vocabulary import OPTIMIZERS
+from ..problem.errors import UserError
+from ..problem.data import n_val
+from ..problem.targets import TARGETS
+
+MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed study: its name, description, the axes it sweeps, and its runs in plan order."""
+
+    name: str
+    description: str
+    path: Path | None
+    axes: dict[str, tuple]  # swept key -> values, in file order
+    fixed: dict[str, Any]
+    configs: tuple[RunConfig, ...]
+    cases: tuple[dict[str, Any], ...] = ()  # [[case]] tables, in file order
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"must be an integer, got {v!r}"
+        if not lo <= v <= hi:
+            return f"must be between {lo} and {hi}, got {v}"
+        return None
+
+    return check
+
+
+def _float(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False):
+    def check(v: Any) -> str | None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"must be a number, got {v!r}"
+        if v != v or (v < lo or (open_lo and v == lo)) or (v > hi or (open_hi and v == hi)):
+            lo_b, hi_b = "(" if open_lo else "[", ")" if open_hi else "]"
+            return f"must be in {lo_b}{lo:g}, {hi:g}{hi_b}, got {v}"
+        return None
+
+    return check
+
+
+def _choice(options: list[str], what: str):
+    def check(v: Any) -> str | None:
+        if not isinstance(v, str):
+            return f"must be a string, got {v!r}"
+        if v not in options:
+            return f"unknown {what} {v!r} (valid: {', '.join(options)})"
+        return None
+
+    return check
+
+
+def _batch_size(v: Any) -> str | None:
+    if v == "full":
+        return None
+    return _int(1, 1_000_000)(v) and f"must be a positive integer or \"full\", got {v!r}"
+
+
+# The keys a study may set, with their checks. Bounds reject what cannot be meant (width 10^9).
+FIELDS: dict[str, Callable[[Any], str | None]] = {
+    "activation": _choice(sorted(ACTIVATIONS), "activation"),
+    "seed": _int(0, 2**31 - 1),
+    "width": _int(1, 4096),
+    "depth": _int(1, 32),
+    "deriv_weight": _float(0.0, 1e6),
+    "lr": _float(0.0, 1e6, open_lo=True),
+    "epochs": _int(1, 1_000_000),
+    "batch_size": _batch_size,
+    "n_points": _int(3, 1_000_000),
+    "val_fraction": _float(0.0, 1.0, open_lo=True, open_hi=True),
+    "dtype": _choice(["float32", "float64"], "dtype"),
+    "target": _choice(list(TARGETS), "target"),
+    "optimizer": _choice(list(OPTIMIZERS), "optimizer"),
+    "lbfgs_iters": _int(0, 1_000_000),
+    "lm_iters": _int(0, 100_000),
+}
+assert set(FIELDS) == {f.name for f in fields(RunConfig)}
+
+
+def _normalise(key: str, v: Any) -> Any:
+    if key in ("deriv_weight", "lr", "val_fraction"):
+        return float(v)
+    if key == "batch_size" and v == "full":
+        return None
+    return v
+
+
+def _expand_range(v: dict, path: Path, field: str) -> list[int]:
+    extra = set(v) - {"start", "stop", "step"}
+    if extra or "stop" not in v:
+        raise UserError("a range is { start = A, stop = B, step = C } (stop excluded; start, step optional)",
+                        path=path, field=field)  # fmt: skip
+    start, stop, step = v.get("start", 0), v["stop"], v.get("step", 1)
+    for name, x in (("start", start), ("stop", stop), ("step", step)):
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise UserError(f"range {name} must be an integer, got {x!r}", path=path, field=field)
+    # Counted arithmetically: len(range(...)) overflows past 2**63 values.
+    count = 0 if step == 0 else max(0, -((start - stop) // step))
+    if step == 0 or count > MAX_RUNS:
+        raise UserError(f"range {start}..{stop} step {step} is empty or too long", path=path, field=field)
+    return list(range(start, stop, step))
+
+
+def _table(doc: dict, key: str, path: Path) -> dict:
+    table = doc.get(key, {})
+    if not isinstance(table, dict):
+        raise UserError(f"must be a table ([{key}]), got {type(table).__name__}", path=path, field=key)
+    return table
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None, name: str | None = None) -> Study:
+    """Read and validate a study file; raise UserError naming the file and key on any problem.
+
+    overrides: `--set` items, "key=value" (a value: fixed), "key=a,b,c" (a list) or "key=a:b" (a
+    range, b excluded: grid), applied to the file's [fixed] and [grid] before validation. An
+    overridden study is another plan, so it gets another name (and results directory): `name`, or
+    the file's name with the overrides appended; a store never mixes two plans by accident."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError("no such study file", path=path)
+    if not path.is_file():
+        raise UserError("is not a file (a study is a .toml file)", path=path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except PermissionError:
+        raise UserError("cannot read the file (permission denied)", path=path) from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"not valid UTF-8 (byte {e.start})", path=path) from None
+    except OSError as e:
+        raise UserError(f"cannot read the file ({e.strerror})", path=path) from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"malformed TOML: {e}", path=path) from None
+    if overrides:
+        doc = apply_overrides(doc, overrides)
+    if name is not None:
+        doc = {**doc, "name": name}
+    return parse_study(doc, path)
+
+
+def _override_value(raw: str) -> Any:
+    """A --set value: TOML where it parses as TOML (numbers, "strings", true), else the bare word."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def apply_overrides(doc: dict, overrides: list[str]) -> dict:
+    """The study document with `--set` items applied (see load_study); its name gains them."""
+    fixed, grid = dict(doc.get("fixed") or {}), dict(doc.get("grid") or {})
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not sep or not key or not raw:
+            raise UserError(f"expected key=value, key=a,b,c or key=a:b, got {item!r}", field="--set")
+        fixed.pop(key, None)
+        grid.pop(key, None)
+        if ":" in raw and "," not in raw:
+            start, _, stop = raw.partition(":")
+            grid[key] = {"start": _override_value(start or "0"), "stop": _override_value(stop)}
+        elif "," in raw:
+            grid[key] = [_override_value(v.strip()) for v in raw.split(",")]
+        else:
+            fixed[key] = _override_value(raw)
+    slug = "-".join(re.sub(r"[^A-Za-z0-9._]+", ".", item.strip()) for item in overrides)
+    name = f"{doc.get('name', 'study')}-{slug}"
+    if len(name) > 64 or not NAME_RE.fullmatch(name):
+        digest = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+        name = f"{str(doc.get('name', 'study'))[:50]}-set-{digest}"
+    description = f"{doc.get('description', '')} (with --set {' '.join(overrides)})".strip()
+    return {**doc, "name": name, "description": description, "fixed": fixed, "grid": grid}
+
+
+def parse_study(doc: dict, path: Path) -> Study:
+    """Validate a parsed TOML document as a study (see the module docstring)."""
+    name, description = _header(doc, path)
+    fixed, grid = _table(doc, "fixed", path), _table(doc, "grid", path)
+    for table_name, table in (("fixed", fixed), ("grid", grid)):
+        for key in table:
+            if key not in FIELDS:
+                raise UserError(f"unknown key (valid: {', '.join(FIELDS)})", path=path, field=f"{table_name}.{key}")
+    both = set(fixed) & set(grid)
+    if both:
+        raise UserError("set in both [fixed] and [grid]", path=path, field=sorted(both)[0])
+    values = {key: _fixed_value(key, v, path) for key, v in fixed.items()}
+    axes = {key: _grid_axis(key, v, path) for key, v in grid.items()}
+    cases = _cases(doc, set(values) | set(axes), path)
+    if "activation" not in values and "activation" not in axes and not (cases and all("activation" in c for c in cases)):
+        raise UserError("required: set activation in [fixed] or [grid]", path=path, field="activation")
+    n_runs = math.prod(len(vs) for vs in axes.values()) * max(1, len(cases))
+    if n_runs > MAX_RUNS:
+        raise UserError(f"the grid has {n_runs} runs, more than {MAX_RUNS}", path=path, field="grid")
+    configs, seen = [], set()
+    for combo in itertools.product(*axes.values()):
+        for i, case in enumerate(cases or [{}]):
+            config = _config({**values, **dict(zip(axes, combo)), **case}, path, f"case[{i}]" if cases else "fixed")
+            _check_sizes(config, path)
+            if config.run_id in seen:
+                raise UserError("two runs of the plan are the same run (a repeated case, or an iteration count "
+                                "that the optimizer does not use)", path=path,
+                                field=f"case[{i}]" if cases else "grid")  # fmt: skip
+            seen.add(config.run_id)
+            configs.append(config)
+    return Study(name=name, description=description, path=path, axes=axes, fixed=values,
+                 configs=tuple(configs), cases=tuple(cases))  # fmt: skip
+
+
+def _cases(doc: dict, taken: set[str], path: Path) -> list[dict[str, Any]]:
+    """The [[case]] tables, checked: scalars of known keys, none set in [fixed] or [grid]."""
+    raw = doc.get("case", [])
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise UserError("cases are tables: write each as [[case]] followed by its keys", path=path, field="case")
+    cases = []
+    for i, case in enumerate(raw):
+        where = f"case[{i}]"
+        if not case:
+            raise UserError("an empty case (give it at least one key)", path=path, field=where)
+        out = {}
+        for key, v in case.items():
+            if key not in FIELDS:
+                raise UserError(f"unknown key (valid: {', '.join(FIELDS)})", path=path, field=f"{where}.{key}")
+            if key in taken:
+                raise UserError("set in a case and in [fixed] or [grid]", path=path, field=f"{where}.{key}")
+            if isinstance(v, (list, dict)):
+                raise UserError("a case takes single values", path=path, field=f"{where}.{key}")
+            if problem := FIELDS[key](v):
+                raise UserError(problem, path=path, field=f"{where}.{key}")
+            out[key] = _normalise(key, v)
+        cases.append(out)
+    return cases
+
+
+def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
+    """One run's config, with the checks that involve several keys."""
+    optimizer = values.get("optimizer", "adam")
+    iters = REFINE_ITERS.get(optimizer)
+    if iters is not None and values.get(iters, 0) < 1:
+        raise UserError(f"optimizer {optimizer!r} needs {iters} >= 1 (the refinement's iterations)", path=path,
+                        field=f"{where}.{iters}" if where.startswith("case") else iters)  # fmt: skip
+    return RunConfig(**values)
+
+
+def _header(doc: dict, path: Path) -> tuple[str, str]:
+    """The study's name (it names the results directory) and description, checked."""
+    unknown = set(doc) - {"name", "description", "fixed", "grid", "case"}
+    if unknown:
+        raise UserError("unknown top-level key (expected name, description, [fixed], [grid], [[case]])",
+                        path=path, field=sorted(unknown)[0])  # fmt: skip
+    name = doc.get("name")
+    if name is None:
+        raise UserError("required: a name for the study (it names the results directory)", path=path, field="name")
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise UserError(f"must be 1-64 letters, digits, '.', '_' or '-', got {name!r}", path=path, field="name")
+    description = doc.get("description", "")
+    if not isinstance(description, str):
+        raise UserError("must be a string", path=path, field="description")
+    return name, description
+
+
+def _fixed_value(key: str, v: Any, path: Path) -> Any:
+    where = f"fixed.{key}"
+    if isinstance(v, (list, dict)):
+        raise UserError("[fixed] takes a single value; put lists in [grid]", path=path, field=where)
+    if problem := FIELDS[key](v):
+        raise UserError(problem, path=path, field=where)
+    return _normalise(key, v)
+
+
+def _grid_axis(key: str, v: Any, path: Path) -> tuple:
+    where = f"grid.{key}"
+    if isinstance(v, dict):
+        v = _expand_range(v, path, where)
+    if not isinstance(v, list):
+        raise UserError(f"[grid] takes a list, got {v!r}; put single values in [fixed]", path=path, field=where)
+    if not v:
+        raise UserError("empty list: a grid axis needs at least one value", path=path, field=where)
+    for item in v:
+        if problem := FIELDS[key](item):
+            raise UserError(problem, path=path, field=where)
+    normalised = [_normalise(key, item) for item in v]
+    if len(set(normalised)) != len(normalised):
+        raise UserError("repeats a value", path=path, field=where)
+    return tuple(normalised)
+
+
+def _check_sizes(c: RunConfig, path: Path) -> None:
+    k = n_val(c.n_points, c.val_fraction)
+    if k < 1 or c.n_points - k < 1:
+        raise UserError(f"n_points={c.n_points} with val_fraction={c.val_fraction} leaves an empty split",
+                        path=path, field="val_fraction")  # fmt: skip
+    if c.batch_size is not None and c.batch_size > c.n_points - k:
+        raise UserError(f"batch_size {c.batch_size} exceeds the {c.n_points - k} training points; use \"full\"",
+                        path=path, field="batch_size")  # fmt: skip

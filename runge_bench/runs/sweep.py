@@ -1,0 +1,102 @@
+"""A sweep: a plan's tasks trained in parallel (workers.py), each result stored as it arrives.
+
+Workers train and return results; only this (the parent) process writes the store, one
+transaction per run, as results arrive. An interrupted sweep loses at most the runs in flight, and
+running it again trains only what is missing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..problem.config import RunConfig, RunResult
+from ..problem.errors import UserError
+from ..problem.vocabulary import ENGINES
+from .plan import Plan
+from .store import Store
+from .resources import default_jobs
+from .tasks import make_tasks, on_accelerator
+from .workers import device_free_bytes, execute
+
+
+LOCK_RETRY_S = (0.1, 5.0)  # first and longest pause between attempts to write a locked store
+
+
+def store_patiently(store: Store, result: RunResult, summary: SweepSummary,
+                    on_wait: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Write one result. A store locked by another process for longer than SQLite's busy timeout
+    is tried again, with growing pauses, until it frees: a trained result is never dropped (Ctrl-C
+    stops the wait). A full disk ends the sweep with a UserError; the store keeps every result
+    written before (each is its own transaction) and the failed write leaves no trace."""
+    pause = LOCK_RETRY_S[0]
+    while True:
+        try:
+            store.write(result)
+            return
+        except sqlite3.OperationalError as e:
+            text = str(e)
+            if "locked" in text or "busy" in text:
+                if on_wait is not None:
+                    on_wait(f"waiting for the store's write lock (held by another process): {store.path}")
+                time.sleep(pause)
+                pause = min(2 * pause, LOCK_RETRY_S[1])
+                continue
+            stored = sum(summary.counts.values())
+            if "full" in text:
+                raise UserError(f"the disk is full: {stored} runs of this sweep were stored before it filled, "
+                                "the store is intact; free space and run the same command to resume",
+                                path=store.path) from None  # fmt: skip
+            raise UserError(f"cannot write the store ({text}); {stored} runs of this sweep were stored",
+                            path=store.path) from None  # fmt: skip
+
+
+@dataclass
+class SweepSummary:
+    counts: Counter = field(default_factory=Counter)
+    wall_s: float = 0.0
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"trained {sum(c.values())} runs in {self.wall_s:.1f} s: {c['ok']} ok, "
+                f"{c['diverged']} diverged, {c['failed']} failed")  # fmt: skip
+
+
+def run_sweep(
+    plan: Plan,
+    *,
+    engine: str = "batched",
+    jobs: int | None = None,
+    device: str = "cpu",
+    backend: str = "local",
+    scheduler: str | None = None,
+    tasks: list[list[RunConfig]] | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    """Train what the plan has left and store each result as it arrives. `tasks`: the plan's
+    remaining runs cut into tasks, as plan.plan_resources made and checked them; when not given,
+    they are cut here the same way for `jobs` workers. on_wait(message) is called while a result
+    waits for the store's write lock."""
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine {engine!r} (valid: {', '.join(ENGINES)})", field="--engine")
+    summary = SweepSummary()
+    start = time.perf_counter()
+    if not plan.todo:
+        return summary
+    if tasks is None:
+        free = device_free_bytes(device) if backend == "local" and on_accelerator(device) else None
+        tasks = make_tasks(list(plan.todo), engine, workers=jobs or default_jobs(), device=device,
+                           device_free_bytes=free)  # fmt: skip
+    with Store(plan.store_path, create=True) as store:
+        for result in execute(tasks, engine=engine, jobs=jobs, device=device, backend=backend, scheduler=scheduler):
+            store_patiently(store, result, summary, on_wait)
+            summary.counts[result.status] += 1
+            summary.wall_s = time.perf_counter() - start
+            if on_result is not None:
+                on_result(result)
+    summary.wall_s = time.perf_counter() - start
+    return summary
