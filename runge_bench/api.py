@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 
 from .analysis import tables
-from .problem.errors import UserError
-from .runs.loading import Source, load_runs
-from .runs.loading import resolve
-from .runs.store import Store
-from .problem.data import plot_grid
-from .problem.targets import get_target
 from .problem.config import CONFIG_FIELDS
+from .problem.data import plot_grid
+from .problem.errors import UserError
+from .problem.targets import get_target
+from .runs.loading import Source, load_runs, resolve
+from .runs.store import Store
 
 RESULTS = Path("results")
 
@@ -52,8 +51,10 @@ def _arrays(target: str | Path, run_ids: Iterable[str], results_dir: str | Path)
         arrays = store.arrays(ids)
     missing = [i for i in ids if i not in arrays]
     if missing:
-        raise UserError(f"no stored run {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                        path=src.store)  # fmt: skip
+        raise UserError(
+            f"no stored run {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            path=src.store,
+        )
     return arrays
 
 
@@ -65,7 +66,9 @@ def curves(target: str | Path, run_ids: Iterable[str], results_dir: str | Path =
         wide = pd.DataFrame({k: np.asarray(v, float) for k, v in c.items()})
         long = wide.melt(id_vars="epoch", var_name="curve", value_name="value")
         frames.append(long.assign(run_id=rid, epoch=long.epoch.astype(int)))
-    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["epoch", "curve", "value", "run_id"])
+    out = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["epoch", "curve", "value", "run_id"])
+    )
     return out[["run_id", "epoch", "curve", "value"]]
 
 
@@ -80,8 +83,18 @@ def predictions(target: str | Path, run_ids: Iterable[str], results_dir: str | P
     for rid, (_, p) in arrays.items():
         if p:
             t = get_target(fitted[rid])
-            frames.append(pd.DataFrame({"run_id": rid, "x": x, "f": np.asarray(p["f"], float),
-                                        "df": np.asarray(p["df"], float), "f_true": t.f(x), "df_true": t.df(x)}))  # fmt: skip
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "run_id": rid,
+                        "x": x,
+                        "f": np.asarray(p["f"], float),
+                        "df": np.asarray(p["df"], float),
+                        "f_true": t.f(x),
+                        "df_true": t.df(x),
+                    }
+                )
+            )
     if not frames:
         return pd.DataFrame(columns=["run_id", "x", "f", "df", "f_true", "df_true"])
     return pd.concat(frames, ignore_index=True)

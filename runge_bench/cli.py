@@ -8,9 +8,10 @@ from __future__ import annotations
 import functools
 import signal
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -80,8 +81,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
-                                                    help="Print the version and exit.")] = None,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
 ) -> None:
     """Reproducible benchmarks of MLPs fitting the Runge function and its derivative."""
 
@@ -94,18 +96,44 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where stores li
 def sweep(
     study: Annotated[Path, typer.Argument(help="A study file (TOML), e.g. studies/smoke.toml.")],
     results_dir: ResultsDir = Path("results"),
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and train nothing.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train runs stored as failed again.")] = False,
-    engine: Annotated[Engine, typer.Option(help="batched: many models at once; reference: the seed report's loop.")] = Engine.batched,
+    engine: Annotated[
+        Engine, typer.Option(help="batched: many models at once; reference: the seed report's loop.")
+    ] = Engine.batched,
     device: Annotated[str, typer.Option(help="Torch device for training, e.g. cpu or cuda.")] = "cpu",
-    backend: Annotated[Backend, typer.Option(help="local: processes on this machine; dask: a Dask cluster.")] = Backend.local,
-    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, tcp://HOST:PORT [default: a LocalCluster here].")] = None,
-    kernels: Annotated[Kernels, typer.Option(help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds.")] = Kernels.auto,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the batched engine's torch kernels (see README).")] = False,
-    allow_large: Annotated[bool, typer.Option("--allow-large", help="Run even when the estimated peak memory exceeds what this machine has available.")] = False,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a study key: key=value, key=a,b,c or key=a:b (a range); repeatable.")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", help="The study's name (and results directory) [default: the file's, with --set items appended].")] = None,
+    backend: Annotated[
+        Backend, typer.Option(help="local: processes on this machine; dask: a Dask cluster.")
+    ] = Backend.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address, tcp://HOST:PORT [default: a LocalCluster here].")
+    ] = None,
+    kernels: Annotated[
+        Kernels,
+        typer.Option(
+            help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds."
+        ),
+    ] = Kernels.auto,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the batched engine's torch kernels (see README).")
+    ] = False,
+    allow_large: Annotated[
+        bool,
+        typer.Option(
+            "--allow-large", help="Run even when the estimated peak memory exceeds what this machine has available."
+        ),
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a study key: key=value, key=a,b,c or key=a:b (a range); repeatable."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="The study's name (and results directory) [default: the file's, with --set items appended]."
+        ),
+    ] = None,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .runs.options import check_options, device_jobs, resolve_engine, resolve_jobs
@@ -115,8 +143,14 @@ def sweep(
     from .runs.workers import check_scheduler, device_free_bytes
 
     resolve_jobs(jobs)  # a bad --jobs is refused whatever the device
-    check_options(family=engine.value, kernels=kernels.value, compile=compile, device=device,
-                  backend=backend.value, scheduler=scheduler)  # fmt: skip
+    check_options(
+        family=engine.value,
+        kernels=kernels.value,
+        compile=compile,
+        device=device,
+        backend=backend.value,
+        scheduler=scheduler,
+    )
     jobs, jobs_note = device_jobs(device, jobs)
     plan = make_plan(load_study(study, set_, name), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
@@ -127,9 +161,17 @@ def sweep(
     # judges exactly what the sweep then trains.
     threads = check_scheduler(scheduler) if scheduler is not None else None
     free = device_free_bytes(device) if on_accelerator(device) and backend.value == "local" else None
-    tasks, estimate, warnings = plan_resources(plan, engine.value, jobs, backend=backend.value, scheduler=scheduler,
-                                               scheduler_threads=threads, allow_large=allow_large, device=device,
-                                               device_free_bytes=free)  # fmt: skip
+    tasks, estimate, warnings = plan_resources(
+        plan,
+        engine.value,
+        jobs,
+        backend=backend.value,
+        scheduler=scheduler,
+        scheduler_threads=threads,
+        allow_large=allow_large,
+        device=device,
+        device_free_bytes=free,
+    )
     out.print(f"  {estimate.describe()}", markup=False)
     for warning in warnings:
         err.print(f"warning: {warning}", markup=False, soft_wrap=True)
@@ -139,8 +181,9 @@ def sweep(
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
     if jobs_note:
         out.print(jobs_note, markup=False)
-    summary = _train_with_progress(plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value,
-                                   scheduler=scheduler, tasks=tasks)  # fmt: skip
+    summary = _train_with_progress(
+        plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value, scheduler=scheduler, tasks=tasks
+    )
     out.print(summary.describe() + f"; store: {plan.store_path}")
 
 
@@ -149,8 +192,15 @@ def _train_with_progress(plan, **options):
     SIGTERM stop it with what was stored said in one line, exit status 130."""
     from .runs.sweep import run_sweep
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[counts]}"))  # fmt: skip
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[counts]}"),
+    )
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     said: set[str] = set()
     with Progress(*columns, console=err, transient=False) as progress:
@@ -183,7 +233,7 @@ def _train_with_progress(plan, **options):
 def report(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
     results_dir: ResultsDir = Path("results"),
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: the store's].")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: the store's].")] = None,
 ) -> None:
     """Turn a study's stored runs into tables, figures and report.md (never trains)."""
     import matplotlib
@@ -200,20 +250,28 @@ def report(
 @user_errors
 def show(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
-    where: Annotated[Optional[list[str]], typer.Option(help="One cell: FIELD=VALUE pairs, e.g. width=16,deriv_weight=0 (or the option repeated).")] = None,
-    run_id: Annotated[Optional[str], typer.Option("--run", help="One run, by its run id (tables/runs.csv lists them).")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="One cell: FIELD=VALUE pairs, e.g. width=16,deriv_weight=0 (or the option repeated)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="One run, by its run id (tables/runs.csv lists them).")
+    ] = None,
     results_dir: ResultsDir = Path("results"),
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: the store's show/<selection>/].")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output directory [default: the store's show/<selection>/].")
+    ] = None,
 ) -> None:
     """Draw the fits and loss curves of any cell or run of a store, with a short table (never trains)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from .runs.loading import resolve
     from .outputs.show import show as show_selection
+    from .runs.loading import resolve
 
-    path = show_selection(resolve(study, results_dir), where=",".join(where) if where else None, run_id=run_id,
-                          out_dir=out_dir)  # fmt: skip
+    path = show_selection(
+        resolve(study, results_dir), where=",".join(where) if where else None, run_id=run_id, out_dir=out_dir
+    )
     out.print(f"wrote {path} (figures beside it)", markup=False)
 
 
@@ -224,8 +282,12 @@ def compare(
     b: Annotated[str, typer.Argument(help="Store B, compared with A.")],
     results_dir: ResultsDir = Path("results"),
     margin: Annotated[float, typer.Option(help="Equivalence margin: errors within this factor count as equal.")] = 2.0,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: B's, under compare/].")] = None,
-    fail_on: Annotated[FailOn, typer.Option(help="Exit with status 1 when a cell is different, or not shown equivalent.")] = FailOn.never,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output directory [default: B's, under compare/].")
+    ] = None,
+    fail_on: Annotated[
+        FailOn, typer.Option(help="Exit with status 1 when a cell is different, or not shown equivalent.")
+    ] = FailOn.never,
 ) -> None:
     """Match two stores' runs by config and test, cell by cell, whether their errors changed."""
     from .analysis.compare import compare as compare_stores
@@ -237,8 +299,11 @@ def compare(
     out.print(describe(c), markup=False)
     out.print(f"wrote {path}", markup=False)
     if bad := failing(c, fail_on.value):
-        err.print(f"compare failed: {bad} cell(s) x metric(s) or run statuses {fail_on.value} at margin "
-                  f"x{margin:g} (see {path})", markup=False)  # fmt: skip
+        err.print(
+            f"compare failed: {bad} cell(s) x metric(s) or run statuses {fail_on.value} at margin "
+            f"x{margin:g} (see {path})",
+            markup=False,
+        )
         raise typer.Exit(1)
 
 
@@ -246,14 +311,29 @@ def compare(
 @user_errors
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="A smaller workload (about a minute on 2 cores).")] = False,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
-    repeat: Annotated[int, typer.Option("--repeat", help="Rounds per case; ratios are taken within a round, "
-                                        "then their median and range are printed.")] = 1,
-    fail_below: Annotated[Optional[float], typer.Option(help="Exit with status 1 when a batched engine's ratio "
-                                                        "over the reference is below this fraction of its usual "
-                                                        "one (bench.USUAL_RATIOS), e.g. 0.3.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="Also measure the batched engine (torch kernels) on this "
-                                                  "accelerator, e.g. cuda, with the products alone there.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            help="Rounds per case; ratios are taken within a round, then their median and range are printed.",
+        ),
+    ] = 1,
+    fail_below: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit with status 1 when a batched engine's ratio "
+            "over the reference is below this fraction of its usual "
+            "one (bench.USUAL_RATIOS), e.g. 0.3."
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Also measure the batched engine (torch kernels) on this "
+            "accelerator, e.g. cuda, with the products alone there."
+        ),
+    ] = None,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .engine.native import unavailable
@@ -271,9 +351,17 @@ def bench(
     if why is not None:
         engines = tuple(e for e in ENGINES if e != "batched+native")
         out.print(f"batched+native left out: {why}", markup=False)
-    ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, device=device, on_measurement=lambda m: err.print(
-        f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "
-        f"{m.model_epochs_per_s:.0f} model-epochs/s"))  # fmt: skip
+    ms = run_bench(
+        quick=quick,
+        jobs=jobs,
+        engines=engines,
+        repeat=repeat,
+        device=device,
+        on_measurement=lambda m: err.print(
+            f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "
+            f"{m.model_epochs_per_s:.0f} model-epochs/s"
+        ),
+    )
     out.print(format_table(ms, jobs), markup=False)
     if fail_below is not None:
         slow = regressions(ms, fail_below)

@@ -5,11 +5,11 @@ import pytest
 
 from runge_bench import api
 from runge_bench.cli import run
-from runge_bench.problem.vocabulary import METRICS
-from runge_bench.problem.errors import UserError
-from runge_bench.runs.store import Store
 from runge_bench.problem.data import plot_grid
+from runge_bench.problem.errors import UserError
 from runge_bench.problem.targets import runge
+from runge_bench.problem.vocabulary import METRICS
+from runge_bench.runs.store import Store
 
 from .conftest import ROOT
 
@@ -61,14 +61,17 @@ def test_show_a_cell_and_a_run(tmp_path, capsys):
     assert f"run {rid}" in text and "1 runs (1 ok)" in text and f"{value:.2e}"[:4] in text
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--where", "width=17"], "error: --where: no run has width=17 (the store holds width = 16)"),
-    (["--where", "wdth=16"], "error: --where: unknown field 'wdth'"),
-    (["--where", "width"], "error: --where: expected field=value pairs"),
-    (["--where", "width=abc"], "error: --where: width='abc' is not a number"),
-    ([], "error: give exactly one of --where"),
-    (["--run", "nope"], "--run: no stored run 'nope'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--where", "width=17"], "error: --where: no run has width=17 (the store holds width = 16)"),
+        (["--where", "wdth=16"], "error: --where: unknown field 'wdth'"),
+        (["--where", "width"], "error: --where: expected field=value pairs"),
+        (["--where", "width=abc"], "error: --where: width='abc' is not a number"),
+        ([], "error: give exactly one of --where"),
+        (["--run", "nope"], "--run: no stored run 'nope'"),
+    ],
+)
 def test_show_errors_are_one_line(tmp_path, capsys, argv, message):
     code = run(["show", str(SMOKE), "--out", str(tmp_path), *argv])
     err = capsys.readouterr().err
@@ -92,14 +95,18 @@ def test_help_shows_defaults_and_takes_h(capsys):
 def test_show_and_predictions_follow_each_runs_target(tmp_path):
     """A run's truth is its own target's: predictions carry it, and show draws fits only for a
     selection of one target. --where may be repeated (its pairs add up)."""
-    from runge_bench.problem.config import RunConfig
-    from runge_bench.runs.store import Store
     from runge_bench.engine.batched import train_batched
+    from runge_bench.problem.config import RunConfig
     from runge_bench.problem.targets import get_target
+    from runge_bench.runs.store import Store
 
     store = tmp_path / "mixed" / "runs.sqlite"
-    configs = [RunConfig(a, seed=s, target=t, width=4, epochs=3, n_points=40)
-               for t in ("runge", "sin4pi") for a in ("relu", "tanh") for s in (0, 1)]  # fmt: skip
+    configs = [
+        RunConfig(a, seed=s, target=t, width=4, epochs=3, n_points=40)
+        for t in ("runge", "sin4pi")
+        for a in ("relu", "tanh")
+        for s in (0, 1)
+    ]
     with Store(store, create=True) as st:
         for activation in ("relu", "tanh"):
             for r in train_batched([c for c in configs if c.activation == activation]):
@@ -110,8 +117,21 @@ def test_show_and_predictions_follow_each_runs_target(tmp_path):
     assert run(["show", str(store.parent), "--where", "activation=tanh", "--out", str(tmp_path / "both")]) == 0
     text = (tmp_path / "both" / "show.md").read_text()
     assert "No fits figure: the selection spans 2 targets" in text and (tmp_path / "both" / "loss_curves.png").exists()
-    assert run(["show", str(store.parent), "--where", "activation=tanh", "--where", "target=sin4pi",
-                "--out", str(tmp_path / "one")]) == 0  # fmt: skip
+    assert (
+        run(
+            [
+                "show",
+                str(store.parent),
+                "--where",
+                "activation=tanh",
+                "--where",
+                "target=sin4pi",
+                "--out",
+                str(tmp_path / "one"),
+            ]
+        )
+        == 0
+    )
     text = (tmp_path / "one" / "show.md").read_text()
     assert "activation=tanh, target=sin4pi" in text and "4 runs" not in text and "2 runs (2 ok)" in text
     assert (tmp_path / "one" / "fits.png").exists()
@@ -126,12 +146,22 @@ def test_curves_of_runs_that_end_apart_share_one_epoch_grid():
 
     def arrays(epochs):
         e = np.asarray(epochs, float)
-        return {k: e * 0 + 1.0 / e for k in ("train_f", "train_df", "val_f", "val_df")} | {"epoch": e}, \
-            {"f": np.zeros(3), "df": np.zeros(3)}
+        return dict.fromkeys(("train_f", "train_df", "val_f", "val_df"), e * 0 + 1.0 / e) | {"epoch": e}, {
+            "f": np.zeros(3),
+            "df": np.zeros(3),
+        }
 
     stored = {"a": arrays([1, 5, 10, 20]), "b": arrays([1, 3, 6, 9, 12])}
-    runs = pd.DataFrame({"run_id": ["a", "b"], "activation": "tanh", "seed": [0, 1], "deriv_weight": 1.0,
-                         "val_f_mse": [1.0, 2.0], "val_df_mse": [1.0, 2.0]})  # fmt: skip
+    runs = pd.DataFrame(
+        {
+            "run_id": ["a", "b"],
+            "activation": "tanh",
+            "seed": [0, 1],
+            "deriv_weight": 1.0,
+            "val_f_mse": [1.0, 2.0],
+            "val_df_mse": [1.0, 2.0],
+        }
+    )
     _, curves, left_out = per_seed_arrays(stored, runs)
     c = curves["tanh"]
     assert not left_out and list(c["epoch"]) == [1, 3, 6, 9, 12]

@@ -1,9 +1,19 @@
 import numpy as np
-
 import pytest
 from numpy.polynomial import chebyshev as cheb
 
-from runge_bench.analysis.baselines import CHEBYSHEV, LOSS_FLOOR, MAX_SCAN_DEGREE, _chebyshev, _hermite, _spline, baseline_runs, best_degree, chosen_degree, validation_losses
+from runge_bench.analysis.baselines import (
+    CHEBYSHEV,
+    LOSS_FLOOR,
+    MAX_SCAN_DEGREE,
+    _chebyshev,
+    _hermite,
+    _spline,
+    baseline_runs,
+    best_degree,
+    chosen_degree,
+    validation_losses,
+)
 from runge_bench.problem.data import make_split
 from runge_bench.problem.targets import runge, runge_derivative
 
@@ -60,8 +70,10 @@ def test_chosen_degree_survives_rounding_level_changes(seed):
     lstsq = []
     for d in range(1, MAX_SCAN_DEGREE + 1):
         c = np.linalg.lstsq(cheb.chebvander(x, d), runge(x), rcond=None)[0]
-        lstsq.append(np.mean((cheb.chebval(xv, c) - runge(xv)) ** 2)
-                     + np.mean((cheb.chebval(xv, cheb.chebder(c)) - runge_derivative(xv)) ** 2))  # fmt: skip
+        lstsq.append(
+            np.mean((cheb.chebval(xv, c) - runge(xv)) ** 2)
+            + np.mean((cheb.chebval(xv, cheb.chebder(c)) - runge_derivative(xv)) ** 2)
+        )
     assert chosen_degree(np.array(lstsq)) == degree
     # The decision is not close: the losses on either side of the threshold are >0.4% away from
     # it, against ~1e-6 (relative) that a few ulps of change move them by at these degrees.
@@ -100,14 +112,14 @@ def test_far_baselines_are_written_not_drawn():
     ax.plot([0, 1], [1e-3, 1e-1])  # data at 1e-3..1e-1; the baselines' f max errors are ~1e-7
     before = ax.get_ylim()
     plots.baseline_lines(base, "grid_f_max", ax)
-    assert ax.get_ylim() == before and not [l for l in ax.get_lines() if l.get_label().startswith("baseline")]
+    assert ax.get_ylim() == before and not [line for line in ax.get_lines() if line.get_label().startswith("baseline")]
     (note,) = [t.get_text() for t in ax.texts]
     assert "baselines below the axis" in note and "cubic spline:" in note and "Chebyshev:" in note
     fig2, ax2 = plots.plt.subplots()
     ax2.set_yscale("log")
     ax2.plot([0, 1], [1e-8, 1e-6])  # data near the baselines: drawn as lines
     plots.baseline_lines(base, "grid_f_max", ax2)
-    assert len([l for l in ax2.get_lines() if l.get_label().startswith("baseline")]) == 3
+    assert len([line for line in ax2.get_lines() if line.get_label().startswith("baseline")]) == 3
     assert not ax2.texts
     plots.plt.close(fig)
     plots.plt.close(fig2)

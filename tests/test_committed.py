@@ -40,8 +40,9 @@ def assert_same_csv(new, old) -> None:
     assert list(a.columns) == list(b.columns) and len(a) == len(b), new
     for c in a.columns:
         if pd.api.types.is_numeric_dtype(a[c]) and pd.api.types.is_numeric_dtype(b[c]):
-            np.testing.assert_allclose(a[c].to_numpy(float), b[c].to_numpy(float), rtol=1e-6, atol=0,
-                                       equal_nan=True, err_msg=f"{new}: {c}")  # fmt: skip
+            np.testing.assert_allclose(
+                a[c].to_numpy(float), b[c].to_numpy(float), rtol=1e-6, atol=0, equal_nan=True, err_msg=f"{new}: {c}"
+            )
         else:
             assert a[c].fillna("").astype(str).tolist() == b[c].fillna("").astype(str).tolist(), f"{new}: {c}"
 
@@ -54,7 +55,9 @@ def test_committed_report_regenerates(study, tmp_path):
     assert_same_text((tmp_path / "report.md").read_text(), (committed / "report.md").read_text(), study)
     for csv in sorted((committed / "tables").glob("*.csv")):
         assert_same_csv(tmp_path / "tables" / csv.name, csv)
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(p.name for p in (committed / "tables").iterdir())
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
+        p.name for p in (committed / "tables").iterdir()
+    )
 
 
 @pytest.mark.slow

@@ -13,10 +13,22 @@ def test_run_id_is_stable_across_sessions():
 
 @pytest.mark.parametrize(
     "change",
-    [dict(activation="relu"), dict(seed=1), dict(width=32), dict(depth=3), dict(deriv_weight=0.5),
-     dict(lr=1e-2), dict(epochs=999), dict(batch_size=32), dict(n_points=500), dict(val_fraction=0.3),
-     dict(dtype="float64"), dict(target="sin4pi"), dict(optimizer="adam+lbfgs", lbfgs_iters=10),
-     dict(optimizer="adam+lm", lm_iters=10)],
+    [
+        dict(activation="relu"),
+        dict(seed=1),
+        dict(width=32),
+        dict(depth=3),
+        dict(deriv_weight=0.5),
+        dict(lr=1e-2),
+        dict(epochs=999),
+        dict(batch_size=32),
+        dict(n_points=500),
+        dict(val_fraction=0.3),
+        dict(dtype="float64"),
+        dict(target="sin4pi"),
+        dict(optimizer="adam+lbfgs", lbfgs_iters=10),
+        dict(optimizer="adam+lm", lm_iters=10),
+    ],
 )
 def test_run_id_changes_with_every_field(change):
     base = RunConfig("tanh")
@@ -54,7 +66,10 @@ def test_fields_added_at_their_defaults_keep_old_run_ids():
     c = RunConfig("tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0)
     assert c.run_id == "69804559df53b907"
     assert set(ADDED_FIELDS) <= set(c.to_dict())  # stored configs carry them all the same
-    assert RunConfig("tanh", optimizer="adam+lm", lm_iters=5).run_id != RunConfig("tanh", optimizer="adam+lm", lm_iters=6).run_id
+    assert (
+        RunConfig("tanh", optimizer="adam+lm", lm_iters=5).run_id
+        != RunConfig("tanh", optimizer="adam+lm", lm_iters=6).run_id
+    )
 
 
 def test_an_iteration_count_the_optimizer_does_not_use_is_dropped():

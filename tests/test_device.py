@@ -8,14 +8,20 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from runge_bench.runs.bench import Case, format_table, measure_device
 from runge_bench.cli import app
 from runge_bench.problem.config import RunConfig
+from runge_bench.runs.bench import Case, format_table, measure_device
+from runge_bench.runs.options import device_jobs
 from runge_bench.runs.resources import member_bytes, task_bytes
 from runge_bench.runs.study import load_study
-from runge_bench.runs.options import device_jobs
-from runge_bench.runs.tasks import DEVICE_MAX_GROUP, REFINED_GROUP, device_group, device_tasks, make_tasks
-from runge_bench.runs.tasks import on_accelerator
+from runge_bench.runs.tasks import (
+    DEVICE_MAX_GROUP,
+    REFINED_GROUP,
+    device_group,
+    device_tasks,
+    make_tasks,
+    on_accelerator,
+)
 from runge_bench.runs.workers import _run_here
 
 runner = CliRunner()
@@ -50,8 +56,10 @@ def test_the_ablation_on_a_large_device_is_one_model_per_shape():
 
 
 def test_one_process_trains_the_tasks_in_order():
-    tasks = [[RunConfig("tanh", seed=s, width=4, epochs=2, n_points=20) for s in (0, 1)],
-             [RunConfig("relu", seed=0, width=4, epochs=2, n_points=20)]]  # fmt: skip
+    tasks = [
+        [RunConfig("tanh", seed=s, width=4, epochs=2, n_points=20) for s in (0, 1)],
+        [RunConfig("relu", seed=0, width=4, epochs=2, n_points=20)],
+    ]
     results = list(_run_here(tasks, "batched", "cpu"))
     assert [r.config for r in results] == [c for t in tasks for c in t]
     assert all(r.status == "ok" and r.device == "cpu" for r in results)
@@ -75,11 +83,17 @@ def test_bench_device_rows_and_their_table():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-@pytest.mark.parametrize("argv, message", [
-    (["bench", "--quick", "--device", "cuda"], "error: --device: cuda: no CUDA device is available on this machine"),
-    (["bench", "--quick", "--device", "cpu"], "error: --device: names an accelerator"),
-    (["bench", "--quick", "--device", "tpu9"], "error: --device: not a torch device"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["bench", "--quick", "--device", "cuda"],
+            "error: --device: cuda: no CUDA device is available on this machine",
+        ),
+        (["bench", "--quick", "--device", "cpu"], "error: --device: names an accelerator"),
+        (["bench", "--quick", "--device", "tpu9"], "error: --device: not a torch device"),
+    ],
+)
 def test_bench_device_errors_are_one_line(argv, message):
     result = runner.invoke(app, argv)
     assert result.exit_code == 2 and result.stderr.strip().startswith(message), result.stderr
@@ -99,12 +113,17 @@ def test_a_sweep_on_an_accelerator_is_routed_through_one_process(monkeypatch, wr
         monkeypatch.setattr(module, "on_accelerator", lambda device: True)
     monkeypatch.setattr(sweep, "device_free_bytes", lambda device: calls.append(device) or 64e9)
     monkeypatch.setattr(workers, "_run_local", lambda *a, **k: pytest.fail("the CPU pool was used"))
-    study = load_study(write_study('name = "gpu"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\n'
-                                   'activation = ["relu", "tanh"]\nseed = [0, 1, 2]\n'))  # fmt: skip
+    study = load_study(
+        write_study(
+            'name = "gpu"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\n'
+            'activation = ["relu", "tanh"]\nseed = [0, 1, 2]\n'
+        )
+    )
     plan = plan_module.make_plan(study, tmp_path)
     planned, est, _ = plan_module.plan_resources(plan, "batched", 1, device="cpu", device_free_bytes=64e9)
-    assert est.workers == 1 and planned == make_tasks(list(plan.todo), "batched", workers=1, device="cpu",
-                                                      device_free_bytes=64e9)  # fmt: skip
+    assert est.workers == 1 and planned == make_tasks(
+        list(plan.todo), "batched", workers=1, device="cpu", device_free_bytes=64e9
+    )
     assert len(planned) == 2 and sorted(len(t) for t in planned) == [3, 3]  # one stacked model per shape
     summary = sweep.run_sweep(plan, engine="batched", jobs=1, device="cpu", tasks=planned)
     assert summary.counts["ok"] == 6 and calls == []  # the planned tasks ran: no second grouping
@@ -124,8 +143,14 @@ def test_the_device_check_script_dry_runs_on_the_cpu(tmp_path):
     from .conftest import ROOT
 
     env = {**os.environ, "OUT": str(tmp_path / "out")}
-    done = subprocess.run(["bash", str(ROOT / ".ci" / "device-check"), "cpu", "--quick"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "device-check"), "cpu", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     log = (tmp_path / "out" / "log.txt").read_text()
     assert "device-check: smoke on cpu:" in log and "16 equivalent, 0 inconclusive, 0 different" in log

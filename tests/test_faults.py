@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from runge_bench.cli import app, run
 from runge_bench.problem.vocabulary import METRICS
+from runge_bench.runs.plan import make_plan
 from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
-from runge_bench.runs.plan import make_plan
 from runge_bench.runs.sweep import run_sweep
 
 from .conftest import ROOT
@@ -60,8 +60,12 @@ def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_p
     rng = random.Random(1234)
     kills = 0
     for _ in range(4):
-        proc = subprocess.Popen(_sweep_cmd(study, killed, "--jobs", "1", "--engine", "reference"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            _sweep_cmd(study, killed, "--jobs", "1", "--engine", "reference"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         time.sleep(rng.uniform(1.5, 4.0))
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -78,7 +82,9 @@ def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_p
             if len(partial):  # killed before the first run finished: nothing stored yet
                 pd.testing.assert_frame_equal(partial, expected.loc[partial.index], rtol=1e-6)
     assert kills >= 1, "the sweep finished before any kill: make the study longer"
-    done = subprocess.run(_sweep_cmd(study, killed, "--jobs", "1", "--engine", "reference"), capture_output=True, text=True)
+    done = subprocess.run(
+        _sweep_cmd(study, killed, "--jobs", "1", "--engine", "reference"), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     pd.testing.assert_frame_equal(_metrics(killed / "kill" / "runs.sqlite"), expected, rtol=1e-6)
 
@@ -88,8 +94,15 @@ def test_two_sweeps_of_overlapping_studies_share_one_store(write_study, tmp_path
     base = 'name = "shared"\n[fixed]\nwidth = 8\nepochs = 40\nn_points = 80\n[grid]\nactivation = ["tanh", "relu"]\n'
     a = write_study(base + "seed = [0, 1, 2, 3]\n", "a.toml")
     b = write_study(base + "seed = [2, 3, 4, 5]\n", "b.toml")
-    procs = [subprocess.Popen(_sweep_cmd(s, tmp_path, "--jobs", "1", "--engine", "reference"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (a, b)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            _sweep_cmd(s, tmp_path, "--jobs", "1", "--engine", "reference"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in (a, b)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, stderr) in zip(procs, outs):
         assert p.returncode == 0, stderr
@@ -100,8 +113,10 @@ def test_two_sweeps_of_overlapping_studies_share_one_store(write_study, tmp_path
 
 
 def test_edited_study_gets_new_ids_and_report_counts_the_ignored(write_study, tmp_path):
-    path = write_study('name = "ed"\n[fixed]\nwidth = 8\nepochs = 10\nn_points = 60\n[grid]\n'
-                       'activation = ["tanh", "relu"]\nseed = [0, 1]\n')  # fmt: skip
+    path = write_study(
+        'name = "ed"\n[fixed]\nwidth = 8\nepochs = 10\nn_points = 60\n[grid]\n'
+        'activation = ["tanh", "relu"]\nseed = [0, 1]\n'
+    )
     run_sweep(make_plan(load_study(path), tmp_path), jobs=1)
     path.write_text(path.read_text().replace("epochs = 10", "epochs = 12"))
     plan = make_plan(load_study(path), tmp_path)
@@ -114,8 +129,10 @@ def test_edited_study_gets_new_ids_and_report_counts_the_ignored(write_study, tm
 
 
 def test_diverged_runs_are_stored_counted_and_excluded(write_study, tmp_path):
-    path = write_study('name = "div"\n[fixed]\nactivation = "relu"\nwidth = 16\nepochs = 20\nn_points = 100\n'
-                       '[grid]\nlr = [1e-3, 1e6]\nseed = [0, 1]\n')  # fmt: skip
+    path = write_study(
+        'name = "div"\n[fixed]\nactivation = "relu"\nwidth = 16\nepochs = 20\nn_points = 100\n'
+        "[grid]\nlr = [1e-3, 1e6]\nseed = [0, 1]\n"
+    )
     summary = run_sweep(make_plan(load_study(path), tmp_path), jobs=1)
     assert summary.counts == {"ok": 2, "diverged": 2}
     with Store(tmp_path / "div" / "runs.sqlite") as store:
@@ -151,8 +168,14 @@ BAD_ARGS = [
     (["sweep", "STUDY", "--jobs", "0"], "--jobs: must be at least 1, got 0"),
     (["sweep", "STUDY", "--scheduler", "tcp://127.0.0.1:1"], "error: --scheduler: needs --backend dask"),
     (["sweep", "STUDY", "--engine", "reference", "--compile"], "--compile: applies to the batched engine only"),
-    (["sweep", "STUDY", "--engine", "reference", "--kernels", "native"], "--kernels: applies to the batched engine only"),
-    (["sweep", "STUDY", "--kernels", "native", "--compile"], "--compile: compiles the torch kernels, not --kernels native"),
+    (
+        ["sweep", "STUDY", "--engine", "reference", "--kernels", "native"],
+        "--kernels: applies to the batched engine only",
+    ),
+    (
+        ["sweep", "STUDY", "--kernels", "native", "--compile"],
+        "--compile: compiles the torch kernels, not --kernels native",
+    ),
     (["sweep", "STUDY", "--kernels", "fortran"], "'fortran' is not one of 'auto', 'native', 'torch'"),
     (["sweep", "STUDY", "--no-such-flag"], "No such option: --no-such-flag"),
     (["sweep"], "Missing argument 'study'"),
@@ -166,7 +189,9 @@ BAD_ARGS = [
 
 @pytest.mark.parametrize("argv,message", BAD_ARGS)
 def test_bad_cli_arguments_are_one_line_exit_2(argv, message, tmp_path, capsys):
-    argv = [str(ROOT / "studies" / "smoke.toml") if a == "STUDY" else str(tmp_path) if a == "RESULTS" else a for a in argv]
+    argv = [
+        str(ROOT / "studies" / "smoke.toml") if a == "STUDY" else str(tmp_path) if a == "RESULTS" else a for a in argv
+    ]
     assert run(argv) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -177,8 +202,18 @@ def test_bad_cli_arguments_are_one_line_exit_2(argv, message, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
-    code = run(["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path), "--backend", "dask",
-                "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    code = run(
+        [
+            "sweep",
+            str(ROOT / "studies" / "smoke.toml"),
+            "--results-dir",
+            str(tmp_path),
+            "--backend",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: --scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9")
 
@@ -186,7 +221,9 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_sweep_through_a_real_dask_cluster_matches_local(write_study, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
-    study = load_study(write_study(textwrap.dedent("""
+    study = load_study(
+        write_study(
+            textwrap.dedent("""
         name = "dask"
         [fixed]
         width = 8
@@ -195,14 +232,24 @@ def test_sweep_through_a_real_dask_cluster_matches_local(write_study, tmp_path):
         [grid]
         activation = ["tanh", "relu", "silu"]
         seed = [0, 1, 2]
-    """)))
+    """)
+        )
+    )
     run_sweep(make_plan(study, tmp_path / "local"), jobs=2)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:  # fmt: skip
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         seen = []
-        summary = run_sweep(make_plan(study, tmp_path / "dask"), backend="dask", scheduler=cluster.scheduler_address,
-                            on_result=lambda r: seen.append(r.run_id))  # fmt: skip
+        summary = run_sweep(
+            make_plan(study, tmp_path / "dask"),
+            backend="dask",
+            scheduler=cluster.scheduler_address,
+            on_result=lambda r: seen.append(r.run_id),
+        )
     assert summary.counts == {"ok": 9} and len(seen) == 9
-    local, remote = _metrics(tmp_path / "local" / "dask" / "runs.sqlite"), _metrics(tmp_path / "dask" / "dask" / "runs.sqlite")
+    local, remote = (
+        _metrics(tmp_path / "local" / "dask" / "runs.sqlite"),
+        _metrics(tmp_path / "dask" / "dask" / "runs.sqlite"),
+    )
     pd.testing.assert_frame_equal(remote, local, rtol=1e-6)
     assert len(make_plan(study, tmp_path / "dask").todo) == 0  # resume works the same

@@ -13,16 +13,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runge_bench.runs import resources
-from runge_bench.runs import store as store_module
-from runge_bench.runs import options, sweep, workers
-from runge_bench.runs.plan import make_plan
-from runge_bench.runs.tasks import chunk_runs
 from runge_bench.cli import run
 from runge_bench.problem.config import PROTOCOL_VERSION, RunConfig
 from runge_bench.problem.errors import UserError
+from runge_bench.runs import options, resources, sweep, workers
+from runge_bench.runs import store as store_module
+from runge_bench.runs.plan import make_plan
 from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
+from runge_bench.runs.tasks import chunk_runs
 
 from .conftest import ROOT
 
@@ -53,12 +52,18 @@ def test_never_more_workers_than_tasks(monkeypatch):
     assert seen["n_jobs"] == 3 and len(results) == 3  # three tasks: three workers, not four
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--device", "nonsense"], "error: --device: not a torch device: 'nonsense'"),
-    (["--device", "meta", "--engine", "reference"], "error: --device: meta: training runs on cpu or cuda, not meta"),
-    (["--device", "cuda"], "error: --device: cuda: no CUDA device is available on this machine"),
-    (["--device", "cuda", "--engine", "reference", "--dry-run"], "error: --device: cuda: no CUDA device"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--device", "nonsense"], "error: --device: not a torch device: 'nonsense'"),
+        (
+            ["--device", "meta", "--engine", "reference"],
+            "error: --device: meta: training runs on cpu or cuda, not meta",
+        ),
+        (["--device", "cuda"], "error: --device: cuda: no CUDA device is available on this machine"),
+        (["--device", "cuda", "--engine", "reference", "--dry-run"], "error: --device: cuda: no CUDA device"),
+    ],
+)
 def test_a_bad_device_is_an_error_before_anything_is_stored(tmp_path, capsys, argv, message):
     import torch
 
@@ -118,8 +123,10 @@ def test_garbage_in_the_middle_of_a_store(tmp_path, capsys):
     middle = len(data) // 2
     data[middle : middle + 8192] = os.urandom(8192)
     path.write_bytes(bytes(data))
-    for argv in (["report", str(path.parent), "--out", str(tmp_path / "r")],
-                 ["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"]):  # fmt: skip
+    for argv in (
+        ["report", str(path.parent), "--out", str(tmp_path / "r")],
+        ["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"],
+    ):
         _one_line(capsys, run(argv), str(path))
     assert path.read_bytes() == bytes(data)  # nothing written to a damaged store
 
@@ -133,20 +140,26 @@ def test_a_store_with_the_metadata_but_other_columns(tmp_path, capsys):
     db.commit()
     db.close()
     _one_line(capsys, run(["report", str(path.parent)]), "damaged or not of this schema")
-    _one_line(capsys, run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"]), "damaged or not of this schema")
+    _one_line(
+        capsys, run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"]), "damaged or not of this schema"
+    )
 
 
 def test_one_corrupt_blob_is_reported_and_left_out(tmp_path):
     path = _copy_smoke(tmp_path)
     db = sqlite3.connect(path)
-    victim = db.execute("SELECT run_id FROM runs WHERE json_extract(config, '$.activation') = 'tanh' "
-                        "ORDER BY run_id LIMIT 1").fetchone()[0]  # fmt: skip
+    victim = db.execute(
+        "SELECT run_id FROM runs WHERE json_extract(config, '$.activation') = 'tanh' ORDER BY run_id LIMIT 1"
+    ).fetchone()[0]
     db.execute("UPDATE runs SET predictions = X'00010203deadbeef' WHERE run_id = ?", (victim,))
     db.commit()
     db.close()
     assert run(["report", str(path.parent), "--out", str(tmp_path / "r")]) == 0
     text = (tmp_path / "r" / "report.md").read_text()
-    assert f"1 runs' curves and predictions could not be read (a damaged row) and are left out of the figures: {victim}" in text
+    assert (
+        f"1 runs' curves and predictions could not be read (a damaged row) and are left out of the figures: {victim}"
+        in text
+    )
     assert (tmp_path / "r" / "figures" / "fits.png").exists()
     assert len(pd.read_csv(tmp_path / "r" / "tables" / "runs.csv")) == 16  # its metrics are intact and kept
 
@@ -216,7 +229,7 @@ def test_a_real_full_filesystem(tmp_path, capsys):
     _mount_tmpfs(mnt, "300k")
     try:
         study = tmp_path / "many.toml"
-        study.write_text(TINY.replace('seed = [0, 1, 2]', 'seed = { start = 0, stop = 60 }'))
+        study.write_text(TINY.replace("seed = [0, 1, 2]", "seed = { start = 0, stop = 60 }"))
         code = run(["sweep", str(study), "--results-dir", str(mnt), "--jobs", "1", "--engine", "reference"])
         err = _one_line(capsys, code, "the disk is full:", "the store is intact")
         stored = int(err.split("the disk is full: ")[1].split(" ")[0])
@@ -272,10 +285,23 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
     study = tmp_path / "slow.toml"
-    study.write_text('name = "slow"\n[fixed]\nwidth = 32\nepochs = 4000\nn_points = 200\n[grid]\n'
-                     'activation = ["tanh"]\nseed = { start = 0, stop = 12 }\n')  # fmt: skip
-    cmd = [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(tmp_path),
-           "--jobs", "2", "--engine", "reference"]  # fmt: skip
+    study.write_text(
+        'name = "slow"\n[fixed]\nwidth = 32\nepochs = 4000\nn_points = 200\n[grid]\n'
+        'activation = ["tanh"]\nseed = { start = 0, stop = 12 }\n'
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "runge_bench",
+        "sweep",
+        str(study),
+        "--results-dir",
+        str(tmp_path),
+        "--jobs",
+        "2",
+        "--engine",
+        "reference",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store_path = tmp_path / "slow" / "runs.sqlite"
     deadline = time.monotonic() + 120
@@ -296,7 +322,7 @@ def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
     assert 1 <= stored < 12 and f"interrupted: {stored} runs stored" in err
 
 
-KILLER = '''
+KILLER = """
 import os, signal
 if os.environ.get("KILL_SEED"):  # a worker that trains this seed is killed, as the OOM killer would
     import runge_bench.engine.reference as train
@@ -306,7 +332,7 @@ if os.environ.get("KILL_SEED"):  # a worker that trains this seed is killed, as 
             os.kill(os.getpid(), signal.SIGKILL)
         return real(configs, device)
     train.train_many_reference = killing
-'''
+"""
 
 
 @pytest.mark.slow
@@ -317,11 +343,24 @@ def test_a_worker_killed_from_outside_fails_its_run_and_the_sweep_goes_on(tmp_pa
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(KILLER)
     study = tmp_path / "k.toml"
-    study.write_text('name = "k"\n[fixed]\nwidth = 4\nepochs = 300\nn_points = 50\n[grid]\n'
-                     'activation = ["tanh"]\nseed = { start = 0, stop = 10 }\n')  # fmt: skip
+    study.write_text(
+        'name = "k"\n[fixed]\nwidth = 4\nepochs = 300\nn_points = 50\n[grid]\n'
+        'activation = ["tanh"]\nseed = { start = 0, stop = 10 }\n'
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "KILL_SEED": "3"}
-    cmd = [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(tmp_path),
-           "--engine", "reference", "--jobs", "2"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "runge_bench",
+        "sweep",
+        str(study),
+        "--results-dir",
+        str(tmp_path),
+        "--engine",
+        "reference",
+        "--jobs",
+        "2",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "9 ok, 0 diverged, 1 failed" in done.stdout, done.stderr
     with Store(tmp_path / "k" / "runs.sqlite") as s:
@@ -365,13 +404,13 @@ def test_the_memory_estimate_bounds_a_measured_peak(tmp_path, engine, members):
     below it (it refuses sweeps on this number), nor more than 3x above (it would refuse too much)."""
     script = (
         "import resource, sys\n"
-        "from runge_bench.config import RunConfig\n"
-        "from runge_bench.workers import run_task\n"
+        "from runge_bench.problem.config import RunConfig\n"
+        "from runge_bench.runs.workers import run_task\n"
         f"cfgs = [RunConfig('tanh', seed=s, width=512, depth=4, n_points=1000, epochs=2) for s in range({members})]\n"
         f"results = run_task(cfgs, '{engine}')\n"
         "assert all(r.status == 'ok' for r in results), results[0].error\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
-    )  # fmt: skip
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     peak = float(done.stdout.split()[-1])
@@ -383,12 +422,15 @@ def test_the_memory_estimate_bounds_a_measured_peak(tmp_path, engine, members):
 # ----------------------------------------------------------------------------- Dask addresses
 
 
-@pytest.mark.parametrize("address, message", [
-    ("nonsense", "not a scheduler address (missing port number"),
-    ("foo://127.0.0.1:1", "not a scheduler address (unknown address scheme 'foo'"),
-    ("tcp://127.0.0.1", "not a scheduler address (missing port number"),
-    ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("nonsense", "not a scheduler address (missing port number"),
+        ("foo://127.0.0.1:1", "not a scheduler address (unknown address scheme 'foo'"),
+        ("tcp://127.0.0.1", "not a scheduler address (missing port number"),
+        ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
+    ],
+)
 def test_malformed_scheduler_addresses(tmp_path, capsys, address, message):
     pytest.importorskip("distributed")
     code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--backend", "dask", "--scheduler", address])
@@ -435,9 +477,24 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, behav
 
     port, server = _serve(silent if behaviour == "silent" else garbage)
     try:
-        done = subprocess.run([sys.executable, "-m", "runge_bench", "sweep", SMOKE, "--results-dir", str(tmp_path),
-                               "--backend", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"],
-                              capture_output=True, text=True, timeout=180)  # fmt: skip
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runge_bench",
+                "sweep",
+                SMOKE,
+                "--results-dir",
+                str(tmp_path),
+                "--backend",
+                "dask",
+                "--scheduler",
+                f"tcp://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         server.close()
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -445,13 +502,16 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, behav
     assert len(errors) == 1 and errors[0].startswith("error: --scheduler: ") and f"tcp://127.0.0.1:{port}" in errors[0]
 
 
-@pytest.mark.parametrize("opts, message", [
-    (dict(family="reference", kernels="native"), "--kernels: applies to the batched engine only"),
-    (dict(family="reference", compile=True), "--compile: applies to the batched engine only"),
-    (dict(compile=True, kernels="native"), "--compile: compiles the torch kernels, not --kernels native"),
-    (dict(scheduler="tcp://h:1"), "--scheduler: needs --backend dask"),
-    (dict(device="nonsense"), "--device: not a torch device"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        (dict(family="reference", kernels="native"), "--kernels: applies to the batched engine only"),
+        (dict(family="reference", compile=True), "--compile: applies to the batched engine only"),
+        (dict(compile=True, kernels="native"), "--compile: compiles the torch kernels, not --kernels native"),
+        (dict(scheduler="tcp://h:1"), "--scheduler: needs --backend dask"),
+        (dict(device="nonsense"), "--device: not a torch device"),
+    ],
+)
 def test_option_combinations_are_checked_in_the_library(opts, message):
     defaults = dict(family="batched", kernels="auto", compile=False, device="cpu", backend="local", scheduler=None)
     with pytest.raises(UserError) as e:

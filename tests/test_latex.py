@@ -21,15 +21,22 @@ PREAMBLE = r"""\documentclass{article}
 @pytest.mark.parametrize("study", ["smoke", "seed-replication", "ablation"])
 def test_every_tex_table_compiles(study, tmp_path):
     if shutil.which("pdflatex") is None:
-        pytest.skip("pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended, texlive-science)")
+        pytest.skip(
+            "pdflatex is not installed (Debian: texlive-latex-base, texlive-latex-recommended, texlive-science)"
+        )
     tables = ROOT / "results" / study / "tables"
     texs = sorted(tables.glob("*.tex"))
     assert {"summary.tex", "cells_val_f_mse.tex", "comparisons.tex"} <= {p.name for p in texs}
     body = "\n\\clearpage\n".join(p.read_text() for p in texs)
     (tmp_path / "doc.tex").write_text(PREAMBLE + body + "\n\\end{document}\n")
     for _ in range(2):  # longtable settles its column widths on the second pass
-        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 5_000
     assert "Undefined control sequence" not in done.stdout

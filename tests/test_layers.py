@@ -102,7 +102,9 @@ def test_no_import_cycle():
 
 def test_a_cycle_is_found(monkeypatch):
     """The cycle check fails on a cycle (so that its silence means something)."""
-    monkeypatch.setitem(GRAPH, "runge_bench.problem.config", GRAPH["runge_bench.problem.config"] | {"runge_bench.problem.errors"})
+    monkeypatch.setitem(
+        GRAPH, "runge_bench.problem.config", GRAPH["runge_bench.problem.config"] | {"runge_bench.problem.errors"}
+    )
     monkeypatch.setitem(GRAPH, "runge_bench.problem.errors", {"runge_bench.problem.config"})
     with pytest.raises(AssertionError, match="import cycle"):
         test_no_import_cycle()

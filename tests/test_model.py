@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from runge_bench.problem.activations import ACTIVATIONS, get_activation
-from runge_bench.problem.config import RunConfig
 from runge_bench.engine.batched import forward, loss_and_grads
 from runge_bench.engine.model import build_sequential, init_params, n_parameters, stack_params
+from runge_bench.problem.activations import ACTIVATIONS, get_activation
+from runge_bench.problem.config import RunConfig
 
 
 def test_parameter_count_of_the_seed_network():

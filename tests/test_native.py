@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from runge_bench.engine import native
-from runge_bench.problem.activations import ACTIVATIONS, get_activation
 from runge_bench.engine.batched import forward, loss_and_grads, val_losses
+from runge_bench.problem.activations import ACTIVATIONS, get_activation
 
 pytestmark = pytest.mark.usefixtures("native_built")
 
@@ -31,8 +31,9 @@ def _close(got, expected, dtype):
     torch.testing.assert_close(got, expected, **TOL[dtype])
 
 
-@pytest.mark.parametrize("dtype,H", [(torch.float64, 11), (torch.float64, 16), (torch.float32, 20),
-                                     (torch.float32, 64)])  # fmt: skip
+@pytest.mark.parametrize(
+    "dtype,H", [(torch.float64, 11), (torch.float64, 16), (torch.float32, 20), (torch.float32, 64)]
+)
 @pytest.mark.parametrize("depth", [1, 2, 3])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_step_and_validation_match_the_torch_functions(name, depth, dtype, H):
@@ -205,10 +206,10 @@ def test_predict_matches_the_torch_forward(depth):
 
 UBSAN_SCRIPT = """
 import torch
-from runge_bench import native
-from runge_bench.activations import ACTIVATIONS
-from runge_bench.batched import train_batched
-from runge_bench.config import RunConfig
+from runge_bench.engine import native
+from runge_bench.problem.activations import ACTIVATIONS
+from runge_bench.engine.batched import train_batched
+from runge_bench.problem.config import RunConfig
 
 native.FLAGS = (*native.FLAGS, "-fsanitize=undefined", "-fno-sanitize-recover=all")
 z = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, 1e30, -1e30, 3.0, -3.0] * 4)

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from runge_bench.problem.activations import ACTIVATIONS, get_activation
 from runge_bench.engine.batched import forward, train_batched
-from runge_bench.engine.stacked import views_of
-from runge_bench.problem.config import RunConfig
 from runge_bench.engine.model import init_params, stack_params
+from runge_bench.engine.reference import as_tensors as targets
+from runge_bench.engine.reference import train_reference
 from runge_bench.engine.refine import _flat, jacobian, refine
-from runge_bench.engine.reference import as_tensors as targets, train_reference
+from runge_bench.engine.stacked import views_of
+from runge_bench.problem.activations import ACTIVATIONS, get_activation
+from runge_bench.problem.config import RunConfig
 from runge_bench.problem.data import make_split
 from runge_bench.problem.targets import get_target
 from runge_bench.runs import resources

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from runge_bench.cli import app
 from runge_bench.problem.config import RunConfig, RunResult
-from runge_bench.problem.vocabulary import METRICS
 from runge_bench.problem.published import PUBLISHED
+from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store
 
 from .conftest import ROOT
@@ -19,7 +19,7 @@ runner = CliRunner()
 
 def _result(config: RunConfig, metrics: dict) -> RunResult:
     e = np.arange(1, 11, dtype=np.float32)
-    curves = {"epoch": e, **{k: 1 / e for k in ("train_f", "train_df", "val_f", "val_df")}}
+    curves = {"epoch": e, **dict.fromkeys(("train_f", "train_df", "val_f", "val_df"), 1 / e)}
     preds = {"f": np.zeros(401, np.float32), "df": np.zeros(401, np.float32)}
     return RunResult(config=config, status="ok", metrics=metrics, curves=curves, predictions=preds)
 
@@ -32,12 +32,12 @@ def synthetic_store(tmp_path):
     with Store(path, create=True) as store:
         for act in ("relu", "tanh"):
             for seed in range(20):
-                m = {k: 1.0 for k in METRICS}
+                m = dict.fromkeys(METRICS, 1.0)
                 for (a, q, metric), v in PUBLISHED.items():
                     if a == act:
                         m[f"val_{q}_{metric}"] = v * (seed + 1) / 10
                 store.write(_result(RunConfig(act, seed=seed), m))
-        store.write(_result(RunConfig("tanh", seed=0, width=32), {k: 1.0 for k in METRICS}))  # not the protocol
+        store.write(_result(RunConfig("tanh", seed=0, width=32), dict.fromkeys(METRICS, 1.0)))  # not the protocol
     return path
 
 
@@ -59,7 +59,7 @@ def test_reproduction_verdicts_below_and_above(tmp_path):
     path = tmp_path / "s" / "runs.sqlite"
     with Store(path, create=True) as store:
         for seed in range(10):
-            m = {k: 1.0 for k in METRICS}
+            m = dict.fromkeys(METRICS, 1.0)
             m["val_f_mse"] = 1.0  # far above published relu f mse -> published is below our range
             m["val_df_max"] = 1e-6  # far below published -> published is above
             store.write(_result(RunConfig("relu", seed=seed), m))
@@ -81,12 +81,31 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
     result = runner.invoke(app, ["report", "smoke", "--results-dir", str(smoke_store)])
     assert result.exit_code == 0, result.output
     out = smoke_store / "smoke"
-    for rel in ["report.md", "tables/runs.csv", "tables/summary.csv", "tables/summary.md", "tables/summary.tex",
-                "tables/comparisons.csv", "tables/comparisons.md", "figures/fits.png", "figures/fits.pdf",
-                "figures/loss_curves.png", "figures/distributions.png"]:  # fmt: skip
+    for rel in [
+        "report.md",
+        "tables/runs.csv",
+        "tables/summary.csv",
+        "tables/summary.md",
+        "tables/summary.tex",
+        "tables/comparisons.csv",
+        "tables/comparisons.md",
+        "figures/fits.png",
+        "figures/fits.pdf",
+        "figures/loss_curves.png",
+        "figures/distributions.png",
+    ]:
         assert (out / rel).stat().st_size > 500 or rel.endswith(".md"), rel
     runs = pd.read_csv(out / "tables" / "runs.csv")
-    assert len(runs) == 16 and {"run_id", "status", "activation", "width", "seed", "batch_size", *METRICS, "wall_s"} <= set(runs.columns)
+    assert len(runs) == 16 and {
+        "run_id",
+        "status",
+        "activation",
+        "width",
+        "seed",
+        "batch_size",
+        *METRICS,
+        "wall_s",
+    } <= set(runs.columns)
     assert set(runs.batch_size) == {"full"}
     summary = pd.read_csv(out / "tables" / "summary.csv")
     assert len(summary) == 2 * len(METRICS) and (summary.n_ok == 8).all()
@@ -102,16 +121,23 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
     shutil.copytree(out, copy)
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     for sub in ["", "tables", "figures"]:
-        names = [p.name for p in (out / sub).iterdir() if p.is_file() and p.suffix != ".sqlite" and not p.name.startswith("runs.sqlite")]
+        names = [
+            p.name
+            for p in (out / sub).iterdir()
+            if p.is_file() and p.suffix != ".sqlite" and not p.name.startswith("runs.sqlite")
+        ]
         match, mismatch, errors = filecmp.cmpfiles(out / sub, copy / sub, names, shallow=False)
         assert not mismatch and not errors, (sub, mismatch)
 
 
 def test_report_with_a_study_file_ignores_runs_outside_its_plan(smoke_store, write_study):
-    study = write_study('name = "smoke"\n[fixed]\nwidth = 16\nepochs = 400\nn_points = 200\n'
-                        '[grid]\nactivation = ["relu", "tanh"]\nseed = [0]\n')
-    result = runner.invoke(app, ["report", str(study), "--results-dir", str(smoke_store),
-                                 "--out", str(smoke_store / "planned")])  # fmt: skip
+    study = write_study(
+        'name = "smoke"\n[fixed]\nwidth = 16\nepochs = 400\nn_points = 200\n'
+        '[grid]\nactivation = ["relu", "tanh"]\nseed = [0]\n'
+    )
+    result = runner.invoke(
+        app, ["report", str(study), "--results-dir", str(smoke_store), "--out", str(smoke_store / "planned")]
+    )
     assert result.exit_code == 0, result.output
     assert "14 stored runs are not in the current plan" in (smoke_store / "planned" / "report.md").read_text()
     assert len(pd.read_csv(smoke_store / "planned" / "tables" / "runs.csv")) == 2
@@ -120,7 +146,10 @@ def test_report_with_a_study_file_ignores_runs_outside_its_plan(smoke_store, wri
 def test_report_errors_are_one_line_exit_2(tmp_path):
     missing = runner.invoke(app, ["report", "nope", "--results-dir", str(tmp_path)])
     assert missing.exit_code == 2
-    assert missing.stderr.strip() == f"error: {tmp_path / 'nope' / 'runs.sqlite'}: no results store here (run `runge-bench sweep` on the study first)"
+    assert (
+        missing.stderr.strip()
+        == f"error: {tmp_path / 'nope' / 'runs.sqlite'}: no results store here (run `runge-bench sweep` on the study first)"
+    )
     empty = tmp_path / "empty" / "runs.sqlite"
     Store(empty, create=True).close()
     result = runner.invoke(app, ["report", "empty", "--results-dir", str(tmp_path)])
@@ -136,12 +165,23 @@ def _sweep_and_report(study, results, name: str):
 
 
 def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_path):
-    study = write_study('name = "multi"\n[fixed]\nepochs = 8\nn_points = 60\n[grid]\n'
-                        'activation = ["relu", "tanh", "silu"]\nwidth = [4, 8, 32]\nderiv_weight = [0.0, 1.0]\n'
-                        'seed = [0, 1]\n')  # fmt: skip
+    study = write_study(
+        'name = "multi"\n[fixed]\nepochs = 8\nn_points = 60\n[grid]\n'
+        'activation = ["relu", "tanh", "silu"]\nwidth = [4, 8, 32]\nderiv_weight = [0.0, 1.0]\n'
+        "seed = [0, 1]\n"
+    )
     out = _sweep_and_report(study, tmp_path, "multi")
-    for name in ["fits", "loss_curves", "distributions", "by_width", "by_deriv_weight", "tradeoff",
-                 "heatmap_width", "heatmap_width_weight", "ranking"]:  # fmt: skip
+    for name in [
+        "fits",
+        "loss_curves",
+        "distributions",
+        "by_width",
+        "by_deriv_weight",
+        "tradeoff",
+        "heatmap_width",
+        "heatmap_width_weight",
+        "ranking",
+    ]:
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()
     assert "| activation | width | deriv_weight=0.0 | deriv_weight=1.0 |" in text  # the compact summary
@@ -156,18 +196,27 @@ def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_
 def test_targets_and_regimes_get_their_tables_figures_and_findings(write_study, tmp_path):
     """A study over targets and [[case]] regimes: baselines per target, the floor table and figure,
     the refinement table, fits per target, rankings per cell and whether they hold."""
-    study = write_study('name = "precision-mini"\n[fixed]\nwidth = 8\nepochs = 20\nn_points = 80\n[grid]\n'
-                        'activation = ["relu", "tanh", "silu"]\ntarget = ["runge", "abs"]\nseed = [0, 1, 2]\n'
-                        '[[case]]\ndtype = "float32"\n'
-                        '[[case]]\ndtype = "float64"\noptimizer = "adam+lm"\nlm_iters = 3\n')  # fmt: skip
+    study = write_study(
+        'name = "precision-mini"\n[fixed]\nwidth = 8\nepochs = 20\nn_points = 80\n[grid]\n'
+        'activation = ["relu", "tanh", "silu"]\ntarget = ["runge", "abs"]\nseed = [0, 1, 2]\n'
+        '[[case]]\ndtype = "float32"\n'
+        '[[case]]\ndtype = "float64"\noptimizer = "adam+lm"\nlm_iters = 3\n'
+    )
     out = _sweep_and_report(study, tmp_path, "precision-mini")
     for name in ["floor_gap", "fits_by_target", "fits", "ranking"]:
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()
-    for heading in ["## The gap to the classical floor", "## Refinement after Adam", "### Does the ranking hold?",
-                    "### Rankings within each cell", "### The gap to the classical floor, per regime"]:  # fmt: skip
+    for heading in [
+        "## The gap to the classical floor",
+        "## Refinement after Adam",
+        "### Does the ranking hold?",
+        "### Rankings within each cell",
+        "### The gap to the classical floor, per regime",
+    ]:
         assert heading in text, heading
-    assert "- varies **optimizer**" in text and "lm_iters" not in text.split("## Findings")[1].split("## Reproduction")[0]
+    assert (
+        "- varies **optimizer**" in text and "lm_iters" not in text.split("## Findings")[1].split("## Reproduction")[0]
+    )
     baselines = pd.read_csv(out / "tables" / "baselines.csv")
     assert set(baselines.target) == {"runge", "abs"} and len(baselines) == 2 * 3 * 3
     floor = pd.read_csv(out / "tables" / "floor.csv")

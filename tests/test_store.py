@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from runge_bench.problem.config import RunConfig, RunResult
-from runge_bench.problem.vocabulary import METRICS
 from runge_bench.problem.errors import UserError
+from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store, thin_curves
 
 
@@ -13,12 +13,21 @@ def fake_result(seed=0, status="ok", activation="tanh", value=1e-3) -> RunResult
     c = RunConfig(activation, seed=seed, epochs=1000)
     epochs = np.arange(1, 1001, dtype=np.float32)
     return RunResult(
-        config=c, status=status, wall_s=1.5, engine="reference",
+        config=c,
+        status=status,
+        wall_s=1.5,
+        engine="reference",
         metrics={m: value * (i + 1) for i, m in enumerate(METRICS)} if status == "ok" else {},
-        curves={"epoch": epochs, **{k: (1.0 / epochs).astype(np.float32) for k in ("train_f", "train_df", "val_f", "val_df")}},
-        predictions={"f": np.linspace(0, 1, 401, dtype=np.float32), "df": np.zeros(401, np.float32)} if status == "ok" else {},
-        error="boom" if status == "failed" else None, versions={"torch": "x"},
-    )  # fmt: skip
+        curves={
+            "epoch": epochs,
+            **{k: (1.0 / epochs).astype(np.float32) for k in ("train_f", "train_df", "val_f", "val_df")},
+        },
+        predictions={"f": np.linspace(0, 1, 401, dtype=np.float32), "df": np.zeros(401, np.float32)}
+        if status == "ok"
+        else {},
+        error="boom" if status == "failed" else None,
+        versions={"torch": "x"},
+    )
 
 
 def test_round_trip(tmp_path):
@@ -85,8 +94,11 @@ def test_a_failed_open_leaves_no_connection_behind(tmp_path):
     path = _foreign_database(tmp_path / "other.sqlite", "unrelated")
 
     def open_fds() -> list[str]:
-        return [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
-                if os.path.exists(f"/proc/self/fd/{fd}")]  # fmt: skip
+        return [
+            os.readlink(f"/proc/self/fd/{fd}")
+            for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")
+        ]
 
     before = sum(str(path) in target for target in open_fds())
     for _ in range(3):
@@ -98,8 +110,8 @@ def test_a_failed_open_leaves_no_connection_behind(tmp_path):
 def test_a_plan_reads_an_empty_database_as_no_runs(tmp_path):
     """Two sweeps starting on one new store: the second may plan while the first has created the
     file but not yet its schema (an empty database). That is no runs stored, not a foreign file."""
-    from runge_bench.runs.study import load_study
     from runge_bench.runs.plan import make_plan
+    from runge_bench.runs.study import load_study
 
     from .conftest import ROOT
 

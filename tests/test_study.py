@@ -15,7 +15,10 @@ GOOD_HEAD = 'name = "s"\n'
 # (file text, text the one-line error must contain)
 BAD_STUDIES = [
     ('name = "s"\n[grid\nactivation=["relu"]', "malformed TOML"),
-    ('name = "s"\n[fixed]\nactivation = "gelu"', "fixed.activation: unknown activation 'gelu' (valid: relu, silu, softplus, tanh)"),
+    (
+        'name = "s"\n[fixed]\nactivation = "gelu"',
+        "fixed.activation: unknown activation 'gelu' (valid: relu, silu, softplus, tanh)",
+    ),
     ('name = "s"\n[grid]\nactivation = ["relu", "swish"]', "grid.activation: unknown activation 'swish'"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nwidht = 3', "fixed.widht: unknown key"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nwidth = "64"', "fixed.width: must be an integer"),
@@ -29,37 +32,78 @@ BAD_STUDIES = [
     ('name = "s"\n[fixed]\nactivation = "relu"\nval_fraction = 1.0', "fixed.val_fraction: must be in (0, 1)"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nval_fraction = 0', "fixed.val_fraction: must be in (0, 1)"),
     ('name = "s"\n[fixed]\nactivation = "relu"\ndtype = "float16"', "fixed.dtype: unknown dtype 'float16'"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 0', "fixed.batch_size: must be a positive integer or \"full\""),
-    ('name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 5000', "batch_size: batch_size 5000 exceeds the 800 training points"),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 0',
+        'fixed.batch_size: must be a positive integer or "full"',
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 5000',
+        "batch_size: batch_size 5000 exceeds the 800 training points",
+    ),
     ('name = "s"\n[grid]\nactivation = []', "grid.activation: empty list"),
     ('name = "s"\n[grid]\nactivation = "relu"', "grid.activation: [grid] takes a list"),
     ('name = "s"\n[fixed]\nactivation = ["relu"]', "fixed.activation: [fixed] takes a single value"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nactivation = ["tanh"]', "activation: set in both [fixed] and [grid]"),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nactivation = ["tanh"]',
+        "activation: set in both [fixed] and [grid]",
+    ),
     ('name = "s"\n[grid]\nactivation = ["relu", "relu"]', "grid.activation: repeats a value"),
     ('name = "s"\n[fixed]\nwidth = 8', "activation: required"),
     ('[fixed]\nactivation = "relu"', "name: required"),
     ('name = "has space"\n[fixed]\nactivation = "relu"', "name: must be 1-64 letters"),
     ('name = "abc\\n"\n[fixed]\nactivation = "relu"', "name: must be 1-64 letters"),  # no newline in a directory name
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = -9223372036854775808, stop = 9223372036854775807 }',
-     "grid.seed: range -9223372036854775808..9223372036854775807 step 1 is empty or too long"),  # no OverflowError
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = -9223372036854775808, stop = 9223372036854775807 }',
+        "grid.seed: range -9223372036854775808..9223372036854775807 step 1 is empty or too long",
+    ),  # no OverflowError
     ('name = "s"\n[grid]\nactivation = ["relu"]\nderiv_weight = [0.0, -0.0]', "grid.deriv_weight: repeats a value"),
     ('name = "s"\nseeds = [1]\n[fixed]\nactivation = "relu"', "seeds: unknown top-level key"),
     ('name = "s"\nfixed = 3', "fixed: must be a table"),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = 0 }', "grid.seed: a range is"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = 0, stop = 1.5 }', "grid.seed: range stop must be an integer"),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { start = 0, stop = 1.5 }',
+        "grid.seed: range stop must be an integer",
+    ),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 0 }', "grid.seed: empty list"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 1000 }\nwidth = { stop = 1000, start = 1 }', "grid: the grid has 999000 runs"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\nn_points = 3\nval_fraction = 0.1', "val_fraction: n_points=3 with val_fraction=0.1 leaves an empty split"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\ntarget = "cos"', "fixed.target: unknown target 'cos' (valid: runge, runge5, runge100, sin4pi, abs)"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "sgd"', "fixed.optimizer: unknown optimizer 'sgd' (valid: adam, adam+lbfgs, adam+lm)"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "adam+lm"', "lm_iters: optimizer 'adam+lm' needs lm_iters >= 1"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\noptimizer = "adam+lbfgs"', "case[0].lbfgs_iters: optimizer 'adam+lbfgs' needs lbfgs_iters >= 1"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nactivation = "tanh"', "case[0].activation: set in a case and in [fixed] or [grid]"),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nseed = { stop = 1000 }\nwidth = { stop = 1000, start = 1 }',
+        "grid: the grid has 999000 runs",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\nn_points = 3\nval_fraction = 0.1',
+        "val_fraction: n_points=3 with val_fraction=0.1 leaves an empty split",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\ntarget = "cos"',
+        "fixed.target: unknown target 'cos' (valid: runge, runge5, runge100, sin4pi, abs)",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "sgd"',
+        "fixed.optimizer: unknown optimizer 'sgd' (valid: adam, adam+lbfgs, adam+lm)",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "adam+lm"',
+        "lm_iters: optimizer 'adam+lm' needs lm_iters >= 1",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\noptimizer = "adam+lbfgs"',
+        "case[0].lbfgs_iters: optimizer 'adam+lbfgs' needs lbfgs_iters >= 1",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nactivation = "tanh"',
+        "case[0].activation: set in a case and in [fixed] or [grid]",
+    ),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwdth = 3', "case[0].wdth: unknown key"),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwidth = [3, 4]', "case[0].width: a case takes single values"),
     ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\n[[case]]\nwidth = 3', "case[0]: an empty case"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwidth = 3\n[[case]]\nwidth = 3', "case[1]: two runs of the plan are the same run"),
-    ('name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nlbfgs_iters = [1, 2]', "grid: two runs of the plan are the same run"),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[[case]]\nwidth = 3\n[[case]]\nwidth = 3',
+        "case[1]: two runs of the plan are the same run",
+    ),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\n[grid]\nlbfgs_iters = [1, 2]',
+        "grid: two runs of the plan are the same run",
+    ),
     ('name = "s"\ncase = 3\n[fixed]\nactivation = "relu"', "case: cases are tables"),
 ]
 
@@ -79,8 +123,11 @@ def test_bad_study_is_one_line_error_with_exit_2(write_study, tmp_path, text, me
 
 def test_missing_directory_and_non_utf8_files(tmp_path):
     (tmp_path / "bin.toml").write_bytes(b'name = "\xff\xfe"\n')
-    cases = [(tmp_path / "nope.toml", "no such study file"), (tmp_path, "is not a file"),
-             (tmp_path / "bin.toml", "not valid UTF-8")]  # fmt: skip
+    cases = [
+        (tmp_path / "nope.toml", "no such study file"),
+        (tmp_path, "is not a file"),
+        (tmp_path / "bin.toml", "not valid UTF-8"),
+    ]
     for path, message in cases:
         result = runner.invoke(app, ["sweep", str(path), "--dry-run"])
         assert result.exit_code == 2
@@ -89,7 +136,8 @@ def test_missing_directory_and_non_utf8_files(tmp_path):
 
 
 def test_grid_is_the_cartesian_product_in_file_order(write_study):
-    study = load_study(write_study("""
+    study = load_study(
+        write_study("""
         name = "p"
         description = "d"
         [fixed]
@@ -99,10 +147,17 @@ def test_grid_is_the_cartesian_product_in_file_order(write_study):
         [grid]
         activation = ["relu", "tanh"]
         seed = { start = 0, stop = 6, step = 2 }
-    """))
+    """)
+    )
     assert study.axes == {"activation": ("relu", "tanh"), "seed": (0, 2, 4)}
     assert [(c.activation, c.seed) for c in study.configs] == [
-        ("relu", 0), ("relu", 2), ("relu", 4), ("tanh", 0), ("tanh", 2), ("tanh", 4)]
+        ("relu", 0),
+        ("relu", 2),
+        ("relu", 4),
+        ("tanh", 0),
+        ("tanh", 2),
+        ("tanh", 4),
+    ]
     assert all(c.width == 8 and c.deriv_weight == 1.0 and c.batch_size is None for c in study.configs)
 
 
@@ -136,15 +191,19 @@ def test_set_overrides_make_another_plan_under_another_name():
     assert len(long.configs) == 2 * 8 * 20
 
 
-@pytest.mark.parametrize("item, message", [
-    ("epochs", "--set: expected key=value"),
-    ("epochs=abc", "fixed.epochs: must be an integer, got 'abc'"),
-    ("wdth=4", "fixed.wdth: unknown key"),
-    ("seed=0:abc", "grid.seed: range stop must be an integer"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("epochs", "--set: expected key=value"),
+        ("epochs=abc", "fixed.epochs: must be an integer, got 'abc'"),
+        ("wdth=4", "fixed.wdth: unknown key"),
+        ("seed=0:abc", "grid.seed: range stop must be an integer"),
+    ],
+)
 def test_bad_set_items_are_one_line_errors(item, message, tmp_path):
-    result = runner.invoke(app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--set", item, "--dry-run",
-                                 "--results-dir", str(tmp_path)])  # fmt: skip
+    result = runner.invoke(
+        app, ["sweep", str(ROOT / "studies" / "smoke.toml"), "--set", item, "--dry-run", "--results-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 

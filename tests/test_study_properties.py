@@ -10,17 +10,28 @@ from runge_bench.runs.study import FIELDS, MAX_RUNS, Study, load_study, parse_st
 
 KEYS = [*FIELDS, "name", "description", "fixed", "grid", "bogus", "start", "stop", "step"]
 scalars = st.one_of(
-    st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-    st.text(max_size=12), st.sampled_from(["relu", "tanh", "silu", "softplus", "full", "float32", "float64", "s"]),
-)  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)), max_leaves=12)
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.sampled_from(["relu", "tanh", "silu", "softplus", "full", "float32", "float64", "s"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)),
+    max_leaves=12,
+)
 tables = st.dictionaries(st.sampled_from(list(FIELDS) + ["bogus"]), values, max_size=6)
 documents = st.fixed_dictionaries(
     {},
-    optional={"name": st.one_of(st.text(max_size=10), st.just("ok-name"), values), "description": values,
-              "fixed": st.one_of(tables, values), "grid": st.one_of(tables, values), "bogus": values},
-)  # fmt: skip
+    optional={
+        "name": st.one_of(st.text(max_size=10), st.just("ok-name"), values),
+        "description": values,
+        "fixed": st.one_of(tables, values),
+        "grid": st.one_of(tables, values),
+        "bogus": values,
+    },
+)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -47,10 +58,15 @@ def test_arbitrary_bytes_never_crash_the_loader(tmp_path_factory, data):
 
 
 valid_values = {
-    "activation": st.sampled_from(["relu", "tanh", "silu", "softplus"]), "seed": st.integers(0, 1000),
-    "width": st.integers(1, 256), "depth": st.integers(1, 4), "deriv_weight": st.floats(0, 100),
-    "lr": st.floats(1e-6, 1.0), "epochs": st.integers(1, 5000), "dtype": st.sampled_from(["float32", "float64"]),
-}  # fmt: skip
+    "activation": st.sampled_from(["relu", "tanh", "silu", "softplus"]),
+    "seed": st.integers(0, 1000),
+    "width": st.integers(1, 256),
+    "depth": st.integers(1, 4),
+    "deriv_weight": st.floats(0, 100),
+    "lr": st.floats(1e-6, 1.0),
+    "epochs": st.integers(1, 5000),
+    "dtype": st.sampled_from(["float32", "float64"]),
+}
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,13 +1,13 @@
 import pytest
 from typer.testing import CliRunner
 
-from runge_bench.engine import native
 from runge_bench.cli import app
-from runge_bench.runs.store import Store
-from runge_bench.runs.study import load_study
+from runge_bench.engine import native
 from runge_bench.problem.errors import UserError
 from runge_bench.runs.options import batched_engine
 from runge_bench.runs.plan import make_plan
+from runge_bench.runs.store import Store
+from runge_bench.runs.study import load_study
 from runge_bench.runs.sweep import run_sweep
 from runge_bench.runs.tasks import chunk_runs
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from runge_bench.engine.batched import adam_step, train_batched
+from runge_bench.engine.model import init_params, stack_params
+from runge_bench.engine.reference import train_reference
 from runge_bench.problem.config import RunConfig
 from runge_bench.problem.vocabulary import METRICS
-from runge_bench.engine.model import init_params, stack_params
-from runge_bench.engine.batched import adam_step, train_batched
-from runge_bench.engine.reference import train_reference
 
 SMALL = dict(width=16, n_points=120, epochs=30)
 
@@ -68,8 +68,10 @@ def test_adam_step_matches_torch_adam_per_member():
 @pytest.mark.parametrize("dtype,rtol", [("float64", 1e-7), ("float32", 2e-2)])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "silu", "softplus"])
 def test_batched_member_agrees_with_reference(activation, dtype, rtol, kernel_kind):
-    configs = [RunConfig(activation, seed=s, deriv_weight=w, lr=lr, dtype=dtype, batch_size=32, **SMALL)
-               for s, w, lr in [(0, 1.0, 1e-3), (1, 0.1, 3e-3), (2, 10.0, 1e-3)]]
+    configs = [
+        RunConfig(activation, seed=s, deriv_weight=w, lr=lr, dtype=dtype, batch_size=32, **SMALL)
+        for s, w, lr in [(0, 1.0, 1e-3), (1, 0.1, 3e-3), (2, 10.0, 1e-3)]
+    ]
     batched = train_batched(configs, kernels=kernel_kind)
     for c, b in zip(configs, batched):
         r = train_reference(c)
@@ -94,7 +96,8 @@ def test_batched_parameters_after_a_few_steps_equal_reference_float64(kernel_kin
         y = net(xr)
         (dy,) = torch.autograd.grad(y.sum(), xr, create_graph=True)
         loss = ((y[:, 0] - torch.tensor(runge(split.x_train))) ** 2).mean() + (
-            (dy[:, 0] - torch.tensor(runge_derivative(split.x_train))) ** 2).mean()
+            (dy[:, 0] - torch.tensor(runge_derivative(split.x_train))) ** 2
+        ).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -8,7 +8,6 @@ and on the dense grid. They put the networks' errors in perspective.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,9 +29,11 @@ MAX_SCAN_DEGREE = 120
 LOSS_FLOOR = 1e-12
 DEGREE_FACTOR = 2.0
 CHEBYSHEV = "chebyshev, degree by validation rule"
-DEGREE_RULE = (f"the smallest degree whose validation loss MSE(f) + MSE(f') is within {DEGREE_FACTOR:g}x of "
-               f"the best degree's (1-{MAX_SCAN_DEGREE}), losses below {LOSS_FLOOR:g} counting as "
-               f"{LOSS_FLOOR:g}")  # fmt: skip
+DEGREE_RULE = (
+    f"the smallest degree whose validation loss MSE(f) + MSE(f') is within {DEGREE_FACTOR:g}x of "
+    f"the best degree's (1-{MAX_SCAN_DEGREE}), losses below {LOSS_FLOOR:g} counting as "
+    f"{LOSS_FLOOR:g}"
+)
 
 
 def _chebyshev(x, f, degree: int) -> Predictor:
@@ -58,8 +59,9 @@ def _score(predict: Predictor, x_val: np.ndarray, target: Target) -> dict[str, f
     return errors(x_val, *predict(x_val), "val", target) | errors(grid, *predict(grid), "grid", target)
 
 
-def validation_losses(x: np.ndarray, f: np.ndarray, x_val: np.ndarray, f_val: np.ndarray,
-                      df_val: np.ndarray) -> np.ndarray:  # fmt: skip
+def validation_losses(
+    x: np.ndarray, f: np.ndarray, x_val: np.ndarray, f_val: np.ndarray, df_val: np.ndarray
+) -> np.ndarray:
     """Validation loss MSE(f) + MSE(f') against (f_val, df_val) at x_val of the Chebyshev
     least-squares fit to (x, f) of every degree 1..top, top = min(MAX_SCAN_DEGREE, len(x) - 1):
     an array of shape (top,), entry d - 1 for degree d."""
@@ -100,8 +102,9 @@ def best_degree(x: np.ndarray, f: np.ndarray, x_val: np.ndarray, f_val: np.ndarr
     return chosen_degree(validation_losses(x, f, x_val, f_val, df_val))
 
 
-def baseline_runs(seeds: list[int], n_points: int = 1000, val_fraction: float = 0.2,
-                  target: str = "runge") -> pd.DataFrame:  # fmt: skip
+def baseline_runs(
+    seeds: list[int], n_points: int = 1000, val_fraction: float = 0.2, target: str = "runge"
+) -> pd.DataFrame:
     """One row per (baseline, seed): the baseline's name, its parameter count, the eight metrics,
     for fits to `target` (a key of target.TARGETS)."""
     rows = []
@@ -114,11 +117,11 @@ def baseline_runs(seeds: list[int], n_points: int = 1000, val_fraction: float = 
         # No interpolation-degree polynomial: least squares at degree len(x) - 1 truncates the
         # singular values below rcond, so its errors (1e4 on f') are set by rounding, and moved in the
         # third digit when the data moved by a few ulps.
-        fits: list[tuple[str, int, Callable[[], Predictor]]] = [
-            (CHEBYSHEV, degree + 1, lambda: _chebyshev(x, f, degree)),
-            ("cubic spline", 4 * (len(x) - 1), lambda: _spline(x, f)),
-            ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), lambda: _hermite(x, f, df)),
+        fits: list[tuple[str, int, Predictor]] = [
+            (CHEBYSHEV, degree + 1, _chebyshev(x, f, degree)),
+            ("cubic spline", 4 * (len(x) - 1), _spline(x, f)),
+            ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), _hermite(x, f, df)),
         ]
-        for name, n_params, fit in fits:
-            rows.append({"baseline": name, "seed": seed, "n_params": n_params, **_score(fit(), xv, t)})
+        for name, n_params, predict in fits:
+            rows.append({"baseline": name, "seed": seed, "n_params": n_params, **_score(predict, xv, t)})
     return pd.DataFrame(rows)

@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from . import stats, tables
-from ..problem.vocabulary import METRICS
-from ..problem.errors import UserError
-from ..runs.loading import Source, load_runs
 from ..problem.config import CONFIG_FIELDS
+from ..problem.errors import UserError
+from ..problem.vocabulary import METRICS
+from ..runs.loading import Source, load_runs
+from . import stats, tables
 
 VERDICTS = ("equivalent", "inconclusive", "different")
 
@@ -71,10 +71,16 @@ def equivalence(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> Eq
         p_eq = max(_one_sided(finite - m, "less"), _one_sided(finite + m, "greater"))
         p_diff = min(1.0, 2 * min(_one_sided(finite - m, "greater"), _one_sided(finite + m, "less")))
         verdict = "equivalent" if p_eq < stats.ALPHA else ("different" if p_diff < stats.ALPHA else "inconclusive")
-    return Equivalence(n=n, median_ratio=float(np.exp(np.median(finite))), ratio_ci=(math.exp(lo), math.exp(hi))
-                       if not np.isnan(lo) else (np.nan, np.nan), over_2x=float(np.mean(np.abs(d) > math.log(2))),
-                       over_10x=float(np.mean(np.abs(d) > math.log(10))), p_equivalent=p_eq, p_different=p_diff,
-                       verdict=verdict)  # fmt: skip
+    return Equivalence(
+        n=n,
+        median_ratio=float(np.exp(np.median(finite))),
+        ratio_ci=(math.exp(lo), math.exp(hi)) if not np.isnan(lo) else (np.nan, np.nan),
+        over_2x=float(np.mean(np.abs(d) > math.log(2))),
+        over_10x=float(np.mean(np.abs(d) > math.log(10))),
+        p_equivalent=p_eq,
+        p_different=p_diff,
+        verdict=verdict,
+    )
 
 
 @dataclass(frozen=True)
@@ -115,21 +121,41 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         for r in comp.itertuples() if not comp.empty else []:
             where = ", ".join(f"{ax}={getattr(r, ax)}" for ax in tables.cell_axes(df))
             favours = {"a": r.a, "b": r.b}.get(r.favours, "")
-            rows.append({"side": side, "kind": "pair", "what": f"{r.a} vs {r.b}, {r.metric}" + (f", {where}" if where else ""),
-                         "verdict": _verdict(r.p_holm, favours)})  # fmt: skip
+            rows.append(
+                {
+                    "side": side,
+                    "kind": "pair",
+                    "what": f"{r.a} vs {r.b}, {r.metric}" + (f", {where}" if where else ""),
+                    "verdict": _verdict(r.p_holm, favours),
+                }
+            )
         eff = tables.axis_effects_table(df, cell, list(METRICS))
         for r in eff.to_dict("records") if not eff.empty else []:
             where = ", ".join(f"{o}={r[o]}" for o in r["others"].split(", ") if o)
-            rows.append({"side": side, "kind": "axis step", "what": f"{r['activation']}, {r['axis']} {r['from']:g} -> "
-                         f"{r['to']:g}, {r['metric']}" + (f", {where}" if where else ""),
-                         "verdict": _verdict(r["p_holm"], r["favours"])})  # fmt: skip
+            rows.append(
+                {
+                    "side": side,
+                    "kind": "axis step",
+                    "what": f"{r['activation']}, {r['axis']} {r['from']:g} -> "
+                    f"{r['to']:g}, {r['metric']}" + (f", {where}" if where else ""),
+                    "verdict": _verdict(r["p_holm"], r["favours"]),
+                }
+            )
         ranking = tables.ranking_table(df)
         for metric in ranking.metric.unique() if not ranking.empty else []:
             acts, _, _, pairs = tables.separated_pairs(ranking, metric)
             apart = sorted(f"{a}<{b}" for a, b, separated in pairs if separated)
-            rows.append({"side": side, "kind": "ranking", "what": f"order by mean rank, {metric}", "verdict": " ".join(acts)})
-            rows.append({"side": side, "kind": "ranking", "what": f"pairs apart by more than the CD, {metric}",
-                         "verdict": " ".join(apart) or "none"})  # fmt: skip
+            rows.append(
+                {"side": side, "kind": "ranking", "what": f"order by mean rank, {metric}", "verdict": " ".join(acts)}
+            )
+            rows.append(
+                {
+                    "side": side,
+                    "kind": "ranking",
+                    "what": f"pairs apart by more than the CD, {metric}",
+                    "verdict": " ".join(apart) or "none",
+                }
+            )
     if not rows:
         return pd.DataFrame(columns=["kind", "what", "a", "b", "same", "change"])
     long = pd.DataFrame(rows)
@@ -170,16 +196,39 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
     for key, g in ok.groupby(axes, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         for metric in METRICS:
-            e = equivalence(g[f"{metric}_a"].to_numpy(float), g[f"{metric}_b"].to_numpy(float), margin,
-                            seed=tables._seed(key, metric))  # fmt: skip
-            rows.append({**dict(zip(axes, key)), "metric": metric, "n_matched": e.n, "median_ratio_b_a": e.median_ratio,
-                         "ratio_lo": e.ratio_ci[0], "ratio_hi": e.ratio_ci[1], "share_over_2x": e.over_2x,
-                         "share_over_10x": e.over_10x, "p_equivalent": e.p_equivalent,
-                         "p_different": e.p_different, "verdict": e.verdict})  # fmt: skip
+            e = equivalence(
+                g[f"{metric}_a"].to_numpy(float),
+                g[f"{metric}_b"].to_numpy(float),
+                margin,
+                seed=tables._seed(key, metric),
+            )
+            rows.append(
+                {
+                    **dict(zip(axes, key)),
+                    "metric": metric,
+                    "n_matched": e.n,
+                    "median_ratio_b_a": e.median_ratio,
+                    "ratio_lo": e.ratio_ci[0],
+                    "ratio_hi": e.ratio_ci[1],
+                    "share_over_2x": e.over_2x,
+                    "share_over_10x": e.over_10x,
+                    "p_equivalent": e.p_equivalent,
+                    "p_different": e.p_different,
+                    "verdict": e.verdict,
+                }
+            )
     if not rows and (da.empty or db.empty or ok.empty):
         raise UserError("no run is stored in both with status ok: nothing to compare", path=b.store)
-    return Comparison(a=a, b=b, margin=margin, cells=pd.DataFrame(rows), only_a=only_a, only_b=only_b,
-                      status_changed=status_changed.reset_index(drop=True), conclusions=_conclusions(da, db))  # fmt: skip
+    return Comparison(
+        a=a,
+        b=b,
+        margin=margin,
+        cells=pd.DataFrame(rows),
+        only_a=only_a,
+        only_b=only_b,
+        status_changed=status_changed.reset_index(drop=True),
+        conclusions=_conclusions(da, db),
+    )
 
 
 def failing(c: Comparison, fail_on: str) -> int:
@@ -187,19 +236,25 @@ def failing(c: Comparison, fail_on: str) -> int:
     "different" or "not-equivalent"): a run ok in one store and diverged or failed in the other is a
     difference too."""
     counts, changed = c.counts, len(c.status_changed)
-    return {"never": 0, "different": counts["different"] + changed,
-            "not-equivalent": counts["different"] + counts["inconclusive"] + changed}[fail_on]  # fmt: skip
+    return {
+        "never": 0,
+        "different": counts["different"] + changed,
+        "not-equivalent": counts["different"] + counts["inconclusive"] + changed,
+    }[fail_on]
 
 
 def describe(c: Comparison) -> str:
     """A few lines for the terminal: what was matched, the verdicts, the conclusions."""
     counts = c.counts
     changed = c.conclusions[~c.conclusions.same] if not c.conclusions.empty else c.conclusions
-    lines = [f"A: {c.a.store}", f"B: {c.b.store}",
-             f"matched runs: {int(c.cells.groupby('metric').n_matched.sum().max()) if not c.cells.empty else 0}; "
-             f"only in A: {len(c.only_a)}; only in B: {len(c.only_b)}; status changed: {len(c.status_changed)}",
-             f"cells x metrics at margin x{c.margin:g}: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS),
-             f"study-level conclusions: {len(c.conclusions) - len(changed)} same, {len(changed)} changed"]  # fmt: skip
+    lines = [
+        f"A: {c.a.store}",
+        f"B: {c.b.store}",
+        f"matched runs: {int(c.cells.groupby('metric').n_matched.sum().max()) if not c.cells.empty else 0}; "
+        f"only in A: {len(c.only_a)}; only in B: {len(c.only_b)}; status changed: {len(c.status_changed)}",
+        f"cells x metrics at margin x{c.margin:g}: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS),
+        f"study-level conclusions: {len(c.conclusions) - len(changed)} same, {len(changed)} changed",
+    ]
     return "\n".join(lines)
 
 
@@ -209,41 +264,76 @@ def write_comparison(c: Comparison, out: Path) -> Path:
     c.cells.to_csv(out / "compare.csv", index=False)
     c.conclusions.to_csv(out / "compare_conclusions.csv", index=False)
     counts = c.counts
-    lines = ["# runge-bench compare", "", f"- A: `{c.a.store}`", f"- B: `{c.b.store}`",
-             f"- runs matched by config (run id): only in A {len(c.only_a)}, only in B {len(c.only_b)}, "
-             f"stored in both with another status {len(c.status_changed)}", "",
-             "Per cell and metric, d = log(error in B) - log(error in A) over the matched ok runs. "
-             f"**equivalent**: within x{c.margin:g} by TOST (both one-sided Wilcoxon signed-rank tests of d "
-             f"against ±log {c.margin:g} reject at {stats.ALPHA}); **different**: shifted beyond x{c.margin:g} "
-             f"(a one-sided test against +log {c.margin:g} or -log {c.margin:g} rejects at {stats.ALPHA / 2:g}); "
-             "**inconclusive**: neither, or fewer than 5 runs. The median ratio B/A has a 95% bootstrap CI.",
-             "", "## Verdicts", "",
-             tables.to_markdown(c.cells.groupby("metric", sort=False).verdict.value_counts().unstack(fill_value=0)
-                                .reindex(columns=list(VERDICTS), fill_value=0).reset_index()),
-             f"In all: {', '.join(f'{counts[v]} {v}' for v in VERDICTS)}.", ""]  # fmt: skip
+    lines = [
+        "# runge-bench compare",
+        "",
+        f"- A: `{c.a.store}`",
+        f"- B: `{c.b.store}`",
+        f"- runs matched by config (run id): only in A {len(c.only_a)}, only in B {len(c.only_b)}, "
+        f"stored in both with another status {len(c.status_changed)}",
+        "",
+        "Per cell and metric, d = log(error in B) - log(error in A) over the matched ok runs. "
+        f"**equivalent**: within x{c.margin:g} by TOST (both one-sided Wilcoxon signed-rank tests of d "
+        f"against ±log {c.margin:g} reject at {stats.ALPHA}); **different**: shifted beyond x{c.margin:g} "
+        f"(a one-sided test against +log {c.margin:g} or -log {c.margin:g} rejects at {stats.ALPHA / 2:g}); "
+        "**inconclusive**: neither, or fewer than 5 runs. The median ratio B/A has a 95% bootstrap CI.",
+        "",
+        "## Verdicts",
+        "",
+        tables.to_markdown(
+            c.cells.groupby("metric", sort=False)
+            .verdict.value_counts()
+            .unstack(fill_value=0)
+            .reindex(columns=list(VERDICTS), fill_value=0)
+            .reset_index()
+        ),
+        f"In all: {', '.join(f'{counts[v]} {v}' for v in VERDICTS)}.",
+        "",
+    ]
     for axis in [a for a in c.cells.columns if a in CONFIG_FIELDS]:
         by = c.cells.groupby(axis, sort=True).verdict.value_counts().unstack(fill_value=0)
         lines += [f"By {axis}:", "", tables.to_markdown(by.reindex(columns=list(VERDICTS), fill_value=0).reset_index())]
-    shift = c.cells.groupby("metric", sort=False).agg(
-        median_ratio=("median_ratio_b_a", lambda r: float(np.exp(np.median(np.log(r))))),
-        over_2x=("share_over_2x", "mean"), over_10x=("share_over_10x", "mean")).reset_index()  # fmt: skip
-    lines += ["Per metric over the cells: the median of the cells' median ratios B/A, and the mean share of "
-              "runs per cell differing by more than 2x and 10x.", "", tables.to_markdown(shift)]  # fmt: skip
+    shift = (
+        c.cells.groupby("metric", sort=False)
+        .agg(
+            median_ratio=("median_ratio_b_a", lambda r: float(np.exp(np.median(np.log(r))))),
+            over_2x=("share_over_2x", "mean"),
+            over_10x=("share_over_10x", "mean"),
+        )
+        .reset_index()
+    )
+    lines += [
+        "Per metric over the cells: the median of the cells' median ratios B/A, and the mean share of "
+        "runs per cell differing by more than 2x and 10x.",
+        "",
+        tables.to_markdown(shift),
+    ]
     bad = c.cells[c.cells.verdict != "equivalent"]
     lines += ["## Cells not shown equivalent", "", tables.to_markdown(bad) if not bad.empty else "None.", ""]
     changed = c.conclusions[~c.conclusions.same] if not c.conclusions.empty else c.conclusions
-    lines += ["## Study-level conclusions", "",
-              f"Each paired comparison's verdict (Holm p < {stats.ALPHA} and the side favoured), each step "
-              f"along an axis, each ranking's order and the pairs its critical difference separates, in the "
-              f"report of A and of B: {len(c.conclusions) - len(changed)} the same, {len(changed)} changed.",
-              ""]  # fmt: skip
+    lines += [
+        "## Study-level conclusions",
+        "",
+        f"Each paired comparison's verdict (Holm p < {stats.ALPHA} and the side favoured), each step "
+        f"along an axis, each ranking's order and the pairs its critical difference separates, in the "
+        f"report of A and of B: {len(c.conclusions) - len(changed)} the same, {len(changed)} changed.",
+        "",
+    ]
     if not changed.empty:
         moves = changed.groupby(["kind", "change"], sort=True).size().rename("conclusions").reset_index()
-        lines += ["How they changed (a significant verdict that reverses is a change of direction; one that "
-                  "becomes not significant, or the reverse, is a change of certainty):", "",
-                  tables.to_markdown(moves), "", tables.to_markdown(changed.drop(columns=["same"]))]  # fmt: skip
-    for title, rows in (("Runs only in A", c.only_a), ("Runs only in B", c.only_b),
-                        ("Runs stored in both with another status", c.status_changed)):  # fmt: skip
+        lines += [
+            "How they changed (a significant verdict that reverses is a change of direction; one that "
+            "becomes not significant, or the reverse, is a change of certainty):",
+            "",
+            tables.to_markdown(moves),
+            "",
+            tables.to_markdown(changed.drop(columns=["same"])),
+        ]
+    for title, rows in (
+        ("Runs only in A", c.only_a),
+        ("Runs only in B", c.only_b),
+        ("Runs stored in both with another status", c.status_changed),
+    ):
         if not rows.empty:
             lines += [f"## {title}", "", tables.to_markdown(rows)]
     path = out / "compare.md"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import stats, tables
 from ..problem.vocabulary import CATEGORICAL_AXES, GRID_MSE, KEY_METRICS, METRIC_LABELS, REGIME_AXES
+from . import stats, tables
 
 ALPHA = stats.ALPHA
 MAX_LISTED = 6  # a sentence names the cells of a category when it has at most this many
@@ -31,13 +31,19 @@ def _cells(rows: pd.DataFrame, axes: list[str]) -> str:
 def _verdicts(rows: pd.DataFrame, one: str, other: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rows where the test (p_holm < ALPHA) favours `one`, where it favours `other`, and the rest."""
     sig = rows.p_holm < ALPHA
-    return rows[sig & (rows.favours == one)], rows[sig & (rows.favours == other)], rows[~(sig & rows.favours.isin([one, other]))]
+    return (
+        rows[sig & (rows.favours == one)],
+        rows[sig & (rows.favours == other)],
+        rows[~(sig & rows.favours.isin([one, other]))],
+    )
 
 
 def run_counts(df: pd.DataFrame) -> str:
     counts = df.status.value_counts()
-    return (f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
-            f"{counts.get('failed', 0)} failed; only ok runs enter the statistics.")  # fmt: skip
+    return (
+        f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
+        f"{counts.get('failed', 0)} failed; only ok runs enter the statistics."
+    )
 
 
 def pair_sentence(row: pd.Series) -> str:
@@ -72,15 +78,19 @@ def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str])
     for r in compact.itertuples():
         g = comparisons[(comparisons.a == r.a) & (comparisons.b == r.b) & (comparisons.metric == r.metric)]
         a_cells, b_cells, neither = _verdicts(g, "a", "b")
-        across = (f"across cells Wilcoxon p = {tables.sci(r.p_across_cells_holm)} (Holm)"
-                  if not np.isnan(r.p_across_cells_holm) else "too few cells for a test across them")  # fmt: skip
+        across = (
+            f"across cells Wilcoxon p = {tables.sci(r.p_across_cells_holm)} (Holm)"
+            if not np.isnan(r.p_across_cells_holm)
+            else "too few cells for a test across them"
+        )
         out.append(
             f"{r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} significantly "
             f"lower in {len(a_cells)}{_cells(a_cells, axes)}, {r.b} in {len(b_cells)}{_cells(b_cells, axes)}, "
             f"neither in {len(neither)}{_cells(neither, axes)} (Wilcoxon on log ratios over seeds, Holm over the "
             f"pairs of each cell, p < {ALPHA}); {r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in "
             f"{r.b_won_every_seed}; per-cell median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
-            f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}); {across}.")  # fmt: skip
+            f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}); {across}."
+        )
     return out
 
 
@@ -96,7 +106,9 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
         steps = {(levels[0], s_to) for s_to in ga["to"]} & set(zip(ga["from"], ga["to"]))
         steps |= {(s_from, levels[-1]) for s_from in ga["from"]} & set(zip(ga["from"], ga["to"]))
         for lo, hi in sorted(steps):
-            for (act, metric), g in ga[(ga["from"] == lo) & (ga["to"] == hi)].groupby(["activation", "metric"], sort=False):
+            for (act, metric), g in ga[(ga["from"] == lo) & (ga["to"] == hi)].groupby(
+                ["activation", "metric"], sort=False
+            ):
                 if metric not in metrics:
                     continue
                 others = [o for o in g.others.iloc[0].split(", ") if o]
@@ -107,7 +119,8 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
                     f"{len(up)}{_cells(up, others)}, lower in {len(down)}{_cells(down, others)}, neither in "
                     f"{len(neither)}{_cells(neither, others)} (Wilcoxon on log ratios over seeds, Holm over the "
                     f"cells, p < {ALPHA}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
-                    f"{tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}.")  # fmt: skip
+                    f"{tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}."
+                )
     return out
 
 
@@ -121,11 +134,13 @@ def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
         acts, ranks, cd, pairs = tables.separated_pairs(ranking, metric)
         apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
         close = [f"{a} ~ {b}" for a, b, separated in pairs if not separated]
-        out.append(f"Mean rank on {METRIC_LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
-                   f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
-                   f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "
-                   f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated: {', '.join(close) or 'none'}. "
-                   "Ranks say which is lower, not by how much.")  # fmt: skip
+        out.append(
+            f"Mean rank on {METRIC_LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
+            f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
+            f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "
+            f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated: {', '.join(close) or 'none'}. "
+            "Ranks say which is lower, not by how much."
+        )
     return out
 
 
@@ -137,7 +152,9 @@ def reproduction_sentence(reproduction: pd.DataFrame) -> str:
     if not outside.empty:
         line += "; outside: " + "; ".join(
             f"{r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
-            f"{r.verdict} our range, percentile {r.percentile:.0f})" for r in outside.itertuples())
+            f"{r.verdict} our range, percentile {r.percentile:.0f})"
+            for r in outside.itertuples()
+        )
     return line + "."
 
 
@@ -156,12 +173,12 @@ def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axe
             best = s.loc[s["median"].idxmin()]
             where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes] if a != "target")
             bb = b.loc[b["median"].idxmin()]
-            out.append(f"Best network cell{on} on {METRIC_LABELS[metric]} (median over seeds): {where}, "
-                       f"{tables.sci(best['median'])}; best baseline: {bb.baseline}, {tables.sci(bb['median'])} "
-                       f"(network/baseline {tables.sci(best['median'] / bb['median'])}).")  # fmt: skip
+            out.append(
+                f"Best network cell{on} on {METRIC_LABELS[metric]} (median over seeds): {where}, "
+                f"{tables.sci(best['median'])}; best baseline: {bb.baseline}, {tables.sci(bb['median'])} "
+                f"(network/baseline {tables.sci(best['median'] / bb['median'])})."
+            )
     return out
-
-
 
 
 def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
@@ -177,9 +194,11 @@ def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics
             acts, ranks, cd, pairs = tables.separated_pairs(g, metric)
             r = g[g.metric == metric].iloc[0]
             apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
-            out.append(f"{where}, {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))} "
-                       f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated by "
-                       f"the CD {cd:.2f}: {', '.join(apart) or 'none'}.")  # fmt: skip
+            out.append(
+                f"{where}, {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))} "
+                f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated by "
+                f"the CD {cd:.2f}: {', '.join(apart) or 'none'}."
+            )
     return out
 
 
@@ -219,13 +238,13 @@ def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, met
                     if sep and order_ref[(b, a)]:
                         flips.append(f"{a} < {b} at {', '.join(f'{k}={v}' for k, v in here.items())}")
         if compared:
-            out.append(f"{METRIC_LABELS[metric]}: each of {compared} cells against the cell with {label} at the same "
-                       f"levels of the other axes: pairs the CD separates in both, same order {held}, opposite "
-                       f"order {flipped}{' (' + '; '.join(flips) + ')' if flips else ''}; separated in only one "
-                       f"of the two {one_sided}.")  # fmt: skip
+            out.append(
+                f"{METRIC_LABELS[metric]}: each of {compared} cells against the cell with {label} at the same "
+                f"levels of the other axes: pairs the CD separates in both, same order {held}, opposite "
+                f"order {flipped}{' (' + '; '.join(flips) + ')' if flips else ''}; separated in only one "
+                f"of the two {one_sided}."
+            )
     return out
-
-
 
 
 def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -252,10 +271,15 @@ def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
                 at = f" at {', '.join(f'{a}={b[a]}' for a in others)}" if others else ""
                 each.append(f"{act} {tables.sci(b['median'])}{at} ({tables.sci(b.ratio_to_best)}x)")
             base = gm.iloc[0]
-            parts.append(f"{METRIC_LABELS[metric]} {'; '.join(each)} (best baseline: {base.best_baseline}, "
-                         f"{tables.sci(base.baseline_median)})")  # fmt: skip
-        out.append(f"{name}: best median over seeds per activation, as a multiple of the best baseline's: "
-                   + "; ".join(parts) + ".")  # fmt: skip
+            parts.append(
+                f"{METRIC_LABELS[metric]} {'; '.join(each)} (best baseline: {base.best_baseline}, "
+                f"{tables.sci(base.baseline_median)})"
+            )
+        out.append(
+            f"{name}: best median over seeds per activation, as a multiple of the best baseline's: "
+            + "; ".join(parts)
+            + "."
+        )
     return out
 
 
@@ -268,25 +292,39 @@ def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_ma
         return []
     width_of = (lambda r: r["width"]) if "width" in f else (lambda r: 0)
     where = lambda r: ", ".join(f"{a}={r[a]}" for a in ["activation", *axes])  # noqa: E731
-    facts = lambda r: (f"median per-seed ratio to the cubic spline {tables.sci(r.spline_median_ratio)}, network lower "  # noqa: E731
-                       f"in a share {r.share_lower_than_spline:.2f} of seeds, Wilcoxon on log ratios p = "
-                       f"{tables.sci(r.p_vs_spline)} (unadjusted)")  # fmt: skip
+    facts = lambda r: (
+        f"median per-seed ratio to the cubic spline {tables.sci(r.spline_median_ratio)}, network lower "  # noqa: E731
+        f"in a share {r.share_lower_than_spline:.2f} of seeds, Wilcoxon on log ratios p = "
+        f"{tables.sci(r.p_vs_spline)} (unadjusted)"
+    )
     match = f[f.spline_median_ratio <= 1]
     if match.empty:
         r = f.loc[f.spline_median_ratio.idxmin()]
-        return [f"No cell matches the cubic spline on {METRIC_LABELS[metric]} (same split, per seed); the closest: "
-                f"{where(r)}: {facts(r)}."]  # fmt: skip
+        return [
+            f"No cell matches the cubic spline on {METRIC_LABELS[metric]} (same split, per seed); the closest: "
+            f"{where(r)}: {facts(r)}."
+        ]
     match = match.assign(_w=[width_of(r) for _, r in match.iterrows()]).sort_values(["_w", "spline_median_ratio"])
     smallest = match[match._w == match._w.iloc[0]]
     listed = "; ".join(f"{where(r)}: {facts(r)}" for _, r in smallest.iterrows())
-    return [f"{len(match)} of {len(f)} cells are at or below the cubic spline on {METRIC_LABELS[metric]} (median of "
-            f"per-seed ratios on the same split); the smallest networks among them: {listed}."]
+    return [
+        f"{len(match)} of {len(f)} cells are at or below the cubic spline on {METRIC_LABELS[metric]} (median of "
+        f"per-seed ratios on the same split); the smallest networks among them: {listed}."
+    ]
 
 
-def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame, reproduction: pd.DataFrame,
-             ranking: pd.DataFrame, summary: pd.DataFrame, baseline_summary: pd.DataFrame,
-             cell: dict, cell_rankings: pd.DataFrame | None = None,
-             floor: pd.DataFrame | None = None) -> dict[str, list[str]]:  # fmt: skip
+def findings(
+    df: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    effects: pd.DataFrame,
+    reproduction: pd.DataFrame,
+    ranking: pd.DataFrame,
+    summary: pd.DataFrame,
+    baseline_summary: pd.DataFrame,
+    cell: dict,
+    cell_rankings: pd.DataFrame | None = None,
+    floor: pd.DataFrame | None = None,
+) -> dict[str, list[str]]:
     """Every finding of a report, by section title ("" for the opening ones)."""
     axes = tables.cell_axes(df)
     head = [run_counts(df)]
@@ -296,8 +334,7 @@ def findings(df: pd.DataFrame, comparisons: pd.DataFrame, effects: pd.DataFrame,
     if not comparisons.empty:
         single = tables.select(comparisons, cell)
         # Every key metric for one pair; for more, the two the seed report tabled (fewer sentences).
-        metrics = KEY_METRICS if df.activation.nunique() <= 2 \
-            else ["val_f_mse", "val_df_mse"]
+        metrics = KEY_METRICS if df.activation.nunique() <= 2 else ["val_f_mse", "val_df_mse"]
         title = f"In the reference cell ({tables.describe_cell(cell)})" if axes else "Paired by seed"
         out[title] = [pair_sentence(r) for r in single.itertuples() if r.metric in metrics]
         if axes:

@@ -6,8 +6,8 @@ score matrix for rankings is (n_blocks, n_methods).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import stats as st
@@ -28,8 +28,9 @@ def median(x: np.ndarray, axis: int = -1) -> np.ndarray:
 MIN_CI_N = 3  # no bootstrap CI from fewer values: resampling 2 values gives 3 possible answers
 
 
-def bootstrap_ci(x: np.ndarray, statistic: Statistic, *, seed: int, n_resamples: int = 10_000,
-                 level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+def bootstrap_ci(
+    x: np.ndarray, statistic: Statistic, *, seed: int, n_resamples: int = 10_000, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI of statistic(x), resampling seeds with replacement.
 
     Seeded, so the same data gives the same interval byte for byte. Fewer than MIN_CI_N values:
@@ -54,8 +55,9 @@ def share_lower(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     return (a < b).mean(axis=axis) + 0.5 * (a == b).mean(axis=axis)
 
 
-def paired_bootstrap_share(a: np.ndarray, b: np.ndarray, *, seed: int, n_resamples: int = 2000,
-                           level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+def paired_bootstrap_share(
+    a: np.ndarray, b: np.ndarray, *, seed: int, n_resamples: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
     """Bootstrap CI of share_lower(a, b), resampling seeds (pairs) jointly; (nan, nan) below
     MIN_CI_N pairs."""
     a, b = np.asarray(a, float), np.asarray(b, float)
@@ -124,11 +126,17 @@ def paired_test(a: np.ndarray, b: np.ndarray, *, seed: int) -> PairedTest:
         p = float(st.wilcoxon(d, alternative="two-sided").pvalue)
     if zeros:
         notes.append(f"{zeros} pairs with a zero error (log ratio ±inf, or 0 when both are zero)")
-    return PairedTest(n_pairs=n, a_wins=int(np.sum(a < b)), ties=int(np.sum(a == b)), median_ratio=ratio,
-                      share=float(share_lower(a, b)) if n else float("nan"),
-                      share_ci=paired_bootstrap_share(a, b, seed=seed),
-                      favours="a" if w_a > w_b else ("b" if w_b > w_a else ""), p_value=p,
-                      note="; ".join(notes))  # fmt: skip
+    return PairedTest(
+        n_pairs=n,
+        a_wins=int(np.sum(a < b)),
+        ties=int(np.sum(a == b)),
+        median_ratio=ratio,
+        share=float(share_lower(a, b)) if n else float("nan"),
+        share_ci=paired_bootstrap_share(a, b, seed=seed),
+        favours="a" if w_a > w_b else ("b" if w_b > w_a else ""),
+        p_value=p,
+        note="; ".join(notes),
+    )
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -162,11 +170,17 @@ def friedman(scores: np.ndarray, methods: list[str]) -> Ranking:
     scores = np.asarray(scores, float)
     n, k = scores.shape
     ranks = st.rankdata(scores, axis=1)
-    stat, p = (st.friedmanchisquare(*scores.T) if k >= 3 and n >= 2 else (float("nan"), float("nan")))
+    stat, p = st.friedmanchisquare(*scores.T) if k >= 3 and n >= 2 else (float("nan"), float("nan"))
     q = st.studentized_range.ppf(1 - ALPHA, k, np.inf) / np.sqrt(2) if k >= 2 else float("nan")
     cd = float(q * np.sqrt(k * (k + 1) / (6.0 * n)))
-    return Ranking(methods=tuple(methods), mean_ranks=tuple(float(r) for r in ranks.mean(axis=0)),
-                   n_blocks=n, statistic=float(stat), p_value=float(p), critical_difference=cd)  # fmt: skip
+    return Ranking(
+        methods=tuple(methods),
+        mean_ranks=tuple(float(r) for r in ranks.mean(axis=0)),
+        n_blocks=n,
+        statistic=float(stat),
+        p_value=float(p),
+        critical_difference=cd,
+    )
 
 
 def percentile_of(values: np.ndarray, x: float) -> float:

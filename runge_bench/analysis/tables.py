@@ -91,13 +91,23 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
             seed = _seed(key, metric)
             med_ci = stats.bootstrap_ci(x, stats.median, seed=seed)
             iqm_ci = stats.bootstrap_ci(x, stats.iqm, seed=seed + 1)
-            rows.append({
-                **dict(zip(keys, key)), "metric": metric, "n_ok": len(x),
-                "n_diverged": int((g.status == "diverged").sum()), "n_failed": int((g.status == "failed").sum()),
-                "median": float(np.median(x)) if len(x) else np.nan, "median_lo": med_ci[0], "median_hi": med_ci[1],
-                "iqm": float(stats.iqm(x)) if len(x) else np.nan, "iqm_lo": iqm_ci[0], "iqm_hi": iqm_ci[1],
-                "mean": float(np.mean(x)) if len(x) else np.nan, "sd": float(np.std(x, ddof=1)) if len(x) > 1 else np.nan,
-            })  # fmt: skip
+            rows.append(
+                {
+                    **dict(zip(keys, key)),
+                    "metric": metric,
+                    "n_ok": len(x),
+                    "n_diverged": int((g.status == "diverged").sum()),
+                    "n_failed": int((g.status == "failed").sum()),
+                    "median": float(np.median(x)) if len(x) else np.nan,
+                    "median_lo": med_ci[0],
+                    "median_hi": med_ci[1],
+                    "iqm": float(stats.iqm(x)) if len(x) else np.nan,
+                    "iqm_lo": iqm_ci[0],
+                    "iqm_hi": iqm_ci[1],
+                    "mean": float(np.mean(x)) if len(x) else np.nan,
+                    "sd": float(np.std(x, ddof=1)) if len(x) > 1 else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -123,12 +133,24 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
             for metric in METRICS:
                 xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
                 t = stats.paired_test(xa, xb, seed=_seed(key, a, b, metric))
-                rows.append({
-                    **dict(zip(axes, key)), "metric": metric, "a": a, "b": b, "n_pairs": t.n_pairs,
-                    "a_wins": t.a_wins, "ties": t.ties, "median_ratio": t.median_ratio, "share_a_lower": t.share,
-                    "share_lo": t.share_ci[0], "share_hi": t.share_ci[1], "favours": t.favours,
-                    "p_wilcoxon": t.p_value, "note": t.note,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        **dict(zip(axes, key)),
+                        "metric": metric,
+                        "a": a,
+                        "b": b,
+                        "n_pairs": t.n_pairs,
+                        "a_wins": t.a_wins,
+                        "ties": t.ties,
+                        "median_ratio": t.median_ratio,
+                        "share_a_lower": t.share,
+                        "share_lo": t.share_ci[0],
+                        "share_hi": t.share_ci[1],
+                        "favours": t.favours,
+                        "p_wilcoxon": t.p_value,
+                        "note": t.note,
+                    }
+                )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -136,11 +158,24 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
     family = [*axes, "metric"]
     for _, idx in out.groupby(family if len(family) > 1 else family[0], sort=False).groups.items():
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
-    cols = [*axes, "metric", "a", "b", "n_pairs", "a_wins", "ties", "median_ratio", "share_a_lower", "share_lo",
-            "share_hi", "favours", "p_wilcoxon", "p_holm", "note"]  # fmt: skip
+    cols = [
+        *axes,
+        "metric",
+        "a",
+        "b",
+        "n_pairs",
+        "a_wins",
+        "ties",
+        "median_ratio",
+        "share_a_lower",
+        "share_lo",
+        "share_hi",
+        "favours",
+        "p_wilcoxon",
+        "p_holm",
+        "note",
+    ]
     return out[cols]
-
-
 
 
 def axis_steps(df: pd.DataFrame, axis: str, reference: object) -> list[tuple[object, object]]:
@@ -170,13 +205,28 @@ def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.D
                 at_hi = g[g[axis] == hi].set_index("seed")
                 seeds = sorted(set(at_lo.index) & set(at_hi.index))
                 for metric in metrics:
-                    t = stats.paired_test(at_hi.loc[seeds, metric].to_numpy(float),
-                                          at_lo.loc[seeds, metric].to_numpy(float), seed=_seed(axis, lo, hi, key, metric))
-                    rows.append({"axis": axis, "from": lo, "to": hi, **dict(zip(["activation", *others], key)),
-                                 "others": ", ".join(others), "metric": metric, "n_pairs": t.n_pairs,
-                                 "to_lower": t.a_wins, "ties": t.ties, "ratio": t.median_ratio,
-                                 "favours": {"a": "to", "b": "from"}.get(t.favours, ""), "p_wilcoxon": t.p_value,
-                                 "note": t.note})  # fmt: skip
+                    t = stats.paired_test(
+                        at_hi.loc[seeds, metric].to_numpy(float),
+                        at_lo.loc[seeds, metric].to_numpy(float),
+                        seed=_seed(axis, lo, hi, key, metric),
+                    )
+                    rows.append(
+                        {
+                            "axis": axis,
+                            "from": lo,
+                            "to": hi,
+                            **dict(zip(["activation", *others], key)),
+                            "others": ", ".join(others),
+                            "metric": metric,
+                            "n_pairs": t.n_pairs,
+                            "to_lower": t.a_wins,
+                            "ties": t.ties,
+                            "ratio": t.median_ratio,
+                            "favours": {"a": "to", "b": "from"}.get(t.favours, ""),
+                            "p_wilcoxon": t.p_value,
+                            "note": t.note,
+                        }
+                    )
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -207,9 +257,18 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
             continue
         r = stats.friedman(table.to_numpy(), acts)
         for act, rank in zip(r.methods, r.mean_ranks):
-            rows.append({"metric": metric, "activation": act, "mean_rank": rank, "n_blocks": r.n_blocks,
-                         "blocks": "+".join(block_keys), "friedman_chi2": r.statistic,
-                         "friedman_p": r.p_value, "nemenyi_cd": r.critical_difference})  # fmt: skip
+            rows.append(
+                {
+                    "metric": metric,
+                    "activation": act,
+                    "mean_rank": rank,
+                    "n_blocks": r.n_blocks,
+                    "blocks": "+".join(block_keys),
+                    "friedman_chi2": r.statistic,
+                    "friedman_p": r.p_value,
+                    "nemenyi_cd": r.critical_difference,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -222,7 +281,9 @@ def seed_protocol_runs(df: pd.DataFrame) -> pd.DataFrame:
     return ok[mask]
 
 
-def separated_pairs(ranking: pd.DataFrame, metric: str) -> tuple[list[str], list[float], float, list[tuple[str, str, bool]]]:
+def separated_pairs(
+    ranking: pd.DataFrame, metric: str
+) -> tuple[list[str], list[float], float, list[tuple[str, str, bool]]]:
     """One metric's ranking (ranking_table rows): activations in mean-rank order, their ranks, the
     Nemenyi CD, and every pair (better, worse, separated) with separated = ranks further apart than
     the CD."""
@@ -245,10 +306,22 @@ def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
         lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(act, quantity, metric))
         p05, p95 = np.percentile(x, [5, 95])
         verdict = "inside" if p05 <= published <= p95 else ("below" if published < p05 else "above")
-        rows.append({"activation": act, "quantity": quantity, "metric": metric, "published": published,
-                     "n": len(x), "median": float(np.median(x)), "ci_low": lo, "ci_high": hi,
-                     "p05": float(p05), "p95": float(p95),
-                     "percentile": stats.percentile_of(x, published), "verdict": verdict})  # fmt: skip
+        rows.append(
+            {
+                "activation": act,
+                "quantity": quantity,
+                "metric": metric,
+                "published": published,
+                "n": len(x),
+                "median": float(np.median(x)),
+                "ci_low": lo,
+                "ci_high": hi,
+                "p05": float(p05),
+                "p95": float(p95),
+                "percentile": stats.percentile_of(x, published),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -259,7 +332,7 @@ def sci(x: float | int | str | None, digits: int = 3) -> str:
     """A readable number: 3 significant figures, scientific outside [1e-3, 1e4)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
-    if isinstance(x, (int, np.integer)) or isinstance(x, str):
+    if isinstance(x, (int, np.integer, str)):
         return str(x)
     if x != 0 and not 1e-3 <= abs(x) < 1e4:
         return f"{x:.{digits - 1}e}"
@@ -284,10 +357,21 @@ def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
         for metric in METRICS:
             x = g[metric].to_numpy(float)
             # The seed of the target the suite began with is the one it always had: its CIs stay.
-            lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(name, metric) if target == "runge"
-                                        else _seed(target, name, metric))  # fmt: skip
-            rows.append({"target": target, "baseline": name, "n_params": int(g.n_params.median()), "metric": metric,
-                         "n": len(x), "median": float(np.median(x)), "median_lo": lo, "median_hi": hi})  # fmt: skip
+            lo, hi = stats.bootstrap_ci(
+                x, stats.median, seed=_seed(name, metric) if target == "runge" else _seed(target, name, metric)
+            )
+            rows.append(
+                {
+                    "target": target,
+                    "baseline": name,
+                    "n_params": int(g.n_params.median()),
+                    "metric": metric,
+                    "n": len(x),
+                    "median": float(np.median(x)),
+                    "median_lo": lo,
+                    "median_hi": hi,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -314,10 +398,7 @@ def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return out[[*axes, *[c for c in out.columns if c not in axes]]]
 
 
-
-
-def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame,
-                bsum: pd.DataFrame) -> pd.DataFrame:  # fmt: skip
+def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame, bsum: pd.DataFrame) -> pd.DataFrame:
     """Per cell, activation and dense-grid metric: the network's median over seeds against the
     classical floor, the best baseline's median on the same target (ratio = network / baseline),
     and against the cubic spline (which uses f alone, as a network trained with lambda = 0 could),
@@ -336,15 +417,26 @@ def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame
             runs = select(ok, key).set_index("seed")[metric]
             spline = select(baselines, {"baseline": "cubic spline", "target": target}).set_index("seed")[metric]
             seeds = sorted(set(runs.index) & set(spline.index))
-            t = stats.paired_test(runs.loc[seeds].to_numpy(float), spline.loc[seeds].to_numpy(float),
-                                  seed=_seed("floor", tuple(key.values()), metric))  # fmt: skip
-            rows.append({**key, "metric": metric, "n_ok": r.n_ok, "median": r.median,
-                         "best_baseline": best.loc[target, "baseline"], "baseline_median": best.loc[target, "median"],
-                         "ratio_to_best": r.median / best.loc[target, "median"],
-                         "spline_median_ratio": t.median_ratio, "share_lower_than_spline": t.share,
-                         "p_vs_spline": t.p_value})  # fmt: skip
+            t = stats.paired_test(
+                runs.loc[seeds].to_numpy(float),
+                spline.loc[seeds].to_numpy(float),
+                seed=_seed("floor", tuple(key.values()), metric),
+            )
+            rows.append(
+                {
+                    **key,
+                    "metric": metric,
+                    "n_ok": r.n_ok,
+                    "median": r.median,
+                    "best_baseline": best.loc[target, "baseline"],
+                    "baseline_median": best.loc[target, "median"],
+                    "ratio_to_best": r.median / best.loc[target, "median"],
+                    "spline_median_ratio": t.median_ratio,
+                    "share_lower_than_spline": t.share,
+                    "p_vs_spline": t.p_value,
+                }
+            )
     return pd.DataFrame(rows)
-
 
 
 def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.DataFrame:
@@ -355,16 +447,24 @@ def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.Data
     ok = df[(df.status == "ok") & (df.optimizer != "adam")]
     if ok.empty:
         return pd.DataFrame()
-    ok = ok.assign(refine_iters=[int(getattr(r, REFINE_ITERS[r.optimizer])) for r in ok.itertuples()],
-                   iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()])  # fmt: skip
+    ok = ok.assign(
+        refine_iters=[int(getattr(r, REFINE_ITERS[r.optimizer])) for r in ok.itertuples()],
+        iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()],
+    )
     axes = varying_axes(df)
     rows = []
     for key, g in _groups(ok, axes):
         done = g.iterations_run.to_numpy(float)
-        rows.append({**dict(zip(axes, key)), "n_ok": len(g), "refine_iters": int(g.refine_iters.iloc[0]),
-                     "stopped_early": int((done < g.refine_iters.to_numpy()).sum()),
-                     "median_iterations_run": float(np.nanmedian(done)) if np.isfinite(done).any() else np.nan,
-                     "min_iterations_run": float(np.nanmin(done)) if np.isfinite(done).any() else np.nan})  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(axes, key)),
+                "n_ok": len(g),
+                "refine_iters": int(g.refine_iters.iloc[0]),
+                "stopped_early": int((done < g.refine_iters.to_numpy()).sum()),
+                "median_iterations_run": float(np.nanmedian(done)) if np.isfinite(done).any() else np.nan,
+                "min_iterations_run": float(np.nanmin(done)) if np.isfinite(done).any() else np.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -392,13 +492,23 @@ def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: fl
         a_better = sig & (g.favours == "a")
         log_ratio = np.log(g.median_ratio.to_numpy(float))
         p_cells = float(st.wilcoxon(log_ratio).pvalue) if len(g) >= 6 and np.any(log_ratio != 0) else np.nan
-        rows.append({"a": a, "b": b, "metric": metric, "cells": len(g), "a_better": int(a_better.sum()),
-                     "b_better": int((sig & (g.favours == "b")).sum()), "not_significant": int((~sig).sum()),
-                     "a_won_every_seed": int((g.a_wins == g.n_pairs).sum()),
-                     "b_won_every_seed": int(((g.a_wins == 0) & (g.ties == 0)).sum()),
-                     "median_ratio_min": float(g.median_ratio.min()),
-                     "median_ratio_median": float(np.exp(np.median(log_ratio))),
-                     "median_ratio_max": float(g.median_ratio.max()), "p_across_cells": p_cells})  # fmt: skip
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "metric": metric,
+                "cells": len(g),
+                "a_better": int(a_better.sum()),
+                "b_better": int((sig & (g.favours == "b")).sum()),
+                "not_significant": int((~sig).sum()),
+                "a_won_every_seed": int((g.a_wins == g.n_pairs).sum()),
+                "b_won_every_seed": int(((g.a_wins == 0) & (g.ties == 0)).sum()),
+                "median_ratio_min": float(g.median_ratio.min()),
+                "median_ratio_median": float(np.exp(np.median(log_ratio))),
+                "median_ratio_max": float(g.median_ratio.max()),
+                "p_across_cells": p_cells,
+            }
+        )
     out = pd.DataFrame(rows)
     if not out.empty:
         out["p_across_cells_holm"] = np.nan

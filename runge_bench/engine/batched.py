@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -38,13 +38,15 @@ from .refine import finish_refined
 from .stacked import adam_step, forward, loss_and_grads, packed, predictor, val_losses
 
 
-def _stacked_data(configs: list[RunConfig], splits: list[Split], which: str, dtype, device) -> tuple[Tensor, Tensor, Tensor]:
+def _stacked_data(
+    configs: list[RunConfig], splits: list[Split], which: str, dtype, device
+) -> tuple[Tensor, Tensor, Tensor]:
     """x, f, f' of every member's target on its train or val split, stacked to (M, N, 1)."""
     parts = [as_tensors(getattr(s, f"x_{which}"), dtype, device, get_target(c.target)) for c, s in zip(configs, splits)]
     return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(activation: str) -> tuple[Callable, Callable]:
     """torch.compile of the torch kernels' step and validation for one activation, made once per
     process and keyed by the activation's name (inductor compiles again, and caches, per shape and
@@ -131,18 +133,51 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     for i, config in enumerate(configs):
         member_curves = dict(zip(CURVES, history[:, i]))
         if i in diverged_at:
-            results.append(make_result(config, "diverged", member_curves, diverged_at[i], start, engine,
-                                       device, diverged_epoch=diverged_at[i], wall_s=wall_each))  # fmt: skip
+            results.append(
+                make_result(
+                    config,
+                    "diverged",
+                    member_curves,
+                    diverged_at[i],
+                    start,
+                    engine,
+                    device,
+                    diverged_epoch=diverged_at[i],
+                    wall_s=wall_each,
+                )
+            )
             continue
         member = [(w[i : i + 1], b[i : i + 1]) for w, b in s.params]
         if config.optimizer != "adam":
-            results.append(finish_refined(config, member, splits[i], member_curves, start, engine, device,
-                                          tuple(t[i : i + 1] for t in train), tuple(t[i : i + 1] for t in val),
-                                          wall_adam=wall_each))  # fmt: skip
+            results.append(
+                finish_refined(
+                    config,
+                    member,
+                    splits[i],
+                    member_curves,
+                    start,
+                    engine,
+                    device,
+                    tuple(t[i : i + 1] for t in train),
+                    tuple(t[i : i + 1] for t in val),
+                    wall_adam=wall_each,
+                )
+            )
             continue
-        results.append(make_result(config, "ok", member_curves, c0.epochs, start, engine, device,
-                                   predict=predictor(member, fns.predict, dtype, device), split=splits[i],
-                                   wall_s=wall_each))  # fmt: skip
+        results.append(
+            make_result(
+                config,
+                "ok",
+                member_curves,
+                c0.epochs,
+                start,
+                engine,
+                device,
+                predict=predictor(member, fns.predict, dtype, device),
+                split=splits[i],
+                wall_s=wall_each,
+            )
+        )
     return results
 
 
@@ -151,9 +186,8 @@ def _check_group(configs: list[RunConfig], device: str, kernels: str) -> None:
         raise ValueError("train_batched needs configs of one shape (RunConfig.shape_key)")
     if kernels not in BATCHED_ENGINES.values():
         raise ValueError(f"unknown kernels {kernels!r} (valid: {', '.join(BATCHED_ENGINES.values())})")
-    if kernels == "native":
-        if (why := native.unavailable(device)) is not None:
-            raise ValueError(why)
+    if kernels == "native" and (why := native.unavailable(device)) is not None:
+        raise ValueError(why)
 
 
 @dataclass
@@ -180,11 +214,17 @@ class _Stack:
         theta, views = packed(stacked)
         grad_theta, grad_views = packed([torch.zeros_like(t) for t in stacked])
         lr_each = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).view(M, 1, 1)
-        return cls(theta=theta, params=list(zip(views[0::2], views[1::2])), grad_theta=grad_theta,
-                   grad_views=grad_views, m=torch.zeros_like(theta), v=torch.zeros_like(theta),
-                   lr=torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked]),
-                   weight=torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1),
-                   alive=torch.ones(M, 1, 1, dtype=torch.bool, device=device))  # fmt: skip
+        return cls(
+            theta=theta,
+            params=list(zip(views[0::2], views[1::2])),
+            grad_theta=grad_theta,
+            grad_views=grad_views,
+            m=torch.zeros_like(theta),
+            v=torch.zeros_like(theta),
+            lr=torch.cat([lr_each.expand_as(t).reshape(-1) for t in stacked]),
+            weight=torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1),
+            alive=torch.ones(M, 1, 1, dtype=torch.bool, device=device),
+        )
 
 
 def member_batches(c0: RunConfig, n_tr: int, gens: list[torch.Generator], device: str) -> list[Tensor | None]:
@@ -196,8 +236,9 @@ def member_batches(c0: RunConfig, n_tr: int, gens: list[torch.Generator], device
     return list(perms.split(c0.batch_size, dim=1))
 
 
-def _epoch(s: _Stack, fns: _Functions, train: tuple[Tensor, ...], val: tuple[Tensor, ...],
-           batches: list[Tensor | None]) -> np.ndarray:  # fmt: skip
+def _epoch(
+    s: _Stack, fns: _Functions, train: tuple[Tensor, ...], val: tuple[Tensor, ...], batches: list[Tensor | None]
+) -> np.ndarray:
     """One epoch of every member: a step and an Adam update per batch, then validation. Returns the
     epoch's (CURVES, M) losses: training MSE of f and f' (summed over batches), validation MSEs."""
     sum_f = sum_df = None

@@ -66,16 +66,26 @@ def library_versions() -> dict[str, str]:
     import torch
 
     return {
-        "runge_bench": package_version(), "python": platform.python_version(), "cpu": _cpu_model(),
-        "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "runge_bench": package_version(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "torch": torch.__version__,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_blas": _torch_blas(torch.__config__.show()),
-        "numpy": np.__version__, "scipy": scipy.__version__, "blas": blas_libraries(),
-    }  # fmt: skip
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "blas": blas_libraries(),
+    }
 
 
 def analysis_versions() -> dict[str, str]:
     """What computes a report's own numbers (baselines, statistics): numpy, scipy, their BLAS."""
     import pandas as pd
 
-    return {"numpy": np.__version__, "scipy": scipy.__version__, "pandas": pd.__version__,
-            "blas": blas_libraries(), "cpu": _cpu_model()}  # fmt: skip
+    return {
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "blas": blas_libraries(),
+        "cpu": _cpu_model(),
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -12,8 +12,9 @@ from ..problem.targets import TARGETS, Target
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # x (n,) -> (f(x), f'(x))
 
 
-def errors(x: np.ndarray, f: np.ndarray, df: np.ndarray, prefix: str,
-           target: Target = TARGETS["runge"]) -> dict[str, float]:  # fmt: skip
+def errors(
+    x: np.ndarray, f: np.ndarray, df: np.ndarray, prefix: str, target: Target = TARGETS["runge"]
+) -> dict[str, float]:
     """MSE and max absolute error of predictions f, f' at points x, against the target."""
     ef = np.asarray(f, np.float64) - target.f(x)
     edf = np.asarray(df, np.float64) - target.df(x)

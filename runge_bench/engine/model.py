@@ -66,4 +66,3 @@ def stack_params(members: list[Params]) -> Params:
         b = torch.stack([wb[1] for wb in layer]).unsqueeze(1).contiguous()
         stacked.append((w.requires_grad_(True), b.requires_grad_(True)))
     return stacked
-

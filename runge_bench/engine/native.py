@@ -29,8 +29,16 @@ from torch import Tensor
 from .reference import ADAM_BETAS, ADAM_EPS
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno", "-std=c++17",
-         "-shared", "-fPIC")
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-fopenmp-simd",
+    "-fno-trapping-math",
+    "-fno-math-errno",
+    "-std=c++17",
+    "-shared",
+    "-fPIC",
+)
 DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 BUILD_TIMEOUT_S = 300
 BYTES = (torch.bool, torch.uint8)  # one byte per member: C++ reads alive[m] as uint8_t
@@ -42,7 +50,8 @@ class NativeUnavailable(RuntimeError):
 
 def cache_dir() -> Path:
     root = os.environ.get("RUNGE_BENCH_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "runge-bench")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "runge-bench"
+    )
     return Path(root)
 
 
@@ -56,7 +65,7 @@ def _cpu_signature() -> str:
         return platform.machine()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library() -> ctypes.CDLL:
     cxx = os.environ.get("CXX") or "c++"
     if shutil.which(cxx) is None:
@@ -66,8 +75,9 @@ def _library() -> ctypes.CDLL:
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"{cxx} --version failed: {e}") from None
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), version.encode(),
-                                     _cpu_signature().encode()])).hexdigest()[:16]  # fmt: skip
+    key = hashlib.sha256(
+        b"\0".join([source, " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()])
+    ).hexdigest()[:16]
     target = cache_dir() / f"kernels-{key}.so"
     if not _verified(target):  # absent, or truncated / altered since it was built: build it (again)
         _build(cxx, target)
@@ -105,8 +115,9 @@ def _build(cxx: str, target: Path) -> None:
     sidecar_tmp = tmp + ".sha256"
     try:
         try:
-            proc = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                                  timeout=BUILD_TIMEOUT_S)  # fmt: skip
+            proc = subprocess.run(
+                [cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
+            )
         except subprocess.TimeoutExpired:
             raise NativeUnavailable(f"compiling {SOURCE.name} took more than {BUILD_TIMEOUT_S} s") from None
         except (OSError, subprocess.SubprocessError) as e:
@@ -151,7 +162,11 @@ _ADAM_ARGS = [_L] + [_P] * 5  # then five scalars of the dtype
 def _ptr(t: Tensor, dtype: torch.dtype | tuple[torch.dtype, ...]) -> int:
     """The address C++ will read or write: only of a contiguous CPU tensor of the dtype it expects.
     A strided view, another dtype or a GPU tensor would be read as something else, silently."""
-    if t.dtype not in (dtype if isinstance(dtype, tuple) else (dtype,)) or t.device.type != "cpu" or not t.is_contiguous():
+    if (
+        t.dtype not in (dtype if isinstance(dtype, tuple) else (dtype,))
+        or t.device.type != "cpu"
+        or not t.is_contiguous()
+    ):
         layout = "contiguous" if t.is_contiguous() else "not contiguous"
         raise ValueError(f"native kernels need contiguous CPU {dtype} tensors, got {t.dtype} on {t.device}, {layout}")
     return t.data_ptr()
@@ -195,16 +210,28 @@ class NativeKernels:
         n, d = theta.numel(), self.dtype
         if not grad.numel() == m.numel() == v.numel() == lr.numel() == n:
             raise ValueError("adam: theta, grad, m, v and lr must have as many elements")
-        self._adam(n, _ptr(theta, d), _ptr(grad, d), _ptr(m, d), _ptr(v, d), _ptr(lr, d),
-                   b1, b2, ADAM_EPS, 1 - b1**step, (1 - b2**step) ** 0.5)  # fmt: skip
+        self._adam(
+            n,
+            _ptr(theta, d),
+            _ptr(grad, d),
+            _ptr(m, d),
+            _ptr(v, d),
+            _ptr(lr, d),
+            b1,
+            b2,
+            ADAM_EPS,
+            1 - b1**step,
+            (1 - b2**step) ** 0.5,
+        )
 
     @staticmethod
     def _dims(params, x: Tensor) -> tuple[int, int, int, int]:
         M, N, _ = x.shape
         return M, N, params[0][0].shape[-1], len(params) - 1
 
-    def loss_and_grads(self, params, x: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor,
-                       out: list[Tensor] | None = None) -> tuple[list[Tensor], Tensor, Tensor]:  # fmt: skip
+    def loss_and_grads(
+        self, params, x: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor, out: list[Tensor] | None = None
+    ) -> tuple[list[Tensor], Tensor, Tensor]:
         """As batched.loss_and_grads; the gradients go into `out` (shaped like the parameters, in
         the order [w1, b1, w2, b2, ...]) if given. A member not alive gets zero gradients and NaN
         losses."""
@@ -213,8 +240,21 @@ class NativeKernels:
         M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
         d, f64 = self.dtype, torch.float64
-        self._fn["step"](M, N, H, D, _ptr(x, d), _ptr(f, d), _ptr(df, d), _ptr(weight, d), _ptr(alive, BYTES),
-                         _pointers(flat, d), _pointers(grads, d), _ptr(sq_f, f64), _ptr(sq_df, f64))  # fmt: skip
+        self._fn["step"](
+            M,
+            N,
+            H,
+            D,
+            _ptr(x, d),
+            _ptr(f, d),
+            _ptr(df, d),
+            _ptr(weight, d),
+            _ptr(alive, BYTES),
+            _pointers(flat, d),
+            _pointers(grads, d),
+            _ptr(sq_f, f64),
+            _ptr(sq_df, f64),
+        )
         return grads, sq_f, sq_df
 
     def val_losses(self, params, x: Tensor, f: Tensor, df: Tensor) -> tuple[Tensor, Tensor]:
@@ -222,8 +262,18 @@ class NativeKernels:
         M, N, H, D = self._dims(params, x)
         sq_f, sq_df = torch.empty(M, dtype=torch.float64), torch.empty(M, dtype=torch.float64)
         d, f64 = self.dtype, torch.float64
-        self._fn["losses"](M, N, H, D, _ptr(x, d), _ptr(f, d), _ptr(df, d),
-                           _pointers(_flat(params), d), _ptr(sq_f, f64), _ptr(sq_df, f64))  # fmt: skip
+        self._fn["losses"](
+            M,
+            N,
+            H,
+            D,
+            _ptr(x, d),
+            _ptr(f, d),
+            _ptr(df, d),
+            _pointers(_flat(params), d),
+            _ptr(sq_f, f64),
+            _ptr(sq_df, f64),
+        )
         return sq_f / N, sq_df / N
 
     def predict(self, params, x: Tensor) -> tuple[Tensor, Tensor]:

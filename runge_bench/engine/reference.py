@@ -58,13 +58,18 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
             sum_f += lf.item() * len(xb)
             sum_df += ldf.item() * len(xb)
         y, dy = value_and_grad(x_va, create_graph=False)
-        row = (sum_f / len(x_tr), sum_df / len(x_tr),
-               torch.mean((y - y_va) ** 2).item(), torch.mean((dy - dy_va) ** 2).item())  # fmt: skip
+        row = (
+            sum_f / len(x_tr),
+            sum_df / len(x_tr),
+            torch.mean((y - y_va) ** 2).item(),
+            torch.mean((dy - dy_va) ** 2).item(),
+        )
         for k, v in zip(CURVES, row):
             curves[k][epoch] = v
         if not np.all(np.isfinite(row)):
-            return make_result(config, "diverged", curves, epoch + 1, start, "reference", device,
-                           diverged_epoch=epoch + 1)  # fmt: skip
+            return make_result(
+                config, "diverged", curves, epoch + 1, start, "reference", device, diverged_epoch=epoch + 1
+            )
 
     def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, dy = value_and_grad(torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1), False)
@@ -72,13 +77,22 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
 
     if config.optimizer != "adam":  # the refinement works on the batched layout, a stack of one
         linears = [m for m in model if isinstance(m, torch.nn.Linear)]
-        member = [(m.weight.detach().T.unsqueeze(0).contiguous(), m.bias.detach().view(1, 1, -1).clone())
-                  for m in linears]  # fmt: skip
+        member = [
+            (m.weight.detach().T.unsqueeze(0).contiguous(), m.bias.detach().view(1, 1, -1).clone()) for m in linears
+        ]
         stack = lambda *ts: tuple(t.unsqueeze(0) for t in ts)  # noqa: E731  (N, 1) -> (1, N, 1)
-        return finish_refined(config, member, split, curves, start, "reference", device,
-                              stack(x_tr, y_tr, dy_tr), stack(x_va, y_va, dy_va))  # fmt: skip
-    return make_result(config, "ok", curves, config.epochs, start, "reference", device,
-                   predict=predict, split=split)  # fmt: skip
+        return finish_refined(
+            config,
+            member,
+            split,
+            curves,
+            start,
+            "reference",
+            device,
+            stack(x_tr, y_tr, dy_tr),
+            stack(x_va, y_va, dy_va),
+        )
+    return make_result(config, "ok", curves, config.epochs, start, "reference", device, predict=predict, split=split)
 
 
 def train_many_reference(configs: list[RunConfig], device: str = "cpu") -> list[RunResult]:

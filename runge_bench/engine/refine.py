@@ -75,8 +75,13 @@ def _losses(params: Params, act: Activation, data: tuple[Tensor, Tensor, Tensor]
     return float(((y - f) ** 2).mean()), float(((dy - df) ** 2).mean())
 
 
-def refine(config: RunConfig, params: Params, act: Activation, train: tuple[Tensor, Tensor, Tensor],
-           val: tuple[Tensor, Tensor, Tensor]) -> Refinement:  # fmt: skip
+def refine(
+    config: RunConfig,
+    params: Params,
+    act: Activation,
+    train: tuple[Tensor, Tensor, Tensor],
+    val: tuple[Tensor, Tensor, Tensor],
+) -> Refinement:
     """Run the config's refinement from `params` (a stack of one: weights (1, in, out), biases
     (1, 1, out)); `train` and `val` are x, f, f' as (1, N, 1). The input is not modified."""
     with torch.no_grad():
@@ -94,9 +99,16 @@ def _lbfgs(config: RunConfig, params: Params, act: Activation, train, val) -> Re
     flat, views = _flat(params)
     x, f, df = train
     n, weight = x.shape[1], config.deriv_weight
-    opt = torch.optim.LBFGS([flat], lr=1.0, max_iter=RECORD_EVERY, max_eval=RECORD_EVERY * 25,
-                            tolerance_grad=0.0, tolerance_change=0.0, history_size=LBFGS_HISTORY,
-                            line_search_fn="strong_wolfe")  # fmt: skip
+    opt = torch.optim.LBFGS(
+        [flat],
+        lr=1.0,
+        max_iter=RECORD_EVERY,
+        max_eval=RECORD_EVERY * 25,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        history_size=LBFGS_HISTORY,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> Tensor:
         y, dy, tape = forward(views, act, x)
@@ -106,7 +118,7 @@ def _lbfgs(config: RunConfig, params: Params, act: Activation, train, val) -> Re
         return (r * r).mean() + weight * (q * q).mean()
 
     out = Refinement(params=views)
-    loss = sum(w * l for w, l in zip((1.0, weight), _losses(views, act, train)))
+    loss = sum(w * part for w, part in zip((1.0, weight), _losses(views, act, train)))
     while out.iterations < config.lbfgs_iters:
         opt.param_groups[0]["max_iter"] = min(RECORD_EVERY, config.lbfgs_iters - out.iterations)
         opt.step(closure)
@@ -222,18 +234,28 @@ def refine_arrays(r: Refinement) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, np.float64) for k, v in r.curves.items()}
 
 
-def finish_refined(config: RunConfig, member: Params, split: Split, curves: dict[str, np.ndarray], start: float,
-                   engine: str, device: str, train: tuple[Tensor, ...], val: tuple[Tensor, ...],
-                   wall_adam: float | None = None) -> RunResult:  # fmt: skip
+def finish_refined(
+    config: RunConfig,
+    member: Params,
+    split: Split,
+    curves: dict[str, np.ndarray],
+    start: float,
+    engine: str,
+    device: str,
+    train: tuple[Tensor, ...],
+    val: tuple[Tensor, ...],
+    wall_adam: float | None = None,
+) -> RunResult:
     """A run's result after its refinement (refine.py) from the Adam epochs' parameters `member`
     (a stack of one), whichever engine trained those; the refinement's time is the run's own."""
     t0 = time.perf_counter()
     act = get_activation(config.activation)
     r = refine(config, member, act, train, val)
-    wall = (time.perf_counter() - start if wall_adam is None else wall_adam + time.perf_counter() - t0)
+    wall = time.perf_counter() - start if wall_adam is None else wall_adam + time.perf_counter() - t0
     kw = dict(after=refine_arrays(r), wall_s=wall)
     if r.diverged_at is not None:
-        return make_result(config, "diverged", curves, config.epochs, start, engine, device,
-                           diverged_epoch=r.diverged_at, **kw)  # fmt: skip
+        return make_result(
+            config, "diverged", curves, config.epochs, start, engine, device, diverged_epoch=r.diverged_at, **kw
+        )
     predict = predictor(r.params, lambda p, x: forward(p, act, x)[:2], getattr(torch, config.dtype), device)
     return make_result(config, "ok", curves, config.epochs, start, engine, device, predict=predict, split=split, **kw)

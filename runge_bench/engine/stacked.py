@@ -23,7 +23,7 @@ independent optimisers.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -81,8 +81,9 @@ def backward(params: Params, tape: Tape, x: Tensor, gy: Tensor, gdy: Tensor) -> 
     return grads[::-1]
 
 
-def loss_and_grads(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor, weight: Tensor,
-                   alive: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:  # fmt: skip
+def loss_and_grads(
+    params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor
+) -> tuple[list[Tensor], Tensor, Tensor]:
     """One step's gradients of sum_m [MSE(f) + w_m MSE(f')] and each member's summed squared
     residuals of f and f' (for the epoch's mean losses). Diverged members get zero gradients."""
     n = x.shape[1]
@@ -100,8 +101,9 @@ def val_losses(params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor
     return ((y - f) ** 2).mean(dim=(1, 2)).double(), ((dy - df) ** 2).mean(dim=(1, 2)).double()
 
 
-def adam_step(params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor],
-              step: int, lr: Tensor) -> None:  # fmt: skip
+def adam_step(
+    params: list[Tensor], grads: list[Tensor], m: list[Tensor], v: list[Tensor], step: int, lr: Tensor
+) -> None:
     """One Adam update, in place, for stacked parameters with a per-member lr of shape (M, 1, 1).
 
     Follows torch.optim.Adam's arithmetic (lerp for the first moment, bias corrections as floats).
@@ -133,8 +135,9 @@ def views_of(buffer: Tensor, like: list[Tensor]) -> list[Tensor]:
     return views
 
 
-def predictor(member: Params, predict: Callable, dtype: torch.dtype, device: str,
-              chunk: int = 2048) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def predictor(
+    member: Params, predict: Callable, dtype: torch.dtype, device: str, chunk: int = 2048
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """f and f' of one member at numpy points, in chunks so that wide layers stay in cache."""
 
     def at(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,22 +6,38 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots
 from ..analysis import tables
-from ..problem.vocabulary import GRID_MAX, GRID_METRICS, GRID_MSE, METRIC_LABELS, METRICS, NUMERIC_AXES, REGIME_AXES
-from ..problem.published import PUBLISHED, metric_column
-from ..problem.vocabulary import OPTIMIZERS
 from ..problem.data import plot_grid
+from ..problem.published import PUBLISHED, metric_column
 from ..problem.targets import get_target
-
-
+from ..problem.vocabulary import (
+    GRID_MAX,
+    GRID_METRICS,
+    GRID_MSE,
+    METRIC_LABELS,
+    METRICS,
+    NUMERIC_AXES,
+    OPTIMIZERS,
+    REGIME_AXES,
+)
+from . import plots
 
 Figure = tuple[str, str]  # (caption, path relative to the report)
 
 
-def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFrame, baselines: pd.DataFrame,
-                   cell: dict, order: list[str], fig_dir: Path, members: dict, curves: dict,
-                   floor: pd.DataFrame | None = None, target_members: dict | None = None) -> list[Figure]:  # fmt: skip
+def report_figures(
+    df: pd.DataFrame,
+    summary: pd.DataFrame,
+    ranking: pd.DataFrame,
+    baselines: pd.DataFrame,
+    cell: dict,
+    order: list[str],
+    fig_dir: Path,
+    members: dict,
+    curves: dict,
+    floor: pd.DataFrame | None = None,
+    target_members: dict | None = None,
+) -> list[Figure]:
     """Draw every figure that fits the runs. members and curves: per_seed_arrays of the reference
     cell's ok runs (the fits and loss curves; empty when none could be read); baselines: those of
     the reference cell's target; floor: tables.floor_table; target_members: per target, the
@@ -58,8 +74,14 @@ def report_figures(df: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFram
 def _reproduction(proto: pd.DataFrame, order: list[str], fig_dir: Path) -> Figure:
     columns = [metric_column(q, m) for q, m in (("f", "mse"), ("f", "max"), ("df", "mse"), ("df", "max"))]
     published = {(act, metric_column(q, m)): v for (act, q, m), v in PUBLISHED.items()}
-    fig = plots.reproduction_figure(proto, published, columns, order, f"The seed report's Tables 1-2 (red stars, "
-                                    f"one run each) against the same protocol over {proto.seed.nunique()} seeds")  # fmt: skip
+    fig = plots.reproduction_figure(
+        proto,
+        published,
+        columns,
+        order,
+        f"The seed report's Tables 1-2 (red stars, "
+        f"one run each) against the same protocol over {proto.seed.nunique()} seeds",
+    )
     plots.save(fig, fig_dir / "reproduction")
     return ("The seed report's published numbers (validation split) against our seeds", "figures/reproduction.png")
 
@@ -72,19 +94,35 @@ def _legend(ax, fontsize: int) -> None:
 
 def _fits_and_curves(members: dict, curves: dict, where: str, target, fig_dir: Path) -> list[Figure]:
     x = plot_grid()
-    fig = plots.fits_figure(x, target.f(x), target.df(x), members,
-                            f"Fits of f and f′ ({where}): median-seed model (dashed), band over all seeds")
+    fig = plots.fits_figure(
+        x,
+        target.f(x),
+        target.df(x),
+        members,
+        f"Fits of f and f′ ({where}): median-seed model (dashed), band over all seeds",
+    )
     plots.save(fig, fig_dir / "fits")
-    plots.save(plots.curves_figure(curves, f"Loss curves ({where}): median and IQR over seeds"),
-               fig_dir / "loss_curves")  # fmt: skip
-    return [(f"Fits of f and f′ and pointwise errors ({where}); the median seed by validation loss, the band "
-             "spanning all seeds", "figures/fits.png"),
-            (f"Training (solid) and validation (dashed) loss against epoch ({where})", "figures/loss_curves.png")]  # fmt: skip
+    plots.save(
+        plots.curves_figure(curves, f"Loss curves ({where}): median and IQR over seeds"), fig_dir / "loss_curves"
+    )
+    return [
+        (
+            f"Fits of f and f′ and pointwise errors ({where}); the median seed by validation loss, the band "
+            "spanning all seeds",
+            "figures/fits.png",
+        ),
+        (f"Training (solid) and validation (dashed) loss against epoch ({where})", "figures/loss_curves.png"),
+    ]
 
 
 def _distributions(ok: pd.DataFrame, baselines: pd.DataFrame, order: list[str], where: str, fig_dir: Path) -> Figure:
-    fig = plots.distributions_figure(ok, list(METRICS), order, f"Errors over seeds ({where}); "
-                                     "grey: baselines (median over seeds), drawn, or written under a panel they lie far below")  # fmt: skip
+    fig = plots.distributions_figure(
+        ok,
+        list(METRICS),
+        order,
+        f"Errors over seeds ({where}); "
+        "grey: baselines (median over seeds), drawn, or written under a panel they lie far below",
+    )
     for ax, metric in zip(fig.axes, METRICS):
         plots.baseline_lines(baselines, metric, ax)
     _legend(fig.axes[0], fontsize=6)
@@ -93,12 +131,18 @@ def _distributions(ok: pd.DataFrame, baselines: pd.DataFrame, order: list[str], 
     return f"Each metric over seeds, per activation ({where}), with the baselines", "figures/distributions.png"
 
 
-def _by_axis(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, axis: str, order: list[str],
-             fig_dir: Path) -> Figure:  # fmt: skip
+def _by_axis(
+    summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, axis: str, order: list[str], fig_dir: Path
+) -> Figure:
     others = {k: v for k, v in cell.items() if k != axis}
     metrics = GRID_METRICS
-    fig = plots.axis_figure(tables.select(summary, others), axis, metrics, order, f"Error against {axis} "
-                            f"({tables.describe_cell(others)}): median and 95% CI over seeds; grey: baselines")  # fmt: skip
+    fig = plots.axis_figure(
+        tables.select(summary, others),
+        axis,
+        metrics,
+        order,
+        f"Error against {axis} ({tables.describe_cell(others)}): median and 95% CI over seeds; grey: baselines",
+    )
     if axis != "deriv_weight":
         for ax, metric in zip(fig.axes, metrics):
             plots.baseline_lines(baselines, metric, ax)
@@ -117,8 +161,11 @@ def _tradeoff(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, order:
         plots.tradeoff_panel(points, f"grid_f_{kind}", f"grid_df_{kind}", order, ax=ax)
         plots.baseline_points(baselines, f"grid_f_{kind}", f"grid_df_{kind}", ax)
     axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"What the derivative loss buys and costs ({tables.describe_cell(others)}): median over seeds "
-                 "per (activation, λ)", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"What the derivative loss buys and costs ({tables.describe_cell(others)}): median over seeds "
+        "per (activation, λ)",
+        fontsize=10,
+    )
     fig.tight_layout()
     plots.save(fig, fig_dir / "tradeoff")
     return "The deriv_weight trade-off: f error against f′ error", "figures/tradeoff.png"
@@ -146,13 +193,15 @@ def _heatmaps_width_weight(summary: pd.DataFrame, cell: dict, order: list[str], 
         m = s[(s.metric == metric) & (s["median"] > 0)]["median"]
         limits = (float(m.min()), float(m.max())) if len(m) else None  # one colour scale per row
         for col, act in enumerate(order):
-            t = s[(s.metric == metric) & (s.activation == act)].pivot_table(index="width", columns="deriv_weight",
-                                                                             values="median")  # fmt: skip
+            t = s[(s.metric == metric) & (s.activation == act)].pivot_table(
+                index="width", columns="deriv_weight", values="median"
+            )
             ax = plots.heatmap_panel(t, metric, ax=axes[row, col], limits=limits)
             ax.set_title(f"{act}: {METRIC_LABELS[metric]}", fontsize=9)
             ax.set_xlabel("deriv_weight (λ)")
-    title = "Median error over width x λ, per activation; one colour scale per row" + \
-        (f" ({tables.describe_cell(others)})" if others else "")
+    title = "Median error over width x λ, per activation; one colour scale per row" + (
+        f" ({tables.describe_cell(others)})" if others else ""
+    )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     plots.save(fig, fig_dir / "heatmap_width_weight")
@@ -188,27 +237,42 @@ def _floor_gap(floor: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path)
         for j, level in enumerate(levels):
             part = f[(f.metric == metric) & ((f[panel_axis] == level) if panel_axis else True)]
             best = part.best_baseline.iloc[0] if len(part) else ""
-            title = f"{METRIC_LABELS[metric]}" + (f", {panel_axis}={level}" if panel_axis else "") + \
-                f"\n(1 = {plots.BASELINE_SHORT.get(best, best)}, {tables.sci(part.baseline_median.iloc[0]) if len(part) else ''})"
+            title = (
+                f"{METRIC_LABELS[metric]}"
+                + (f", {panel_axis}={level}" if panel_axis else "")
+                + f"\n(1 = {plots.BASELINE_SHORT.get(best, best)}, {tables.sci(part.baseline_median.iloc[0]) if len(part) else ''})"
+            )
             plots.floor_panel(part, regimes, order, title, ax=axes[i, j])
     _legend(axes[0, 0], fontsize=7)
-    fig.suptitle("The gap to the classical floor: median network error over seeds / the best baseline's median, "
-                 "dense grid" + (f" ({tables.describe_cell(fixed)})" if fixed else ""), fontsize=10)  # fmt: skip
+    fig.suptitle(
+        "The gap to the classical floor: median network error over seeds / the best baseline's median, "
+        "dense grid" + (f" ({tables.describe_cell(fixed)})" if fixed else ""),
+        fontsize=10,
+    )
     fig.tight_layout()
     plots.save(fig, fig_dir / "floor_gap")
-    return ("The gap to the classical floor per training regime: network max error over the best baseline's "
-            "(log; 1 = the baseline)", "figures/floor_gap.png")  # fmt: skip
+    return (
+        "The gap to the classical floor per training regime: network max error over the best baseline's "
+        "(log; 1 = the baseline)",
+        "figures/floor_gap.png",
+    )
 
 
 def _fits_by_target(target_members: dict, others: dict, fig_dir: Path) -> Figure:
     x = plot_grid()
     truths = {t: (get_target(t).f(x), get_target(t).df(x)) for t in target_members}
     where = tables.describe_cell(others)
-    fig = plots.target_fits_figure(x, truths, target_members, f"Fits per target ({where}): the median seed "
-                                   "(by validation loss) of each activation; thick grey: the target")  # fmt: skip
+    fig = plots.target_fits_figure(
+        x,
+        truths,
+        target_members,
+        f"Fits per target ({where}): the median seed (by validation loss) of each activation; thick grey: the target",
+    )
     plots.save(fig, fig_dir / "fits_by_target")
-    return (f"Fits of f and f′ per target ({where}), the median-seed model of each activation",
-            "figures/fits_by_target.png")  # fmt: skip
+    return (
+        f"Fits of f and f′ per target ({where}), the median-seed model of each activation",
+        "figures/fits_by_target.png",
+    )
 
 
 def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:
@@ -218,10 +282,17 @@ def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:
         if r.empty:
             ax.axis("off")
             continue
-        plots.cd_panel(list(r.activation), list(r.mean_rank), float(r.nemenyi_cd.iloc[0]),
-                       f"{METRIC_LABELS[metric]}: mean rank over {int(r.n_blocks.iloc[0])} blocks "
-                       f"(Friedman p = {tables.sci(float(r.friedman_p.iloc[0]))})", ax=ax)  # fmt: skip
+        plots.cd_panel(
+            list(r.activation),
+            list(r.mean_rank),
+            float(r.nemenyi_cd.iloc[0]),
+            f"{METRIC_LABELS[metric]}: mean rank over {int(r.n_blocks.iloc[0])} blocks "
+            f"(Friedman p = {tables.sci(float(r.friedman_p.iloc[0]))})",
+            ax=ax,
+        )
     fig.tight_layout()
     plots.save(fig, fig_dir / "ranking")
-    return ("Critical-difference diagram: activations joined by a bar do not differ significantly (Nemenyi, 0.05)",
-            "figures/ranking.png")  # fmt: skip
+    return (
+        "Critical-difference diagram: activations joined by a bar do not differ significantly (Nemenyi, 0.05)",
+        "figures/ranking.png",
+    )

@@ -19,13 +19,23 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import stats, tables
-from ..problem.vocabulary import METRIC_LABELS_TEX
 from ..problem.config import CONFIG_FIELDS
+from ..problem.vocabulary import METRIC_LABELS_TEX
 
 LONG_ROWS = 40
-HEADERS = {"width": "width", "depth": "depth", "deriv_weight": r"$\lambda$", "lr": "lr", "epochs": "epochs",
-           "batch_size": "batch", "n_points": "points", "val_fraction": "val. share", "dtype": "dtype",
-           "activation": "activation"}  # fmt: skip
+HEADERS = {
+    "width": "width",
+    "depth": "depth",
+    "deriv_weight": r"$\lambda$",
+    "lr": "lr",
+    "epochs": "epochs",
+    "batch_size": "batch",
+    "n_points": "points",
+    "val_fraction": "val. share",
+    "dtype": "dtype",
+    "activation": "activation",
+}
+
 
 def num(x: float) -> str:
     """A number for siunitx: \\num{2.40e-08} (3 significant figures, scientific outside
@@ -47,7 +57,7 @@ def cell_table(summary: pd.DataFrame, comparisons: pd.DataFrame, metric: str, or
     s = summary[summary.metric == metric]
     axes = [c for c in s.columns if c in CONFIG_FIELDS and c != "activation"]
     rows = []
-    for key, g in (s.groupby(axes, sort=True) if axes else [((), s)]):
+    for key, g in s.groupby(axes, sort=True) if axes else [((), s)]:
         key = key if isinstance(key, tuple) else (key,)
         row: dict = dict(zip(axes, key))
         by_act = g.set_index("activation")
@@ -80,7 +90,9 @@ def _entry(row: pd.Series, act: str, fmt) -> str:
     lo, hi = row.get(f"{act}_lo", np.nan), row.get(f"{act}_hi", np.nan)
     ci = f" [{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) else ""
     if fmt is num:
-        text = (rf"\underline{{{num(m)}}}" if row["best"] == act else num(m)) + (rf"\,{{\scriptsize{ci}}}" if ci else "")
+        text = (rf"\underline{{{num(m)}}}" if row["best"] == act else num(m)) + (
+            rf"\,{{\scriptsize{ci}}}" if ci else ""
+        )
         return text + (r"$^\dagger$" if row["best"] == act and row["best_significant"] else "")
     text = (f"**{plain(m)}**" if row["best"] == act else plain(m)) + ci
     return text + (" †" if row["best"] == act and row["best_significant"] else "")
@@ -105,17 +117,23 @@ def cell_markdown(table: pd.DataFrame, order: list[str]) -> str:
     return tables.to_markdown(_display(table, order, plain))
 
 
-def to_tex(display: pd.DataFrame, caption: str, label: str, *, column_format: str | None = None,
-           fit_width: bool = False) -> str:  # fmt: skip
+def to_tex(
+    display: pd.DataFrame, caption: str, label: str, *, column_format: str | None = None, fit_width: bool = False
+) -> str:
     """A booktabs table of already-typeset cells (Styler.to_latex; longtable past LONG_ROWS rows).
     fit_width: a float's tabular is scaled to the text width (graphicx's resizebox), for tables
     as wide as the compact per-cell ones."""
     styler = display.style.hide(axis="index")
     fmt = column_format or "l" * len(display.columns)
     long = len(display) > LONG_ROWS
-    tex = styler.to_latex(caption=caption, label=label, hrules=True, column_format=fmt,
-                          environment="longtable" if long else None,
-                          position_float=None if long else "centering")  # fmt: skip
+    tex = styler.to_latex(
+        caption=caption,
+        label=label,
+        hrules=True,
+        column_format=fmt,
+        environment="longtable" if long else None,
+        position_float=None if long else "centering",
+    )
     if fit_width and not long:
         tex = tex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{\\begin{tabular}", 1)
         tex = tex.replace("\\end{tabular}", "\\end{tabular}}", 1)
@@ -125,25 +143,40 @@ def to_tex(display: pd.DataFrame, caption: str, label: str, *, column_format: st
 def cell_tex(table: pd.DataFrame, order: list[str], metric: str, study: str) -> str:
     display = _display(table, order, num)
     n_axes = len(display.columns) - sum(a in display.columns for a in order)
-    caption = (f"{study}: {METRIC_LABELS_TEX.get(metric, metric)}, median over seeds with 95\\% bootstrap CI. "
-               r"Underlined: the lowest median of the row; $^\dagger$: significantly lower than every other "
-               r"activation of its cell (Wilcoxon signed-rank on log ratios over seeds, Holm, $p<0.05$).")  # fmt: skip
-    return to_tex(display, caption, f"tab:{_label(study)}-{metric}", fit_width=len(order) > 2,
-                  column_format="r" * n_axes + "l" * (len(display.columns) - n_axes))  # fmt: skip
+    caption = (
+        f"{study}: {METRIC_LABELS_TEX.get(metric, metric)}, median over seeds with 95\\% bootstrap CI. "
+        r"Underlined: the lowest median of the row; $^\dagger$: significantly lower than every other "
+        r"activation of its cell (Wilcoxon signed-rank on log ratios over seeds, Holm, $p<0.05$)."
+    )
+    return to_tex(
+        display,
+        caption,
+        f"tab:{_label(study)}-{metric}",
+        fit_width=len(order) > 2,
+        column_format="r" * n_axes + "l" * (len(display.columns) - n_axes),
+    )
 
 
 def reproduction_tex(reproduction: pd.DataFrame, study: str) -> str:
     r = reproduction
-    display = pd.DataFrame({
-        "activation": r.activation, "quantity": ["$f$" if q == "f" else "$f'$" for q in r.quantity],
-        "metric": ["MSE" if m == "mse" else "max error" for m in r.metric],
-        "published": [num(v) for v in r.published],
-        "ours: median [95\\% CI]": [f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(r["median"], r.ci_low, r.ci_high)],
-        "ours: 5--95\\%": [f"{num(a)}--{num(b)}" for a, b in zip(r.p05, r.p95)],
-        "percentile": [f"{p:.0f}" for p in r.percentile], "published is": list(r.verdict),
-    })  # fmt: skip
-    caption = (f"{study}: the seed report's published numbers (one run each, validation split) against the same "
-               f"protocol over {int(r.n.min())} seeds.")  # fmt: skip
+    display = pd.DataFrame(
+        {
+            "activation": r.activation,
+            "quantity": ["$f$" if q == "f" else "$f'$" for q in r.quantity],
+            "metric": ["MSE" if m == "mse" else "max error" for m in r.metric],
+            "published": [num(v) for v in r.published],
+            "ours: median [95\\% CI]": [
+                f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(r["median"], r.ci_low, r.ci_high)
+            ],
+            "ours: 5--95\\%": [f"{num(a)}--{num(b)}" for a, b in zip(r.p05, r.p95)],
+            "percentile": [f"{p:.0f}" for p in r.percentile],
+            "published is": list(r.verdict),
+        }
+    )
+    caption = (
+        f"{study}: the seed report's published numbers (one run each, validation split) against the same "
+        f"protocol over {int(r.n.min())} seeds."
+    )
     return to_tex(display, caption, f"tab:{_label(study)}-reproduction", column_format="lllrlrrl")
 
 
@@ -151,27 +184,48 @@ def comparisons_tex(comparisons: pd.DataFrame, metrics: list[str], study: str, a
     """Pairs of activations: per cell when the study has one, else summarised over its cells."""
     if axes:
         c = tables.compact_comparisons(comparisons, metrics)
-        display = pd.DataFrame({
-            "a": c.a, "b": c.b, "metric": [METRIC_LABELS_TEX.get(m, m) for m in c.metric], "cells": c.cells,
-            "a lower": c.a_better, "b lower": c.b_better, "neither": c.not_significant,
-            "median ratio a/b": [f"{num(m)} ({num(lo)}--{num(hi)})" for m, lo, hi in
-                                 zip(c.median_ratio_median, c.median_ratio_min, c.median_ratio_max)],
-            "$p$ across cells": [num(p) for p in c.p_across_cells_holm],
-        })  # fmt: skip
-        caption = (f"{study}: activations compared in every cell (Wilcoxon signed-rank on log ratios over seeds, "
-                   "Holm within the cell, $p<0.05$): in how many cells each is significantly lower; the median "
-                   "(range) over cells of the per-cell median ratio; a Wilcoxon test across cells (Holm).")  # fmt: skip
+        display = pd.DataFrame(
+            {
+                "a": c.a,
+                "b": c.b,
+                "metric": [METRIC_LABELS_TEX.get(m, m) for m in c.metric],
+                "cells": c.cells,
+                "a lower": c.a_better,
+                "b lower": c.b_better,
+                "neither": c.not_significant,
+                "median ratio a/b": [
+                    f"{num(m)} ({num(lo)}--{num(hi)})"
+                    for m, lo, hi in zip(c.median_ratio_median, c.median_ratio_min, c.median_ratio_max)
+                ],
+                "$p$ across cells": [num(p) for p in c.p_across_cells_holm],
+            }
+        )
+        caption = (
+            f"{study}: activations compared in every cell (Wilcoxon signed-rank on log ratios over seeds, "
+            "Holm within the cell, $p<0.05$): in how many cells each is significantly lower; the median "
+            "(range) over cells of the per-cell median ratio; a Wilcoxon test across cells (Holm)."
+        )
         return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrrlr")
     c = comparisons[comparisons.metric.isin(metrics)]
-    display = pd.DataFrame({
-        "a": c.a, "b": c.b, "metric": [METRIC_LABELS_TEX.get(m, m) for m in c.metric], "pairs": c.n_pairs,
-        "a lower": c.a_wins, "median ratio a/b": [num(v) for v in c.median_ratio],
-        "share a lower [95\\% CI]": [f"{s:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{s:.2f}"
-                                     for s, lo, hi in zip(c.share_a_lower, c.share_lo, c.share_hi)],
-        "$p$ (Holm)": [num(p) for p in c.p_holm],
-    })  # fmt: skip
-    caption = (f"{study}: activations compared paired by seed: Wilcoxon signed-rank on log error ratios, "
-               "Holm over the pairs of a metric.")  # fmt: skip
+    display = pd.DataFrame(
+        {
+            "a": c.a,
+            "b": c.b,
+            "metric": [METRIC_LABELS_TEX.get(m, m) for m in c.metric],
+            "pairs": c.n_pairs,
+            "a lower": c.a_wins,
+            "median ratio a/b": [num(v) for v in c.median_ratio],
+            "share a lower [95\\% CI]": [
+                f"{s:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{s:.2f}"
+                for s, lo, hi in zip(c.share_a_lower, c.share_lo, c.share_hi)
+            ],
+            "$p$ (Holm)": [num(p) for p in c.p_holm],
+        }
+    )
+    caption = (
+        f"{study}: activations compared paired by seed: Wilcoxon signed-rank on log error ratios, "
+        "Holm over the pairs of a metric."
+    )
     return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrlr")
 
 
@@ -181,11 +235,17 @@ def summary_tex(summary: pd.DataFrame, metrics: list[str], study: str) -> str:
     display = pd.DataFrame({HEADERS.get(a, a): [_axis_value(v) for v in s[a]] for a in axes})
     display["metric"] = [METRIC_LABELS_TEX.get(m, m) for m in s.metric]
     display["$n$"] = list(s.n_ok)
-    display["median [95\\% CI]"] = [f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(s["median"], s.median_lo, s.median_hi)]
+    display["median [95\\% CI]"] = [
+        f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(s["median"], s.median_lo, s.median_hi)
+    ]
     display["IQM [95\\% CI]"] = [f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(s.iqm, s.iqm_lo, s.iqm_hi)]
     caption = f"{study}: errors over seeds, median and interquartile mean with 95\\% bootstrap CIs."
-    return to_tex(display.reset_index(drop=True), caption, f"tab:{_label(study)}-summary",
-                  column_format="l" * (len(axes) + 1) + "rll")  # fmt: skip
+    return to_tex(
+        display.reset_index(drop=True),
+        caption,
+        f"tab:{_label(study)}-summary",
+        column_format="l" * (len(axes) + 1) + "rll",
+    )
 
 
 def _label(study: str) -> str:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.ticker
 import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 
-from ..problem.activations import ACTIVATIONS
 from ..analysis.baselines import CHEBYSHEV
+from ..problem.activations import ACTIVATIONS
 from ..problem.vocabulary import METRIC_LABELS
 
 Color = str | tuple[float, ...]  # a matplotlib colour: a name, or an RGB(A) tuple
@@ -43,12 +43,28 @@ def save(fig: plt.Figure, stem: Path) -> list[Path]:
 # ---------------------------------------------------------------------------------- panels
 
 
-def fit_panel(x: np.ndarray, truth: np.ndarray, best: np.ndarray, all_members: np.ndarray, *, color: Color,
-              label: str, ylabel: str, ax: Axes | None = None) -> Axes:
+def fit_panel(
+    x: np.ndarray,
+    truth: np.ndarray,
+    best: np.ndarray,
+    all_members: np.ndarray,
+    *,
+    color: Color,
+    label: str,
+    ylabel: str,
+    ax: Axes | None = None,
+) -> Axes:
     """Truth vs the median-seed prediction, with the band spanned by all seeds. all_members (S, P)."""
     ax = _ax(ax)
-    ax.fill_between(x, all_members.min(0), all_members.max(0), color=color, alpha=0.25, lw=0,
-                    label=f"all seeds (n={len(all_members)})")  # fmt: skip
+    ax.fill_between(
+        x,
+        all_members.min(0),
+        all_members.max(0),
+        color=color,
+        alpha=0.25,
+        lw=0,
+        label=f"all seeds (n={len(all_members)})",
+    )
     ax.plot(x, truth, color=TRUTH, lw=1.2, label="truth")
     ax.plot(x, best, color=color, lw=1.2, ls="--", label=f"{label}, median seed")
     ax.set_ylabel(ylabel)
@@ -56,20 +72,23 @@ def fit_panel(x: np.ndarray, truth: np.ndarray, best: np.ndarray, all_members: n
     return ax
 
 
-def error_panel(x: np.ndarray, errors: np.ndarray, best_errors: np.ndarray, *, color: Color, ylabel: str,
-                ax: Axes | None = None) -> Axes:
+def error_panel(
+    x: np.ndarray, errors: np.ndarray, best_errors: np.ndarray, *, color: Color, ylabel: str, ax: Axes | None = None
+) -> Axes:
     """Pointwise |error| on a log axis: the median-seed model and the range over seeds."""
     ax = _ax(ax)
-    ax.fill_between(x, np.maximum(errors.min(0), FLOOR), np.maximum(errors.max(0), FLOOR),
-                    color=color, alpha=0.25, lw=0)  # fmt: skip
+    ax.fill_between(
+        x, np.maximum(errors.min(0), FLOOR), np.maximum(errors.max(0), FLOOR), color=color, alpha=0.25, lw=0
+    )
     ax.plot(x, np.maximum(best_errors, FLOOR), color=color, lw=0.9)
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     return ax
 
 
-def curve_panel(epochs: np.ndarray, train: np.ndarray, val: np.ndarray, *, color: Color, title: str,
-                ax: Axes | None = None) -> Axes:
+def curve_panel(
+    epochs: np.ndarray, train: np.ndarray, val: np.ndarray, *, color: Color, title: str, ax: Axes | None = None
+) -> Axes:
     """Median and interquartile band over seeds of train (solid) and validation (dashed) loss.
     train, val: (S, E)."""
     ax = _ax(ax)
@@ -86,20 +105,34 @@ def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax: Axes
     """A box per activation with every seed drawn on top, log scale."""
     ax = _ax(ax)
     palette = {a: PALETTE[a] for a in order}
-    sns.boxplot(data=df, x="activation", y=metric, order=order, hue="activation", palette=palette,
-                ax=ax, showfliers=False, width=0.5, boxprops={"alpha": 0.5}, legend=False, log_scale=True)  # fmt: skip
+    sns.boxplot(
+        data=df,
+        x="activation",
+        y=metric,
+        order=order,
+        hue="activation",
+        palette=palette,
+        ax=ax,
+        showfliers=False,
+        width=0.5,
+        boxprops={"alpha": 0.5},
+        legend=False,
+        log_scale=True,
+    )
     rng = np.random.default_rng(0)  # our own jitter: seaborn's draws from the global generator
     for i, act in enumerate(order):
         y = df.loc[df.activation == act, metric].to_numpy(float)
-        ax.scatter(i + rng.uniform(-0.15, 0.15, len(y)), y, s=9, color=palette[act], edgecolor="black",
-                   linewidth=0.3, zorder=3)  # fmt: skip
+        ax.scatter(
+            i + rng.uniform(-0.15, 0.15, len(y)), y, s=9, color=palette[act], edgecolor="black", linewidth=0.3, zorder=3
+        )
     ax.set_xlabel("")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
     return ax
 
 
-def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool,
-               ax: Axes | None = None) -> Axes:
+def axis_panel(
+    summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool, ax: Axes | None = None
+) -> Axes:
     """Median with its 95% bootstrap CI against one axis, a line per activation."""
     ax = _ax(ax)
     for act in order:
@@ -108,8 +141,17 @@ def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], 
             continue
         x = s[axis].to_numpy(float)
         err = np.vstack([s["median"] - s["median_lo"], s["median_hi"] - s["median"]]).clip(min=0)
-        ax.errorbar(x, s["median"], yerr=np.nan_to_num(err), color=PALETTE[act], marker="o", ms=3.5,
-                    lw=1.2, capsize=2, label=act)  # fmt: skip
+        ax.errorbar(
+            x,
+            s["median"],
+            yerr=np.nan_to_num(err),
+            color=PALETTE[act],
+            marker="o",
+            ms=3.5,
+            lw=1.2,
+            capsize=2,
+            label=act,
+        )
     ax.set_yscale("log")
     values = sorted(summary[axis].astype(float).unique())
     if log_x:  # symlog keeps a 0 (e.g. deriv_weight 0) on the axis
@@ -129,22 +171,37 @@ def axis_panel(summary: pd.DataFrame, axis: str, metric: str, order: list[str], 
 # --------------------------------------------------------------------------------- figures
 
 
-def fits_figure(x: np.ndarray, truth_f: np.ndarray, truth_df: np.ndarray, members: dict[str, dict[str, np.ndarray]],
-                title: str) -> plt.Figure:
+def fits_figure(
+    x: np.ndarray, truth_f: np.ndarray, truth_df: np.ndarray, members: dict[str, dict[str, np.ndarray]], title: str
+) -> plt.Figure:
     """The seed report's Figures 1, 2, 4, 5 with spread: per activation (columns), f and f'
     against the truth, each above its pointwise error. members[act] holds "f", "df" (S, P) and
     "best" (the median seed's row index)."""
     acts = list(members)
-    fig, axes = plt.subplots(4, len(acts), figsize=(4.2 * len(acts), 9.5), squeeze=False, sharex=True, sharey="row",
-                             gridspec_kw={"height_ratios": [3, 1.6, 3, 1.6]})  # fmt: skip
+    fig, axes = plt.subplots(
+        4,
+        len(acts),
+        figsize=(4.2 * len(acts), 9.5),
+        squeeze=False,
+        sharex=True,
+        sharey="row",
+        gridspec_kw={"height_ratios": [3, 1.6, 3, 1.6]},
+    )
     for j, act in enumerate(acts):
         m, color, i = members[act], PALETTE[act], members[act]["best"]
         fit_panel(x, truth_f, m["f"][i], m["f"], color=color, label=act, ylabel="f(x)", ax=axes[0, j])
-        error_panel(x, np.abs(m["f"] - truth_f), np.abs(m["f"][i] - truth_f), color=color,
-                    ylabel="|error of f|", ax=axes[1, j])  # fmt: skip
+        error_panel(
+            x, np.abs(m["f"] - truth_f), np.abs(m["f"][i] - truth_f), color=color, ylabel="|error of f|", ax=axes[1, j]
+        )
         fit_panel(x, truth_df, m["df"][i], m["df"], color=color, label=act, ylabel="f′(x)", ax=axes[2, j])
-        error_panel(x, np.abs(m["df"] - truth_df), np.abs(m["df"][i] - truth_df), color=color,
-                    ylabel="|error of f′|", ax=axes[3, j])  # fmt: skip
+        error_panel(
+            x,
+            np.abs(m["df"] - truth_df),
+            np.abs(m["df"][i] - truth_df),
+            color=color,
+            ylabel="|error of f′|",
+            ax=axes[3, j],
+        )
         axes[0, j].set_title(act)
         axes[3, j].set_xlabel("x")
     fig.suptitle(title, fontsize=10)
@@ -162,8 +219,14 @@ def curves_figure(curves: dict[str, dict[str, np.ndarray]], title: str) -> plt.F
     for i, act in enumerate(acts):
         c = curves[act]
         for j, (key, name) in enumerate(parts):
-            curve_panel(c["epoch"], c[f"train_{key}"], c[f"val_{key}"], color=PALETTE[act],
-                        title=f"{act}: {name}", ax=axes[i, j])  # fmt: skip
+            curve_panel(
+                c["epoch"],
+                c[f"train_{key}"],
+                c[f"val_{key}"],
+                color=PALETTE[act],
+                title=f"{act}: {name}",
+                ax=axes[i, j],
+            )
         axes[i, 0].set_ylabel("loss")
     for ax in axes[-1]:
         ax.set_xlabel("epoch")
@@ -201,8 +264,11 @@ BASELINE_STYLES = {  # every baseline of baselines.baseline_runs, drawn as a ref
 }
 
 
-BASELINE_SHORT = {"cubic spline": "cubic spline", "cubic Hermite spline (uses f')": "Hermite spline",
-                  CHEBYSHEV: "Chebyshev"}  # fmt: skip
+BASELINE_SHORT = {
+    "cubic spline": "cubic spline",
+    "cubic Hermite spline (uses f')": "Hermite spline",
+    CHEBYSHEV: "Chebyshev",
+}
 MAX_DECADES = 1.0  # a baseline further than this below the data is written, not drawn
 
 
@@ -210,13 +276,23 @@ def _far_note(ax: Axes, far: list[str]) -> None:
     """Baselines too far below the data to share its axis, written under the panel, below its tick
     labels and x label (an annotation the layout makes room for; no data point is covered)."""
     if far:
-        ax.annotate("baselines below the axis (median):\n" + "\n".join(far), xy=(0.5, 0), xycoords="axes fraction",
-                    xytext=(0, -32 if ax.get_xlabel() else -20), textcoords="offset points", ha="center", va="top",
-                    fontsize=6, color="0.3", annotation_clip=False)  # fmt: skip
+        ax.annotate(
+            "baselines below the axis (median):\n" + "\n".join(far),
+            xy=(0.5, 0),
+            xycoords="axes fraction",
+            xytext=(0, -32 if ax.get_xlabel() else -20),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=6,
+            color="0.3",
+            annotation_clip=False,
+        )
 
 
-def reproduction_figure(runs: pd.DataFrame, published: dict[tuple[str, str], float], columns: list[str],
-                        order: list[str], title: str) -> plt.Figure:  # fmt: skip
+def reproduction_figure(
+    runs: pd.DataFrame, published: dict[tuple[str, str], float], columns: list[str], order: list[str], title: str
+) -> plt.Figure:
     """The seed report's tables against our seeds: a panel per metric column, every seed of each
     activation as a point (log scale), the published single run as a red star. published:
     (activation, column) -> value."""
@@ -226,12 +302,35 @@ def reproduction_figure(runs: pd.DataFrame, published: dict[tuple[str, str], flo
         acts = [a for a in order if (a, column) in published]
         for i, act in enumerate(acts):
             y = runs.loc[runs.activation == act, column].to_numpy(float)
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(y)), y, s=12, color=PALETTE[act], edgecolor="black",
-                       linewidth=0.3, zorder=3, label="our seeds" if i == 0 else None)  # fmt: skip
-            ax.plot([i - 0.25, i + 0.25], [np.median(y)] * 2, color="black", lw=1.2, zorder=4,
-                    label="our median" if i == 0 else None)  # fmt: skip
-            ax.scatter([i], [published[act, column]], marker="*", s=140, color="red", edgecolor="black",
-                       linewidth=0.5, zorder=5, label="published (one run)" if i == 0 else None)  # fmt: skip
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, len(y)),
+                y,
+                s=12,
+                color=PALETTE[act],
+                edgecolor="black",
+                linewidth=0.3,
+                zorder=3,
+                label="our seeds" if i == 0 else None,
+            )
+            ax.plot(
+                [i - 0.25, i + 0.25],
+                [np.median(y)] * 2,
+                color="black",
+                lw=1.2,
+                zorder=4,
+                label="our median" if i == 0 else None,
+            )
+            ax.scatter(
+                [i],
+                [published[act, column]],
+                marker="*",
+                s=140,
+                color="red",
+                edgecolor="black",
+                linewidth=0.5,
+                zorder=5,
+                label="published (one run)" if i == 0 else None,
+            )
         ax.set_xticks(range(len(acts)), acts)
         ax.set_xlim(-0.6, len(acts) - 0.4)
         ax.set_yscale("log")
@@ -278,8 +377,9 @@ def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax: A
     _far_note(ax, far)
 
 
-def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str],
-                   ax: Axes | None = None) -> Axes:
+def tradeoff_panel(
+    points: pd.DataFrame, x_metric: str, y_metric: str, order: list[str], ax: Axes | None = None
+) -> Axes:
     """f error against f' error, one point per (activation, deriv_weight), joined in weight order.
     points: columns activation, deriv_weight, x_metric, y_metric (medians over seeds)."""
     ax = _ax(ax)
@@ -287,8 +387,14 @@ def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: li
         p = points[points.activation == act].sort_values("deriv_weight")
         ax.plot(p[x_metric], p[y_metric], color=PALETTE[act], marker="o", ms=4, lw=1, label=act)
         for _, row in p.iterrows():
-            ax.annotate(f"λ={row.deriv_weight:g}", (row[x_metric], row[y_metric]), fontsize=6,
-                        xytext=(3, 3), textcoords="offset points", color=PALETTE[act])  # fmt: skip
+            ax.annotate(
+                f"λ={row.deriv_weight:g}",
+                (row[x_metric], row[y_metric]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+                color=PALETTE[act],
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(METRIC_LABELS.get(x_metric, x_metric))
@@ -296,8 +402,9 @@ def tradeoff_panel(points: pd.DataFrame, x_metric: str, y_metric: str, order: li
     return ax
 
 
-def heatmap_panel(table: pd.DataFrame, metric: str, ax: Axes | None = None,
-                  limits: tuple[float, float] | None = None) -> Axes:  # fmt: skip
+def heatmap_panel(
+    table: pd.DataFrame, metric: str, ax: Axes | None = None, limits: tuple[float, float] | None = None
+) -> Axes:
     """Median error over the table's rows x columns (e.g. activation x width), log colour scale,
     annotated. limits: the colour scale's (min, max), shared by panels to be compared; default:
     the table's own range."""
@@ -309,8 +416,16 @@ def heatmap_panel(table: pd.DataFrame, metric: str, ax: Axes | None = None,
     if limits is None and finite.size:
         limits = (float(finite.min()), float(finite.max()))
     norm = LogNorm(vmin=limits[0], vmax=limits[1]) if limits else None
-    sns.heatmap(table, ax=ax, norm=norm, cmap="viridis_r", annot=table.map(lambda v: f"{v:.1e}"), fmt="",
-                annot_kws={"fontsize": 7}, cbar_kws={"label": METRIC_LABELS.get(metric, metric)})  # fmt: skip
+    sns.heatmap(
+        table,
+        ax=ax,
+        norm=norm,
+        cmap="viridis_r",
+        annot=table.map(lambda v: f"{v:.1e}"),
+        fmt="",
+        annot_kws={"fontsize": 7},
+        cbar_kws={"label": METRIC_LABELS.get(metric, metric)},
+    )
     ax.set_xlabel(table.columns.name or "")
     ax.set_ylabel(table.index.name or "")
     ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=9)
@@ -327,8 +442,15 @@ def cd_panel(methods: list[str], mean_ranks: list[float], cd: float, title: str,
     names = [methods[i] for i in order]
     ax.set_xlim(0.8, k + 0.2)
     ax.set_ylim(-2.1, 1.2)
-    ax.text((1 + k) / 2, -2.05, "axis: mean rank over blocks (1 = lowest error)", ha="center", va="bottom",
-            fontsize=7, color="0.3")  # fmt: skip
+    ax.text(
+        (1 + k) / 2,
+        -2.05,
+        "axis: mean rank over blocks (1 = lowest error)",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        color="0.3",
+    )
     ax.hlines(0, 1, k, color="black", lw=1)
     for r in range(1, k + 1):
         ax.vlines(r, -0.05, 0.05, color="black", lw=1)
@@ -370,8 +492,12 @@ def floor_panel(floor: pd.DataFrame, regimes: list[str], order: list[str], title
     return ax
 
 
-def target_fits_figure(x: np.ndarray, truths: dict[str, tuple[np.ndarray, np.ndarray]],
-                       members: dict[str, dict[str, dict[str, np.ndarray]]], title: str) -> plt.Figure:
+def target_fits_figure(
+    x: np.ndarray,
+    truths: dict[str, tuple[np.ndarray, np.ndarray]],
+    members: dict[str, dict[str, dict[str, np.ndarray]]],
+    title: str,
+) -> plt.Figure:
     """Per target (rows): f and f' (columns) of the median-seed model of every activation against
     the truth (thick grey). truths[target] = (f, f') on x; members[target][act] as in fits_figure."""
     targets = list(members)

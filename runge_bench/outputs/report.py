@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -24,7 +24,6 @@ from ..problem.vocabulary import GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS,
 from ..runs.loading import RUNS_COLUMNS, Source, cell_arrays, last_epochs, load_runs, training_versions
 from . import latex
 from .figures import report_figures
-
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,27 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     ref = tables.select(df, cell)
     ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
     n_points, val_fraction = int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0])
-    baselines = pd.concat([baseline_runs(sorted(ok_seeds), n_points, val_fraction, target).assign(target=target)
-                           for target in targets_of(df)], ignore_index=True)  # fmt: skip
+    baselines = pd.concat(
+        [
+            baseline_runs(sorted(ok_seeds), n_points, val_fraction, target).assign(target=target)
+            for target in targets_of(df)
+        ],
+        ignore_index=True,
+    )
     baselines = baselines[["target", *[c for c in baselines.columns if c != "target"]]]
     summary, bsum = tables.summary_table(df), tables.baseline_summary(baselines)
-    t = Tables(summary=summary, comparisons=tables.comparisons_table(df),
-               effects=tables.axis_effects_table(df, cell, list(METRICS)), ranking=tables.ranking_table(df), reproduction=tables.reproduction_table(df),
-               baselines=baselines, baseline_summary=bsum, cell_rankings=tables.cell_rankings(df, GRID_MSE),
-               floor=tables.floor_table(df, summary, baselines, bsum),
-               refinement=tables.refinement_table(df, last_epochs(source, df)))  # fmt: skip
+    t = Tables(
+        summary=summary,
+        comparisons=tables.comparisons_table(df),
+        effects=tables.axis_effects_table(df, cell, list(METRICS)),
+        ranking=tables.ranking_table(df),
+        reproduction=tables.reproduction_table(df),
+        baselines=baselines,
+        baseline_summary=bsum,
+        cell_rankings=tables.cell_rankings(df, GRID_MSE),
+        floor=tables.floor_table(df, summary, baselines, bsum),
+        refinement=tables.refinement_table(df, last_epochs(source, df)),
+    )
     d = out / "tables"
     d.mkdir(parents=True, exist_ok=True)
     df[[c for c in RUNS_COLUMNS if c in df.columns]].sort_values(["run_id"]).to_csv(d / "runs.csv", index=False)
@@ -98,13 +109,14 @@ def _paper_tables(study: str, df: pd.DataFrame, t: Tables, d: Path) -> None:
         (d / f"cells_{metric}.tex").write_text(latex.cell_tex(cells, order, metric, study))
     (d / "summary.tex").write_text(latex.summary_tex(t.summary, KEY_METRICS, study))
     if not t.comparisons.empty:
-        (d / "comparisons.tex").write_text(latex.comparisons_tex(t.comparisons, KEY_METRICS, study, tables.cell_axes(df)))
+        (d / "comparisons.tex").write_text(
+            latex.comparisons_tex(t.comparisons, KEY_METRICS, study, tables.cell_axes(df))
+        )
     if not t.reproduction.empty:
         (d / "reproduction.tex").write_text(latex.reproduction_tex(t.reproduction, study))
 
 
-def build_report(source: Source, out_dir: Path | None = None,
-                 on_stage: Callable[[str], None] | None = None) -> Path:  # fmt: skip
+def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable[[str], None] | None = None) -> Path:
     """Write tables/, figures/ and report.md for a store; return the report's path. on_stage(text)
     is told what it is doing, for a progress line (a large study takes a minute)."""
     stage = on_stage or (lambda text: None)
@@ -125,11 +137,24 @@ def build_report(source: Source, out_dir: Path | None = None,
         for name in targets_of(df):
             m, _, bad = cell_arrays(source, tables.select(ok, {**cell, "target": name}))
             target_members[name], unreadable = m, sorted(set(unreadable) | set(bad))
-    figures = report_figures(df, t.summary, t.ranking, t.baselines[t.baselines.target == target], cell, order,
-                             out / "figures", members, curves, floor=t.floor, target_members=target_members)  # fmt: skip
+    figures = report_figures(
+        df,
+        t.summary,
+        t.ranking,
+        t.baselines[t.baselines.target == target],
+        cell,
+        order,
+        out / "figures",
+        members,
+        curves,
+        floor=t.floor,
+        target_members=target_members,
+    )
     if unreadable:
-        notes.append(f"{len(unreadable)} runs' curves and predictions could not be read (a damaged row) and "
-                     f"are left out of the figures: {', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")
+        notes.append(
+            f"{len(unreadable)} runs' curves and predictions could not be read (a damaged row) and "
+            f"are left out of the figures: {', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}."
+        )
     compact = bool(len(t.summary) > 16 * len(METRICS) and tables.cell_axes(df))
     lines = [f"# runge-bench report: {source.name}", ""]
     if source.study and source.study.description:
@@ -152,20 +177,35 @@ def build_report(source: Source, out_dir: Path | None = None,
 
 
 def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:
-    lines = ["## Findings", "",
-             "Generated from the tables below; each states where it holds. Significance: two-sided Wilcoxon "
-             "signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
-             "sentence names, p < 0.05.", ""]  # fmt: skip
-    for title, sentences in findings(df, t.comparisons, t.effects, t.reproduction, t.ranking, t.summary,
-                                     t.baseline_summary, cell, t.cell_rankings, t.floor).items():  # fmt: skip
+    lines = [
+        "## Findings",
+        "",
+        "Generated from the tables below; each states where it holds. Significance: two-sided Wilcoxon "
+        "signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
+        "sentence names, p < 0.05.",
+        "",
+    ]
+    for title, sentences in findings(
+        df,
+        t.comparisons,
+        t.effects,
+        t.reproduction,
+        t.ranking,
+        t.summary,
+        t.baseline_summary,
+        cell,
+        t.cell_rankings,
+        t.floor,
+    ).items():
         if title:
             lines += [f"### {title}", ""]
         lines += [*[f"- {s}" for s in sentences], ""]
     return lines
 
 
-def _study_section(source: Source, df: pd.DataFrame, order: list[str], notes: list[str],
-                   versions: list[tuple[str, int]]) -> list[str]:  # fmt: skip
+def _study_section(
+    source: Source, df: pd.DataFrame, order: list[str], notes: list[str], versions: list[tuple[str, int]]
+) -> list[str]:
     lines = ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
     for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
         values = order if axis == "activation" else sorted(df[axis].unique())
@@ -173,34 +213,51 @@ def _study_section(source: Source, df: pd.DataFrame, order: list[str], notes: li
     lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()})")
     fixed = [c for c in CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
-    lines.append(f"- engines: {', '.join(sorted(df.engine.unique()))}; "
-                 f"total training time {df.wall_s.sum() / 60:.1f} min (summed over workers)")  # fmt: skip
+    lines.append(
+        f"- engines: {', '.join(sorted(df.engine.unique()))}; "
+        f"total training time {df.wall_s.sum() / 60:.1f} min (summed over workers)"
+    )
     lines += [f"- trained with: {v} ({n} runs)" for v, n in versions]
-    lines.append("- this report's baselines and statistics computed with: "
-                 + ", ".join(f"{k} {v}" for k, v in analysis_versions().items()))  # fmt: skip
+    lines.append(
+        "- this report's baselines and statistics computed with: "
+        + ", ".join(f"{k} {v}" for k, v in analysis_versions().items())
+    )
     return lines + [f"- note: {n}" for n in notes]
 
 
 def _reproduction_section(reproduction: pd.DataFrame) -> list[str]:
     if reproduction.empty:
         return []
-    return ["## Reproduction of the seed report", "",
-            f"Published: {SOURCE}. Ours: the same protocol over {int(reproduction.n.min())} seeds; "
-            "median with 95% bootstrap CI, 5th-95th percentile, and where the published value "
-            "falls among our seeds.", "",
-            tables.to_markdown(reproduction.drop(columns=["n"]))]  # fmt: skip
+    return [
+        "## Reproduction of the seed report",
+        "",
+        f"Published: {SOURCE}. Ours: the same protocol over {int(reproduction.n.min())} seeds; "
+        "median with 95% bootstrap CI, 5th-95th percentile, and where the published value "
+        "falls among our seeds.",
+        "",
+        tables.to_markdown(reproduction.drop(columns=["n"])),
+    ]
 
 
 def _summary_section(df: pd.DataFrame, summary: pd.DataFrame, compact: bool) -> list[str]:
-    lines = ["## Summary over seeds", "",
-             "Median and IQM (interquartile mean) with 95% percentile-bootstrap CIs over seeds "
-             "(10,000 resamples); n_ok runs per group."]  # fmt: skip
+    lines = [
+        "## Summary over seeds",
+        "",
+        "Median and IQM (interquartile mean) with 95% percentile-bootstrap CIs over seeds "
+        "(10,000 resamples); n_ok runs per group.",
+    ]
     if compact:
-        lines += ["Compact view: the median of two key metrics per cell; `tables/summary.csv` has every "
-                  "statistic of all eight metrics for every cell.", ""]  # fmt: skip
+        lines += [
+            "Compact view: the median of two key metrics per cell; `tables/summary.csv` has every "
+            "statistic of all eight metrics for every cell.",
+            "",
+        ]
         for metric in GRID_MSE:
-            lines += [f"**{METRIC_LABELS[metric]}**, median over seeds", "",
-                      tables.to_markdown(tables.compact_summary(summary, tables.cell_axes(df), metric))]  # fmt: skip
+            lines += [
+                f"**{METRIC_LABELS[metric]}**, median over seeds",
+                "",
+                tables.to_markdown(tables.compact_summary(summary, tables.cell_axes(df), metric)),
+            ]
         return lines
     md_summary = summary[summary.metric.isin(KEY_METRICS)] if len(summary) > 40 else summary
     if md_summary is not summary:
@@ -210,14 +267,18 @@ def _summary_section(df: pd.DataFrame, summary: pd.DataFrame, compact: bool) -> 
 
 
 def _baselines_section(baseline_summary: pd.DataFrame) -> list[str]:
-    return ["## Baselines", "",
-            "Classical approximators fitted to the same training points of each seed's split and scored "
-            "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
-            f"Chebyshev least-squares fit's degree is chosen per seed on the validation split by a rule "
-            f"that no rounding-level difference between machines can flip: {DEGREE_RULE}. Its validation "
-            "errors are therefore optimistic; its dense-grid errors are not. `tables/baselines.csv` has "
-            "every seed.", "",
-            tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])]  # fmt: skip
+    return [
+        "## Baselines",
+        "",
+        "Classical approximators fitted to the same training points of each seed's split and scored "
+        "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
+        f"Chebyshev least-squares fit's degree is chosen per seed on the validation split by a rule "
+        f"that no rounding-level difference between machines can flip: {DEGREE_RULE}. Its validation "
+        "errors are therefore optimistic; its dense-grid errors are not. `tables/baselines.csv` has "
+        "every seed.",
+        "",
+        tables.to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)]),
+    ]
 
 
 def _floor_section(floor: pd.DataFrame, axes: list[str]) -> list[str]:
@@ -225,52 +286,87 @@ def _floor_section(floor: pd.DataFrame, axes: list[str]) -> list[str]:
     if floor.empty or not set(REGIME_AXES) & set(axes):
         return []
     shown = floor[floor.metric.isin(GRID_MAX)]
-    columns = ["activation", *axes, "metric", "n_ok", "median", "best_baseline", "baseline_median", "ratio_to_best",
-               "spline_median_ratio", "share_lower_than_spline", "p_vs_spline"]  # fmt: skip
-    return ["## The gap to the classical floor", "",
-            "Per cell: the network's median over seeds on the dense grid, the best baseline's median on the "
-            "same target (`ratio_to_best` = network / baseline), and the network against the cubic spline seed "
-            "by seed on the same split: the median per-seed ratio, the share of seeds where the network is "
-            "lower, and the two-sided Wilcoxon p on log ratios (unadjusted). Max errors shown; "
-            "`tables/floor.csv` has the MSEs too.", "", tables.to_markdown(shown, columns)]  # fmt: skip
+    columns = [
+        "activation",
+        *axes,
+        "metric",
+        "n_ok",
+        "median",
+        "best_baseline",
+        "baseline_median",
+        "ratio_to_best",
+        "spline_median_ratio",
+        "share_lower_than_spline",
+        "p_vs_spline",
+    ]
+    return [
+        "## The gap to the classical floor",
+        "",
+        "Per cell: the network's median over seeds on the dense grid, the best baseline's median on the "
+        "same target (`ratio_to_best` = network / baseline), and the network against the cubic spline seed "
+        "by seed on the same split: the median per-seed ratio, the share of seeds where the network is "
+        "lower, and the two-sided Wilcoxon p on log ratios (unadjusted). Max errors shown; "
+        "`tables/floor.csv` has the MSEs too.",
+        "",
+        tables.to_markdown(shown, columns),
+    ]
 
 
 def _refinement_section(refinement: pd.DataFrame) -> list[str]:
     if refinement.empty:
         return []
-    return ["## Refinement after Adam", "",
-            "Runs refined by L-BFGS or Levenberg-Marquardt after their Adam epochs: how many stopped before "
-            "their iterations were done (an L-BFGS line search that found no lower loss, an LM damping that "
-            "ran away) and the iterations they completed. A stopped run keeps the point it reached and counts "
-            "as ok.", "", tables.to_markdown(refinement)]  # fmt: skip
+    return [
+        "## Refinement after Adam",
+        "",
+        "Runs refined by L-BFGS or Levenberg-Marquardt after their Adam epochs: how many stopped before "
+        "their iterations were done (an L-BFGS line search that found no lower loss, an LM damping that "
+        "ran away) and the iterations they completed. A stopped run keeps the point it reached and counts "
+        "as ok.",
+        "",
+        tables.to_markdown(refinement),
+    ]
 
 
 def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
     if comparisons.empty:
         return []
     if compact:
-        return ["## Paired comparisons", "",
-                "Per pair of activations, over all cells of the other axes: in how many cells each is "
-                "significantly better (two-sided Wilcoxon signed-rank over seeds on log error ratios, "
-                "Holm-corrected over the pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
-                "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
-                "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
-                "every cell.", "",
-                tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse",
-                                                                            "grid_df_max"]))]  # fmt: skip
-    return ["## Paired comparisons", "",
-            "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
-            "median over seeds of error(a)/error(b); `share_a_lower` is the share of seeds in which a's "
-            "error is lower (ties half; paired, seed by seed) with a 95% bootstrap CI over seeds (none "
-            "below 3 seeds); `p_holm` is the two-sided Wilcoxon signed-rank p on log(error(a)) - "
-            "log(error(b)), Holm-corrected over the pairs compared in the same cell and metric; "
-            "`favours` is the side its statistic points to. Key metrics shown; `tables/comparisons.csv` "
-            "has all eight.", "", tables.to_markdown(comparisons[comparisons.metric.isin(KEY_METRICS)])]  # fmt: skip
+        return [
+            "## Paired comparisons",
+            "",
+            "Per pair of activations, over all cells of the other axes: in how many cells each is "
+            "significantly better (two-sided Wilcoxon signed-rank over seeds on log error ratios, "
+            "Holm-corrected over the pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
+            "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
+            "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
+            "every cell.",
+            "",
+            tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse", "grid_df_max"])),
+        ]
+    return [
+        "## Paired comparisons",
+        "",
+        "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
+        "median over seeds of error(a)/error(b); `share_a_lower` is the share of seeds in which a's "
+        "error is lower (ties half; paired, seed by seed) with a 95% bootstrap CI over seeds (none "
+        "below 3 seeds); `p_holm` is the two-sided Wilcoxon signed-rank p on log(error(a)) - "
+        "log(error(b)), Holm-corrected over the pairs compared in the same cell and metric; "
+        "`favours` is the side its statistic points to. Key metrics shown; `tables/comparisons.csv` "
+        "has all eight.",
+        "",
+        tables.to_markdown(comparisons[comparisons.metric.isin(KEY_METRICS)]),
+    ]
 
 
 def _ranking_section(ranking: pd.DataFrame) -> list[str]:
     if ranking.empty:
         return []
-    return ["## Rankings", "", "Mean rank per activation (1 = lowest error); Friedman test over "
-            "blocks; activations whose mean ranks differ by more than the Nemenyi critical "
-            "difference (CD) differ significantly at 0.05.", "", tables.to_markdown(ranking)]  # fmt: skip
+    return [
+        "## Rankings",
+        "",
+        "Mean rank per activation (1 = lowest error); Friedman test over "
+        "blocks; activations whose mean ranks differ by more than the Nemenyi critical "
+        "difference (CD) differ significantly at 0.05.",
+        "",
+        tables.to_markdown(ranking),
+    ]

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots
 from ..analysis import tables
+from ..problem.config import CONFIG_FIELDS
+from ..problem.data import plot_grid
 from ..problem.errors import UserError
+from ..problem.targets import get_target
 from ..problem.vocabulary import KEY_METRICS
 from ..runs.loading import Source, cell_arrays, load_runs
-from ..problem.data import plot_grid
-from ..problem.targets import get_target
-from ..problem.config import CONFIG_FIELDS
+from . import plots
 
 
 def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
-    """"width=16,deriv_weight=0" -> {"width": 16, "deriv_weight": 0.0}, each value read as its
+    """ "width=16,deriv_weight=0" -> {"width": 16, "deriv_weight": 0.0}, each value read as its
     field's type in the store (batch_size: "full" or a number). A UserError names a malformed
     pair, an unknown field or a value no run has."""
     where: dict[str, object] = {}
@@ -75,14 +75,20 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
     ok = selected[selected.status == "ok"]
     if ok.empty:
         counts = selected.status.value_counts()
-        raise UserError(f"no ok run in {title}: {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed",
-                        path=src.store)  # fmt: skip
+        raise UserError(
+            f"no ok run in {title}: {counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed",
+            path=src.store,
+        )
     out = Path(out_dir) if out_dir is not None else src.store.parent / "show" / slug
     out.mkdir(parents=True, exist_ok=True)
     members, curves, left_out = cell_arrays(src, ok)
-    lines = [f"# runge-bench show: {src.name}, {title}", "",
-             f"{len(selected)} runs ({len(ok)} ok); activations: {', '.join(dict.fromkeys(ok.activation))}; "
-             f"{_seeds(ok.seed)}.", ""]  # fmt: skip
+    lines = [
+        f"# runge-bench show: {src.name}, {title}",
+        "",
+        f"{len(selected)} runs ({len(ok)} ok); activations: {', '.join(dict.fromkeys(ok.activation))}; "
+        f"{_seeds(ok.seed)}.",
+        "",
+    ]
     if left_out:
         lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
     summary = ok.groupby("activation", sort=False)[KEY_METRICS].median().reset_index()
@@ -92,8 +98,10 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
     selected[[c for c in columns if c in selected]].to_csv(out / "runs.csv", index=False)
     if members:
         if ok.target.nunique() > 1:
-            lines += [f"No fits figure: the selection spans {ok.target.nunique()} targets; add target=NAME to "
-                      "--where.", ""]  # fmt: skip
+            lines += [
+                f"No fits figure: the selection spans {ok.target.nunique()} targets; add target=NAME to --where.",
+                "",
+            ]
         else:
             x, t = plot_grid(), get_target(ok.target.iloc[0])
             plots.save(plots.fits_figure(x, t.f(x), t.df(x), members, f"Fits of f and f′ ({title})"), out / "fits")

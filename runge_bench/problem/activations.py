@@ -8,9 +8,8 @@ them; `tests/test_model.py` checks each against autograd.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

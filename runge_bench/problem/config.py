@@ -90,8 +90,16 @@ class RunConfig:
 
     def shape_key(self) -> tuple:
         """Runs with equal shape keys can be trained as one stacked model (batched engine)."""
-        return (self.activation, self.width, self.depth, self.epochs, self.batch_size,
-                self.n_points, self.val_fraction, self.dtype)  # fmt: skip
+        return (
+            self.activation,
+            self.width,
+            self.depth,
+            self.epochs,
+            self.batch_size,
+            self.n_points,
+            self.val_fraction,
+            self.dtype,
+        )
 
 
 CONFIG_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunConfig))

@@ -3,10 +3,11 @@ its exact derivative. "target" means this, and only this, across the package."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+
 
 def runge(x: np.ndarray) -> np.ndarray:
     """f(x) = 1 / (1 + 25 x^2)."""

@@ -77,7 +77,7 @@ ENGINES = ("reference", *BATCHED_ENGINES)  # what a result's `engine` records
 
 
 def engine_family(engine: str) -> str:
-    """"reference" or "batched": how an engine cuts runs into tasks and what memory it needs."""
+    """ "reference" or "batched": how an engine cuts runs into tasks and what memory it needs."""
     return "reference" if engine == "reference" else "batched"
 
 

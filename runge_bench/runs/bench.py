@@ -16,16 +16,16 @@ batched+compile). The native engine computes its own, fused with the elementwise
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from statistics import median
-from typing import Callable
 
 from joblib import Parallel, delayed
 
 from ..problem.config import RunConfig
 from ..problem.vocabulary import ENGINES
-from .tasks import chunk_runs
 from .resources import default_jobs
+from .tasks import chunk_runs
 from .workers import configure_worker, run_task
 
 
@@ -41,10 +41,14 @@ class Case:
 
 def cases(quick: bool, jobs: int) -> list[Case]:
     if quick:
-        return [Case("full batch (800 points)", None, 50, jobs * 2, jobs * 16, 16),
-                Case("batch size 32", 32, 5, jobs, jobs * 64, 64)]  # fmt: skip
-    return [Case("full batch (800 points)", None, 200, jobs * 4, jobs * 32, 16),
-            Case("batch size 32", 32, 20, jobs * 2, jobs * 128, 64)]  # fmt: skip
+        return [
+            Case("full batch (800 points)", None, 50, jobs * 2, jobs * 16, 16),
+            Case("batch size 32", 32, 5, jobs, jobs * 64, 64),
+        ]
+    return [
+        Case("full batch (800 points)", None, 200, jobs * 4, jobs * 32, 16),
+        Case("batch size 32", 32, 20, jobs * 2, jobs * 128, 64),
+    ]
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,9 @@ def _configs(case: Case, n: int) -> list[RunConfig]:
 FLOOR = "matmul floor"  # the pseudo-engine that only multiplies matrices
 
 
-def matmul_only(members: int, epochs: int, n_train: int = 800, n_val: int = 200, width: int = 64,
-                device: str = "cpu") -> float:  # fmt: skip
+def matmul_only(
+    members: int, epochs: int, n_train: int = 800, n_val: int = 200, width: int = 64, device: str = "cpu"
+) -> float:
     """Wall seconds of the dense products one stacked epoch of a 1-width-width-1 network needs,
     and nothing else: per step, the hidden layer's value and tangent (2), its weight gradient
     through both (2) and its input gradients (2), all N x width x width; then the validation
@@ -112,7 +117,9 @@ def _measure(pool: Parallel, case: Case, engine: str, jobs: int) -> Measurement:
     warmup = 0.0
     if "compile" in engine:  # compile every worker's step for this shape first, and time it
         start = time.perf_counter()
-        one_epoch = [[RunConfig(c.activation, seed=c.seed, epochs=1, batch_size=c.batch_size) for c in t] for t in tasks]
+        one_epoch = [
+            [RunConfig(c.activation, seed=c.seed, epochs=1, batch_size=c.batch_size) for c in t] for t in tasks
+        ]
         pool(delayed(run_task)(t, engine) for t in one_epoch[:jobs])
         warmup = time.perf_counter() - start
     start = time.perf_counter()
@@ -144,15 +151,24 @@ def measure_device(case: Case, device: str, members: int = DEVICE_MEMBERS, floor
         raise RuntimeError(f"bench run on {device} failed: {bad[0].error}")
     out = [Measurement(case.name, f"batched@{device}", members, case.epochs, wall)]
     if floor and case.batch_size is None:
-        out.append(Measurement(case.name, f"{FLOOR}@{device}", members, case.epochs,
-                               matmul_only(members, case.epochs, device=device)))  # fmt: skip
+        out.append(
+            Measurement(
+                case.name, f"{FLOOR}@{device}", members, case.epochs, matmul_only(members, case.epochs, device=device)
+            )
+        )
     return out
 
 
-def run_bench(*, quick: bool = False, jobs: int | None = None,
-              engines: tuple[str, ...] = ENGINES, floor: bool = True, repeat: int = 1,
-              on_measurement: Callable[[Measurement], None] | None = None,
-              device: str | None = None) -> list[Measurement]:  # fmt: skip
+def run_bench(
+    *,
+    quick: bool = False,
+    jobs: int | None = None,
+    engines: tuple[str, ...] = ENGINES,
+    floor: bool = True,
+    repeat: int = 1,
+    on_measurement: Callable[[Measurement], None] | None = None,
+    device: str | None = None,
+) -> list[Measurement]:
     """Measure every engine on every case, `repeat` rounds per case (each round measures every
     engine once, in turn, so that a ratio compares measurements taken minutes apart at most);
     return the measurements in order. With `device` (an accelerator), each round also measures
@@ -164,11 +180,11 @@ def run_bench(*, quick: bool = False, jobs: int | None = None,
         warm = [RunConfig("tanh", epochs=1, n_points=20)]
         pool(delayed(run_task)(warm, e) for _ in range(2 * jobs) for e in engines)
         for case in cases(quick, jobs):
-            todo = [lambda e=e: [_measure(pool, case, e, jobs)] for e in engines]
+            todo = [lambda e=e, case=case: [_measure(pool, case, e, jobs)] for e in engines]
             if floor and case.batch_size is None:
-                todo.append(lambda: [_measure_floor(pool, case)])
+                todo.append(lambda case=case: [_measure_floor(pool, case)])
             if device is not None:
-                todo.append(lambda: measure_device(case, device, floor=floor))
+                todo.append(lambda case=case: measure_device(case, device, floor=floor))
             for r in range(repeat):
                 for measure in todo:
                     for m in measure():
@@ -185,9 +201,11 @@ def run_bench(*, quick: bool = False, jobs: int | None = None,
 # trips it; what it catches is a fast path silently off (a batched engine no faster than the loop
 # it replaces), not a 10% regression.
 USUAL_RATIOS = {
-    ("full batch (800 points)", "batched+native"): 4.9, ("batch size 32", "batched+native"): 25.0,
-    ("full batch (800 points)", "batched"): 2.4, ("batch size 32", "batched"): 14.0,
-}  # fmt: skip
+    ("full batch (800 points)", "batched+native"): 4.9,
+    ("batch size 32", "batched+native"): 25.0,
+    ("full batch (800 points)", "batched"): 2.4,
+    ("batch size 32", "batched"): 14.0,
+}
 
 
 def ratios(measurements: list[Measurement]) -> dict[tuple[str, str], list[float]]:
@@ -207,8 +225,10 @@ def regressions(measurements: list[Measurement], fraction: float) -> list[str]:
     for (case, engine), rs in ratios(measurements).items():
         usual = USUAL_RATIOS.get((case, engine))
         if usual is not None and median(rs) < fraction * usual:
-            out.append(f"{case}, {engine}: {median(rs):.1f}x the reference, below {fraction:g} x its usual "
-                       f"{usual:g}x = {fraction * usual:.1f}x")  # fmt: skip
+            out.append(
+                f"{case}, {engine}: {median(rs):.1f}x the reference, below {fraction:g} x its usual "
+                f"{usual:g}x = {fraction * usual:.1f}x"
+            )
     return out
 
 
@@ -216,8 +236,10 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
     """A Markdown table with the ratio of each engine to the reference on the same case. With
     several rounds (--repeat), a row per case and engine: median wall time and throughput, and the
     median of the per-round ratios (each against the reference of the same round) with their range."""
-    lines = ["| case | engine | runs x epochs | wall (s) | model-epochs/s | ms per model-epoch per core | vs reference | compile (s) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| case | engine | runs x epochs | wall (s) | model-epochs/s | ms per model-epoch per core | vs reference | compile (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     rows: dict[tuple[str, str], list[Measurement]] = {}
     for m in measurements:
         rows.setdefault((m.case, m.engine), []).append(m)
@@ -234,20 +256,31 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
             vs = f"{median(rs):.1f}x ({min(rs):.1f}-{max(rs):.1f})"
         warmup = median([m.warmup_s for m in ms])
         cores = 1 if "@" in engine else jobs  # one process drives an accelerator
-        lines.append(f"| {case} | {engine} | {m0.runs} x {m0.epochs} | {median([m.wall_s for m in ms]):.1f} | "
-                     f"{per_s:.0f} | {1000 * cores / per_s:.2f} | {vs} | "
-                     f"{f'{warmup:.0f}' if warmup else '-'} |")  # fmt: skip
+        lines.append(
+            f"| {case} | {engine} | {m0.runs} x {m0.epochs} | {median([m.wall_s for m in ms]):.1f} | "
+            f"{per_s:.0f} | {1000 * cores / per_s:.2f} | {vs} | "
+            f"{f'{warmup:.0f}' if warmup else '-'} |"
+        )
     rounds = len({m.round for m in measurements})
     if rounds > 1:
-        lines += ["", f"{rounds} rounds, each measuring every engine in turn: medians over the rounds; a ratio is "
-                      "taken within each round, then their median and (range)."]  # fmt: skip
+        lines += [
+            "",
+            f"{rounds} rounds, each measuring every engine in turn: medians over the rounds; a ratio is "
+            "taken within each round, then their median and (range).",
+        ]
     if any(m.engine == FLOOR for m in measurements):
-        lines += ["", f"{FLOOR}: torch.bmm computing only the dense products of a stacked epoch (forward, "
-                      "weight and input gradients, validation), on the same cores: the most an engine that "
-                      "leaves its products to torch can reach. batched+native computes its own products, "
-                      "a block of points at a time beside the elementwise work, so this does not bound it."]  # fmt: skip
+        lines += [
+            "",
+            f"{FLOOR}: torch.bmm computing only the dense products of a stacked epoch (forward, "
+            "weight and input gradients, validation), on the same cores: the most an engine that "
+            "leaves its products to torch can reach. batched+native computes its own products, "
+            "a block of points at a time beside the elementwise work, so this does not bound it.",
+        ]
     if any("@" in m.engine for m in measurements):
-        lines += ["", "ENGINE@DEVICE: the batched engine's torch kernels on that accelerator, all runs of the case as "
-                      "one stacked model driven by this process (as `sweep --device` trains), after a one-epoch "
-                      f"warm-up; {FLOOR}@DEVICE: the products alone there. Their per-core column counts one process."]  # fmt: skip
+        lines += [
+            "",
+            "ENGINE@DEVICE: the batched engine's torch kernels on that accelerator, all runs of the case as "
+            "one stacked model driven by this process (as `sweep --device` trains), after a one-epoch "
+            f"warm-up; {FLOOR}@DEVICE: the products alone there. Their per-core column counts one process.",
+        ]
     return "\n".join(lines)

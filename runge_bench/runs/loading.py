@@ -79,14 +79,18 @@ def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
         runs, other_protocols, unreadable = store.runs(), store.other_protocols(), store.unreadable
     notes = [n[0].upper() + n[1:] + "." for n in protocol_notes(other_protocols)]
     if unreadable:
-        notes.append(f"{len(unreadable)} stored runs could not be read (a damaged row) and were left out: "
-                     f"{', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}.")  # fmt: skip
+        notes.append(
+            f"{len(unreadable)} stored runs could not be read (a damaged row) and were left out: "
+            f"{', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}."
+        )
     if source.study is not None:
         planned = {c.run_id for c in source.study.configs}
         kept = runs[runs.run_id.isin(planned)]
         if len(kept) < len(runs):
-            notes.append(f"{len(runs) - len(kept)} stored runs are not in the current plan of "
-                         f"{source.study.path} and were ignored.")  # fmt: skip
+            notes.append(
+                f"{len(runs) - len(kept)} stored runs are not in the current plan of "
+                f"{source.study.path} and were ignored."
+            )
         if len(kept) < len(planned):
             notes.append(f"{len(planned) - len(kept)} runs of the plan are not stored yet.")
         runs = kept
@@ -141,8 +145,10 @@ def per_seed_arrays(arrays: dict[str, tuple[dict, dict]], runs: pd.DataFrame) ->
         # different epochs (store.thin_curves): put every run on the epochs of the one that ends
         # first, interpolating between its stored points, so that a band is taken over one epoch.
         grid = min((ci["epoch"].astype(float) for ci in cs), key=lambda e: (e[-1], -len(e)))
-        c = {k: np.stack([np.interp(grid, ci["epoch"].astype(float), ci[k].astype(float)) for ci in cs])
-             for k in ("train_f", "train_df", "val_f", "val_df")}  # fmt: skip
+        c = {
+            k: np.stack([np.interp(grid, ci["epoch"].astype(float), ci[k].astype(float)) for ci in cs])
+            for k in ("train_f", "train_df", "val_f", "val_df")
+        }
         w = g.deriv_weight.to_numpy(float)[:, None]
         c["train_total"], c["val_total"] = c["train_f"] + w * c["train_df"], c["val_f"] + w * c["val_df"]
         c["epoch"] = grid

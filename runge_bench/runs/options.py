@@ -9,8 +9,9 @@ from .resources import default_jobs
 from .tasks import on_accelerator
 
 
-def check_options(*, family: str, kernels: str, compile: bool, device: str, backend: str,
-                  scheduler: str | None) -> None:  # fmt: skip
+def check_options(
+    *, family: str, kernels: str, compile: bool, device: str, backend: str, scheduler: str | None
+) -> None:
     """Option combinations a sweep refuses before it reads anything: a UserError naming the flag.
     family: the CLI's --engine, "batched" or "reference" (vocabulary.engine_family)."""
     check_device(device)
@@ -31,7 +32,9 @@ def check_bench_options(*, repeat: int, fail_below: float | None, device: str | 
     if device is not None:
         check_device(device)
         if not on_accelerator(device):
-            raise UserError("names an accelerator (cuda, cuda:1); the CPU engines are measured anyway", field="--device")
+            raise UserError(
+                "names an accelerator (cuda, cuda:1); the CPU engines are measured anyway", field="--device"
+            )
 
 
 def check_device(device: str) -> str:
@@ -55,7 +58,9 @@ def check_device(device: str) -> str:
     raise UserError(f"{device}: training runs on cpu or cuda, not {kind}", field="--device")
 
 
-def resolve_engine(family: str, kernels: str = "auto", compile: bool = False, device: str = "cpu") -> tuple[str, str | None]:
+def resolve_engine(
+    family: str, kernels: str = "auto", compile: bool = False, device: str = "cpu"
+) -> tuple[str, str | None]:
     """The engine a sweep trains with (one of vocabulary.ENGINES) for the CLI's --engine (its
     family: "reference" or "batched"), --kernels and --compile, and a note when it is not the one
     asked for (batched_engine)."""
@@ -87,7 +92,10 @@ def device_jobs(device: str, requested: int | None) -> tuple[int, str | None]:
     if not on_accelerator(device):
         return resolve_jobs(requested)
     note = f"--jobs {requested} ignored: " if requested not in (None, 1) else ""
-    return 1, note + f"one process drives {device}, training each shape as one stacked model as large as its memory allows"
+    return (
+        1,
+        note + f"one process drives {device}, training each shape as one stacked model as large as its memory allows",
+    )
 
 
 def resolve_jobs(requested: int | None) -> tuple[int, str | None]:

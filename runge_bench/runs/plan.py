@@ -41,8 +41,10 @@ class Plan:
             lines.append(f"  case  {i:<13} " + ", ".join(f"{k}={v}" for k, v in case.items()))
         refined = [c for c in s.configs if c.optimizer != "adam"]
         if refined:
-            lines.append(f"  refinement: {len(refined)} runs go on after Adam with L-BFGS or Levenberg-Marquardt, "
-                         "one run at a time in the worker that trained them (refine.py)")  # fmt: skip
+            lines.append(
+                f"  refinement: {len(refined)} runs go on after Adam with L-BFGS or Levenberg-Marquardt, "
+                "one run at a time in the worker that trained them (refine.py)"
+            )
             lines += [f"  {line}" for line in lm_costs(refined)]
         stored = ", ".join(f"{n} {k}" for k, n in sorted(self.stored.items())) or "none"
         lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
@@ -65,9 +67,11 @@ def lm_costs(configs: list[RunConfig]) -> list[str]:
         c = cs[0]
         per_iter = refine_flops(c) / c.lm_iters
         total_s = sum(refine_flops(x) for x in cs) / FLOPS_PER_S
-        out.append(f"LM at width {width}, depth {depth}: ~{per_iter / 1e9:.3g} GFLOP and ~{refine_bytes(c) / 1e6:.0f} MB "
-                   f"per iteration (~{per_iter / FLOPS_PER_S:.2g} s at {FLOPS_PER_S / 1e9:.0f} GFLOP/s); "
-                   f"{len(cs)} runs x {c.lm_iters} iterations ~{total_s / 60:.1f} worker-min")  # fmt: skip
+        out.append(
+            f"LM at width {width}, depth {depth}: ~{per_iter / 1e9:.3g} GFLOP and ~{refine_bytes(c) / 1e6:.0f} MB "
+            f"per iteration (~{per_iter / FLOPS_PER_S:.2g} s at {FLOPS_PER_S / 1e9:.0f} GFLOP/s); "
+            f"{len(cs)} runs x {c.lm_iters} iterations ~{total_s / 60:.1f} worker-min"
+        )
     return out
 
 
@@ -87,8 +91,14 @@ def make_plan(study: Study, results_dir: str | Path, *, retry_failed: bool = Fal
     stored = Counter(statuses[i] for i in ids if i in statuses)
     redo = {"failed"} if retry_failed else set()
     todo = tuple(c for c in study.configs if c.run_id not in statuses or statuses[c.run_id] in redo)
-    return Plan(study=study, store_path=path, todo=todo, stored=stored,
-                other_stored=len(set(statuses) - ids), other_protocols=other_protocols)  # fmt: skip
+    return Plan(
+        study=study,
+        store_path=path,
+        todo=todo,
+        stored=stored,
+        other_stored=len(set(statuses) - ids),
+        other_protocols=other_protocols,
+    )
 
 
 def plan_resources(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..problem.config import RunConfig
-from ..problem.errors import UserError
 from ..problem.data import n_val
+from ..problem.errors import UserError
 
 BASE_BYTES = 350e6  # a worker process with torch imported (measured ~260 MB), rounded up
 # Bytes per (member x point x unit x layer) of activations kept for the backward pass, in units of
@@ -97,15 +97,18 @@ class Estimate:
         return self.flops / (FLOPS_PER_S * max(1, self.workers)) / 3600
 
     def describe(self) -> str:
-        return (f"estimate: peak memory ~{_size(self.peak_bytes)} per worker x {self.workers} workers; compute "
-                f"~{self.flops / 1e12:.3g} TFLOP, ~{_duration(self.hours)} at ~{FLOPS_PER_S / 1e9:.0f} GFLOP/s "
-                "per worker (rough)")  # fmt: skip
+        return (
+            f"estimate: peak memory ~{_size(self.peak_bytes)} per worker x {self.workers} workers; compute "
+            f"~{self.flops / 1e12:.3g} TFLOP, ~{_duration(self.hours)} at ~{FLOPS_PER_S / 1e9:.0f} GFLOP/s "
+            "per worker (rough)"
+        )
 
 
 def estimate(tasks: list[list[RunConfig]], engine: str, workers: int) -> Estimate:
     peak = max((task_bytes(t, engine) for t in tasks), default=BASE_BYTES)
-    return Estimate(peak_bytes=peak, workers=min(workers, max(1, len(tasks))),
-                    flops=sum(run_flops(c) for t in tasks for c in t))  # fmt: skip
+    return Estimate(
+        peak_bytes=peak, workers=min(workers, max(1, len(tasks))), flops=sum(run_flops(c) for t in tasks for c in t)
+    )
 
 
 def default_jobs() -> int:
@@ -138,14 +141,19 @@ def check(est: Estimate, *, available: float | None, allow_large: bool) -> list[
         return warnings
     if est.peak_bytes <= budget:
         fits = int(budget // est.peak_bytes)
-        problem = (f"{est.workers} workers need ~{_size(need)} at peak, more than {MEMORY_SHARE:.0%} of the "
-                   f"{_size(available)} available; --jobs {fits} fits")  # fmt: skip
+        problem = (
+            f"{est.workers} workers need ~{_size(need)} at peak, more than {MEMORY_SHARE:.0%} of the "
+            f"{_size(available)} available; --jobs {fits} fits"
+        )
     else:
-        problem = (f"one worker needs ~{_size(est.peak_bytes)} at peak, more than {MEMORY_SHARE:.0%} of the "
-                   f"{_size(available)} available: shrink width, depth, n_points or batch_size")  # fmt: skip
+        problem = (
+            f"one worker needs ~{_size(est.peak_bytes)} at peak, more than {MEMORY_SHARE:.0%} of the "
+            f"{_size(available)} available: shrink width, depth, n_points or batch_size"
+        )
     if not allow_large:
-        raise UserError(f"{problem} (pass --allow-large to run it anyway)",
-                        field="--jobs" if est.peak_bytes <= budget else None)  # fmt: skip
+        raise UserError(
+            f"{problem} (pass --allow-large to run it anyway)", field="--jobs" if est.peak_bytes <= budget else None
+        )
     return [*warnings, f"--allow-large: {problem}"]
 
 

@@ -13,15 +13,15 @@ import io
 import json
 import sqlite3
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..problem.config import PROTOCOL_VERSION, RunConfig, RunResult
-from ..problem.vocabulary import METRICS
 from ..problem.errors import UserError
+from ..problem.vocabulary import METRICS
 
 SCHEMA_VERSION = 1
 APP_ID = "runge-bench"
@@ -86,13 +86,17 @@ def protocol_notes(other_protocols: dict[int, int]) -> list[str]:
     older = {v: n for v, n in other_protocols.items() if v < PROTOCOL_VERSION}
     newer = {v: n for v, n in other_protocols.items() if v > PROTOCOL_VERSION}
     if older:
-        notes.append(f"the store also holds {sum(older.values())} runs of older protocol version(s) "
-                     f"{', '.join(map(str, older))}, ignored: this version ({PROTOCOL_VERSION}) trains and "
-                     "measures differently; sweep the study to recompute them")  # fmt: skip
+        notes.append(
+            f"the store also holds {sum(older.values())} runs of older protocol version(s) "
+            f"{', '.join(map(str, older))}, ignored: this version ({PROTOCOL_VERSION}) trains and "
+            "measures differently; sweep the study to recompute them"
+        )
     if newer:
-        notes.append(f"the store holds {sum(newer.values())} runs of newer protocol version(s) "
-                     f"{', '.join(map(str, newer))}, which this runge-bench (protocol {PROTOCOL_VERSION}) cannot "
-                     "read: upgrade runge-bench to report them, or use another --results-dir")  # fmt: skip
+        notes.append(
+            f"the store holds {sum(newer.values())} runs of newer protocol version(s) "
+            f"{', '.join(map(str, newer))}, which this runge-bench (protocol {PROTOCOL_VERSION}) cannot "
+            "read: upgrade runge-bench to report them, or use another --results-dir"
+        )
     return notes
 
 
@@ -148,15 +152,19 @@ class Store:
                     raise
                 # A store on a read-only filesystem (or a file we may not write): read it as it is.
                 self._db.close()
-                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
-                                           isolation_level=None)  # fmt: skip
+                self._db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None
+                )
                 self._check_or_init(False)
                 self.read_only = True
         except sqlite3.OperationalError as e:
             self._close_quietly()
             if _read_only_error(e):
-                raise UserError(f"cannot write a store here ({e}): a read-only filesystem or no permission; "
-                                "choose another --results-dir", path=self.path) from None  # fmt: skip
+                raise UserError(
+                    f"cannot write a store here ({e}): a read-only filesystem or no permission; "
+                    "choose another --results-dir",
+                    path=self.path,
+                ) from None
             raise UserError(f"cannot open the store ({e})", path=self.path) from None
         except sqlite3.DatabaseError as e:
             self._close_quietly()
@@ -195,8 +203,9 @@ class Store:
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
-            self._db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)",
-                                 [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))])  # fmt: skip
+            self._db.executemany(
+                "INSERT OR IGNORE INTO meta VALUES (?, ?)", [("app", APP_ID), ("schema_version", str(SCHEMA_VERSION))]
+            )
             self._db.execute("COMMIT")
             return
         if not tables:  # an empty database: another sweep's store in its first instant, or a new file
@@ -205,8 +214,10 @@ class Store:
         if meta.get("app") != APP_ID or "runs" not in tables:
             raise UserError("not a runge-bench results store (no runge-bench metadata)", path=self.path)
         if meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise UserError(f"store schema version {meta.get('schema_version')} is not the supported "
-                            f"{SCHEMA_VERSION}", path=self.path)  # fmt: skip
+            raise UserError(
+                f"store schema version {meta.get('schema_version')} is not the supported {SCHEMA_VERSION}",
+                path=self.path,
+            )
 
     def __enter__(self) -> Store:
         return self
@@ -222,8 +233,10 @@ class Store:
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as e:
-            raise UserError(f"cannot read the store ({e}): it is damaged or not of this schema; "
-                            "its results cannot be trusted", path=self.path) from None  # fmt: skip
+            raise UserError(
+                f"cannot read the store ({e}): it is damaged or not of this schema; its results cannot be trusted",
+                path=self.path,
+            ) from None
 
     def write(self, result: RunResult) -> None:
         """Store one result in its own transaction, replacing any earlier row of the same run."""
@@ -238,7 +251,7 @@ class Store:
             "device": result.device,
             "wall_s": float(result.wall_s),
             "versions": json.dumps(result.versions, sort_keys=True),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             **{m: result.metrics.get(m) for m in METRICS},
             "curves": _pack(thin_curves(result.curves)),
             "predictions": _pack(result.predictions),
@@ -263,8 +276,7 @@ class Store:
         """One row per run of the current protocol: run_id, status, config fields, metrics, ...
         A row whose config cannot be read is left out and its id added to `unreadable`."""
         extra = ["error", "diverged_epoch", "engine", "device", "wall_s", *METRICS]
-        q = (f"SELECT run_id, status, config, {', '.join(extra)} FROM runs WHERE protocol_version = ? "
-             "ORDER BY run_id")  # fmt: skip
+        q = f"SELECT run_id, status, config, {', '.join(extra)} FROM runs WHERE protocol_version = ? ORDER BY run_id"
         rows, configs = [], []
         for run_id, status, config, *rest in self._query(q, (PROTOCOL_VERSION,)):
             try:
@@ -283,7 +295,9 @@ class Store:
         out = []
         for i in range(0, len(run_ids), 500):  # one query per 500 ids (SQLite's variable limit)
             chunk = run_ids[i : i + 500]
-            out += self._query(f"SELECT run_id, {columns} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
+            out += self._query(
+                f"SELECT run_id, {columns} FROM runs WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk
+            )
         return out
 
     def versions(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
@@ -310,15 +324,24 @@ class Store:
 
     def load(self, run_id: str) -> RunResult | None:
         """The full stored result of one run, or None."""
-        q = ("SELECT config, status, error, diverged_epoch, engine, device, wall_s, versions, curves, "
-             f"predictions, {', '.join(METRICS)} FROM runs WHERE run_id = ?")  # fmt: skip
+        q = (
+            "SELECT config, status, error, diverged_epoch, engine, device, wall_s, versions, curves, "
+            f"predictions, {', '.join(METRICS)} FROM runs WHERE run_id = ?"
+        )
         rows = self._query(q, (run_id,))
         if not rows:
             return None
         config, status, error, div, engine, device, wall, versions, curves, preds, *metrics = rows[0]
         return RunResult(
-            config=RunConfig.from_dict(json.loads(config)), status=status, error=error,
-            diverged_epoch=div, engine=engine, device=device, wall_s=wall,
-            versions=json.loads(versions), curves=_unpack(curves), predictions=_unpack(preds),
+            config=RunConfig.from_dict(json.loads(config)),
+            status=status,
+            error=error,
+            diverged_epoch=div,
+            engine=engine,
+            device=device,
+            wall_s=wall,
+            versions=json.loads(versions),
+            curves=_unpack(curves),
+            predictions=_unpack(preds),
             metrics={m: v for m, v in zip(METRICS, metrics) if v is not None},
-        )  # fmt: skip
+        )

@@ -23,16 +23,17 @@ import itertools
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..problem.activations import ACTIVATIONS
 from ..problem.config import REFINE_ITERS, RunConfig
-from ..problem.vocabulary import OPTIMIZERS
-from ..problem.errors import UserError
 from ..problem.data import n_val
+from ..problem.errors import UserError
 from ..problem.targets import TARGETS
+from ..problem.vocabulary import OPTIMIZERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
@@ -88,7 +89,7 @@ def _choice(options: list[str], what: str):
 def _batch_size(v: Any) -> str | None:
     if v == "full":
         return None
-    return _int(1, 1_000_000)(v) and f"must be a positive integer or \"full\", got {v!r}"
+    return _int(1, 1_000_000)(v) and f'must be a positive integer or "full", got {v!r}'
 
 
 # The keys a study may set, with their checks. Bounds reject what cannot be meant (width 10^9).
@@ -123,8 +124,9 @@ def _normalise(key: str, v: Any) -> Any:
 def _expand_range(v: dict, path: Path, field: str) -> list[int]:
     extra = set(v) - {"start", "stop", "step"}
     if extra or "stop" not in v:
-        raise UserError("a range is { start = A, stop = B, step = C } (stop excluded; start, step optional)",
-                        path=path, field=field)  # fmt: skip
+        raise UserError(
+            "a range is { start = A, stop = B, step = C } (stop excluded; start, step optional)", path=path, field=field
+        )
     start, stop, step = v.get("start", 0), v["stop"], v.get("step", 1)
     for name, x in (("start", start), ("stop", stop), ("step", step)):
         if isinstance(x, bool) or not isinstance(x, int):
@@ -222,7 +224,11 @@ def parse_study(doc: dict, path: Path) -> Study:
     values = {key: _fixed_value(key, v, path) for key, v in fixed.items()}
     axes = {key: _grid_axis(key, v, path) for key, v in grid.items()}
     cases = _cases(doc, set(values) | set(axes), path)
-    if "activation" not in values and "activation" not in axes and not (cases and all("activation" in c for c in cases)):
+    if (
+        "activation" not in values
+        and "activation" not in axes
+        and not (cases and all("activation" in c for c in cases))
+    ):
         raise UserError("required: set activation in [fixed] or [grid]", path=path, field="activation")
     n_runs = math.prod(len(vs) for vs in axes.values()) * max(1, len(cases))
     if n_runs > MAX_RUNS:
@@ -233,13 +239,23 @@ def parse_study(doc: dict, path: Path) -> Study:
             config = _config({**values, **dict(zip(axes, combo)), **case}, path, f"case[{i}]" if cases else "fixed")
             _check_sizes(config, path)
             if config.run_id in seen:
-                raise UserError("two runs of the plan are the same run (a repeated case, or an iteration count "
-                                "that the optimizer does not use)", path=path,
-                                field=f"case[{i}]" if cases else "grid")  # fmt: skip
+                raise UserError(
+                    "two runs of the plan are the same run (a repeated case, or an iteration count "
+                    "that the optimizer does not use)",
+                    path=path,
+                    field=f"case[{i}]" if cases else "grid",
+                )
             seen.add(config.run_id)
             configs.append(config)
-    return Study(name=name, description=description, path=path, axes=axes, fixed=values,
-                 configs=tuple(configs), cases=tuple(cases))  # fmt: skip
+    return Study(
+        name=name,
+        description=description,
+        path=path,
+        axes=axes,
+        fixed=values,
+        configs=tuple(configs),
+        cases=tuple(cases),
+    )
 
 
 def _cases(doc: dict, taken: set[str], path: Path) -> list[dict[str, Any]]:
@@ -272,8 +288,11 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
     optimizer = values.get("optimizer", "adam")
     iters = REFINE_ITERS.get(optimizer)
     if iters is not None and values.get(iters, 0) < 1:
-        raise UserError(f"optimizer {optimizer!r} needs {iters} >= 1 (the refinement's iterations)", path=path,
-                        field=f"{where}.{iters}" if where.startswith("case") else iters)  # fmt: skip
+        raise UserError(
+            f"optimizer {optimizer!r} needs {iters} >= 1 (the refinement's iterations)",
+            path=path,
+            field=f"{where}.{iters}" if where.startswith("case") else iters,
+        )
     return RunConfig(**values)
 
 
@@ -281,8 +300,11 @@ def _header(doc: dict, path: Path) -> tuple[str, str]:
     """The study's name (it names the results directory) and description, checked."""
     unknown = set(doc) - {"name", "description", "fixed", "grid", "case"}
     if unknown:
-        raise UserError("unknown top-level key (expected name, description, [fixed], [grid], [[case]])",
-                        path=path, field=sorted(unknown)[0])  # fmt: skip
+        raise UserError(
+            "unknown top-level key (expected name, description, [fixed], [grid], [[case]])",
+            path=path,
+            field=sorted(unknown)[0],
+        )
     name = doc.get("name")
     if name is None:
         raise UserError("required: a name for the study (it names the results directory)", path=path, field="name")
@@ -323,8 +345,14 @@ def _grid_axis(key: str, v: Any, path: Path) -> tuple:
 def _check_sizes(c: RunConfig, path: Path) -> None:
     k = n_val(c.n_points, c.val_fraction)
     if k < 1 or c.n_points - k < 1:
-        raise UserError(f"n_points={c.n_points} with val_fraction={c.val_fraction} leaves an empty split",
-                        path=path, field="val_fraction")  # fmt: skip
+        raise UserError(
+            f"n_points={c.n_points} with val_fraction={c.val_fraction} leaves an empty split",
+            path=path,
+            field="val_fraction",
+        )
     if c.batch_size is not None and c.batch_size > c.n_points - k:
-        raise UserError(f"batch_size {c.batch_size} exceeds the {c.n_points - k} training points; use \"full\"",
-                        path=path, field="batch_size")  # fmt: skip
+        raise UserError(
+            f'batch_size {c.batch_size} exceeds the {c.n_points - k} training points; use "full"',
+            path=path,
+            field="batch_size",
+        )

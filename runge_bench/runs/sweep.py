@@ -10,24 +10,24 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..problem.config import RunConfig, RunResult
 from ..problem.errors import UserError
 from ..problem.vocabulary import ENGINES
 from .plan import Plan
-from .store import Store
 from .resources import default_jobs
+from .store import Store
 from .tasks import make_tasks, on_accelerator
 from .workers import device_free_bytes, execute
-
 
 LOCK_RETRY_S = (0.1, 5.0)  # first and longest pause between attempts to write a locked store
 
 
-def store_patiently(store: Store, result: RunResult, summary: SweepSummary,
-                    on_wait: Callable[[str], None] | None = None) -> None:  # fmt: skip
+def store_patiently(
+    store: Store, result: RunResult, summary: SweepSummary, on_wait: Callable[[str], None] | None = None
+) -> None:
     """Write one result. A store locked by another process for longer than SQLite's busy timeout
     is tried again, with growing pauses, until it frees: a trained result is never dropped (Ctrl-C
     stops the wait). A full disk ends the sweep with a UserError; the store keeps every result
@@ -47,11 +47,14 @@ def store_patiently(store: Store, result: RunResult, summary: SweepSummary,
                 continue
             stored = sum(summary.counts.values())
             if "full" in text:
-                raise UserError(f"the disk is full: {stored} runs of this sweep were stored before it filled, "
-                                "the store is intact; free space and run the same command to resume",
-                                path=store.path) from None  # fmt: skip
-            raise UserError(f"cannot write the store ({text}); {stored} runs of this sweep were stored",
-                            path=store.path) from None  # fmt: skip
+                raise UserError(
+                    f"the disk is full: {stored} runs of this sweep were stored before it filled, "
+                    "the store is intact; free space and run the same command to resume",
+                    path=store.path,
+                ) from None
+            raise UserError(
+                f"cannot write the store ({text}); {stored} runs of this sweep were stored", path=store.path
+            ) from None
 
 
 @dataclass
@@ -61,8 +64,10 @@ class SweepSummary:
 
     def describe(self) -> str:
         c = self.counts
-        return (f"trained {sum(c.values())} runs in {self.wall_s:.1f} s: {c['ok']} ok, "
-                f"{c['diverged']} diverged, {c['failed']} failed")  # fmt: skip
+        return (
+            f"trained {sum(c.values())} runs in {self.wall_s:.1f} s: {c['ok']} ok, "
+            f"{c['diverged']} diverged, {c['failed']} failed"
+        )
 
 
 def run_sweep(
@@ -89,8 +94,9 @@ def run_sweep(
         return summary
     if tasks is None:
         free = device_free_bytes(device) if backend == "local" and on_accelerator(device) else None
-        tasks = make_tasks(list(plan.todo), engine, workers=jobs or default_jobs(), device=device,
-                           device_free_bytes=free)  # fmt: skip
+        tasks = make_tasks(
+            list(plan.todo), engine, workers=jobs or default_jobs(), device=device, device_free_bytes=free
+        )
     with Store(plan.store_path, create=True) as store:
         for result in execute(tasks, engine=engine, jobs=jobs, device=device, backend=backend, scheduler=scheduler):
             store_patiently(store, result, summary, on_wait)

@@ -88,8 +88,9 @@ def device_tasks(configs: list[RunConfig], free_bytes: float) -> list[list[RunCo
     return _longest_first(tasks)
 
 
-def make_tasks(configs: list[RunConfig], engine: str, *, workers: int, device: str = "cpu",
-               device_free_bytes: float | None = None) -> list[list[RunConfig]]:
+def make_tasks(
+    configs: list[RunConfig], engine: str, *, workers: int, device: str = "cpu", device_free_bytes: float | None = None
+) -> list[list[RunConfig]]:
     """The tasks a sweep runs, computed once: on an accelerator (device_free_bytes given), stacked
     models sized to its memory; else chunk_runs for `workers` workers (a local pool's processes,
     or a Dask cluster's threads)."""

@@ -11,8 +11,8 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 
@@ -52,8 +52,9 @@ def engines() -> dict[str, Callable[[list[RunConfig], str], list[RunResult]]]:
 
 
 def _failed(config: RunConfig, message: str, engine: str, device: str) -> RunResult:
-    return RunResult(config=config, status="failed", error=message, engine=engine, device=device,
-                     versions=library_versions())  # fmt: skip
+    return RunResult(
+        config=config, status="failed", error=message, engine=engine, device=device, versions=library_versions()
+    )
 
 
 def keep_freed_memory() -> None:
@@ -154,7 +155,8 @@ def _run_local(tasks: list[list[RunConfig]], engine: str, device: str, jobs: int
             try:
                 with parallel_config(backend="loky", n_jobs=max(1, min(jobs, len(pending)))):  # no idle workers
                     for i, results in Parallel(return_as="generator_unordered")(
-                            delayed(_tracked)(i, tasks[i], engine, device, marks) for i in pending):  # fmt: skip
+                        delayed(_tracked)(i, tasks[i], engine, device, marks) for i in pending
+                    ):
                         done.add(i)
                         yield from results
                 return
@@ -184,8 +186,10 @@ def _run_alone(task: list[RunConfig], engine: str, device: str, cause: str) -> l
             (results,) = Parallel(return_as="list")([delayed(run_task)(task, engine, device)])
         return results
     except TerminatedWorkerError as e:
-        message = (f"the worker process training this run died ({_exit_codes(e, cause)}): killed from outside, e.g. by the "
-                   "out-of-memory killer; see the plan's memory estimate")  # fmt: skip
+        message = (
+            f"the worker process training this run died ({_exit_codes(e, cause)}): killed from outside, e.g. by the "
+            "out-of-memory killer; see the plan's memory estimate"
+        )
         return [_failed(c, message, engine, device) for c in task]
 
 
@@ -206,17 +210,20 @@ def _dask_client(scheduler: str | None, jobs: int):
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
-        raise UserError("the dask backend needs dask.distributed: pip install -e \".[dask]\"",
-                        field="--backend") from None  # fmt: skip
+        raise UserError(
+            'the dask backend needs dask.distributed: pip install -e ".[dask]"', field="--backend"
+        ) from None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                               dashboard_address=None, host="127.0.0.1")  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        )
         return Client(cluster), cluster
     try:
         return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S), None
     except (OSError, TimeoutError, ValueError) as e:
-        raise UserError(f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__})",
-                        field="--scheduler") from None  # fmt: skip
+        raise UserError(
+            f"cannot reach the Dask scheduler at {scheduler} ({type(e).__name__})", field="--scheduler"
+        ) from None
 
 
 _PROBE = """
@@ -238,8 +245,9 @@ def check_scheduler(scheduler: str) -> int:
     try:
         from distributed.comm import get_address_host_port
     except ImportError:
-        raise UserError("the dask backend needs dask.distributed: pip install -e \".[dask]\"",
-                        field="--backend") from None  # fmt: skip
+        raise UserError(
+            'the dask backend needs dask.distributed: pip install -e ".[dask]"', field="--backend"
+        ) from None
     try:
         _, port = get_address_host_port(scheduler)
     except ValueError as e:
@@ -248,11 +256,17 @@ def check_scheduler(scheduler: str) -> int:
         raise UserError(f"port {port} is out of range in {scheduler}", field="--scheduler")
     limit = 2 * DASK_CONNECT_TIMEOUT_S
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE, scheduler, str(DASK_CONNECT_TIMEOUT_S)],
-                              capture_output=True, text=True, timeout=limit)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, scheduler, str(DASK_CONNECT_TIMEOUT_S)],
+            capture_output=True,
+            text=True,
+            timeout=limit,
+        )
     except subprocess.TimeoutExpired:
-        raise UserError(f"no Dask scheduler answered at {scheduler} within {limit} s (is something else "
-                        "listening there?)", field="--scheduler") from None  # fmt: skip
+        raise UserError(
+            f"no Dask scheduler answered at {scheduler} within {limit} s (is something else listening there?)",
+            field="--scheduler",
+        ) from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no answer"])[-1]
         raise UserError(f"cannot reach a Dask scheduler at {scheduler} ({last[:160]})", field="--scheduler")
@@ -262,8 +276,9 @@ def check_scheduler(scheduler: str) -> int:
         return 1
 
 
-def _execute_dask(tasks: list[list[RunConfig]], *, engine: str, jobs: int, device: str,
-                  scheduler: str | None) -> Iterator[RunResult]:  # fmt: skip
+def _execute_dask(
+    tasks: list[list[RunConfig]], *, engine: str, jobs: int, device: str, scheduler: str | None
+) -> Iterator[RunResult]:
     client, cluster = _dask_client(scheduler, jobs)
     try:
         with parallel_config(backend="dask", n_jobs=-1):
