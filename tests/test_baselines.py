@@ -100,9 +100,13 @@ def test_printed_baselines_survive_the_blas_kernels(target, monkeypatch):
     shaken = baseline_runs(seeds, target=target)
     assert list(shaken.n_params) == list(clean.n_params)  # the same degrees
     for metric in METRICS:
-        # atol: the Hermite spline fits |x| exactly (error 0, no BLAS involved, its data exact);
-        # moved data leave ~1e-32 there, which no other machine would.
-        np.testing.assert_allclose(shaken[metric], clean[metric], rtol=5e-3, atol=1e-30, err_msg=f"{target} {metric}")
+        # The Hermite spline fits |x| exactly (errors 0: exact data, no BLAS): moved data leave
+        # rounding there, which no other machine would. Nothing else may be exact.
+        exact = (clean[metric] == 0).to_numpy()
+        assert set(clean.baseline[exact]) <= ({"cubic Hermite spline (uses f')"} if target == "abs" else set())
+        np.testing.assert_allclose(
+            shaken[metric][~exact], clean[metric][~exact], rtol=5e-3, err_msg=f"{target} {metric}"
+        )
     assert not np.array_equal(shaken[list(METRICS)].to_numpy(), clean[list(METRICS)].to_numpy())  # the data did move
 
 
