@@ -82,19 +82,20 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
     assert result.exit_code == 0, result.output
     out = smoke_store / "smoke"
     for rel in [
-        "report.md",
         "tables/runs.csv",
         "tables/summary.csv",
-        "tables/summary.md",
         "tables/summary.tex",
         "tables/comparisons.csv",
-        "tables/comparisons.md",
         "figures/fits.png",
         "figures/fits.pdf",
         "figures/loss_curves.png",
         "figures/distributions.png",
     ]:
-        assert (out / rel).stat().st_size > 500 or rel.endswith(".md"), rel
+        assert (out / rel).stat().st_size > 500, rel
+    assert (out / "report.md").read_text().startswith("# runge-bench report: smoke\n")
+    for rel in ("tables/summary.md", "tables/comparisons.md"):  # Markdown tables, a row per line
+        lines = (out / rel).read_text().splitlines()
+        assert lines[0].startswith("| ") and set(lines[1]) <= set("| -") and len(lines) > 2, rel
     runs = pd.read_csv(out / "tables" / "runs.csv")
     assert len(runs) == 16 and {
         "run_id",
@@ -227,3 +228,55 @@ def test_targets_and_regimes_get_their_tables_figures_and_findings(write_study, 
     assert (refinement.median_iterations_run <= 3).all() and len(refinement) == 3 * 2
     rankings = pd.read_csv(out / "tables" / "cell_rankings.csv")
     assert len(rankings) == 2 * 2 * 2 * 3 and (rankings.n_blocks == 3).all()  # 4 cells x 2 metrics x 3 activations
+
+
+def _files(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+
+
+def test_a_report_owns_its_tables_and_figures(smoke_store, synthetic_store, tmp_path):
+    """A report written over an earlier one of another shape (here the seed-protocol store, with
+    its reproduction table and figure) leaves exactly the files a fresh report has: nothing
+    stale survives, and no staging directory is left behind."""
+    shared, fresh = tmp_path / "shared", tmp_path / "fresh"
+    assert runner.invoke(app, ["report", str(synthetic_store.parent), "--out", str(shared)]).exit_code == 0
+    assert (shared / "tables" / "reproduction.csv").exists()
+    (shared / "figures" / "mine.png").write_bytes(b"not the report's")
+    smoke = str(smoke_store / "smoke")
+    assert runner.invoke(app, ["report", smoke, "--out", str(shared)]).exit_code == 0
+    assert runner.invoke(app, ["report", smoke, "--out", str(fresh)]).exit_code == 0
+    assert _files(shared) == _files(fresh) and "tables/reproduction.csv" not in _files(shared)
+    assert [p.name for p in shared.iterdir()] and not [p for p in shared.iterdir() if p.name.startswith(".report-")]
+    assert (shared / "report.md").read_text() == (fresh / "report.md").read_text()
+
+
+def test_baselines_are_fitted_per_split_and_paired_with_it(write_study, tmp_path):
+    """A study that varies n_points: each cell's networks are paired, seed by seed, with the
+    baselines fitted to their own split, not the reference cell's."""
+    from runge_bench.analysis.baselines import baseline_runs
+
+    study = write_study(
+        'name = "np"\n[fixed]\nwidth = 4\nepochs = 3\n[grid]\nactivation = ["relu", "tanh"]\n'
+        "n_points = [40, 80]\nseed = [0, 1, 2]\n"
+    )
+    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "--jobs", "1"]).exit_code == 0
+    assert runner.invoke(app, ["report", "np", "--results-dir", str(tmp_path)]).exit_code == 0
+    tables_dir = tmp_path / "np" / "tables"
+    fitted = pd.read_csv(tables_dir / "baselines.csv")
+    assert list(fitted.columns[:3]) == ["target", "n_points", "baseline"] and set(fitted.n_points) == {40, 80}
+    for n in (40, 80):
+        own = baseline_runs([0, 1, 2], n_points=n).set_index(["baseline", "seed"])
+        mine = fitted[fitted.n_points == n].set_index(["baseline", "seed"])
+        np.testing.assert_allclose(mine.loc[own.index, "grid_f_max"], own.grid_f_max, rtol=1e-9)
+    summary = pd.read_csv(tables_dir / "baselines_summary.csv")
+    floor = pd.read_csv(tables_dir / "floor.csv")
+    runs = pd.read_csv(tables_dir / "runs.csv")
+    for n in (40, 80):
+        rows = floor[(floor.n_points == n) & (floor.metric == "grid_f_max")]
+        best = summary[(summary.n_points == n) & (summary.metric == "grid_f_max")]["median"].min()
+        np.testing.assert_allclose(rows.baseline_median, best)
+        # The per-seed ratio to the spline is to the spline of the same split.
+        tanh = runs[(runs.n_points == n) & (runs.activation == "tanh")].set_index("seed").grid_f_max
+        spline = fitted[(fitted.n_points == n) & (fitted.baseline == "cubic spline")].set_index("seed").grid_f_max
+        ratio = float(np.exp(np.median(np.log(tanh / spline.loc[tanh.index]))))
+        np.testing.assert_allclose(rows[rows.activation == "tanh"].spline_median_ratio, ratio, rtol=1e-9)

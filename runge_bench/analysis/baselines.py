@@ -18,7 +18,9 @@ from scipy.linalg import solve_triangular
 
 from ..engine.metrics import Predictor, errors
 from ..problem.data import dense_grid, make_split
-from ..problem.targets import Target, get_target
+from ..problem.targets import Target, get_target, target_order
+from ..problem.vocabulary import SPLIT_FIELDS
+from .tables import select
 
 # The validation scan for a degree stops at MAX_SCAN_DEGREE: past it, a few ulps of change in the
 # training values move the validation loss by more than 1e-4 (relative), past 160 by 1e-2, so a
@@ -100,6 +102,28 @@ def best_degree(x: np.ndarray, f: np.ndarray, x_val: np.ndarray, f_val: np.ndarr
     metrics are the honest ones.
     """
     return chosen_degree(validation_losses(x, f, x_val, f_val, df_val))
+
+
+def study_baselines(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    """The baselines of a study's runs (a runs frame): fitted per target and per split
+    (n_points, val_fraction) its runs use, each seed's split as the networks of that seed see it,
+    for the seeds with an ok run in the reference `cell` at that split (all its seeds where none is
+    ok). Columns: target, the split fields the study varies (tables.baseline_keys), then
+    baseline_runs' columns; rows by target, split, seed and baseline."""
+    split_axes = [a for a in SPLIT_FIELDS if df[a].nunique() > 1]
+    parts = []
+    for target in target_order(df.target):
+        for split, _ in df.groupby(list(SPLIT_FIELDS), sort=True):
+            at = dict(zip(SPLIT_FIELDS, split))
+            ref = select(df, {**cell, **at})
+            seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
+            if not seeds:
+                continue
+            fitted = baseline_runs(sorted(seeds), int(at["n_points"]), float(at["val_fraction"]), target)
+            parts.append(fitted.assign(target=target, **{a: at[a] for a in split_axes}))
+    out = pd.concat(parts, ignore_index=True)
+    keys = ["target", *split_axes]
+    return out[[*keys, *[c for c in out.columns if c not in keys]]]
 
 
 def baseline_runs(

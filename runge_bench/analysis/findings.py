@@ -160,11 +160,14 @@ def reproduction_sentence(reproduction: pd.DataFrame) -> str:
 
 def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[str]:
     """The best network cell (by median over seeds) against the best baseline, per max error and
-    per target (a network and a baseline are compared on the same target only)."""
+    per target and split (a network and a baseline are compared on the same data only)."""
+    keys = tables.baseline_keys(baseline_summary)
     out = []
-    for target, bt in baseline_summary.groupby("target", sort=False):
-        s_t = tables.select(summary, {"target": target}) if "target" in axes else summary
-        on = f" on target {target}" if "target" in axes else ""
+    for key, bt in baseline_summary.groupby(keys, sort=False):
+        where_fitted = dict(zip(keys, key))
+        shared = {k: v for k, v in where_fitted.items() if k in axes}
+        s_t = tables.select(summary, shared)
+        on = f" on {tables.describe_cell(shared).replace('target=', 'target ')}" if shared else ""
         for metric in ("grid_f_max", "grid_df_max"):
             s = s_t[s_t.metric == metric].dropna(subset=["median"])
             b = bt[bt.metric == metric]

@@ -17,7 +17,7 @@ from scipy import stats as st
 
 from ..problem.config import CONFIG_FIELDS, SEED_PROTOCOL
 from ..problem.published import PUBLISHED, metric_column
-from ..problem.vocabulary import FLOOR_METRICS, METRICS, NUMERIC_AXES, REFINE_ITERS
+from ..problem.vocabulary import FLOOR_METRICS, METRICS, NUMERIC_AXES, REFINE_ITERS, SPLIT_FIELDS
 from ..runs.loading import frame_value
 from . import stats
 
@@ -350,19 +350,27 @@ def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     return "\n".join([head, rule, *body]) + "\n"
 
 
+def baseline_keys(frame: pd.DataFrame) -> list[str]:
+    """What a baseline is fitted per: the target, and each split field (vocabulary.SPLIT_FIELDS)
+    that the study varies, as the columns of `frame` (a runs frame, or a baselines table) show."""
+    return ["target", *[a for a in SPLIT_FIELDS if a in frame.columns and frame[a].nunique() > 1]]
+
+
 def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
-    """Per target, baseline and metric: n seeds, median with 95% bootstrap CI, parameter count."""
+    """Per target (and split, where the study varies it), baseline and metric: n seeds, median with
+    95% bootstrap CI, parameter count."""
+    keys = baseline_keys(baselines)
     rows = []
-    for (target, name), g in baselines.groupby(["target", "baseline"], sort=False):
+    for values, g in baselines.groupby([*keys, "baseline"], sort=False):
+        *key, name = values
         for metric in METRICS:
             x = g[metric].to_numpy(float)
             # The seed of the target the suite began with is the one it always had: its CIs stay.
-            lo, hi = stats.bootstrap_ci(
-                x, stats.median, seed=_seed(name, metric) if target == "runge" else _seed(target, name, metric)
-            )
+            seed = _seed(name, metric) if key == ["runge"] else _seed(*key, name, metric)
+            lo, hi = stats.bootstrap_ci(x, stats.median, seed=seed)
             rows.append(
                 {
-                    "target": target,
+                    **dict(zip(keys, key)),
                     "baseline": name,
                     "n_params": int(g.n_params.median()),
                     "metric": metric,
@@ -376,9 +384,11 @@ def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_baselines(baseline_summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per target, the baseline with the lowest median of a metric: target, baseline, median."""
+    """Per target (and split), the baseline with the lowest median of a metric: the keys,
+    baseline, median."""
+    keys = baseline_keys(baseline_summary)
     b = baseline_summary[baseline_summary.metric == metric]
-    return b.loc[b.groupby("target", sort=False)["median"].idxmin(), ["target", "baseline", "median"]]
+    return b.loc[b.groupby(keys, sort=False)["median"].idxmin(), [*keys, "baseline", "median"]]
 
 
 def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -406,16 +416,17 @@ def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame
     where the network is lower, and the two-sided Wilcoxon p on the log ratios. bsum:
     baseline_summary(baselines)."""
     axes = varying_axes(df)
+    keys = baseline_keys(baselines)
     ok = df[df.status == "ok"]
     rows = []
     for metric in FLOOR_METRICS:
-        best = best_baselines(bsum, metric).set_index("target")
+        best = best_baselines(bsum, metric).set_index(keys)
         s = summary[summary.metric == metric]
         for r in s.itertuples():
             key = {a: getattr(r, a) for a in axes}
-            target = key.get("target", df.target.iloc[0])
+            fitted = {k: key.get(k, df[k].iloc[0]) for k in keys}  # the baselines of this cell's target and split
             runs = select(ok, key).set_index("seed")[metric]
-            spline = select(baselines, {"baseline": "cubic spline", "target": target}).set_index("seed")[metric]
+            spline = select(baselines, {"baseline": "cubic spline", **fitted}).set_index("seed")[metric]
             seeds = sorted(set(runs.index) & set(spline.index))
             t = stats.paired_test(
                 runs.loc[seeds].to_numpy(float),
@@ -428,15 +439,21 @@ def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame
                     "metric": metric,
                     "n_ok": r.n_ok,
                     "median": r.median,
-                    "best_baseline": best.loc[target, "baseline"],
-                    "baseline_median": best.loc[target, "median"],
-                    "ratio_to_best": r.median / best.loc[target, "median"],
+                    "best_baseline": best.loc[_index(fitted), "baseline"],
+                    "baseline_median": best.loc[_index(fitted), "median"],
+                    "ratio_to_best": r.median / best.loc[_index(fitted), "median"],
                     "spline_median_ratio": t.median_ratio,
                     "share_lower_than_spline": t.share,
                     "p_vs_spline": t.p_value,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _index(key: dict) -> object:
+    """A row label of a frame indexed by key's columns: the value for one column, else a tuple."""
+    values = tuple(key.values())
+    return values[0] if len(values) == 1 else values
 
 
 def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.DataFrame:

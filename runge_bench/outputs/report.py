@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis import tables
-from ..analysis.baselines import DEGREE_RULE, baseline_runs
+from ..analysis.baselines import DEGREE_RULE, study_baselines
 from ..analysis.findings import findings
 from ..engine.environment import analysis_versions
 from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS, PROTOCOL_VERSION
 from ..problem.errors import UserError
 from ..problem.published import SOURCE
-from ..problem.targets import TARGETS
+from ..problem.targets import target_order
 from ..problem.vocabulary import GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS, METRICS, REGIME_AXES
 from ..runs.loading import RUNS_COLUMNS, Source, cell_arrays, last_epochs, load_runs, training_versions
 from . import latex
@@ -44,17 +46,7 @@ class Tables:
 
 def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tables:
     """Compute the report's tables from the runs and write them under out/."""
-    ref = tables.select(df, cell)
-    ok_seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
-    n_points, val_fraction = int(ref.n_points.iloc[0]), float(ref.val_fraction.iloc[0])
-    baselines = pd.concat(
-        [
-            baseline_runs(sorted(ok_seeds), n_points, val_fraction, target).assign(target=target)
-            for target in targets_of(df)
-        ],
-        ignore_index=True,
-    )
-    baselines = baselines[["target", *[c for c in baselines.columns if c != "target"]]]
+    baselines = study_baselines(df, cell)
     summary, bsum = tables.summary_table(df), tables.baseline_summary(baselines)
     t = Tables(
         summary=summary,
@@ -92,12 +84,6 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     return t
 
 
-def targets_of(df: pd.DataFrame) -> list[str]:
-    """The study's targets in registry order."""
-    present = set(df.target)
-    return [t for t in TARGETS if t in present]
-
-
 def _paper_tables(study: str, df: pd.DataFrame, t: Tables, d: Path) -> None:
     """The tables a paper prints (latex.py): compact per-cell tables of the key metrics (csv, md,
     tex), and LaTeX of the summary, the comparisons and the reproduction."""
@@ -117,8 +103,14 @@ def _paper_tables(study: str, df: pd.DataFrame, t: Tables, d: Path) -> None:
 
 
 def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable[[str], None] | None = None) -> Path:
-    """Write tables/, figures/ and report.md for a store; return the report's path. on_stage(text)
-    is told what it is doing, for a progress line (a large study takes a minute)."""
+    """Write tables/, figures/ and report.md for a store into out_dir (the store's directory by
+    default); return the report's path. on_stage(text) is told what it is doing, for a progress
+    line (a large study takes a minute).
+
+    A report owns its tables/ and figures/: it is written into a fresh directory beside them and
+    swapped in whole, so that nothing of an earlier report (of another study, or of another shape
+    of this one) survives among the new files, and a report that fails half-way (a full disk)
+    leaves the earlier one as it was."""
     stage = on_stage or (lambda text: None)
     df, notes = load_runs(source)
     stage(f"{len(df)} runs read; computing tables, tests and baselines")
@@ -126,22 +118,55 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
     for d in (out, out / "tables", out / "figures"):
         if d.exists() and not d.is_dir():
             raise UserError("exists and is not a directory: the report cannot be written there", path=d)
+    if (out / "report.md").is_dir():
+        raise UserError("is a directory: the report cannot be written there", path=out / "report.md")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+    except OSError as e:
+        raise UserError(f"cannot write the report here ({e.strerror})", path=out) from None
+    try:
+        _write_report(source, df, notes, staging, stage)
+        return _swap_in(staging, out)
+    except OSError as e:
+        raise UserError(
+            f"cannot write the report ({e.strerror}); the earlier report, if any, is as it was", path=out
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+REPORT_PARTS = ("tables", "figures", "report.md")  # what a report owns in its directory
+
+
+def _swap_in(staging: Path, out: Path) -> Path:
+    """Move a finished report from staging into out, replacing the earlier one's parts whole (the
+    earlier parts go into staging, to be removed with it)."""
+    for name in REPORT_PARTS:
+        new, old = staging / name, out / name
+        if old.exists():
+            old.rename(staging / f"earlier-{name}")
+        new.rename(old)
+    return out / "report.md"
+
+
+def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path, stage: Callable[[str], None]) -> None:
+    """The report's tables/, figures/ and report.md, written into `out` (a fresh directory)."""
     cell, order = tables.reference_cell(df), activation_order(df.activation)
     t = write_tables(source, df, cell, out)
     stage("drawing figures")
     ok = df[df.status == "ok"]
     members, curves, unreadable = cell_arrays(source, tables.select(ok, cell))
-    target = cell.get("target", df.target.iloc[0])
     target_members = {}
     if "target" in cell:  # the fits of every target, the other axes at the reference cell
-        for name in targets_of(df):
+        for name in target_order(df.target):
             m, _, bad = cell_arrays(source, tables.select(ok, {**cell, "target": name}))
             target_members[name], unreadable = m, sorted(set(unreadable) | set(bad))
     figures = report_figures(
         df,
         t.summary,
         t.ranking,
-        t.baselines[t.baselines.target == target],
+        tables.select(t.baselines, {k: cell.get(k, df[k].iloc[0]) for k in tables.baseline_keys(t.baselines)}),
         cell,
         order,
         out / "figures",
@@ -171,9 +196,7 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
     lines += ["## Figures", ""]
     for caption, rel in figures:
         lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
-    report = out / "report.md"
-    report.write_text("\n".join(lines).rstrip() + "\n")
-    return report
+    (out / "report.md").write_text("\n".join(lines).rstrip() + "\n")
 
 
 def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:

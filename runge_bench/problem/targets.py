@@ -3,7 +3,7 @@ its exact derivative. "target" means this, and only this, across the package."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +79,12 @@ TARGETS: dict[str, Target] = {
         Target("abs", "|x|, a kink at 0: f' = sign(x), a step (f'(0) taken as 0)", _abs, _sign),
     )
 }
+
+
+def target_order(names: Iterable[str]) -> list[str]:
+    """The distinct registered targets among `names`, in registry order."""
+    present = set(names)
+    return [t for t in TARGETS if t in present]
 
 
 def get_target(name: str) -> Target:
