@@ -7,8 +7,12 @@
     curves = api.curves("ablation", ids)               # run_id, epoch, curve, value (long)
     fits = api.predictions("ablation", ids)            # run_id, x, f, df, f_true, df_true (long)
 
-`target` is what `runge-bench report` takes: a study name (read from `results_dir/<name>/`), a
+`study` is what `runge-bench report` takes: a study name (read from `results_dir/<name>/`), a
 study file, a results directory or a store file. Everything here reads; nothing trains or writes.
+
+What a store holds but the runs frame leaves out (rows of other protocol versions, damaged rows,
+runs outside a study file's current plan) is said in notes: `api.notes(study)`, and
+`runs(...).attrs["notes"]`.
 """
 
 from __future__ import annotations
@@ -19,33 +23,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import tables
 from .problem.config import CONFIG_FIELDS
 from .problem.data import plot_grid
 from .problem.errors import UserError
 from .problem.targets import get_target
-from .runs.loading import Source, load_runs, resolve
+from .runs.loading import Source, load_runs, match, resolve
 from .runs.store import Store
 
 RESULTS = Path("results")
 
 
-def source(target: str | Path, results_dir: str | Path = RESULTS) -> Source:
-    """Where `target`'s runs are stored (report.resolve)."""
-    return resolve(str(target), Path(results_dir))
+def source(study: str | Path, results_dir: str | Path = RESULTS) -> Source:
+    """Where `study`'s runs are stored (runs.loading.resolve)."""
+    return resolve(study, results_dir)
 
 
-def runs(target: str | Path, results_dir: str | Path = RESULTS) -> pd.DataFrame:
+def runs(study: str | Path, results_dir: str | Path = RESULTS) -> pd.DataFrame:
     """Every run of the store (of the study's current plan, for a study file), one row each:
-    run_id, status, every config field (batch_size as "full" or a number), the eight metrics,
-    wall_s, engine, device, diverged_epoch, error. Diverged and failed runs are included: filter
-    on status == "ok" for statistics."""
-    df, _ = load_runs(source(target, results_dir))
+    run_id, status, every config field (batch_size as a string, "full" or the size), the eight
+    metrics, wall_s, engine, device, diverged_epoch, error. Diverged and failed runs are included:
+    filter on status == "ok" for statistics. `.attrs["notes"]`: what was left out (notes())."""
+    df, notes_ = load_runs(source(study, results_dir))
+    df.attrs["notes"] = notes_
     return df
 
 
-def _arrays(target: str | Path, run_ids: Iterable[str], results_dir: str | Path) -> dict[str, tuple[dict, dict]]:
-    src = source(target, results_dir)
+def notes(study: str | Path, results_dir: str | Path = RESULTS) -> list[str]:
+    """What the store holds that runs() leaves out, one sentence each: rows of other protocol
+    versions, damaged rows, runs outside a study file's current plan, planned runs not stored yet.
+    Empty when nothing was left out."""
+    return load_runs(source(study, results_dir))[1]
+
+
+def _arrays(study: str | Path, run_ids: Iterable[str], results_dir: str | Path) -> dict[str, tuple[dict, dict]]:
+    src = source(study, results_dir)
     ids = list(dict.fromkeys(run_ids))
     with Store(src.store) as store:
         arrays = store.arrays(ids)
@@ -58,11 +69,11 @@ def _arrays(target: str | Path, run_ids: Iterable[str], results_dir: str | Path)
     return arrays
 
 
-def curves(target: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
+def curves(study: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
     """The per-epoch losses of the given runs, long: run_id, epoch, curve (train_f, train_df,
     val_f, val_df), value. Stored curves are thinned to at most 250 epochs (store.py)."""
     frames = []
-    for rid, (c, _) in _arrays(target, run_ids, results_dir).items():
+    for rid, (c, _) in _arrays(study, run_ids, results_dir).items():
         wide = pd.DataFrame({k: np.asarray(v, float) for k, v in c.items()})
         long = wide.melt(id_vars="epoch", var_name="curve", value_name="value")
         frames.append(long.assign(run_id=rid, epoch=long.epoch.astype(int)))
@@ -72,13 +83,13 @@ def curves(target: str | Path, run_ids: Iterable[str], results_dir: str | Path =
     return out[["run_id", "epoch", "curve", "value"]]
 
 
-def predictions(target: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
-    """The trained networks' f and f' on the plotting grid (target.plot_grid), beside the truth
+def predictions(study: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
+    """The trained networks' f and f' on the plotting grid (problem.data.plot_grid), beside the truth
     (each run's own target), long: run_id, x, f, df, f_true, df_true. Diverged and failed runs have
     none."""
     x = plot_grid()
-    arrays = _arrays(target, run_ids, results_dir)
-    fitted = runs(target, results_dir).set_index("run_id")["target"] if arrays else {}
+    arrays = _arrays(study, run_ids, results_dir)
+    fitted = runs(study, results_dir).set_index("run_id")["target"] if arrays else {}
     frames = []
     for rid, (_, p) in arrays.items():
         if p:
@@ -101,9 +112,12 @@ def predictions(target: str | Path, run_ids: Iterable[str], results_dir: str | P
 
 
 def cell(runs_df: pd.DataFrame, **where: object) -> pd.DataFrame:
-    """The runs of one cell: runs(...) filtered by config values, e.g. cell(df, width=16,
-    deriv_weight=0.0). An unknown field is a UserError."""
+    """The runs of one cell: runs(...) filtered by config values (and status, engine), e.g.
+    cell(df, width=16, deriv_weight=0.0, batch_size=32). A value is read as the frame holds it
+    (batch_size=32 finds "32"). An unknown field, a value no run has (the error lists those the
+    runs have) or a combination no run has is a UserError: a selection is never empty in silence."""
     unknown = set(where) - set(CONFIG_FIELDS) - {"status", "engine"}
     if unknown:
-        raise UserError(f"unknown field {sorted(unknown)[0]!r} (fields: {', '.join(CONFIG_FIELDS)})", field="--where")
-    return tables.select(runs_df, where)
+        field = sorted(unknown)[0]
+        raise UserError(f"unknown field {field!r} (fields: {', '.join(CONFIG_FIELDS)}, status, engine)", field=field)
+    return match(runs_df, where)

@@ -177,7 +177,8 @@ def sweep(
         err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if dry_run:
         return
-    engine_name, note = resolve_engine(engine.value, kernels.value, compile, device)
+    activations = {c.activation for c in plan.todo}
+    engine_name, note = resolve_engine(engine.value, kernels.value, compile, device, activations)
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
     if jobs_note:
         out.print(jobs_note, markup=False)

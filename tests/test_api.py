@@ -167,3 +167,53 @@ def test_curves_of_runs_that_end_apart_share_one_epoch_grid():
     assert not left_out and list(c["epoch"]) == [1, 3, 6, 9, 12]
     np.testing.assert_allclose(c["train_f"][1], [1, 1 / 3, 1 / 6, 1 / 9, 1 / 12])  # b, its own points
     np.testing.assert_allclose(c["train_f"][0][:2], [1, 1 - (1 - 1 / 5) * 2 / 4])  # a, interpolated at 3
+
+
+def test_a_selection_reads_values_as_the_frame_holds_them_and_is_never_silently_empty(write_study, tmp_path):
+    runs = api.runs(SMOKE)
+    assert set(runs.batch_size) == {"full"}
+    assert len(api.cell(runs, batch_size=None)) == len(api.cell(runs, batch_size="full")) == 16
+    batched = runs.assign(batch_size=["32"] * 8 + ["full"] * 8)  # as a store with batch size 32 reads
+    assert len(api.cell(batched, batch_size=32)) == len(api.cell(batched, batch_size="32")) == 8
+    with pytest.raises(
+        UserError, match=r"^batch_size: no run has batch_size=64 \(the runs have batch_size = 32, full\)"
+    ):
+        api.cell(batched, batch_size=64)
+    with pytest.raises(UserError, match=r"^width: no run has width=17 \(the runs have width = 16\)"):
+        api.cell(runs, width=17)
+    lonely = runs[~((runs.activation == "tanh") & (runs.seed == 3))]
+    with pytest.raises(UserError, match="no run has activation='tanh', seed=3 together"):
+        api.cell(lonely, activation="tanh", seed=3)
+
+
+def test_notes_say_what_the_runs_frame_leaves_out(tmp_path):
+    import shutil
+    import sqlite3
+
+    store = tmp_path / "smoke" / "runs.sqlite"
+    store.parent.mkdir()
+    shutil.copy(SMOKE / "runs.sqlite", store)
+    assert api.notes(store) == [] and api.runs(store).attrs["notes"] == []
+    with sqlite3.connect(store) as db:  # two rows of an older protocol, as an old store keeps them
+        db.execute("UPDATE runs SET protocol_version = 0 WHERE run_id IN (SELECT run_id FROM runs LIMIT 2)")
+    runs = api.runs(store)
+    assert len(runs) == 14
+    (note,) = api.notes(store)
+    assert runs.attrs["notes"] == [note] and "2 runs of older protocol version(s) 0" in note
+
+
+def test_reading_a_store_needs_no_plotting_library():
+    """api, show's selection and compare read stores through runs.loading: reading must not import
+    the report builder (and with it seaborn and matplotlib)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom runge_bench import api\nfrom runge_bench.analysis import compare\n"
+        f"api.runs({str(SMOKE)!r})\n"
+        "loaded = [m for m in ('seaborn', 'matplotlib', 'runge_bench.outputs.report') if m in sys.modules]\n"
+        "print(','.join(loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

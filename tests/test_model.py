@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from runge_bench.engine.batched import forward, loss_and_grads
 from runge_bench.engine.model import build_sequential, init_params, n_parameters, stack_params
+from runge_bench.engine.stacked import forward, loss_and_grads
 from runge_bench.problem.activations import ACTIVATIONS, get_activation
 from runge_bench.problem.config import RunConfig
 

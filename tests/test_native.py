@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from runge_bench.engine import native
-from runge_bench.engine.batched import forward, loss_and_grads, val_losses
+from runge_bench.engine.stacked import forward, loss_and_grads, val_losses
 from runge_bench.problem.activations import ACTIVATIONS, get_activation
 
 pytestmark = pytest.mark.usefixtures("native_built")
@@ -180,7 +180,7 @@ def test_unsupported_dtype_is_refused():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_adam_matches_the_torch_adam_step(dtype):
-    from runge_bench.engine.batched import adam_step
+    from runge_bench.engine.stacked import adam_step
 
     g = torch.Generator().manual_seed(1)
     theta = torch.randn(1000, generator=g, dtype=torch.float64).to(dtype)
@@ -251,3 +251,54 @@ def test_the_boundary_refuses_tensors_cpp_would_misread():
         k.adam(theta, torch.zeros(5), torch.zeros(5), torch.zeros(5), torch.zeros(4), step=1)
     a, d1, d2 = k.activation(z)  # the right tensors pass
     assert torch.equal(a, torch.zeros(4, 6)) and torch.equal(d1, torch.ones(4, 6))
+
+
+@pytest.fixture
+def python_only_activation(monkeypatch):
+    """An activation registered in Python alone (as a user's would be before any C++): ReLU's
+    maths under a name kernels.cpp does not know."""
+    from runge_bench.problem.activations import Activation
+
+    relu = ACTIVATIONS["relu"]
+    monkeypatch.setitem(ACTIVATIONS, "relu_py", Activation("relu_py", relu.module, relu.derivatives))
+    return "relu_py"
+
+
+def test_an_activation_without_native_kernels_trains_with_the_torch_ones(native_built, python_only_activation):
+    from runge_bench.engine.batched import train_batched
+    from runge_bench.problem.config import RunConfig
+
+    assert native.unavailable() is None
+    assert native.unavailable(activation="relu") is None
+    assert "no kernels for activation 'relu_py'" in native.unavailable(activation=python_only_activation)
+    configs = [RunConfig(python_only_activation, seed=s, width=4, epochs=3, n_points=30) for s in (0, 1)]
+    native_results = train_batched(configs, kernels="native")
+    torch_results = train_batched(configs, kernels="torch")
+    assert [r.status for r in native_results] == ["ok", "ok"]
+    assert {r.engine for r in native_results} == {"batched"}  # what actually trained them
+    for a, b in zip(native_results, torch_results):
+        assert a.metrics == b.metrics  # the same computation, bit for bit
+
+
+def test_a_sweep_says_which_activations_lack_native_kernels(
+    native_built, python_only_activation, write_study, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from runge_bench.cli import app
+    from runge_bench.runs.store import Store
+
+    study = write_study(
+        'name = "py"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\n'
+        'activation = ["relu", "relu_py"]\nseed = [0, 1]\n'
+    )
+    result = CliRunner().invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stdout.splitlines() if "no native kernels" in line]
+    assert notes == [
+        "engine: batched+native (no native kernels for relu_py: their runs train with the torch kernels (engine batched))"
+    ]
+    with Store(tmp_path / "py" / "runs.sqlite") as store:
+        runs = store.runs()
+    assert set(runs.status) == {"ok"}
+    assert dict(zip(runs.activation, runs.engine)) == {"relu": "batched+native", "relu_py": "batched"}

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from runge_bench.engine.batched import forward, train_batched
+from runge_bench.engine.batched import train_batched
+from runge_bench.engine.common import as_tensors
 from runge_bench.engine.model import init_params, stack_params
-from runge_bench.engine.reference import as_tensors as targets
 from runge_bench.engine.reference import train_reference
 from runge_bench.engine.refine import _flat, jacobian, refine
-from runge_bench.engine.stacked import views_of
+from runge_bench.engine.stacked import forward, views_of
 from runge_bench.problem.activations import ACTIVATIONS, get_activation
 from runge_bench.problem.config import RunConfig
 from runge_bench.problem.data import make_split
@@ -49,7 +49,7 @@ def test_jacobian_equals_autograd(activation, depth):
 def _data(c: RunConfig):
     split = make_split(c.n_points, c.val_fraction, c.seed)
     t = get_target(c.target)
-    stack = lambda x: tuple(a.unsqueeze(0) for a in targets(x, torch.float64, "cpu", t))  # noqa: E731
+    stack = lambda x: tuple(a.unsqueeze(0) for a in as_tensors(x, torch.float64, "cpu", t))  # noqa: E731
     return stack(split.x_train), stack(split.x_val)
 
 

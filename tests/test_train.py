@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from runge_bench.engine.batched import adam_step, train_batched
+from runge_bench.engine.batched import train_batched
 from runge_bench.engine.model import init_params, stack_params
 from runge_bench.engine.reference import train_reference
+from runge_bench.engine.stacked import adam_step
 from runge_bench.problem.config import RunConfig
 from runge_bench.problem.vocabulary import METRICS
 

@@ -18,7 +18,7 @@ from scipy import stats as st
 from ..problem.config import CONFIG_FIELDS, SEED_PROTOCOL
 from ..problem.published import PUBLISHED, metric_column
 from ..problem.vocabulary import FLOOR_METRICS, METRICS, NUMERIC_AXES, REFINE_ITERS, SPLIT_FIELDS
-from ..runs.loading import frame_value
+from ..runs.loading import frame_value, select
 from . import stats
 
 # The seed report's protocol as the runs frame holds it (batch_size "full").
@@ -62,13 +62,6 @@ def reference_cell(df: pd.DataFrame) -> dict:
 def describe_cell(cell: dict) -> str:
     """A cell as text, e.g. "width=16, deriv_weight=0.0"; "all runs" for the empty cell."""
     return ", ".join(f"{k}={v}" for k, v in cell.items()) or "all runs"
-
-
-def select(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
-    mask = np.ones(len(df), bool)
-    for k, v in cell.items():
-        mask &= (df[k] == v).to_numpy()
-    return df[mask]
 
 
 def _groups(df: pd.DataFrame, keys: list[str]):

@@ -102,11 +102,14 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
 
     Seeds, deriv_weight and lr may differ between members. A member whose loss turns non-finite
     is marked diverged at that epoch and its gradient zeroed; the others train on unaffected
-    (every stacked operation is block-diagonal over members).
+    (every stacked operation is block-diagonal over members). kernels "native" for an activation
+    that kernels.cpp lacks trains with the torch kernels, and the results record engine "batched".
     """
     _check_group(configs, device, kernels)
     start = time.perf_counter()
     c0, M = configs[0], len(configs)
+    if kernels == "native" and native.unavailable(device, c0.activation) is not None:
+        kernels = "torch"  # an activation without C++ kernels: the specification's torch kernels
     dtype = getattr(torch, c0.dtype)
     splits = [make_split(c.n_points, c.val_fraction, c.seed) for c in configs]
     train = _stacked_data(configs, splits, "train", dtype, device)  # x, f, f' each (M, Ntr, 1)

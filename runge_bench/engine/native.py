@@ -137,15 +137,19 @@ def _build(cxx: str, target: Path) -> None:
                 os.unlink(leftover)
 
 
-def unavailable(device: str = "cpu") -> str | None:
-    """None if the native kernels can train on `device` here (they build, load, and it is the CPU),
-    else why not (one line)."""
+def unavailable(device: str = "cpu", activation: str | None = None) -> str | None:
+    """None if the native kernels can train on `device` here (they build, load, and it is the CPU)
+    and, when `activation` is given, kernels.cpp has that activation's kernels; else why not (one
+    line). An activation registered in Python alone (problem/activations.py) has none: its runs
+    train with the torch kernels."""
     if torch.device(device).type != "cpu":
         return f"the native kernels run on the CPU, not {device}"
     try:
-        _library()
+        lib = _library()
     except NativeUnavailable as e:
         return str(e)
+    if activation is not None and not hasattr(lib, f"rb_step_{activation}_float32"):
+        return f"kernels.cpp has no kernels for activation {activation!r}"
     return None
 
 

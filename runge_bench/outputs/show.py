@@ -18,7 +18,7 @@ from ..problem.data import plot_grid
 from ..problem.errors import UserError
 from ..problem.targets import get_target
 from ..problem.vocabulary import KEY_METRICS
-from ..runs.loading import Source, cell_arrays, load_runs
+from ..runs.loading import Source, cell_arrays, frame_value, load_runs
 from . import plots
 
 
@@ -36,7 +36,9 @@ def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
             raise UserError(f"unknown field {key!r} (fields: {', '.join(CONFIG_FIELDS)})", field="--where")
         column = runs[key]
         try:
-            value: object = column.dtype.type(float(raw)) if pd.api.types.is_numeric_dtype(column) else raw
+            value: object = (
+                column.dtype.type(float(raw)) if pd.api.types.is_numeric_dtype(column) else frame_value(key, raw)
+            )
         except ValueError:
             raise UserError(f"{key}={raw!r} is not a number", field="--where") from None
         if not (column == value).any():

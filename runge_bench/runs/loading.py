@@ -42,6 +42,34 @@ def frame_value(field: str, value: object) -> object:
         return str(value)
 
 
+def select(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
+    """The rows of df whose columns equal cell's values (all of them; an empty cell selects all)."""
+    mask = np.ones(len(df), bool)
+    for k, v in cell.items():
+        mask &= (df[k] == v).to_numpy()
+    return df[mask]
+
+
+def match(runs: pd.DataFrame, where: dict[str, object]) -> pd.DataFrame:
+    """The runs whose fields have `where`'s values, each value read as the frame holds it
+    (frame_value: batch_size=32 finds "32"). A UserError, naming the field, when a field is not a
+    column, when no run has a value (saying which values the runs have), or when no run has them
+    all together: a selection never comes back empty in silence."""
+    wanted = {}
+    for key, value in where.items():
+        if key not in runs.columns:
+            raise UserError(f"unknown field {key!r} (fields: {', '.join(CONFIG_FIELDS)}, status, engine)", field=key)
+        wanted[key] = frame_value(key, value)
+        if not (runs[key] == wanted[key]).any():
+            levels = ", ".join(map(str, sorted(runs[key].dropna().unique(), key=lambda v: (str(type(v)), v))))
+            raise UserError(f"no run has {key}={value!r} (the runs have {key} = {levels})", field=key)
+    selected = select(runs, wanted)
+    if selected.empty:
+        together = ", ".join(f"{k}={v!r}" for k, v in where.items())
+        raise UserError(f"no run has {together} together (each value exists alone)", field=next(iter(where)))
+    return selected
+
+
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
     """The store's runs with batch_size as frame_value shows it ("full" or a number, never missing)."""
     df = runs.copy()

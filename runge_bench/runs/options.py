@@ -3,6 +3,8 @@ a UserError naming its flag; and what they resolve to (the engine, the worker co
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..engine import native
 from ..problem.errors import UserError
 from .resources import default_jobs
@@ -59,24 +61,34 @@ def check_device(device: str) -> str:
 
 
 def resolve_engine(
-    family: str, kernels: str = "auto", compile: bool = False, device: str = "cpu"
+    family: str, kernels: str = "auto", compile: bool = False, device: str = "cpu", activations: Iterable[str] = ()
 ) -> tuple[str, str | None]:
     """The engine a sweep trains with (one of vocabulary.ENGINES) for the CLI's --engine (its
     family: "reference" or "batched"), --kernels and --compile, and a note when it is not the one
-    asked for (batched_engine)."""
-    return ("reference", None) if family == "reference" else batched_engine(kernels, compile, device)
+    asked for, or not for every one of the sweep's `activations` (batched_engine)."""
+    if family == "reference":
+        return "reference", None
+    return batched_engine(kernels, compile, device, activations)
 
 
-def batched_engine(kernels: str = "auto", compile: bool = False, device: str = "cpu") -> tuple[str, str | None]:
+def batched_engine(
+    kernels: str = "auto", compile: bool = False, device: str = "cpu", activations: Iterable[str] = ()
+) -> tuple[str, str | None]:
     """The batched engine to run for the requested kernels ("auto", "native" or "torch"), and a
-    note when "auto" could not use the native ones. Builds the native kernels here if needed, so
-    that workers find them in the cache."""
+    note when "auto" could not use the native ones, or when some of `activations` (the sweep's)
+    have no native kernels and train with the torch kernels. Builds the native kernels here if
+    needed, so that workers find them in the cache."""
     if compile:  # compiles the torch kernels
         return "batched+compile", None
     if kernels == "torch":
         return "batched", None
     why = native.unavailable(device)
     if why is None:
+        lacking = sorted(a for a in set(activations) if native.unavailable(device, a) is not None)
+        if lacking:
+            return "batched+native", (
+                f"no native kernels for {', '.join(lacking)}: their runs train with the torch kernels (engine batched)"
+            )
         return "batched+native", None
     if kernels == "native":
         raise UserError(why, field="--kernels")

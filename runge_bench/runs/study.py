@@ -75,12 +75,15 @@ def _float(lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
     return check
 
 
-def _choice(options: list[str], what: str):
+def _choice(options: Callable[[], list[str]], what: str):
+    """A check against a set of names read when a study is checked (a registry may grow after
+    import: an activation or target registered in Python is a valid name in a study file)."""
+
     def check(v: Any) -> str | None:
         if not isinstance(v, str):
             return f"must be a string, got {v!r}"
-        if v not in options:
-            return f"unknown {what} {v!r} (valid: {', '.join(options)})"
+        if v not in (valid := options()):
+            return f"unknown {what} {v!r} (valid: {', '.join(valid)})"
         return None
 
     return check
@@ -94,7 +97,7 @@ def _batch_size(v: Any) -> str | None:
 
 # The keys a study may set, with their checks. Bounds reject what cannot be meant (width 10^9).
 FIELDS: dict[str, Callable[[Any], str | None]] = {
-    "activation": _choice(sorted(ACTIVATIONS), "activation"),
+    "activation": _choice(lambda: sorted(ACTIVATIONS), "activation"),
     "seed": _int(0, 2**31 - 1),
     "width": _int(1, 4096),
     "depth": _int(1, 32),
@@ -104,9 +107,9 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "batch_size": _batch_size,
     "n_points": _int(3, 1_000_000),
     "val_fraction": _float(0.0, 1.0, open_lo=True, open_hi=True),
-    "dtype": _choice(["float32", "float64"], "dtype"),
-    "target": _choice(list(TARGETS), "target"),
-    "optimizer": _choice(list(OPTIMIZERS), "optimizer"),
+    "dtype": _choice(lambda: ["float32", "float64"], "dtype"),
+    "target": _choice(lambda: list(TARGETS), "target"),
+    "optimizer": _choice(lambda: list(OPTIMIZERS), "optimizer"),
     "lbfgs_iters": _int(0, 1_000_000),
     "lm_iters": _int(0, 100_000),
 }
