@@ -8,8 +8,6 @@ import torch
 
 torch.set_num_threads(1)
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def write_study(tmp_path: Path):
@@ -21,18 +19,6 @@ def write_study(tmp_path: Path):
         return path
 
     return write
-
-
-TINY = """
-name = "tiny"
-[fixed]
-width = 8
-epochs = 5
-n_points = 50
-[grid]
-activation = ["relu", "tanh"]
-seed = [0, 1, 2]
-"""
 
 
 @pytest.fixture(scope="session")

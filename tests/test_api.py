@@ -11,7 +11,7 @@ from runge_bench.problem.targets import runge
 from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 SMOKE = ROOT / "results" / "smoke"
 

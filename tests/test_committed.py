@@ -19,7 +19,7 @@ from runge_bench.analysis.compare import compare, write_comparison
 from runge_bench.outputs.report import build_report
 from runge_bench.runs.loading import resolve
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 MACHINE_LINE = "- this report's baselines and statistics computed with:"

@@ -14,7 +14,7 @@ from runge_bench.problem.config import RunConfig, RunResult
 from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 runner = CliRunner()
 SMOKE = ROOT / "results" / "smoke"

@@ -21,7 +21,7 @@ from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
 from runge_bench.runs.sweep import run_sweep
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 runner = CliRunner()
 
@@ -159,45 +159,6 @@ def test_rows_of_an_older_protocol_are_ignored_with_a_note(tmp_path):
     assert runner.invoke(app, ["report", "smoke", "--results-dir", str(tmp_path)]).exit_code == 0
     assert "also holds 1 runs of older protocol version(s) 0, ignored" in (tmp_path / "smoke" / "report.md").read_text()
     assert len(pd.read_csv(tmp_path / "smoke" / "tables" / "runs.csv")) == len(load_study(smoke).configs) == 16
-
-
-BAD_ARGS = [
-    (["sweep", "STUDY", "--engine", "bogus"], "'bogus' is not one of 'batched', 'reference'"),
-    (["sweep", "STUDY", "--backend", "mpi"], "'mpi' is not one of 'local', 'dask'"),
-    (["sweep", "STUDY", "--jobs", "abc"], "Invalid value for '--jobs'"),
-    (["sweep", "STUDY", "--jobs", "0"], "--jobs: must be at least 1, got 0"),
-    (["sweep", "STUDY", "--scheduler", "tcp://127.0.0.1:1"], "error: --scheduler: needs --backend dask"),
-    (["sweep", "STUDY", "--engine", "reference", "--compile"], "--compile: applies to the batched engine only"),
-    (
-        ["sweep", "STUDY", "--engine", "reference", "--kernels", "native"],
-        "--kernels: applies to the batched engine only",
-    ),
-    (
-        ["sweep", "STUDY", "--kernels", "native", "--compile"],
-        "--compile: compiles the torch kernels, not --kernels native",
-    ),
-    (["sweep", "STUDY", "--kernels", "fortran"], "'fortran' is not one of 'auto', 'native', 'torch'"),
-    (["sweep", "STUDY", "--no-such-flag"], "No such option: --no-such-flag"),
-    (["sweep"], "Missing argument 'study'"),
-    (["report"], "Missing argument 'study'"),
-    (["report", "no-such-study", "--results-dir", "RESULTS"], "no results store here"),
-    (["bench", "--jobs", "-3"], "--jobs: must be at least 1, got -3"),
-    (["bench", "--repeat", "0"], "--repeat: must be at least 1, got 0"),
-    (["frobnicate"], "No such command 'frobnicate'"),
-]
-
-
-@pytest.mark.parametrize("argv,message", BAD_ARGS)
-def test_bad_cli_arguments_are_one_line_exit_2(argv, message, tmp_path, capsys):
-    argv = [
-        str(ROOT / "studies" / "smoke.toml") if a == "STUDY" else str(tmp_path) if a == "RESULTS" else a for a in argv
-    ]
-    assert run(argv) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
-    assert "Traceback" not in captured.err + captured.out
-    assert not (tmp_path / "smoke").exists()
 
 
 @pytest.mark.slow

@@ -4,26 +4,8 @@ import numpy as np
 import pandas as pd
 
 from runge_bench.analysis import findings, tables
-from runge_bench.problem.config import RunConfig
-from runge_bench.problem.vocabulary import METRICS
-from runge_bench.runs.loading import prepare
 
-
-def _runs(error) -> pd.DataFrame:
-    """Runs over activation x width x deriv_weight x 8 seeds; every metric = error(act, width, lam, seed)."""
-    rows = []
-    for act in ("relu", "tanh"):
-        for width in (16, 64):
-            for lam in (0.0, 1.0):
-                for seed in range(8):
-                    c = RunConfig(act, seed=seed, width=width, deriv_weight=lam)
-                    e = error(act, width, lam, seed)
-                    rows.append({"run_id": c.run_id, "status": "ok", **c.to_dict(), **dict.fromkeys(METRICS, e)})
-    return prepare(pd.DataFrame(rows))
-
-
-def _jitter(seed: int) -> float:
-    return 1.0 + 0.01 * seed  # distinct per seed, so no two log ratios tie
+from .helpers import jitter, synthetic_runs
 
 
 def test_a_tie_is_never_called_a_win():
@@ -57,9 +39,9 @@ def test_a_trend_is_checked_at_every_level_of_the_other_axes():
             factor = (3.0 if width == 16 else 1 / 3) if lam == 1.0 else 1.0
         else:
             factor = 0.5 if lam == 1.0 else 1.0
-        return 1e-3 * factor * _jitter(seed) * (1 + 0.1 * np.sin(seed + width + lam))
+        return 1e-3 * factor * jitter(seed) * (1 + 0.1 * np.sin(seed + width + lam))
 
-    df = _runs(error)
+    df = synthetic_runs(error)
     cell = tables.reference_cell(df)
     assert cell == {"width": 64, "deriv_weight": 1.0}
     effects = tables.axis_effects_table(df, cell, ["grid_f_mse"])
@@ -78,9 +60,9 @@ def test_across_cells_names_where_an_advantage_fails():
     def error(act, width, lam, seed):
         tanh_wins = not (width == 16 and lam == 0.0)
         low = (act == "tanh") == tanh_wins
-        return (1e-4 if low else 1e-3) * _jitter(seed) * (1.5 if act == "relu" else 1.0)
+        return (1e-4 if low else 1e-3) * jitter(seed) * (1.5 if act == "relu" else 1.0)
 
-    df = _runs(error)
+    df = synthetic_runs(error)
     comparisons = tables.comparisons_table(df)
     (line,) = findings.across_cells(comparisons, ["width", "deriv_weight"], ["grid_f_mse"])
     assert line.startswith("relu vs tanh, f MSE (dense grid), over 4 cells (width x deriv_weight):")

@@ -23,7 +23,7 @@ from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
 from runge_bench.runs.tasks import chunk_runs
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 SMOKE = str(ROOT / "studies" / "smoke.toml")
 
@@ -52,29 +52,6 @@ def test_never_more_workers_than_tasks(monkeypatch):
     assert seen["n_jobs"] == 3 and len(results) == 3  # three tasks: three workers, not four
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--device", "nonsense"], "error: --device: not a torch device: 'nonsense'"),
-        (
-            ["--device", "meta", "--engine", "reference"],
-            "error: --device: meta: training runs on cpu or cuda, not meta",
-        ),
-        (["--device", "cuda"], "error: --device: cuda: no CUDA device is available on this machine"),
-        (["--device", "cuda", "--engine", "reference", "--dry-run"], "error: --device: cuda: no CUDA device"),
-    ],
-)
-def test_a_bad_device_is_an_error_before_anything_is_stored(tmp_path, capsys, argv, message):
-    import torch
-
-    if torch.cuda.is_available() and "cuda" in argv:
-        pytest.skip("this machine has a CUDA device")
-    code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), *argv])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith(message) and len(err.strip().splitlines()) == 1, err
-    assert not (tmp_path / "smoke").exists()
-
-
 # ----------------------------------------------------------------------------- files and stores
 
 TINY = 'name = "tiny"\n[fixed]\nwidth = 4\nepochs = 3\nn_points = 30\n[grid]\nactivation = ["tanh", "relu"]\nseed = [0, 1, 2]\n'
@@ -89,25 +66,6 @@ def _one_line(capsys, code: int, *fragments: str) -> str:
     for f in fragments:
         assert f in errors[0], err
     return errors[0]
-
-
-def test_results_dir_that_is_a_file(tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
-    for extra in ([], ["--dry-run"]):
-        code = run(["sweep", SMOKE, "--results-dir", str(tmp_path / "file"), *extra])
-        _one_line(capsys, code, f"{tmp_path / 'file'}: exists and is not a directory")
-
-
-def test_study_directory_that_is_a_file(tmp_path, capsys):
-    (tmp_path / "smoke").write_text("x")
-    code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--dry-run"])  # the dry run says so too
-    _one_line(capsys, code, f"{tmp_path / 'smoke'}: exists and is not a directory")
-
-
-def test_report_out_that_is_a_file(tmp_path, capsys):
-    (tmp_path / "out").write_text("x")
-    code = run(["report", str(COMMITTED_SMOKE.parent), "--out", str(tmp_path / "out")])
-    _one_line(capsys, code, "exists and is not a directory: the report cannot be written there")
 
 
 def _copy_smoke(tmp_path) -> Path:
@@ -422,22 +380,6 @@ def test_the_memory_estimate_bounds_a_measured_peak(tmp_path, engine, members):
 # ----------------------------------------------------------------------------- Dask addresses
 
 
-@pytest.mark.parametrize(
-    "address, message",
-    [
-        ("nonsense", "not a scheduler address (missing port number"),
-        ("foo://127.0.0.1:1", "not a scheduler address (unknown address scheme 'foo'"),
-        ("tcp://127.0.0.1", "not a scheduler address (missing port number"),
-        ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
-    ],
-)
-def test_malformed_scheduler_addresses(tmp_path, capsys, address, message):
-    pytest.importorskip("distributed")
-    code = run(["sweep", SMOKE, "--results-dir", str(tmp_path), "--backend", "dask", "--scheduler", address])
-    _one_line(capsys, code, f"error: --scheduler: {message}")
-    assert not (tmp_path / "smoke").exists()
-
-
 def _serve(handler) -> tuple[int, threading.Thread]:
     import socket
 
@@ -500,41 +442,6 @@ def test_another_service_on_the_port_is_a_clear_error_not_a_hang(tmp_path, behav
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(errors) == 1 and errors[0].startswith("error: --scheduler: ") and f"tcp://127.0.0.1:{port}" in errors[0]
-
-
-@pytest.mark.parametrize(
-    "opts, message",
-    [
-        (dict(family="reference", kernels="native"), "--kernels: applies to the batched engine only"),
-        (dict(family="reference", compile=True), "--compile: applies to the batched engine only"),
-        (dict(compile=True, kernels="native"), "--compile: compiles the torch kernels, not --kernels native"),
-        (dict(scheduler="tcp://h:1"), "--scheduler: needs --backend dask"),
-        (dict(device="nonsense"), "--device: not a torch device"),
-    ],
-)
-def test_option_combinations_are_checked_in_the_library(opts, message):
-    defaults = dict(family="batched", kernels="auto", compile=False, device="cpu", backend="local", scheduler=None)
-    with pytest.raises(UserError) as e:
-        options.check_options(**{**defaults, **opts})
-    assert str(e.value).startswith(message)
-    options.check_options(**defaults)  # the defaults pass
-
-
-def test_bare_command_prints_its_help_once(capsys):
-    assert run([]) == 0
-    assert capsys.readouterr().out.count("Usage:") == 1
-
-
-def test_the_cli_uses_no_private_module_of_typer():
-    source = (ROOT / "runge_bench" / "cli.py").read_text()
-    assert "typer._" not in source and "_click" not in source
-
-
-def test_no_error_names_its_option_twice(tmp_path, capsys):
-    for argv in (["sweep", SMOKE, "--scheduler", "tcp://h:1", "--dry-run"], ["show", SMOKE]):
-        run(argv)
-        err = capsys.readouterr().err
-        assert err.startswith("error: ") and all(err.count(f"--{o}") <= 1 for o in ("scheduler", "where", "run")), err
 
 
 def test_bench_jobs_are_capped_like_a_sweeps(monkeypatch, capsys):

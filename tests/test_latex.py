@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .conftest import ROOT
+from .helpers import ROOT, jitter, synthetic_runs
 
 PREAMBLE = r"""\documentclass{article}
 \usepackage[margin=1.5cm]{geometry}
@@ -46,16 +46,14 @@ def test_the_cell_table_marks_the_best_and_only_a_significant_best():
     from runge_bench.analysis import tables
     from runge_bench.outputs import latex
 
-    from .test_findings import _jitter, _runs
-
     # tanh is 10x lower than relu everywhere but at width 16, λ = 0, where the two are equal
     # up to seed jitter that favours neither.
     def error(act, width, lam, seed):
         if width == 16 and lam == 0.0:
             return 1e-3 * (1.0 + 0.01 * ((seed * 7 + (act == "tanh") * 3) % 5))
-        return (1e-4 if act == "tanh" else 1e-3) * _jitter(seed)
+        return (1e-4 if act == "tanh" else 1e-3) * jitter(seed)
 
-    df = _runs(error)
+    df = synthetic_runs(error)
     cells = latex.cell_table(tables.summary_table(df), tables.comparisons_table(df), "grid_f_mse", ["relu", "tanh"])
     cells = cells.set_index(["width", "deriv_weight"])
     assert (cells.best == "tanh").sum() >= 3

@@ -9,6 +9,10 @@ from runge_bench.problem.config import RunConfig
 
 def test_parameter_count_of_the_seed_network():
     assert n_parameters(64, 2) == 2 * 64 + 64 * 65 + 65  # 1-64-64-1: 4353
+    for width, depth in ((1, 1), (7, 1), (16, 3), (64, 2)):  # what the network really has
+        c = RunConfig("tanh", width=width, depth=depth)
+        model = build_sequential(c, init_params(c))
+        assert n_parameters(width, depth) == sum(p.numel() for p in model.parameters())
 
 
 def test_init_draws_what_nn_linear_draws_after_manual_seed():

@@ -2,7 +2,7 @@
 
 import re
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 QUOTE = re.compile(r"<!-- quoted from (\S+) -->\n(.*?)\n<!-- end of quote -->", re.S)
 

@@ -16,6 +16,7 @@ from runge_bench.engine.stacked import forward, views_of
 from runge_bench.problem.activations import ACTIVATIONS, get_activation
 from runge_bench.problem.config import RunConfig
 from runge_bench.problem.data import make_split
+from runge_bench.problem.errors import UserError
 from runge_bench.problem.targets import get_target
 from runge_bench.runs import resources
 
@@ -118,5 +119,5 @@ def test_lm_cost_enters_the_estimates():
     assert resources.refine_bytes(huge) > 1e12 > resources.refine_bytes(small)
     assert resources.run_flops(small) > 10 * resources.run_flops(RunConfig("tanh", width=32, dtype="float64"))
     est = resources.estimate([[huge]], "batched", 1)
-    with pytest.raises(Exception, match="at peak"):
+    with pytest.raises(UserError, match="at peak"):
         resources.check(est, available=24e9, allow_large=False)

@@ -12,7 +12,7 @@ from runge_bench.problem.published import PUBLISHED
 from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 runner = CliRunner()
 

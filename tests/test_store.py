@@ -3,7 +3,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from runge_bench.problem.config import RunConfig, RunResult
+from runge_bench.problem.config import CONFIG_FIELDS, RunConfig, RunResult
 from runge_bench.problem.errors import UserError
 from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store, thin_curves
@@ -36,11 +36,14 @@ def test_round_trip(tmp_path):
     with Store(path, create=True) as store:
         store.write(r)
     with Store(path) as store:
-        back = store.load(r.run_id)
         df = store.runs()
-    assert back.config == r.config and back.status == "ok" and back.metrics == r.metrics
-    np.testing.assert_array_equal(back.predictions["f"], r.predictions["f"])
-    assert len(back.curves["epoch"]) == 250 and back.curves["epoch"][-1] == 1000  # thinned, last kept
+        curves, predictions = store.arrays([r.run_id])[r.run_id]
+        versions = store.versions([r.run_id])[r.run_id]
+    back = df.set_index("run_id").loc[r.run_id]
+    assert RunConfig.from_dict({k: back[k] for k in CONFIG_FIELDS}) == r.config and back.status == "ok"
+    assert {m: back[m] for m in r.metrics} == r.metrics and versions == r.versions
+    np.testing.assert_array_equal(predictions["f"], r.predictions["f"])
+    assert len(curves["epoch"]) == 250 and curves["epoch"][-1] == 1000  # thinned, last kept
     assert list(df.columns[:3]) == ["run_id", "status", "activation"]
     assert df.loc[0, "val_f_mse"] == pytest.approx(1e-3) and df.loc[0, "width"] == 64
 
@@ -113,7 +116,7 @@ def test_a_plan_reads_an_empty_database_as_no_runs(tmp_path):
     from runge_bench.runs.plan import make_plan
     from runge_bench.runs.study import load_study
 
-    from .conftest import ROOT
+    from .helpers import ROOT
 
     path = tmp_path / "smoke" / "runs.sqlite"
     path.parent.mkdir()

@@ -6,7 +6,7 @@ from runge_bench.problem.config import RunConfig
 from runge_bench.problem.errors import UserError
 from runge_bench.runs.study import load_study
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 runner = CliRunner()
 

@@ -112,14 +112,14 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
     of this one) survives among the new files, and a report that fails half-way (a full disk)
     leaves the earlier one as it was."""
     stage = on_stage or (lambda text: None)
-    df, notes = load_runs(source)
-    stage(f"{len(df)} runs read; computing tables, tests and baselines")
     out = Path(out_dir) if out_dir is not None else source.store.parent
     for d in (out, out / "tables", out / "figures"):
         if d.exists() and not d.is_dir():
             raise UserError("exists and is not a directory: the report cannot be written there", path=d)
     if (out / "report.md").is_dir():
         raise UserError("is a directory: the report cannot be written there", path=out / "report.md")
+    df, notes = load_runs(source)
+    stage(f"{len(df)} runs read; computing tables, tests and baselines")
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))

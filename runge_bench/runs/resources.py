@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.model import n_parameters
+from ..engine.refine import LBFGS_HISTORY
 from ..problem.config import RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
@@ -29,11 +31,6 @@ HOURS_WARNING = 2.0
 MEMORY_SHARE = 0.8  # of the memory available now that a sweep's workers may plan to use
 
 
-def n_params(c: RunConfig) -> int:
-    """Weights and biases of 1 -> width x depth -> 1."""
-    return 2 * c.width + (c.depth - 1) * (c.width * c.width + c.width) + c.width + 1
-
-
 def member_bytes(c: RunConfig, engine: str = "batched") -> float:
     """Estimated memory one more member adds to a stacked model (task_bytes without the process)."""
     return task_bytes([c], engine) - BASE_BYTES - refine_bytes(c)
@@ -46,7 +43,7 @@ def task_bytes(task: list[RunConfig], engine: str) -> float:
     n_train = c.n_points - n_val(c.n_points, c.val_fraction)
     points = n_train if c.batch_size is None else min(c.batch_size, n_train)
     act = ACTIVATION_WORDS["reference" if engine == "reference" else "batched"]
-    adam = word * m * (act * points * c.width * c.depth + PARAM_WORDS * n_params(c))
+    adam = word * m * (act * points * c.width * c.depth + PARAM_WORDS * n_parameters(c.width, c.depth))
     return BASE_BYTES + adam + max(refine_bytes(x) for x in task)
 
 
@@ -55,9 +52,9 @@ def refine_bytes(c: RunConfig) -> float:
     LBFGS_HISTORY parameter vectors. LM: the Jacobian (2N x P) about three times over (its per-layer
     blocks, the scaled copy) and the Gram system (min(2N, P) squared) twice (it and its Cholesky)."""
     word = 8 if c.dtype == "float64" else 4
-    p, rows = n_params(c), 2 * (c.n_points - n_val(c.n_points, c.val_fraction))
+    p, rows = n_parameters(c.width, c.depth), 2 * (c.n_points - n_val(c.n_points, c.val_fraction))
     if c.optimizer == "adam+lbfgs":
-        return word * p * 2 * 100
+        return word * p * 2 * LBFGS_HISTORY
     if c.optimizer == "adam+lm":
         return word * (3.0 * rows * p + 2.0 * min(rows, p) ** 2)
     return 0.0
@@ -81,7 +78,7 @@ def refine_flops(c: RunConfig) -> float:
     if c.optimizer == "adam+lbfgs":
         return c.lbfgs_iters * 2 * n_tr * 8 * layer
     if c.optimizer == "adam+lm":
-        p, rows = n_params(c), 2 * n_tr
+        p, rows = n_parameters(c.width, c.depth), 2 * n_tr
         return c.lm_iters * (rows * 8 * layer + 2.0 * rows * p * min(rows, p) + min(rows, p) ** 3 / 3)
     return 0.0
 

@@ -321,27 +321,3 @@ class Store:
             except Exception:  # np.load of damaged bytes raises any of a dozen types
                 self.unreadable.append(rid)
         return out
-
-    def load(self, run_id: str) -> RunResult | None:
-        """The full stored result of one run, or None."""
-        q = (
-            "SELECT config, status, error, diverged_epoch, engine, device, wall_s, versions, curves, "
-            f"predictions, {', '.join(METRICS)} FROM runs WHERE run_id = ?"
-        )
-        rows = self._query(q, (run_id,))
-        if not rows:
-            return None
-        config, status, error, div, engine, device, wall, versions, curves, preds, *metrics = rows[0]
-        return RunResult(
-            config=RunConfig.from_dict(json.loads(config)),
-            status=status,
-            error=error,
-            diverged_epoch=div,
-            engine=engine,
-            device=device,
-            wall_s=wall,
-            versions=json.loads(versions),
-            curves=_unpack(curves),
-            predictions=_unpack(preds),
-            metrics={m: v for m, v in zip(METRICS, metrics) if v is not None},
-        )

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from ..problem.activations import ACTIVATIONS
-from ..problem.config import REFINE_ITERS, RunConfig
+from ..problem.config import FLOAT_FIELDS, RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
 from ..problem.targets import TARGETS
-from ..problem.vocabulary import OPTIMIZERS
+from ..problem.vocabulary import OPTIMIZERS, REFINE_ITERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
@@ -117,7 +117,7 @@ assert set(FIELDS) == {f.name for f in fields(RunConfig)}
 
 
 def _normalise(key: str, v: Any) -> Any:
-    if key in ("deriv_weight", "lr", "val_fraction"):
+    if key in FLOAT_FIELDS:
         return float(v)
     if key == "batch_size" and v == "full":
         return None
