@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from runge_bench.analysis import findings, tables
+from runge_bench.problem.vocabulary import METRICS
 
 from .helpers import jitter, synthetic_runs
 
@@ -69,3 +70,25 @@ def test_across_cells_names_where_an_advantage_fails():
     assert "relu significantly lower in 1 (width=16, deriv_weight=0.0)" in line
     assert "tanh in 3 (" in line and "neither in 0" in line
     assert "too few cells for a test across them" in line  # 4 cells: the test across cells cannot reach 0.05
+
+
+def test_tables_do_not_depend_on_the_order_of_their_rows():
+    """Which activation is a pair's a, and the rows' order, come from the registry (or the order
+    passed), never from the order the runs arrive in."""
+    import pandas as pd
+
+    def error(act, width, lam, seed):
+        return {"relu": 1e-3, "tanh": 1e-4}[act] * jitter(seed) * (2.0 if width == 16 else 1.0)
+
+    df = synthetic_runs(error)
+    silu = df[df.activation == "tanh"].assign(activation="silu")
+    silu[list(METRICS)] *= 3.0
+    df = pd.concat([df, silu], ignore_index=True)
+    shuffled = df.sample(frac=1.0, random_state=1).sort_values("activation", ascending=False, kind="stable")
+    assert list(dict.fromkeys(shuffled.activation)) == ["tanh", "silu", "relu"]  # not the registry's order
+    for table in (tables.comparisons_table, tables.ranking_table):
+        pd.testing.assert_frame_equal(table(shuffled), table(df))
+    comparisons = tables.comparisons_table(shuffled)
+    assert set(zip(comparisons.a, comparisons.b)) == {("relu", "tanh"), ("relu", "silu"), ("tanh", "silu")}
+    mine = tables.comparisons_table(df, order=["silu", "tanh", "relu"])  # an order passed is the order used
+    assert set(zip(mine.a, mine.b)) == {("silu", "tanh"), ("silu", "relu"), ("tanh", "relu")}

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS
 from ..problem.errors import UserError
 from ..problem.vocabulary import METRICS
@@ -117,7 +118,8 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for side, df in (("a", a), ("b", b)):
         cell = tables.reference_cell(df)
-        comp = tables.comparisons_table(df)
+        order = activation_order(df.activation)
+        comp = tables.comparisons_table(df, order)
         for r in comp.itertuples() if not comp.empty else []:
             where = ", ".join(f"{ax}={getattr(r, ax)}" for ax in tables.cell_axes(df))
             favours = {"a": r.a, "b": r.b}.get(r.favours, "")
@@ -141,7 +143,7 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
                     "verdict": _verdict(r["p_holm"], r["favours"]),
                 }
             )
-        ranking = tables.ranking_table(df)
+        ranking = tables.ranking_table(df, order)
         for metric in ranking.metric.unique() if not ranking.empty else []:
             acts, _, _, pairs = tables.separated_pairs(ranking, metric)
             apart = sorted(f"{a}<{b}" for a, b, separated in pairs if separated)

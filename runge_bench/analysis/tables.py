@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
+from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS, SEED_PROTOCOL
 from ..problem.published import PUBLISHED, metric_column
 from ..problem.vocabulary import FLOOR_METRICS, METRICS, NUMERIC_AXES, REFINE_ITERS, SPLIT_FIELDS
@@ -104,8 +105,11 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
+def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     """Activations compared pairwise within each cell, paired by seed, for every metric.
+
+    order: the activations' order, which decides each pair's a and b (a comes first); registry
+    order (problem.activations.activation_order) by default, never the rows' order.
 
     p_holm is Holm-corrected within the family of one cell and one metric (all pairs of
     activations there: "which activation is best in this cell?"); whether an advantage holds
@@ -114,7 +118,7 @@ def comparisons_table(df: pd.DataFrame) -> pd.DataFrame:
     so below 1 and above 0.5 favour a. `favours` is the side the test statistic points to.
     """
     axes = cell_axes(df)
-    order = list(dict.fromkeys(df["activation"]))
+    order = order if order is not None else activation_order(df.activation)
     ok = df[df.status == "ok"]
     rows = []
     for key, g in _groups(ok, axes):
@@ -232,11 +236,12 @@ def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.D
     return out
 
 
-def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
+def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     """With three or more activations: per metric, Friedman's test and mean ranks, the blocks being
     the cells of the other axes (or the seeds, when there is only one cell); each block's score
-    is the median over seeds. Empty with fewer than three activations."""
-    acts = list(dict.fromkeys(df["activation"]))
+    is the median over seeds. Empty with fewer than three activations. order: the activations'
+    order in the table (registry order by default, never the rows')."""
+    acts = [a for a in (order if order is not None else activation_order(df.activation)) if a in set(df.activation)]
     ok = df[df.status == "ok"]
     if len(acts) < 3:
         return pd.DataFrame()
@@ -384,7 +389,7 @@ def best_baselines(baseline_summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     return b.loc[b.groupby(keys, sort=False)["median"].idxmin(), [*keys, "baseline", "median"]]
 
 
-def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+def cell_rankings(df: pd.DataFrame, metrics: list[str], order: list[str] | None = None) -> pd.DataFrame:
     """ranking_table within every cell, the seeds as blocks: which activation is best here, and
     which differences the Nemenyi CD separates. Rows carry their cell's axes."""
     axes = cell_axes(df)
@@ -392,7 +397,7 @@ def cell_rankings(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         return pd.DataFrame()
     parts = []
     for key, g in _groups(df, axes):
-        r = ranking_table(g)  # nothing varies within a cell but activation and seed: seeds are the blocks
+        r = ranking_table(g, order)  # nothing varies within a cell but activation and seed: seeds are the blocks
         if not r.empty:
             parts.append(r[r.metric.isin(metrics)].assign(**dict(zip(axes, key))))
     if not parts:

@@ -44,19 +44,20 @@ class Tables:
     refinement: pd.DataFrame  # tables.refinement_table
 
 
-def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tables:
-    """Compute the report's tables from the runs and write them under out/."""
+def write_tables(source: Source, df: pd.DataFrame, cell: dict, order: list[str], out: Path) -> Tables:
+    """Compute the report's tables from the runs and write them under out/; order: the activations'
+    order (every table's rows, every pair's a and b)."""
     baselines = study_baselines(df, cell)
     summary, bsum = tables.summary_table(df), tables.baseline_summary(baselines)
     t = Tables(
         summary=summary,
-        comparisons=tables.comparisons_table(df),
+        comparisons=tables.comparisons_table(df, order),
         effects=tables.axis_effects_table(df, cell, list(METRICS)),
-        ranking=tables.ranking_table(df),
+        ranking=tables.ranking_table(df, order),
         reproduction=tables.reproduction_table(df),
         baselines=baselines,
         baseline_summary=bsum,
-        cell_rankings=tables.cell_rankings(df, GRID_MSE),
+        cell_rankings=tables.cell_rankings(df, GRID_MSE, order),
         floor=tables.floor_table(df, summary, baselines, bsum),
         refinement=tables.refinement_table(df, last_epochs(source, df)),
     )
@@ -67,7 +68,7 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     t.comparisons.to_csv(d / "comparisons.csv", index=False)
     (d / "summary.md").write_text(tables.to_markdown(t.summary))
     (d / "comparisons.md").write_text(tables.to_markdown(t.comparisons))
-    _paper_tables(source.name, df, t, d)
+    _paper_tables(source.name, df, t, order, d)
     if not t.effects.empty:
         t.effects.to_csv(d / "axis_effects.csv", index=False)
     if not t.ranking.empty:
@@ -84,10 +85,9 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, out: Path) -> Tab
     return t
 
 
-def _paper_tables(study: str, df: pd.DataFrame, t: Tables, d: Path) -> None:
+def _paper_tables(study: str, df: pd.DataFrame, t: Tables, order: list[str], d: Path) -> None:
     """The tables a paper prints (latex.py): compact per-cell tables of the key metrics (csv, md,
     tex), and LaTeX of the summary, the comparisons and the reproduction."""
-    order = activation_order(df.activation)
     for metric in KEY_METRICS:
         cells = latex.cell_table(t.summary, t.comparisons, metric, order)
         cells.to_csv(d / f"cells_{metric}.csv", index=False)
@@ -153,7 +153,7 @@ def _swap_in(staging: Path, out: Path) -> Path:
 def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path, stage: Callable[[str], None]) -> None:
     """The report's tables/, figures/ and report.md, written into `out` (a fresh directory)."""
     cell, order = tables.reference_cell(df), activation_order(df.activation)
-    t = write_tables(source, df, cell, out)
+    t = write_tables(source, df, cell, order, out)
     stage("drawing figures")
     ok = df[df.status == "ok"]
     members, curves, unreadable = cell_arrays(source, tables.select(ok, cell))
