@@ -78,13 +78,13 @@ def _library() -> ctypes.CDLL:
     key = hashlib.sha256(
         b"\0".join([source, " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()])
     ).hexdigest()[:16]
-    target = cache_dir() / f"kernels-{key}.so"
-    if not _verified(target):  # absent, or truncated / altered since it was built: build it (again)
-        _build(cxx, target)
+    built = cache_dir() / f"kernels-{key}.so"
+    if not _verified(built):  # absent, or truncated / altered since it was built: build it (again)
+        _build(cxx, built)
     try:
-        return ctypes.CDLL(str(target))
+        return ctypes.CDLL(str(built))
     except OSError as e:
-        raise NativeUnavailable(f"loading {target} failed: {e}") from None
+        raise NativeUnavailable(f"loading {built} failed: {e}") from None
 
 
 def _fingerprint(path: Path) -> str:
@@ -92,26 +92,26 @@ def _fingerprint(path: Path) -> str:
     return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
 
 
-def _verified(target: Path) -> bool:
+def _verified(built: Path) -> bool:
     """Whether the cached build is the one that was written: its size and hash match the record
     beside it. Loading a truncated shared library is not an error but a SIGBUS when its pages are
     touched, which no exception handler survives."""
-    sidecar = target.with_suffix(".sha256")
+    sidecar = built.with_suffix(".sha256")
     try:
-        return target.exists() and sidecar.read_text() == _fingerprint(target)
+        return built.exists() and sidecar.read_text() == _fingerprint(built)
     except OSError:
         return False
 
 
-def _build(cxx: str, target: Path) -> None:
-    """Compile kernels.cpp to target (and its record), atomically: a concurrent reader sees the old
+def _build(cxx: str, built: Path) -> None:
+    """Compile kernels.cpp to `built` (and its record), atomically: a concurrent reader sees the old
     files, the new ones or a mismatch it rebuilds, never a half-written library."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=built.parent)
         os.close(fd)
     except OSError as e:
-        raise NativeUnavailable(f"cannot write the kernel cache {target.parent}: {e}") from None
+        raise NativeUnavailable(f"cannot write the kernel cache {built.parent}: {e}") from None
     sidecar_tmp = tmp + ".sha256"
     try:
         try:
@@ -127,10 +127,10 @@ def _build(cxx: str, target: Path) -> None:
             raise NativeUnavailable(f"compiling {SOURCE.name} failed: {first}")
         try:
             Path(sidecar_tmp).write_text(_fingerprint(Path(tmp)))
-            os.replace(sidecar_tmp, target.with_suffix(".sha256"))
-            os.replace(tmp, target)
+            os.replace(sidecar_tmp, built.with_suffix(".sha256"))
+            os.replace(tmp, built)
         except OSError as e:
-            raise NativeUnavailable(f"cannot write the kernel cache {target.parent}: {e}") from None
+            raise NativeUnavailable(f"cannot write the kernel cache {built.parent}: {e}") from None
     finally:
         for leftover in (tmp, sidecar_tmp):
             if os.path.exists(leftover):
