@@ -1,6 +1,8 @@
 """The runge-bench command line. Thin: each command parses options and calls one library function.
 
 Errors a user can cause are printed as one line on stderr, with exit status 2 and no traceback.
+Each command imports the library modules it calls inside its function: `--help`, `--version` and
+a usage error then answer at once, without importing torch, pandas or matplotlib.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..problem.vocabulary import CATEGORICAL_AXES, GRID_MSE, KEY_METRICS, METRIC_LABELS, REGIME_AXES
+from ..problem.vocabulary import CATEGORICAL_AXES, GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS, REGIME_AXES
 from . import stats, tables
 
 ALPHA = stats.ALPHA
@@ -168,7 +168,7 @@ def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axe
         shared = {k: v for k, v in where_fitted.items() if k in axes}
         s_t = tables.select(summary, shared)
         on = f" on {tables.describe_cell(shared).replace('target=', 'target ')}" if shared else ""
-        for metric in ("grid_f_max", "grid_df_max"):
+        for metric in GRID_MAX:
             s = s_t[s_t.metric == metric].dropna(subset=["median"])
             b = bt[bt.metric == metric]
             if s.empty or b.empty:
@@ -264,7 +264,7 @@ def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
         key = key if isinstance(key, tuple) else (key,)
         name = " ".join(map(str, key[: len(regime)])) + (f" on target {key[-1]}" if "target" in axes else "")
         parts = []
-        for metric in ("grid_f_max", "grid_df_max"):
+        for metric in GRID_MAX:
             gm = g[g.metric == metric].dropna(subset=["median"])
             if gm.empty:
                 continue

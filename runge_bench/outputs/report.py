@@ -364,7 +364,7 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
             "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
             "every cell.",
             "",
-            tables.to_markdown(tables.compact_comparisons(comparisons, ["grid_f_mse", "grid_df_mse", "grid_df_max"])),
+            tables.to_markdown(tables.compact_comparisons(comparisons, [*GRID_MSE, "grid_df_max"])),
         ]
     return [
         "## Paired comparisons",

@@ -139,8 +139,6 @@ def measure_device(case: Case, device: str, members: int = DEVICE_MEMBERS, floor
     with --device does: `members` runs of the case as one stacked model, after a one-epoch
     warm-up (the device's context and libraries start on first use); and, for full batch, the
     products alone on the device (its floor). Engine names carry the device: "batched@cuda"."""
-    from .workers import run_task
-
     configs = _configs(case, members)
     run_task([replace(c, epochs=1) for c in configs], "batched", device)
     start = time.perf_counter()
