@@ -280,3 +280,72 @@ def test_baselines_are_fitted_per_split_and_paired_with_it(write_study, tmp_path
         spline = fitted[(fitted.n_points == n) & (fitted.baseline == "cubic spline")].set_index("seed").grid_f_max
         ratio = float(np.exp(np.median(np.log(tanh / spline.loc[tanh.index]))))
         np.testing.assert_allclose(rows[rows.activation == "tanh"].spline_median_ratio, ratio, rtol=1e-9)
+
+
+def test_a_store_that_is_not_a_full_grid_reports(write_study, tmp_path):
+    """[[case]] tables that vary two keys together (and so any store holding part of a grid): the
+    reference cell is one that exists, and the report says which."""
+    study = write_study(
+        'name = "cases"\n[fixed]\nn_points = 40\n[grid]\nactivation = ["relu", "tanh", "silu"]\nseed = [0, 1, 2]\n'
+        "[[case]]\nwidth = 8\nepochs = 10\n[[case]]\nwidth = 16\nepochs = 5\n"
+    )
+    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "--jobs", "1"]).exit_code == 0
+    result = runner.invoke(app, ["report", "cases", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "cases" / "report.md").read_text()
+    assert "- reference cell (the per-cell figures): width=8, epochs=10" in text
+    assert (tmp_path / "cases" / "figures" / "fits.png").exists()
+    # An interrupted sweep leaves part of a grid: it reports too.
+    with Store(tmp_path / "cases" / "runs.sqlite") as store:
+        runs = store.runs()
+    keep = runs[~((runs.width == 8) & (runs.activation == "relu"))].run_id
+    part = tmp_path / "part" / "runs.sqlite"
+    part.parent.mkdir()
+    shutil.copy(tmp_path / "cases" / "runs.sqlite", part)
+    import sqlite3
+
+    with sqlite3.connect(part) as db:
+        db.execute(f"DELETE FROM runs WHERE run_id NOT IN ({', '.join('?' * len(keep))})", list(keep))
+    db.close()
+    result = runner.invoke(app, ["report", str(part.parent)])
+    assert result.exit_code == 0, result.output
+
+
+def test_an_activation_without_ok_runs_is_named_and_left_out_of_the_tests(tmp_path):
+    path = tmp_path / "div" / "runs.sqlite"
+    with Store(path, create=True) as store:
+        for i, act in enumerate(("relu", "tanh", "silu", "softplus")):
+            for seed in range(6):
+                config = RunConfig(act, seed=seed, width=8, epochs=10)
+                if act == "softplus":
+                    store.write(RunResult(config=config, status="diverged", diverged_epoch=3))
+                else:
+                    store.write(_result(config, dict.fromkeys(METRICS, 10.0**-i * (1 + 0.01 * seed))))
+    result = runner.invoke(app, ["report", str(path.parent)])
+    assert result.exit_code == 0, result.output
+    text = (path.parent / "report.md").read_text()
+    assert "softplus has no ok run (6 diverged): it is left out of the comparisons and rankings" in text
+    ranking = pd.read_csv(path.parent / "tables" / "ranking.csv")
+    assert set(ranking.activation) == {"relu", "tanh", "silu"}
+    result = runner.invoke(app, ["compare", str(path.parent), str(path.parent), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_study_of_degenerate_cases_reports(write_study, tmp_path):
+    """One factor at a time, at its extremes: tiny data, one unit, a learning rate that diverges,
+    batches of one. Each case is its own cell; none of them exists in a product with the others."""
+    study = write_study(
+        'name = "odd"\n[fixed]\nepochs = 4\nwidth = 4\nn_points = 30\n[grid]\nactivation = ["relu", "tanh", "silu"]\n'
+        "seed = [0, 1, 2]\n[[case]]\nlr = 0.001\n[[case]]\nlr = 1e6\n[[case]]\nbatch_size = 1\n"
+    )
+    assert runner.invoke(app, ["sweep", str(study), "--results-dir", str(tmp_path), "--jobs", "1"]).exit_code == 0
+    three = write_study(
+        'name = "three"\n[fixed]\nepochs = 4\n[grid]\nactivation = ["relu", "tanh"]\nseed = [0, 1, 2]\n'
+        "[[case]]\nn_points = 3\nwidth = 1\n[[case]]\nn_points = 30\nwidth = 4\n",
+        name="three.toml",
+    )
+    assert runner.invoke(app, ["sweep", str(three), "--results-dir", str(tmp_path), "--jobs", "1"]).exit_code == 0
+    for name in ("odd", "three"):
+        result = runner.invoke(app, ["report", name, "--results-dir", str(tmp_path)])
+        assert result.exit_code == 0, (name, result.output)
+        assert (tmp_path / name / "report.md").read_text().startswith(f"# runge-bench report: {name}")

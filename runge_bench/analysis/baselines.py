@@ -116,6 +116,7 @@ def study_baselines(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
         for split, _ in df.groupby(list(SPLIT_FIELDS), sort=True):
             at = dict(zip(SPLIT_FIELDS, split))
             ref = select(df, {**cell, **at})
+            ref = ref if not ref.empty else select(df, at)  # the reference cell lies at another split
             seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
             if not seeds:
                 continue

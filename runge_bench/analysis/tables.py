@@ -50,14 +50,24 @@ def cell_axes(df: pd.DataFrame) -> list[str]:
 
 
 def reference_cell(df: pd.DataFrame) -> dict:
-    """The cell used for the per-cell figures: the seed protocol's values where the study has
-    them, else each axis's most common value (ties: smallest)."""
-    cell = {}
-    for axis in cell_axes(df):
+    """The cell used for the per-cell figures, one that has runs. Axis by axis, the preferred
+    value is the seed protocol's where the study has it, else the axis's most common (ties:
+    smallest). When that combination has no runs (a study of [[case]]s that vary two keys
+    together, part of a grid), the existing cell that agrees with it on the most axes, then has
+    the most ok runs, then the smallest values."""
+    axes = cell_axes(df)
+    preferred = {}
+    for axis in axes:
         values = df[axis]
         want = FRAME_SEED_PROTOCOL.get(axis)
-        cell[axis] = want if want in set(values) else values.value_counts().sort_index().idxmax()
-    return cell
+        preferred[axis] = want if want in set(values) else values.value_counts().sort_index().idxmax()
+    if not axes or not select(df, preferred).empty:
+        return preferred
+    ok = (df.status == "ok").rename("ok")
+    cells = pd.concat([df[axes], ok], axis=1).groupby(axes, sort=True, dropna=False)["ok"].sum()
+    key = lambda item: (-sum(v == preferred[a] for a, v in zip(axes, item[0])), -item[1])  # noqa: E731
+    best, _ = min(((k if isinstance(k, tuple) else (k,), n) for k, n in cells.items()), key=key)
+    return dict(zip(axes, best))
 
 
 def describe_cell(cell: dict) -> str:
@@ -241,9 +251,9 @@ def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFr
     the cells of the other axes (or the seeds, when there is only one cell); each block's score
     is the median over seeds. Empty with fewer than three activations. order: the activations'
     order in the table (registry order by default, never the rows')."""
-    acts = [a for a in (order if order is not None else activation_order(df.activation)) if a in set(df.activation)]
     ok = df[df.status == "ok"]
-    if len(acts) < 3:
+    acts = [a for a in (order if order is not None else activation_order(df.activation)) if a in set(ok.activation)]
+    if len(acts) < 3:  # an activation without an ok run has no rank: it is left out (the report says so)
         return pd.DataFrame()
     axes = cell_axes(df)
     block_keys = axes if axes else ["seed"]

@@ -153,6 +153,7 @@ def _swap_in(staging: Path, out: Path) -> Path:
 def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path, stage: Callable[[str], None]) -> None:
     """The report's tables/, figures/ and report.md, written into `out` (a fresh directory)."""
     cell, order = tables.reference_cell(df), activation_order(df.activation)
+    notes = notes + _without_ok_runs(df, order)
     t = write_tables(source, df, cell, order, out)
     stage("drawing figures")
     ok = df[df.status == "ok"]
@@ -184,7 +185,7 @@ def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path,
     lines = [f"# runge-bench report: {source.name}", ""]
     if source.study and source.study.description:
         lines += [source.study.description, ""]
-    lines += _study_section(source, df, order, notes, training_versions(source.store, list(df.run_id)))
+    lines += _study_section(source, df, order, cell, notes, training_versions(source.store, list(df.run_id)))
     lines += ["", *_findings_section(df, t, cell)]
     lines += _reproduction_section(t.reproduction)
     lines += _summary_section(df, t.summary, compact)
@@ -197,6 +198,18 @@ def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path,
     for caption, rel in figures:
         lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
     (out / "report.md").write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:
+    """A note for each activation that has runs but none ok: it has no statistics, no rank and no
+    pair, and the report says so rather than leave it out in silence."""
+    notes = []
+    for act in order:
+        statuses = df.loc[df.activation == act, "status"].value_counts()
+        if statuses.get("ok", 0) == 0:
+            counts = ", ".join(f"{n} {s}" for s, n in statuses.items())
+            notes.append(f"{act} has no ok run ({counts}): it is left out of the comparisons and rankings.")
+    return notes
 
 
 def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:
@@ -227,7 +240,7 @@ def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:
 
 
 def _study_section(
-    source: Source, df: pd.DataFrame, order: list[str], notes: list[str], versions: list[tuple[str, int]]
+    source: Source, df: pd.DataFrame, order: list[str], cell: dict, notes: list[str], versions: list[tuple[str, int]]
 ) -> list[str]:
     lines = ["## Study", "", f"- store: `{source.store.name}` ({len(df)} runs, protocol version {PROTOCOL_VERSION})"]
     for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
@@ -236,6 +249,8 @@ def _study_section(
     lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()})")
     fixed = [c for c in CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
+    if cell:
+        lines.append(f"- reference cell (the per-cell figures): {tables.describe_cell(cell)}")
     lines.append(
         f"- engines: {', '.join(sorted(df.engine.unique()))}; "
         f"total training time {df.wall_s.sum() / 60:.1f} min (summed over workers)"

@@ -179,15 +179,19 @@ class Store:
             self._db = None
 
     def _open(self, create: bool, patience_s: float = 60.0) -> None:
-        """Switch to WAL and check (or create) the schema. Two processes opening a new store at once
-        can get "database is locked" at once, without the busy handler (switching the journal mode
-        and creating the schema need the lock the other holds): wait and try again."""
+        """Check (or create) the schema, then, for a writer, switch to WAL. The check comes first
+        and only reads: a file that is not a runge-bench store (another program's database, an
+        empty file) is refused before anything is written to it, and a reader never writes to the
+        file it reads (a store is in WAL mode from its creation). Two processes opening a new store
+        at once can get "database is locked" at once, without the busy handler (creating the schema
+        and switching the journal mode need the lock the other holds): wait and try again."""
         deadline = time.monotonic() + patience_s
         while True:
             try:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process kill
                 self._check_or_init(create)
+                if create:
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across a process kill
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or time.monotonic() > deadline:
