@@ -220,6 +220,39 @@ def test_a_read_only_filesystem(tmp_path, capsys):
         subprocess.run(["umount", str(mnt)])
 
 
+def test_outputs_that_cannot_be_written_are_one_line_and_leave_nothing_half_written(tmp_path, capsys):
+    """report, show and compare on a store whose directory is read-only (their default output is
+    beside it), and into a directory on a full filesystem: one line naming the directory, exit 2,
+    no traceback, and nothing of the output left there (no half-written file, no staging)."""
+    ro, full = tmp_path / "ro", tmp_path / "full"
+    _mount_tmpfs(ro, "10m")
+    _mount_tmpfs(full, "64k")
+    try:
+        (ro / "smoke").mkdir()
+        shutil.copy(COMMITTED_SMOKE, ro / "smoke" / "runs.sqlite")
+        assert subprocess.run(["mount", "-o", "remount,ro", str(ro)]).returncode == 0
+        store = str(ro / "smoke")
+        for argv, where in [
+            (["report", store], ro / "smoke"),
+            (["show", store, "--where", "activation=tanh"], ro / "smoke" / "show" / "activation-tanh"),
+            (["compare", str(COMMITTED_SMOKE.parent), store], ro / "smoke" / "compare"),
+        ]:
+            line = _one_line(capsys, run(argv), f"error: {where}: cannot write ", "read-only", "--out")
+            assert "Traceback" not in line
+        (full / "filler").write_bytes(b"x" * 60_000)  # what is left (a page or two) holds none of the outputs
+        for argv in (
+            ["report", str(COMMITTED_SMOKE.parent), "--out", str(full / "report")],
+            ["show", str(COMMITTED_SMOKE.parent), "--where", "activation=tanh", "--out", str(full / "show")],
+            ["compare", str(COMMITTED_SMOKE.parent), str(COMMITTED_SMOKE.parent), "--out", str(full / "compare")],
+        ):
+            _one_line(capsys, run(argv), "the disk is full", "--out")
+            out = Path(argv[argv.index("--out") + 1])
+            assert [p.name for p in out.iterdir() if not p.name.startswith(".runge-bench.lock")] == [], argv
+    finally:
+        subprocess.run(["umount", str(ro)])
+        subprocess.run(["umount", str(full)])
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):

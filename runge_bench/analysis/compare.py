@@ -33,6 +33,7 @@ from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS
 from ..problem.errors import UserError
 from ..problem.vocabulary import METRICS
+from ..runs.files import written_whole
 from ..runs.loading import Source, load_runs
 from . import stats, tables
 
@@ -261,8 +262,17 @@ def describe(c: Comparison) -> str:
 
 
 def write_comparison(c: Comparison, out: Path) -> Path:
-    """Write compare.csv (every cell and metric) and compare.md under out/; return compare.md's path."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write compare.csv (every cell and metric), compare_conclusions.csv and compare.md under
+    out/, whole (runs.files.written_whole); return compare.md's path."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory: the comparison cannot be written there", path=out)
+    with written_whole(out, "the comparison") as staging:
+        _write_comparison(c, staging)
+    return out / "compare.md"
+
+
+def _write_comparison(c: Comparison, out: Path) -> None:
     c.cells.to_csv(out / "compare.csv", index=False)
     c.conclusions.to_csv(out / "compare_conclusions.csv", index=False)
     counts = c.counts
@@ -338,6 +348,4 @@ def write_comparison(c: Comparison, out: Path) -> Path:
     ):
         if not rows.empty:
             lines += [f"## {title}", "", tables.to_markdown(rows)]
-    path = out / "compare.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
-    return path
+    (out / "compare.md").write_text("\n".join(lines).rstrip() + "\n")

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from ..problem.errors import UserError
 from ..problem.published import SOURCE
 from ..problem.targets import target_order
 from ..problem.vocabulary import GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS, METRICS, REGIME_AXES
+from ..runs.files import written_whole
 from ..runs.loading import RUNS_COLUMNS, Source, cell_arrays, last_epochs, load_runs, training_versions
 from . import latex
 from .figures import report_figures
@@ -107,10 +106,10 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
     default); return the report's path. on_stage(text) is told what it is doing, for a progress
     line (a large study takes a minute).
 
-    A report owns its tables/ and figures/: it is written into a fresh directory beside them and
-    swapped in whole, so that nothing of an earlier report (of another study, or of another shape
-    of this one) survives among the new files, and a report that fails half-way (a full disk)
-    leaves the earlier one as it was."""
+    A report owns its tables/, figures/ and report.md: they are written into a fresh directory
+    and swapped in whole (runs.files.written_whole), so that nothing of an earlier report (of
+    another study, or of another shape of this one) survives among the new files, and a report
+    that fails half-way (a full disk, Ctrl-C) leaves the earlier one as it was."""
     stage = on_stage or (lambda text: None)
     out = Path(out_dir) if out_dir is not None else source.store.parent
     for d in (out, out / "tables", out / "figures"):
@@ -120,33 +119,8 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
         raise UserError("is a directory: the report cannot be written there", path=out / "report.md")
     df, notes = load_runs(source)
     stage(f"{len(df)} runs read; computing tables, tests and baselines")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
-    except OSError as e:
-        raise UserError(f"cannot write the report here ({e.strerror})", path=out) from None
-    try:
+    with written_whole(out, "the report") as staging:
         _write_report(source, df, notes, staging, stage)
-        return _swap_in(staging, out)
-    except OSError as e:
-        raise UserError(
-            f"cannot write the report ({e.strerror}); the earlier report, if any, is as it was", path=out
-        ) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-REPORT_PARTS = ("tables", "figures", "report.md")  # what a report owns in its directory
-
-
-def _swap_in(staging: Path, out: Path) -> Path:
-    """Move a finished report from staging into out, replacing the earlier one's parts whole (the
-    earlier parts go into staging, to be removed with it)."""
-    for name in REPORT_PARTS:
-        new, old = staging / name, out / name
-        if old.exists():
-            old.rename(staging / f"earlier-{name}")
-        new.rename(old)
     return out / "report.md"
 
 

@@ -18,6 +18,7 @@ from ..problem.data import plot_grid
 from ..problem.errors import UserError
 from ..problem.targets import get_target
 from ..problem.vocabulary import KEY_METRICS
+from ..runs.files import written_whole
 from ..runs.loading import Source, cell_arrays, frame_value, load_runs
 from . import plots
 
@@ -82,35 +83,38 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
             path=src.store,
         )
     out = Path(out_dir) if out_dir is not None else src.store.parent / "show" / slug
-    out.mkdir(parents=True, exist_ok=True)
-    members, curves, left_out = cell_arrays(src, ok)
-    lines = [
-        f"# runge-bench show: {src.name}, {title}",
-        "",
-        f"{len(selected)} runs ({len(ok)} ok); activations: {', '.join(dict.fromkeys(ok.activation))}; "
-        f"{_seeds(ok.seed)}.",
-        "",
-    ]
-    if left_out:
-        lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
-    summary = ok.groupby("activation", sort=False)[KEY_METRICS].median().reset_index()
-    summary.insert(1, "n_ok", ok.groupby("activation", sort=False).size().to_numpy())
-    lines += ["Median over seeds (one seed: its value):", "", tables.to_markdown(summary)]
-    columns = ["run_id", "status", *CONFIG_FIELDS, *KEY_METRICS]
-    selected[[c for c in columns if c in selected]].to_csv(out / "runs.csv", index=False)
-    if members:
-        if ok.target.nunique() > 1:
-            lines += [
-                f"No fits figure: the selection spans {ok.target.nunique()} targets; add target=NAME to --where.",
-                "",
-            ]
-        else:
-            x, t = plot_grid(), get_target(ok.target.iloc[0])
-            plots.save(plots.fits_figure(x, t.f(x), t.df(x), members, f"Fits of f and f′ ({title})"), out / "fits")
-            lines += ["![fits](fits.png)", ""]
-        spread = ": median and IQR over seeds" if ok.seed.nunique() > 1 else ""
-        plots.save(plots.curves_figure(curves, f"Loss curves ({title}){spread}"), out / "loss_curves")
-        lines += ["![loss curves](loss_curves.png)", ""]
-    path = out / "show.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
-    return path
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a directory: show cannot write there", path=out)
+    with written_whole(out, "show's files") as staging:
+        members, curves, left_out = cell_arrays(src, ok)
+        lines = [
+            f"# runge-bench show: {src.name}, {title}",
+            "",
+            f"{len(selected)} runs ({len(ok)} ok); activations: {', '.join(dict.fromkeys(ok.activation))}; "
+            f"{_seeds(ok.seed)}.",
+            "",
+        ]
+        if left_out:
+            lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
+        summary = ok.groupby("activation", sort=False)[KEY_METRICS].median().reset_index()
+        summary.insert(1, "n_ok", ok.groupby("activation", sort=False).size().to_numpy())
+        lines += ["Median over seeds (one seed: its value):", "", tables.to_markdown(summary)]
+        columns = ["run_id", "status", *CONFIG_FIELDS, *KEY_METRICS]
+        selected[[c for c in columns if c in selected]].to_csv(staging / "runs.csv", index=False)
+        if members:
+            if ok.target.nunique() > 1:
+                lines += [
+                    f"No fits figure: the selection spans {ok.target.nunique()} targets; add target=NAME to --where.",
+                    "",
+                ]
+            else:
+                x, t = plot_grid(), get_target(ok.target.iloc[0])
+                plots.save(
+                    plots.fits_figure(x, t.f(x), t.df(x), members, f"Fits of f and f′ ({title})"), staging / "fits"
+                )
+                lines += ["![fits](fits.png)", ""]
+            spread = ": median and IQR over seeds" if ok.seed.nunique() > 1 else ""
+            plots.save(plots.curves_figure(curves, f"Loss curves ({title}){spread}"), staging / "loss_curves")
+            lines += ["![loss curves](loss_curves.png)", ""]
+        (staging / "show.md").write_text("\n".join(lines).rstrip() + "\n")
+    return out / "show.md"

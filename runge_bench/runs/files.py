@@ -1,0 +1,71 @@
+"""Output files written whole: a report, a `show` or a comparison appears complete or not at all.
+
+Everything is written into a fresh hidden directory inside the output directory, then each entry
+it holds replaces the entry of the same name there (a directory whole, with nothing of the earlier
+one left), under a lock, so that two commands writing one directory at once do not mix: the last
+to finish wins, whole. A command that fails half-way (a full disk, a read-only directory, Ctrl-C)
+leaves the earlier files as they were, and says so in one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..problem.errors import UserError
+
+LOCK_NAME = ".runge-bench.lock"
+
+
+def _why(e: OSError) -> str:
+    if e.errno == errno.ENOSPC:
+        return "the disk is full"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "a read-only filesystem or no permission"
+    return e.strerror or type(e).__name__
+
+
+@contextmanager
+def written_whole(out: Path, what: str) -> Iterator[Path]:
+    """A fresh directory to write `what` (e.g. "the report") into; when the block ends without an
+    error, its entries replace out's entries of the same names. An OSError (no space, no
+    permission) becomes a UserError naming `out`; out keeps what it had."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    except OSError as e:
+        raise UserError(f"cannot write {what} here ({_why(e)}); choose another --out", path=out) from None
+    try:
+        yield staging
+        _swap_in(staging, out)
+    except OSError as e:
+        raise UserError(
+            f"cannot write {what} here ({_why(e)}); nothing of it was left there, and what the directory "
+            "held before is as it was; free space or choose another --out",
+            path=out,
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move every entry of staging into out, replacing out's entry of the same name whole (the
+    earlier one goes into staging, to be removed with it), holding out's lock meanwhile."""
+    with open(out / LOCK_NAME, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for new in sorted(staging.iterdir()):
+                if new.name.startswith(".earlier-"):
+                    continue
+                old = out / new.name
+                if old.exists() or old.is_symlink():
+                    old.rename(staging / f".earlier-{new.name}")
+                new.rename(old)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
