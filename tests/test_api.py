@@ -61,23 +61,6 @@ def test_show_a_cell_and_a_run(tmp_path, capsys):
     assert f"run {rid}" in text and "1 runs (1 ok)" in text and f"{value:.2e}"[:4] in text
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["--where", "width=17"], "error: --where: no run has width=17 (the store holds width = 16)"),
-        (["--where", "wdth=16"], "error: --where: unknown field 'wdth'"),
-        (["--where", "width"], "error: --where: expected field=value pairs"),
-        (["--where", "width=abc"], "error: --where: width='abc' is not a number"),
-        ([], "error: give exactly one of --where"),
-        (["--run", "nope"], "--run: no stored run 'nope'"),
-    ],
-)
-def test_show_errors_are_one_line(tmp_path, capsys, argv, message):
-    code = run(["show", str(SMOKE), "--out", str(tmp_path), *argv])
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
-
-
 def test_version(capsys):
     from runge_bench import __version__
 

@@ -84,6 +84,24 @@ CASES = [
     (["report", COMMITTED_SMOKE, "--out", "FILE"], [], "exists and is not a directory: the report cannot be written"),
     (["report", "no-such-study"], [], "no results store here"),
     (["show", "STUDY"], [], "give exactly one of --where FIELD=VALUE,... or --run RUN_ID"),
+    # show --where: a value is read as its field's type, or refused (never rounded, never overflowing)
+    (["show", COMMITTED_SMOKE, "--where", "seed=1e400"], [], "error: --where: seed='1e400' is not an integer"),
+    (["show", COMMITTED_SMOKE, "--where", "seed=" + "9" * 23], [], "error: --where: seed='99999999999999999999999'"),
+    (["show", COMMITTED_SMOKE, "--where", "width=16.9"], [], "error: --where: width='16.9' is not an integer"),
+    (["show", COMMITTED_SMOKE, "--where", "seed=1.5"], [], "error: --where: seed='1.5' is not an integer"),
+    (["show", COMMITTED_SMOKE, "--where", "lr=inf"], [], "error: --where: lr='inf' is not a finite number"),
+    (["show", COMMITTED_SMOKE, "--where", "lr=fast"], [], "error: --where: lr='fast' is not a number"),
+    (["show", COMMITTED_SMOKE, "--where", "batch_size=3.5"], [], "error: --where: batch_size='3.5' is not an integer"),
+    (
+        ["show", COMMITTED_SMOKE, "--where", "width=17"],
+        [],
+        "error: --where: no run has width=17 (the store holds width = 16)",
+    ),
+    (["show", COMMITTED_SMOKE, "--where", "width=abc"], [], "error: --where: width='abc' is not an integer"),
+    (["show", COMMITTED_SMOKE, "--where", "wdth=16"], [], "error: --where: unknown field 'wdth'"),
+    (["show", COMMITTED_SMOKE, "--where", "width"], [], "error: --where: expected field=value pairs"),
+    (["show", COMMITTED_SMOKE, "--run", "nope"], [], "--run: no stored run 'nope'"),
+    (["show", COMMITTED_SMOKE], [], "error: give exactly one of --where"),
 ]
 
 

@@ -19,14 +19,14 @@ from ..problem.errors import UserError
 from ..problem.targets import get_target
 from ..problem.vocabulary import KEY_METRICS
 from ..runs.files import written_whole
-from ..runs.loading import Source, cell_arrays, frame_value, load_runs
+from ..runs.loading import Source, cell_arrays, load_runs, parse_value
 from . import plots
 
 
 def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
     """ "width=16,deriv_weight=0" -> {"width": 16, "deriv_weight": 0.0}, each value read as its
-    field's type in the store (batch_size: "full" or a number). A UserError names a malformed
-    pair, an unknown field or a value no run has."""
+    field's type (runs.loading.parse_value: "16.9" is no width, "1e400" no seed). A UserError names
+    a malformed pair, an unknown field, a value not of the field's type or a value no run has."""
     where: dict[str, object] = {}
     for pair in filter(None, (p.strip() for p in text.split(","))):
         key, sep, raw = pair.partition("=")
@@ -37,11 +37,9 @@ def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
             raise UserError(f"unknown field {key!r} (fields: {', '.join(CONFIG_FIELDS)})", field="--where")
         column = runs[key]
         try:
-            value: object = (
-                column.dtype.type(float(raw)) if pd.api.types.is_numeric_dtype(column) else frame_value(key, raw)
-            )
-        except ValueError:
-            raise UserError(f"{key}={raw!r} is not a number", field="--where") from None
+            value = parse_value(key, raw)
+        except UserError as e:
+            raise UserError(str(e).split(": ", 1)[1], field="--where") from None
         if not (column == value).any():
             levels = ", ".join(map(str, sorted(column.unique())))
             raise UserError(f"no run has {key}={raw} (the store holds {key} = {levels})", field="--where")

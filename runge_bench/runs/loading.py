@@ -13,6 +13,7 @@ RunConfig value into the frame's).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..problem.activations import activation_order
-from ..problem.config import CONFIG_FIELDS
+from ..problem.config import CONFIG_FIELDS, FLOAT_FIELDS, RunConfig
 from ..problem.errors import UserError
 from ..problem.vocabulary import METRICS
 from .store import STORE_NAME, Store, protocol_notes, store_path
@@ -68,6 +69,31 @@ def match(runs: pd.DataFrame, where: dict[str, object]) -> pd.DataFrame:
         together = ", ".join(f"{k}={v!r}" for k, v in where.items())
         raise UserError(f"no run has {together} together (each value exists alone)", field=next(iter(where)))
     return selected
+
+
+INT_FIELDS = tuple(f for f in CONFIG_FIELDS if RunConfig.__dataclass_fields__[f].type == "int")
+INT_RE = re.compile(r"[+-]?[0-9]{1,18}")  # what an int64 column can hold, exactly
+
+
+def parse_value(field: str, raw: str) -> object:
+    """A value typed on the command line (`show --where`), read as the field's type: an integer
+    field takes an integer written as one ("16"; not "16.9", "1e400" or 23 digits), a float
+    field a finite number, batch_size "full" or an integer; a UserError names the field
+    otherwise. Strings are as typed."""
+    raw = raw.strip()
+    if field in INT_FIELDS or (field == "batch_size" and raw != "full"):
+        if not INT_RE.fullmatch(raw):
+            raise UserError(f"{field}={raw!r} is not an integer", field=field)
+        return int(raw) if field != "batch_size" else frame_value(field, int(raw))
+    if field in FLOAT_FIELDS:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise UserError(f"{field}={raw!r} is not a number", field=field) from None
+        if not math.isfinite(value):
+            raise UserError(f"{field}={raw!r} is not a finite number", field=field)
+        return value
+    return frame_value(field, raw)
 
 
 def prepare(runs: pd.DataFrame) -> pd.DataFrame:
