@@ -55,11 +55,25 @@ def notes(study: str | Path, results_dir: str | Path = RESULTS) -> list[str]:
     return load_runs(source(study, results_dir))[1]
 
 
-def _arrays(study: str | Path, run_ids: Iterable[str], results_dir: str | Path) -> dict[str, tuple[dict, dict]]:
+def _ids(run_ids: str | Iterable[str]) -> list[str]:
+    """The run ids asked for, once each: a single id given as a string is one id."""
+    return [run_ids] if isinstance(run_ids, str) else list(dict.fromkeys(run_ids))
+
+
+def _arrays(study: str | Path, run_ids: str | Iterable[str], results_dir: str | Path) -> dict[str, tuple[dict, dict]]:
+    """run_id -> (curves, predictions) of the given runs; a UserError for a run the store does not
+    hold, and another for one whose arrays are damaged (saying which)."""
     src = source(study, results_dir)
-    ids = list(dict.fromkeys(run_ids))
+    ids = _ids(run_ids)
     with Store(src.store) as store:
         arrays = store.arrays(ids)
+        damaged = [i for i in ids if i in store.unreadable]
+    if damaged:
+        raise UserError(
+            f"run {damaged[0]}: its curves and predictions cannot be read (a damaged row)"
+            + (f"; {len(damaged) - 1} more like it" if len(damaged) > 1 else ""),
+            path=src.store,
+        )
     missing = [i for i in ids if i not in arrays]
     if missing:
         raise UserError(
@@ -69,7 +83,7 @@ def _arrays(study: str | Path, run_ids: Iterable[str], results_dir: str | Path) 
     return arrays
 
 
-def curves(study: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
+def curves(study: str | Path, run_ids: str | Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
     """The per-epoch losses of the given runs, long: run_id, epoch, curve (train_f, train_df,
     val_f, val_df), value. Stored curves are thinned to at most 250 epochs (store.py)."""
     frames = []
@@ -83,7 +97,7 @@ def curves(study: str | Path, run_ids: Iterable[str], results_dir: str | Path = 
     return out[["run_id", "epoch", "curve", "value"]]
 
 
-def predictions(study: str | Path, run_ids: Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
+def predictions(study: str | Path, run_ids: str | Iterable[str], results_dir: str | Path = RESULTS) -> pd.DataFrame:
     """The trained networks' f and f' on the plotting grid (problem.data.plot_grid), beside the truth
     (each run's own target), long: run_id, x, f, df, f_true, df_true. Diverged and failed runs have
     none."""
@@ -93,6 +107,11 @@ def predictions(study: str | Path, run_ids: Iterable[str], results_dir: str | Pa
     frames = []
     for rid, (_, p) in arrays.items():
         if p:
+            if rid not in fitted:
+                raise UserError(
+                    f"run {rid}: its config cannot be read (a damaged row), so neither can its target",
+                    path=source(study, results_dir).store,
+                )
             t = get_target(fitted[rid])
             frames.append(
                 pd.DataFrame(

@@ -200,3 +200,28 @@ def test_reading_a_store_needs_no_plotting_library():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_api_says_what_is_wrong_with_which_run(tmp_path):
+    import shutil
+    import sqlite3
+
+    store = tmp_path / "smoke" / "runs.sqlite"
+    store.parent.mkdir()
+    shutil.copy(SMOKE / "runs.sqlite", store)
+    ids = list(api.runs(store).run_id)
+    one = ids[0]
+    # A single id given as a string is one id, not its characters.
+    assert set(api.curves(store, one).run_id) == {one} and set(api.predictions(store, one).run_id) == {one}
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE runs SET curves = X'00010203deadbeef' WHERE run_id = ?", (ids[1],))
+        db.execute('UPDATE runs SET config = \'{"activation": 3, "bogus": 1}\' WHERE run_id = ?', (ids[2],))
+    db.close()
+    with pytest.raises(UserError, match=f"run {ids[1]}: its curves and predictions cannot be read"):
+        api.curves(store, [one, ids[1]])
+    with pytest.raises(UserError, match=f"run {ids[2]}: its config cannot be read"):
+        api.predictions(store, ids[2])
+    with pytest.raises(UserError, match="no stored run nope"):
+        api.curves(store, "nope")
+    (note,) = api.notes(store)
+    assert "1 stored runs could not be read (a damaged row) and were left out" in note and ids[2] in note
