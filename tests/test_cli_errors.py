@@ -43,7 +43,10 @@ CASES = [
     (["sweep", "STUDY", "--kernels", "native", "--compile"], [], "error: --compile: compiles the torch kernels, not"),
     (["bench", "--jobs", "-3"], [], "error: --jobs: must be at least 1, got -3"),
     (["bench", "--jobs", "0"], [], "error: --jobs: must be at least 1, got 0"),
-    (["bench", "--repeat", "0"], [], "error: --repeat: must be at least 1, got 0"),
+    (["bench", "--repeat", "0"], [], "error: --repeat: must be between 1 and 20, got 0"),
+    (["bench", "--repeat", "1000"], [], "error: --repeat: must be between 1 and 20, got 1000"),
+    (["sweep", "STUDY", "--set", "epochs=5 # x"], [], "error: --set: a value may hold no '#'"),
+    (["sweep", "STUDY", "--set", "epochs=5\nwidth=9"], [], "error: --set: a value may hold no '#' and no line breaks"),
     (["bench", "--fail-below", "2"], [], "error: --fail-below: must be a fraction in (0, 1], got 2.0"),
     # devices
     (["sweep", "STUDY", "--device", "nonsense"], [], "error: --device: not a torch device: 'nonsense'"),
@@ -150,7 +153,7 @@ def test_option_combinations_are_checked_in_the_library(opts, message):
 @pytest.mark.parametrize(
     "opts, message",
     [
-        (dict(repeat=0), "--repeat: must be at least 1, got 0"),
+        (dict(repeat=0), "--repeat: must be between 1 and 20, got 0"),
         (dict(fail_below=0.0), "--fail-below: must be a fraction in (0, 1], got 0.0"),
         (dict(device="cpu"), "--device: names an accelerator"),
     ],
@@ -166,3 +169,30 @@ def test_bench_options_are_checked_in_the_library(opts, message):
 def test_bare_command_prints_its_help_once(capsys):
     assert run([]) == 0
     assert capsys.readouterr().out.count("Usage:") == 1
+
+
+@pytest.mark.parametrize("kind", ["dangling", "loop"])
+def test_a_broken_store_link_is_named_at_plan_time(kind, tmp_path, capsys):
+    link = tmp_path / "smoke" / "runs.sqlite"
+    link.parent.mkdir()
+    if kind == "dangling":
+        link.symlink_to(tmp_path / "gone.sqlite")
+        expected = f"is a symbolic link to {tmp_path / 'gone.sqlite'}, which does not exist"
+    else:
+        (tmp_path / "other").symlink_to(link)
+        link.symlink_to(tmp_path / "other")
+        expected = "is a symbolic link loop"
+    for argv in (
+        ["sweep", str(SMOKE_STUDY), "--results-dir", str(tmp_path), "--dry-run"],
+        ["report", "smoke", "--results-dir", str(tmp_path)],
+    ):
+        assert run(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"error: {link}: {expected}: remove it or point it at a store", err
+
+
+def test_a_study_file_too_large_to_be_one_is_refused_before_it_is_read(tmp_path, capsys):
+    big = tmp_path / "big.toml"
+    big.write_text('name = "big"\n' + "# padding\n" * 200_000)
+    assert run(["sweep", str(big), "--results-dir", str(tmp_path), "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {big}: is 2.0 MB; a study file is at most 1024 KiB"

@@ -24,7 +24,7 @@ from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS, FLOAT_FIELDS, RunConfig
 from ..problem.errors import UserError
 from ..problem.vocabulary import METRICS
-from .store import STORE_NAME, Store, protocol_notes, store_path
+from .store import STORE_NAME, Store, check_location, protocol_notes, store_path
 from .study import Study, load_study
 
 RUNS_COLUMNS = ["run_id", "status", *CONFIG_FIELDS, *METRICS, "wall_s", "engine", "device", "diverged_epoch", "error"]
@@ -127,6 +127,7 @@ def resolve(study: str | Path, results_dir: str | Path) -> Source:
 
 def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
     """The runs to report, and notes on what was left out."""
+    check_location(source.store)
     if not source.store.exists():
         raise UserError("no results store here (run `runge-bench sweep` on the study first)", path=source.store)
     with Store(source.store) as store:

@@ -25,10 +25,13 @@ def check_options(
         raise UserError("needs --backend dask", field="--scheduler")
 
 
+MAX_REPEAT = 20  # rounds of the bench: each takes a minute or more; past this, the median no longer moves
+
+
 def check_bench_options(*, repeat: int, fail_below: float | None, device: str | None) -> None:
     """`bench`'s own options: a UserError naming the flag."""
-    if repeat < 1:
-        raise UserError(f"must be at least 1, got {repeat}", field="--repeat")
+    if not 1 <= repeat <= MAX_REPEAT:
+        raise UserError(f"must be between 1 and {MAX_REPEAT}, got {repeat}", field="--repeat")
     if fail_below is not None and not 0 < fail_below <= 1:
         raise UserError(f"must be a fraction in (0, 1], got {fail_below}", field="--fail-below")
     if device is not None:

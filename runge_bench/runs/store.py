@@ -9,8 +9,10 @@ that committed stores stay small.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -69,6 +71,16 @@ def check_location(path: Path) -> None:
             raise UserError("exists and is not a directory", path=parent)
     if path.is_dir():
         raise UserError("is a directory, not a results store", path=path)
+    if path.is_symlink() and not path.exists():
+        try:
+            os.stat(path)
+        except OSError as e:
+            what = (
+                "a symbolic link loop"
+                if e.errno == errno.ELOOP
+                else f"a symbolic link to {os.readlink(path)}, which does not exist"
+            )
+            raise UserError(f"is {what}: remove it or point it at a store", path=path) from None
 
 
 def _make_dir(d: Path) -> None:

@@ -36,6 +36,7 @@ from ..problem.targets import TARGETS
 from ..problem.vocabulary import OPTIMIZERS, REFINE_ITERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
+MAX_STUDY_BYTES = 1 << 20  # read whole: a study is a few hundred bytes; a larger file is not one
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
 
 
@@ -160,6 +161,8 @@ def load_study(path: str | Path, overrides: list[str] | None = None, name: str |
         raise UserError("no such study file", path=path)
     if not path.is_file():
         raise UserError("is not a file (a study is a .toml file)", path=path)
+    if (size := path.stat().st_size) > MAX_STUDY_BYTES:
+        raise UserError(f"is {size / 1e6:.1f} MB; a study file is at most {MAX_STUDY_BYTES // 1024} KiB", path=path)
     try:
         text = path.read_bytes().decode("utf-8")
     except PermissionError:
@@ -195,6 +198,11 @@ def apply_overrides(doc: dict, overrides: list[str]) -> dict:
         key, raw = key.strip(), raw.strip()
         if not sep or not key or not raw:
             raise UserError(f"expected key=value, key=a,b,c or key=a:b, got {item!r}", field="--set")
+        if "#" in item or any(ch in item for ch in "\n\r\t\x00"):
+            # TOML would read "5 # x" as 5 and drop the rest: a value is taken whole or not at all.
+            raise UserError(
+                f"a value may hold no '#' and no line breaks or control characters, got {item!r}", field="--set"
+            )
         fixed.pop(key, None)
         grid.pop(key, None)
         if ":" in raw and "," not in raw:
