@@ -69,6 +69,29 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def stops_at_once(fn: Callable) -> Callable:
+    """For commands that read stores and write staged outputs (report, show, compare): Ctrl-C and
+    SIGTERM stop them every time, with exit status 130, leaving the earlier outputs as they were
+    (runs.files.stop_at_once)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import threading
+
+        from .runs.files import stop_at_once
+
+        if threading.current_thread() is not threading.main_thread():
+            return fn(*args, **kwargs)
+        previous = {s: signal.signal(s, stop_at_once) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    return wrapper
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -233,6 +256,7 @@ def _train_with_progress(plan, **options):
 
 @app.command()
 @user_errors
+@stops_at_once
 def report(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
     results_dir: ResultsDir = Path("results"),
@@ -251,6 +275,7 @@ def report(
 
 @app.command()
 @user_errors
+@stops_at_once
 def show(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
     where: Annotated[
@@ -280,6 +305,7 @@ def show(
 
 @app.command()
 @user_errors
+@stops_at_once
 def compare(
     a: Annotated[str, typer.Argument(help="Store A (the reference): a study name, study file or results directory.")],
     b: Annotated[str, typer.Argument(help="Store B, compared with A.")],

@@ -487,3 +487,33 @@ def test_bench_jobs_are_capped_like_a_sweeps(monkeypatch, capsys):
     assert run(["bench", "--quick", "--jobs", "10000"]) == 0
     assert seen["jobs"] == 2 * options.MAX_JOBS_PER_CORE and "capped at 4" in capsys.readouterr().out
     assert run(["bench", "--jobs", "0"]) == 2
+
+
+@pytest.mark.slow
+def test_one_ctrl_c_always_stops_a_report(tmp_path):
+    """SIGINT at moments spread over a real report's run (reading, tables, figures): exit 130 every
+    time, no staging directory left, and the earlier report in the output directory either whole
+    as it was or (an interrupt during the final swap) the new one whole."""
+    out = tmp_path / "out"
+    assert run(["report", str(COMMITTED_SMOKE.parent), "--out", str(out)]) == 0
+    before = (out / "report.md").read_text()
+    source = ROOT / "results" / "seed-replication"
+    for delay in (0.3, 0.9, 1.5, 2.2, 3.0, 4.0, 5.5, 7.0):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runge_bench", "report", str(source), "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:  # it finished before the signal came: later delays mean nothing more
+            break
+        assert proc.returncode == 130 and "Traceback" not in err and "Exception ignored" not in err, (delay, err)
+        assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]
+        text = (out / "report.md").read_text()
+        assert text == before or text.startswith("# runge-bench report: seed-replication"), delay
+        if text == before:  # the earlier report, whole: its tables are the smoke study's
+            assert len(pd.read_csv(out / "tables" / "runs.csv")) == 16
+    assert delay > 1.0  # at least the first interrupts landed while it ran

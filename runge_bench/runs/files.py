@@ -4,14 +4,17 @@ Everything is written into a fresh hidden directory inside the output directory,
 it holds replaces the entry of the same name there (a directory whole, with nothing of the earlier
 one left), under a lock, so that two commands writing one directory at once do not mix: the last
 to finish wins, whole. A command that fails half-way (a full disk, a read-only directory, Ctrl-C)
-leaves the earlier files as they were, and says so in one line.
+leaves the earlier files as they were, and says so in one line; Ctrl-C stops such a command
+every time (`stop_at_once`).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +23,33 @@ from pathlib import Path
 from ..problem.errors import UserError
 
 LOCK_NAME = ".runge-bench.lock"
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C
+
+_staging: set[Path] = set()  # staging directories being written now
+_swapping = False  # entries are being moved into an output directory: an interrupt waits for it
+_interrupted = False
+
+
+def stop_at_once(signum: int, frame: object) -> None:
+    """A SIGINT / SIGTERM handler for commands that only read stores and write staged outputs
+    (report, show, compare). The usual KeyboardInterrupt can be swallowed when it lands in a
+    finaliser (a weakref callback prints "Exception ignored" and the command runs on); this stops
+    the process every time: the staging directories are removed, the earlier outputs stay as they
+    were, and it exits with status 130. During a swap it waits for the swap to finish, so that an
+    output directory is never left half old, half new."""
+    global _interrupted
+    _interrupted = True
+    if _swapping:
+        return  # _swap_in exits when it is done
+    _exit_interrupted()
+
+
+def _exit_interrupted() -> None:
+    for d in list(_staging):
+        shutil.rmtree(d, ignore_errors=True)
+    sys.stderr.write("interrupted: nothing was written; what the output directory held is as it was\n")
+    sys.stderr.flush()
+    os._exit(INTERRUPTED)
 
 
 def _why(e: OSError) -> str:
@@ -41,6 +71,7 @@ def written_whole(out: Path, what: str) -> Iterator[Path]:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     except OSError as e:
         raise UserError(f"cannot write {what} here ({_why(e)}); choose another --out", path=out) from None
+    _staging.add(staging)
     try:
         yield staging
         _swap_in(staging, out)
@@ -51,14 +82,17 @@ def written_whole(out: Path, what: str) -> Iterator[Path]:
             path=out,
         ) from None
     finally:
+        _staging.discard(staging)
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _swap_in(staging: Path, out: Path) -> None:
     """Move every entry of staging into out, replacing out's entry of the same name whole (the
     earlier one goes into staging, to be removed with it), holding out's lock meanwhile."""
+    global _swapping
     with open(out / LOCK_NAME, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        _swapping = True
         try:
             for new in sorted(staging.iterdir()):
                 if new.name.startswith(".earlier-"):
@@ -68,4 +102,9 @@ def _swap_in(staging: Path, out: Path) -> None:
                     old.rename(staging / f".earlier-{new.name}")
                 new.rename(old)
         finally:
+            _swapping = False
             fcntl.flock(lock, fcntl.LOCK_UN)
+    if _interrupted:  # an interrupt came during the swap: the new files are in place, whole
+        sys.stderr.write("interrupted after the output was written whole\n")
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)
