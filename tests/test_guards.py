@@ -517,3 +517,27 @@ def test_one_ctrl_c_always_stops_a_report(tmp_path):
         if text == before:  # the earlier report, whole: its tables are the smoke study's
             assert len(pd.read_csv(out / "tables" / "runs.csv")) == 16
     assert delay > 1.0  # at least the first interrupts landed while it ran
+
+
+@pytest.mark.slow
+def test_two_reports_into_one_directory_do_not_mix(tmp_path):
+    """Two reports of different studies written to one --out at once: the directory ends up
+    holding one of them, whole (its report.md, tables and figures agree), never a mixture."""
+    out = tmp_path / "out"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runge_bench", "report", str(ROOT / "results" / name), "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("smoke", "seed-replication")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    study = (out / "report.md").read_text().splitlines()[0].removeprefix("# runge-bench report: ")
+    expected = {"smoke": 16, "seed-replication": 40}[study]
+    assert len(pd.read_csv(out / "tables" / "runs.csv")) == expected
+    assert (out / "figures" / "reproduction.png").exists() == (study == "seed-replication")
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]
