@@ -74,15 +74,19 @@ def test_float_noise_passes_and_a_broken_engine_fails(tmp_path):
     _scale(noisy, np.exp(np.random.default_rng(0).normal(0, 0.05, 16)))  # ~5% per run
     result = _compare(SMOKE, noisy, tmp_path, "--margin", "1.5", "--fail-on", "different")
     assert result.exit_code == 0, result.output
-    assert "16 equivalent, 0 inconclusive, 0 different" in result.output
+    assert ", 0 different" in result.output
+    cells = pd.read_csv(tmp_path / "out" / "compare.csv")
+    # Run by run the noise is within the margin, and so is each cell's median: never different.
+    assert set(cells.paired) == {"equivalent"} and "different" not in set(cells.unpaired)
 
     broken = _copy_store(tmp_path, "broken")
     _scale(broken, 3.0, "json_extract(config, '$.activation') = 'tanh'")
     result = _compare(SMOKE, broken, tmp_path, "--margin", "1.5", "--fail-on", "different")
     assert result.exit_code == 1, result.output
-    assert "8 equivalent, 0 inconclusive, 8 different" in result.output
+    assert ", 8 different" in result.output
     cells = pd.read_csv(tmp_path / "out" / "compare.csv")
     assert set(cells[cells.verdict == "different"].activation) == {"tanh"}
+    assert set(cells[cells.activation == "tanh"].paired) == {"different"}
     np.testing.assert_allclose(cells[cells.activation == "tanh"].median_ratio_b_a, 3.0)
     # Without --fail-on the same comparison reports and exits 0.
     assert _compare(SMOKE, broken, tmp_path).exit_code == 0
@@ -161,3 +165,34 @@ def test_the_smoke_networks_learn_enough_for_the_gate_to_see_a_broken_engine():
         ids = runs[runs.activation == act].run_id
         falls = [arrays[i][0]["val_df"][0] / arrays[i][0]["val_df"][-1] for i in ids]
         assert np.median(falls) > floor, act  # validation f' MSE, first epoch over last
+
+
+def test_a_shifted_tail_is_listed_first_and_never_called_equivalent(tmp_path):
+    """Half the runs of one cell 100-1000x worse, all one way (as the ablation's SiLU, width 256,
+    lambda 0.1 under the native kernels): the pairs are chaotic, the paired median hardly moves,
+    but the cell's distribution did: it heads the largest shifts and is not equivalent."""
+    shifted = _copy_store(tmp_path, "shifted")
+    db = sqlite3.connect(shifted / "runs.sqlite")
+    tanh = [
+        r[0]
+        for r in db.execute(
+            "SELECT run_id FROM runs WHERE json_extract(config, '$.activation') = 'tanh' ORDER BY run_id"
+        )
+    ]
+    db.close()
+    for rid, factor in zip(tanh[:4], (100.0, 300.0, 600.0, 1000.0)):
+        _scale(shifted, factor, f"run_id = '{rid}'")
+    result = _compare(SMOKE, shifted, tmp_path)
+    assert result.exit_code == 0, result.output
+    cells = pd.read_csv(tmp_path / "out" / "compare.csv")
+    tanh_cells = cells[cells.activation == "tanh"]
+    assert (
+        "equivalent" not in set(tanh_cells.verdict)
+        and (tanh_cells.tail_b == 4).all()
+        and (tanh_cells.tail_a == 0).all()
+    )
+    text = (tmp_path / "out" / "compare.md").read_text()
+    top = text.split("## The 10 largest shifts of a cell's median", 1)[1].split("## Verdicts", 1)[0]
+    rows = [line for line in top.splitlines() if line.startswith("| tanh")]
+    assert len(rows) == 8  # all eight of tanh's metrics head the list, above every relu cell
+    assert text.index("largest shifts") < text.index("## Verdicts")

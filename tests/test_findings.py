@@ -19,12 +19,16 @@ def test_a_tie_is_never_called_a_win():
             "a_wins": 1,
             "ties": 0,
             "median_ratio": 1.0,
+            "ratio": 1.0,
+            "ratio_lo": np.nan,
+            "ratio_hi": np.nan,
             "share_a_lower": 0.5,
             "share_lo": np.nan,
             "share_hi": np.nan,
             "favours": "",
             "p_wilcoxon": np.nan,
             "p_holm": np.nan,
+            "p_bh": np.nan,
             "note": "n=2 pairs: no test",
         }
     )
@@ -65,11 +69,13 @@ def test_across_cells_names_where_an_advantage_fails():
 
     df = synthetic_runs(error)
     comparisons = tables.comparisons_table(df)
-    (line,) = findings.across_cells(comparisons, ["width", "deriv_weight"], ["grid_f_mse"])
+    (line,) = findings.across_cells(comparisons, ["width", "deriv_weight"], ["grid_f_mse"], df)
     assert line.startswith("relu vs tanh, f MSE (dense grid), over 4 cells (width x deriv_weight):")
     assert "relu significantly lower in 1 (width=16, deriv_weight=0.0)" in line
     assert "tanh in 3 (" in line and "neither in 0" in line
-    assert "too few cells for a test across them" in line  # 4 cells: the test across cells cannot reach 0.05
+    # Across the cells with the seeds as units: per seed, the mean log ratio over the 4 cells is
+    # (3 log 15 + log 0.15) / 4, a ratio of 4.74 in every seed; 8 seeds all one way: p = 2 / 2^8.
+    assert "with the seeds as units: ratio relu/tanh 4.74 (95% CI 4.74-4.74), Wilcoxon over 8 seeds p = 0.00781" in line
 
 
 def test_tables_do_not_depend_on_the_order_of_their_rows():

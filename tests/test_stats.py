@@ -39,7 +39,7 @@ def test_the_log_test_and_the_raw_test_disagree_by_hand():
     a = b * np.array([0.10, 0.11, 0.12, 0.13, 0.14, 0.15, 0.16, 1.5, 1.6, 1.7])
     raw = st.wilcoxon(a - b).pvalue
     assert raw == pytest.approx(1.0)
-    t = stats.paired_test(a, b, seed=0)
+    t = stats.paired_test(a, b)
     assert t.p_value == pytest.approx(28 / 1024)
     assert t.favours == "a" and t.a_wins == 7 and t.share == pytest.approx(0.7)
     assert t.median_ratio == pytest.approx(np.sqrt(0.14 * 0.15))  # median of ten log ratios
@@ -50,7 +50,7 @@ def test_zero_errors_are_handled_explicitly():
     assert zeros == 3 and d[0] == 0.0 and d[1] == -np.inf and d[2] == np.inf
     assert d[3] == pytest.approx(np.log(2.0))
     a = np.array([0.0] + [1.0] * 9)
-    t = stats.paired_test(a, np.full(10, 2.0), seed=0)
+    t = stats.paired_test(a, np.full(10, 2.0))
     assert "1 pairs with a zero error" in t.note and t.favours == "a" and t.p_value == pytest.approx(2 / 2**10)
     with pytest.raises(ValueError):
         stats.log_ratios(np.array([np.nan]), np.array([1.0]))
@@ -58,7 +58,6 @@ def test_zero_errors_are_handled_explicitly():
 
 def test_no_ci_below_three_values():
     assert all(np.isnan(stats.bootstrap_ci(np.array([1.0, 2.0]), stats.median, seed=0)))
-    assert all(np.isnan(stats.paired_bootstrap_share(np.array([1.0, 2.0]), np.array([2.0, 1.0]), seed=0)))
     assert not any(np.isnan(stats.bootstrap_ci(np.array([1.0, 2.0, 3.0]), stats.median, seed=0)))
 
 
@@ -83,17 +82,17 @@ def test_bootstrap_coverage_is_near_nominal():
 
 def test_paired_test_refuses_underpowered_p_values():
     a, b = np.arange(1.0, 6.0), np.arange(2.0, 7.0)
-    t = stats.paired_test(a, b, seed=0)
+    t = stats.paired_test(a, b)
     assert t.n_pairs == 5 and t.a_wins == 5 and t.favours == "a" and np.isnan(t.p_value) and "0.0625" in t.note
     assert stats.min_wilcoxon_p(5) == 0.0625 and stats.min_wilcoxon_p(6) == 0.03125
 
 
 def test_paired_test_p_value_and_ratio():
     a = np.arange(1.0, 11.0)
-    t = stats.paired_test(a, 2 * a, seed=0)
+    t = stats.paired_test(a, 2 * a)
     assert t.median_ratio == pytest.approx(0.5) and t.a_wins == 10 and t.share == 1.0
     assert t.p_value == pytest.approx(2 / 2**10)  # exact: every difference has the same sign
-    flipped = stats.paired_test(2 * a, a, seed=0)
+    flipped = stats.paired_test(2 * a, a)
     assert flipped.median_ratio == pytest.approx(1 / t.median_ratio) and flipped.favours == "b"
 
 
@@ -109,3 +108,45 @@ def test_friedman_and_nemenyi_cd():
 def test_percentile_of():
     assert stats.percentile_of(np.arange(1.0, 11.0), 0.5) == 0
     assert stats.percentile_of(np.arange(1.0, 11.0), 100) == 100
+
+
+def test_median_ci_is_the_order_statistic_interval_with_its_exact_coverage():
+    assert stats.median_ci(np.arange(1, 11)) == (2.0, 9.0, 1 - 2 * 11 / 1024)  # [x(2), x(9)], 97.9%
+    lo, hi, coverage = stats.median_ci(np.arange(20, 0, -1))  # order of the input: irrelevant
+    assert (lo, hi) == (6.0, 15.0) and coverage == pytest.approx(0.95861, abs=1e-5)
+    assert all(np.isnan(stats.median_ci(np.arange(5))))  # [min, max] of 5 covers 93.75% < 95%
+    assert stats.median_ci(np.arange(6))[:2] == (0.0, 5.0)  # of 6: 96.9%
+
+
+def test_share_ci_is_exact_and_says_something_when_every_seed_agrees():
+    lo, hi = stats.share_ci(20, 0, 20)
+    assert lo == pytest.approx(0.8316, abs=1e-4) and hi == 1.0  # not [1, 1], as the bootstrap gave
+    lo, hi = stats.share_ci(10, 0, 10)
+    assert lo == pytest.approx(0.6915, abs=1e-4) and hi == 1.0
+    lo, hi = stats.share_ci(0, 0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.3085, abs=1e-4)
+    # ties: the lower bound counts them as losses, the upper as wins
+    assert stats.share_ci(4, 2, 10) == (stats.share_ci(4, 0, 10)[0], stats.share_ci(6, 0, 10)[1])
+    assert all(np.isnan(stats.share_ci(0, 0, 0)))
+
+
+def test_hodges_lehmann_and_its_exact_interval_by_hand():
+    # Walsh averages of 1..10: 55 of them; the 9th smallest is 3 and the 47th 8 (c = 8: P(W+ <= 8) = 25/1024).
+    est, lo, hi, coverage = stats.hodges_lehmann(np.arange(10, 0, -1))
+    assert (est, lo, hi) == (5.5, 3.0, 8.0) and coverage == 1 - 2 * 25 / 1024
+    assert stats.hodges_lehmann(np.array([0.0, 1.0, 3.0]))[0] == 1.25  # median of 0, .5, 1, 1.5, 2, 3
+    assert np.isnan(stats.hodges_lehmann(np.arange(5.0))[1])  # n = 5 cannot reach 95%
+    d = np.array([-np.inf, *np.linspace(-1, 1, 9)])  # one pair with a zero error: a finite estimate
+    assert np.isfinite(stats.hodges_lehmann(d)[0])
+
+
+def test_benjamini_hochberg_by_hand():
+    adjusted = stats.benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.5, np.nan]))
+    np.testing.assert_allclose(adjusted[:4], [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert np.isnan(adjusted[4])
+    assert (stats.benjamini_hochberg(np.array([0.2, 0.3])) <= stats.holm(np.array([0.2, 0.3]))).all()
+
+
+def test_the_bootstrap_does_not_depend_on_the_order_of_its_data():
+    x = np.random.default_rng(0).lognormal(size=12)
+    assert stats.bootstrap_ci(x, stats.iqm, seed=5) == stats.bootstrap_ci(x[::-1].copy(), stats.iqm, seed=5)

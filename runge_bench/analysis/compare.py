@@ -85,6 +85,63 @@ def equivalence(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> Eq
     )
 
 
+TAIL_FACTOR = 10.0  # a run "in the tail": its error beyond this factor times the pooled median
+
+
+@dataclass(frozen=True)
+class Distributions:
+    """The unpaired view of one cell and metric: the two stores' runs as two samples."""
+
+    median_ratio: float  # median(b) / median(a)
+    median_ratio_ci: tuple[float, float]  # 95% bootstrap over the matched runs (pairs resampled together)
+    p_shift: float  # Mann-Whitney U on log errors, two-sided
+    tail_a: int  # runs beyond TAIL_FACTOR x the pooled median
+    tail_b: int
+    p_tail: float  # Fisher's exact test of tail_a of n_a against tail_b of n_b, two-sided
+    pair_rho: float  # Spearman correlation of the matched runs' log errors: ~0 when runs are chaotic
+    verdict: str
+
+
+def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> Distributions:
+    """Do the two cells' distributions differ, whatever the pairing? a, b: (n,) matched errors.
+
+    "different": the ratio of the cell medians lies beyond the margin with its whole CI, or the
+    share of runs far out in the tail differs (Fisher p < ALPHA); "equivalent": the median ratio's
+    CI lies within the margin and the tails do not differ; "inconclusive" otherwise."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = len(a)
+    if n == 0:
+        return Distributions(np.nan, (np.nan, np.nan), np.nan, 0, 0, np.nan, np.nan, "inconclusive")
+    la, lb = np.log(np.clip(a, 1e-300, None)), np.log(np.clip(b, 1e-300, None))
+    ratio = float(np.exp(np.median(lb) - np.median(la)))
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((lb, la))  # resampled in a canonical order: the rows' order cannot matter
+    sa, sb = la[order], lb[order]
+    idx = rng.integers(0, n, size=(4000, n))  # the pairs together: what they share is not counted twice
+    ma, mb = np.median(sa[idx], axis=1), np.median(sb[idx], axis=1)
+    lo, hi = np.exp(np.quantile(mb - ma, [0.025, 0.975])) if n >= stats.MIN_CI_N else (np.nan, np.nan)
+    p_shift = float(st.mannwhitneyu(la, lb, alternative="two-sided").pvalue) if n >= 2 else np.nan
+    far = np.log(TAIL_FACTOR) + np.median(np.concatenate([la, lb]))
+    tail_a, tail_b = int(np.sum(la > far)), int(np.sum(lb > far))
+    p_tail = float(st.fisher_exact([[tail_a, n - tail_a], [tail_b, n - tail_b]]).pvalue)
+    rho = float(st.spearmanr(la, lb).statistic) if n >= 3 and np.ptp(la) > 0 and np.ptp(lb) > 0 else np.nan
+    m = margin
+    if (lo > m or hi < 1 / m) or p_tail < stats.ALPHA:
+        verdict = "different"
+    elif 1 / m <= lo and hi <= m and p_tail >= stats.ALPHA:
+        verdict = "equivalent"
+    else:
+        verdict = "inconclusive"
+    return Distributions(ratio, (float(lo), float(hi)), p_shift, tail_a, tail_b, p_tail, rho, verdict)
+
+
+def combined_verdict(paired: str, unpaired: str) -> str:
+    """Equivalent only when both views are; different when either is."""
+    if "different" in (paired, unpaired):
+        return "different"
+    return "equivalent" if paired == unpaired == "equivalent" else "inconclusive"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """What compare() found; `cells` has one row per cell and metric."""
@@ -115,7 +172,9 @@ def _verdict(p: float, favours: str) -> str:
 
 
 def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Each study-level conclusion of either side's report, and whether the other side agrees."""
+    """Each study-level conclusion of either side's report, drawn from the runs both stores hold
+    (a partial re-run is compared on what it re-ran), and whether the other side agrees; one that
+    neither side's matched runs can test is "not comparable", never "changed"."""
     rows = []
     for side, df in (("a", a), ("b", b)):
         cell = tables.reference_cell(df)
@@ -164,13 +223,15 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     long = pd.DataFrame(rows)
     wide = long.pivot_table(index=["kind", "what"], columns="side", values="verdict", aggfunc="first", sort=False)
     wide = wide.reindex(columns=["a", "b"]).fillna("(absent)").reset_index()
-    wide["same"] = wide.a == wide.b
     wide["change"] = [_change(a, b) for a, b in zip(wide.a, wide.b)]
+    wide["same"] = wide.change == "same"
     return wide
 
 
 def _change(a: str, b: str) -> str:
     """How a conclusion moved: same, significant in one side only, reversed, or changed."""
+    if a == b == "no test":
+        return "not comparable"
     if a == b:
         return "same"
     sig_a, sig_b = a.endswith(" lower"), b.endswith(" lower")
@@ -199,12 +260,9 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
     for key, g in ok.groupby(axes, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         for metric in METRICS:
-            e = equivalence(
-                g[f"{metric}_a"].to_numpy(float),
-                g[f"{metric}_b"].to_numpy(float),
-                margin,
-                seed=tables._seed(key, metric),
-            )
+            xa, xb = g[f"{metric}_a"].to_numpy(float), g[f"{metric}_b"].to_numpy(float)
+            e = equivalence(xa, xb, margin, seed=tables._seed(key, metric))
+            u = distributions(xa, xb, margin, seed=tables._seed("unpaired", key, metric))
             rows.append(
                 {
                     **dict(zip(axes, key)),
@@ -217,7 +275,17 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
                     "share_over_10x": e.over_10x,
                     "p_equivalent": e.p_equivalent,
                     "p_different": e.p_different,
-                    "verdict": e.verdict,
+                    "paired": e.verdict,
+                    "cell_median_ratio_b_a": u.median_ratio,
+                    "cell_ratio_lo": u.median_ratio_ci[0],
+                    "cell_ratio_hi": u.median_ratio_ci[1],
+                    "p_shift": u.p_shift,
+                    "tail_a": u.tail_a,
+                    "tail_b": u.tail_b,
+                    "p_tail": u.p_tail,
+                    "pair_rho": u.pair_rho,
+                    "unpaired": u.verdict,
+                    "verdict": combined_verdict(e.verdict, u.verdict),
                 }
             )
     if not rows and (da.empty or db.empty or ok.empty):
@@ -230,7 +298,7 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
         only_a=only_a,
         only_b=only_b,
         status_changed=status_changed.reset_index(drop=True),
-        conclusions=_conclusions(da, db),
+        conclusions=_conclusions(da[da.run_id.isin(ids_b)], db[db.run_id.isin(ids_a)]),
     )
 
 
@@ -246,17 +314,60 @@ def failing(c: Comparison, fail_on: str) -> int:
     }[fail_on]
 
 
+LARGEST = 10  # cells listed at the top of compare.md
+
+
+def _largest_shifts(c: Comparison) -> list[str]:
+    """The cells whose medians moved most (either way), first in compare.md: a shift of the
+    distribution shows there whatever the paired verdict says."""
+    if c.cells.empty:
+        return []
+    moved = c.cells.assign(_size=np.abs(np.log(c.cells.cell_median_ratio_b_a.to_numpy(float))))
+    top = moved.sort_values("_size", ascending=False, kind="stable").head(LARGEST).drop(columns="_size")
+    axes = [a for a in c.cells.columns if a in CONFIG_FIELDS]
+    columns = [
+        *axes,
+        "metric",
+        "n_matched",
+        "cell_median_ratio_b_a",
+        "cell_ratio_lo",
+        "cell_ratio_hi",
+        "tail_a",
+        "tail_b",
+        "p_tail",
+        "pair_rho",
+        "paired",
+        "unpaired",
+        "verdict",
+    ]
+    return [
+        f"## The {len(top)} largest shifts of a cell's median",
+        "",
+        tables.to_markdown(top[columns]),
+        "",
+    ]
+
+
+def _changed(c: Comparison) -> tuple[pd.DataFrame, int]:
+    """The conclusions that changed, and how many neither side can test."""
+    if c.conclusions.empty:
+        return c.conclusions, 0
+    moved = c.conclusions[~c.conclusions.change.isin(["same", "not comparable"])]
+    return moved, int((c.conclusions.change == "not comparable").sum())
+
+
 def describe(c: Comparison) -> str:
     """A few lines for the terminal: what was matched, the verdicts, the conclusions."""
     counts = c.counts
-    changed = c.conclusions[~c.conclusions.same] if not c.conclusions.empty else c.conclusions
+    changed, untestable = _changed(c)
     lines = [
         f"A: {c.a.store}",
         f"B: {c.b.store}",
         f"matched runs: {int(c.cells.groupby('metric').n_matched.sum().max()) if not c.cells.empty else 0}; "
         f"only in A: {len(c.only_a)}; only in B: {len(c.only_b)}; status changed: {len(c.status_changed)}",
         f"cells x metrics at margin x{c.margin:g}: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS),
-        f"study-level conclusions: {len(c.conclusions) - len(changed)} same, {len(changed)} changed",
+        f"study-level conclusions (on the runs both hold): {len(c.conclusions) - len(changed) - untestable} same, "
+        f"{untestable} not comparable, {len(changed)} changed",
     ]
     return "\n".join(lines)
 
@@ -284,12 +395,21 @@ def _write_comparison(c: Comparison, out: Path) -> None:
         f"- runs matched by config (run id): only in A {len(c.only_a)}, only in B {len(c.only_b)}, "
         f"stored in both with another status {len(c.status_changed)}",
         "",
-        "Per cell and metric, d = log(error in B) - log(error in A) over the matched ok runs. "
-        f"**equivalent**: within x{c.margin:g} by TOST (both one-sided Wilcoxon signed-rank tests of d "
-        f"against ±log {c.margin:g} reject at {stats.ALPHA}); **different**: shifted beyond x{c.margin:g} "
-        f"(a one-sided test against +log {c.margin:g} or -log {c.margin:g} rejects at {stats.ALPHA / 2:g}); "
-        "**inconclusive**: neither, or fewer than 5 runs. The median ratio B/A has a 95% bootstrap CI.",
+        "Per cell and metric, two views of the matched ok runs. Paired: d = log(error in B) - "
+        f"log(error in A) run by run; equivalent within x{c.margin:g} by TOST (both one-sided Wilcoxon "
+        f"signed-rank tests of d against ±log {c.margin:g} reject at {stats.ALPHA}), different when shifted "
+        f"beyond x{c.margin:g} (a one-sided test against +log {c.margin:g} or -log {c.margin:g} rejects at "
+        f"{stats.ALPHA / 2:g}), the median ratio B/A with a 95% bootstrap CI. Unpaired (the cells as two "
+        "samples: where runs are chaotic, pairing carries nothing, and `pair_rho`, the Spearman "
+        "correlation of the pairs, says so): the ratio of the cell medians B/A with a 95% bootstrap CI, "
+        "a Mann-Whitney test on log errors (`p_shift`), and the runs in the tail, beyond "
+        f"{TAIL_FACTOR:g}x the pooled median, in A and in B (Fisher's exact test, `p_tail`); equivalent "
+        f"when the median ratio's CI lies within x{c.margin:g} and the tails do not differ, different when "
+        f"the CI lies wholly beyond x{c.margin:g} or the tails differ (p < {stats.ALPHA}). **equivalent**: "
+        "both views equivalent; **different**: either view different; **inconclusive**: the rest, "
+        "including cells too small for a test.",
         "",
+        *_largest_shifts(c),
         "## Verdicts",
         "",
         tables.to_markdown(
@@ -322,13 +442,15 @@ def _write_comparison(c: Comparison, out: Path) -> None:
     ]
     bad = c.cells[c.cells.verdict != "equivalent"]
     lines += ["## Cells not shown equivalent", "", tables.to_markdown(bad) if not bad.empty else "None.", ""]
-    changed = c.conclusions[~c.conclusions.same] if not c.conclusions.empty else c.conclusions
+    changed, untestable = _changed(c)
     lines += [
         "## Study-level conclusions",
         "",
         f"Each paired comparison's verdict (Holm p < {stats.ALPHA} and the side favoured), each step "
         f"along an axis, each ranking's order and the pairs its critical difference separates, in the "
-        f"report of A and of B: {len(c.conclusions) - len(changed)} the same, {len(changed)} changed.",
+        f"report of A and of B, each drawn from the runs both stores hold: "
+        f"{len(c.conclusions) - len(changed) - untestable} the same, {untestable} not comparable (neither "
+        f"side's runs can test it), {len(changed)} changed.",
         "",
     ]
     if not changed.empty:

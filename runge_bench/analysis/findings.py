@@ -46,42 +46,53 @@ def run_counts(df: pd.DataFrame) -> str:
     )
 
 
+def _inverse(ratio: float) -> float:
+    """1 / ratio, where a ratio of 0 (an exact fit on one side) turns into inf, not an error."""
+    return float(np.inf) if ratio == 0 else 1.0 / ratio
+
+
 def pair_sentence(row: pd.Series) -> str:
     """One comparison of two activations in one cell (a row of tables.comparisons_table), told
     from the side the test favours (or, with no test, the side lower in more seeds)."""
     a, b, a_wins, n, ties = row.a, row.b, row.a_wins, row.n_pairs, row.ties
     b_wins = n - a_wins - ties
-    ratio, share, lo, hi = row.median_ratio, row.share_a_lower, row.share_lo, row.share_hi
+    ratio, r_lo, r_hi = row.ratio, row.ratio_lo, row.ratio_hi
+    share, lo, hi = row.share_a_lower, row.share_lo, row.share_hi
     if row.favours == "b" or (row.favours == "" and b_wins > a_wins):
         a, b, a_wins, b_wins = b, a, b_wins, a_wins
-        ratio, share, lo, hi = 1 / ratio, 1 - share, 1 - hi, 1 - lo
+        ratio, r_lo, r_hi = _inverse(ratio), _inverse(r_hi), _inverse(r_lo)
+        share, lo, hi = 1 - share, 1 - hi, 1 - lo
     label = METRIC_LABELS[row.metric]
     tied = f", {ties} tied" if ties else ""
-    facts = f"median ratio {a}/{b} {tables.sci(ratio)}, share of seeds where {a} is lower {share:.2f}"
+    effect = f"error ratio {a}/{b} {tables.sci(ratio)}"
+    effect += f" (95% CI {tables.sci(r_lo)}-{tables.sci(r_hi)})" if not np.isnan(r_lo) else " (too few seeds for a CI)"
+    facts = f"{effect}; {a} lower in {a_wins} of {n} seeds, {b} in {b_wins}{tied}"
     if not np.isnan(lo):
-        facts += f" (95% CI {lo:.2f}-{hi:.2f})"
-    counts = f"{a} lower in {a_wins} of {n} seeds, {b} in {b_wins}{tied}"
+        facts += f" (share {share:.2f}, 95% CI {lo:.2f}-{hi:.2f})"
     if np.isnan(row.p_holm):
         verdict = "no winner (a tie)" if a_wins == b_wins else "no test"
-        return f"{label}: {verdict}: {counts}; {facts}; {row.note}."
-    p = f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm)"
+        return f"{label}: {verdict}: {facts}; {row.note}."
+    p = f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm), {tables.sci(row.p_bh)} (BH over the report)"
     if row.p_holm < ALPHA:
-        return f"{label}: {a} significantly lower than {b}: {counts}; {facts}; {p}."
-    return f"{label}: no significant difference: {counts}; {facts}; {p}."
+        return f"{label}: {a} significantly lower than {b}: {facts}; {p}."
+    return f"{label}: inconclusive (not significant; the interval says what remains possible): {facts}; {p}."
 
 
-def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
+def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str], runs: pd.DataFrame) -> list[str]:
     """Per pair of activations and metric: the cells where each side is significantly lower,
     where neither is, and the test across cells (tables.compact_comparisons)."""
     out = []
-    compact = tables.compact_comparisons(comparisons, metrics)
+    compact = tables.compact_comparisons(comparisons, metrics, runs)
     for r in compact.itertuples():
         g = comparisons[(comparisons.a == r.a) & (comparisons.b == r.b) & (comparisons.metric == r.metric)]
         a_cells, b_cells, neither = _verdicts(g, "a", "b")
+        ratio = f"over the cells, with the seeds as units: ratio {r.a}/{r.b} {tables.sci(r.ratio_across_cells)}"
+        if not np.isnan(r.ratio_across_lo):
+            ratio += f" (95% CI {tables.sci(r.ratio_across_lo)}-{tables.sci(r.ratio_across_hi)})"
         across = (
-            f"across cells Wilcoxon p = {tables.sci(r.p_across_cells_holm)} (Holm)"
+            f"{ratio}, Wilcoxon over {r.seeds} seeds p = {tables.sci(r.p_across_cells_holm)} (Holm)"
             if not np.isnan(r.p_across_cells_holm)
-            else "too few cells for a test across them"
+            else f"{ratio}; too few seeds for a test"
         )
         out.append(
             f"{r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} significantly "
@@ -119,7 +130,7 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
                     f"{len(up)}{_cells(up, others)}, lower in {len(down)}{_cells(down, others)}, neither in "
                     f"{len(neither)}{_cells(neither, others)} (Wilcoxon on log ratios over seeds, Holm over the "
                     f"cells, p < {ALPHA}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
-                    f"{tables.sci(g.ratio.min())} to {tables.sci(g.ratio.max())}."
+                    f"{tables.sci(g.median_ratio.min())} to {tables.sci(g.median_ratio.max())}."
                 )
     return out
 
@@ -138,7 +149,7 @@ def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
             f"Mean rank on {METRIC_LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
             f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
             f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "
-            f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated: {', '.join(close) or 'none'}. "
+            f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated (inconclusive, not shown alike): {', '.join(close) or 'none'}. "
             "Ranks say which is lower, not by how much."
         )
     return out
@@ -341,7 +352,7 @@ def findings(
         title = f"In the reference cell ({tables.describe_cell(cell)})" if axes else "Paired by seed"
         out[title] = [pair_sentence(r) for r in single.itertuples() if r.metric in metrics]
         if axes:
-            out["Across cells"] = across_cells(comparisons, axes, GRID_MSE)
+            out["Across cells"] = across_cells(comparisons, axes, GRID_MSE, df)
     if not ranking.empty:
         out["Rankings"] = rankings(ranking, GRID_MSE)
     if not effects.empty:

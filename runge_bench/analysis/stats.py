@@ -28,6 +28,86 @@ def median(x: np.ndarray, axis: int = -1) -> np.ndarray:
 MIN_CI_N = 3  # no bootstrap CI from fewer values: resampling 2 values gives 3 possible answers
 
 
+def median_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Distribution-free CI of the median from order statistics: [x(k), x(n+1-k)] for the largest k
+    whose exact coverage, 1 - 2 P(Bin(n, 1/2) <= k - 1), is at least `level`. Returns (lo, hi,
+    coverage); (nan, nan, nan) when even [min, max] covers less (n < 6 at 95%). For n = 10:
+    [x(2), x(9)], coverage 97.9%; n = 20: [x(6), x(15)], 95.9%. Exact for any continuous
+    distribution, unlike the percentile bootstrap (which covered 93.9% at n = 10, lognormal)."""
+    x = np.sort(np.asarray(x, float))
+    n, best = len(x), None
+    for k in range(1, n // 2 + 1):
+        coverage = 1.0 - 2.0 * float(st.binom.cdf(k - 1, n, 0.5))
+        if coverage < level:
+            break
+        best = (k, coverage)
+    if best is None:
+        return (float("nan"), float("nan"), float("nan"))
+    k, coverage = best
+    return float(x[k - 1]), float(x[n - k]), coverage
+
+
+def share_ci(wins: int, ties: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) CI of the share of pairs in which a is lower, ties counting half:
+    the lower bound as if every tie were a loss, the upper as if every tie were a win (so it covers
+    the half-ties share). 20 of 20: [0.832, 1]; 10 of 10: [0.692, 1]. (nan, nan) without pairs."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    lo = st.binomtest(wins, n).proportion_ci(confidence_level=level, method="exact").low
+    hi = st.binomtest(wins + ties, n).proportion_ci(confidence_level=level, method="exact").high
+    return float(lo), float(hi)
+
+
+def _signed_rank_null(n: int) -> np.ndarray:
+    """P(W+ <= w) for w = 0 .. n(n+1)/2 under the null (exact: the counts of subsets of 1..n by sum)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    for r in range(1, n + 1):
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    return np.cumsum(counts) / 2.0**n
+
+
+def hodges_lehmann(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+    """The Hodges-Lehmann estimate of d's centre (the median of its Walsh averages (d_i + d_j) / 2,
+    i <= j) with the exact CI that inverts the signed-rank test: [W(c+1), W(M-c)] of the M sorted
+    Walsh averages, c the largest w with P(W+ <= w) <= (1 - level) / 2. Returns (estimate, lo, hi,
+    coverage); the interval is (nan, nan) where no c exists (n < 6 at 95%). For n = 10: c = 8, the
+    9th and 47th of 55, coverage 95.1%. d: paired log ratios; infinities (a zero error) sort to the
+    ends, where they belong."""
+    d = np.sort(np.asarray(d, float))
+    n = len(d)
+    if n == 0:
+        return (float("nan"),) * 4
+    i, j = np.triu_indices(n)
+    with np.errstate(invalid="ignore"):
+        walsh = np.sort((d[i] + d[j]) / 2.0)
+    walsh = walsh[~np.isnan(walsh)]  # inf + -inf: a pair of opposite exact fits says nothing
+    estimate = float(np.median(walsh)) if len(walsh) else float("nan")
+    cdf = _signed_rank_null(n)
+    below = np.flatnonzero(cdf <= (1.0 - level) / 2.0)
+    if len(below) == 0 or len(walsh) < len(i):
+        return estimate, float("nan"), float("nan"), float("nan")
+    c = int(below[-1])
+    return estimate, float(walsh[c]), float(walsh[len(walsh) - 1 - c]), 1.0 - 2.0 * float(cdf[c])
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate over the whole family), same
+    order as the input; nan stays nan. A p_bh below q keeps the expected share of false
+    discoveries among the family's rejections below q (for independent or positively dependent
+    tests)."""
+    p = np.asarray(p_values, float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adjusted = p[order] * m / np.arange(1, m + 1)
+    out[order] = np.minimum(1.0, np.minimum.accumulate(adjusted[::-1])[::-1])
+    return out
+
+
 def bootstrap_ci(
     x: np.ndarray, statistic: Statistic, *, seed: int, n_resamples: int = 10_000, level: float = 0.95
 ) -> tuple[float, float]:
@@ -36,7 +116,7 @@ def bootstrap_ci(
     Seeded, so the same data gives the same interval byte for byte. Fewer than MIN_CI_N values:
     (nan, nan).
     """
-    x = np.asarray(x, float)
+    x = np.sort(np.asarray(x, float))  # resampled from the sorted values: the rows' order cannot matter
     if len(x) < MIN_CI_N:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
@@ -53,19 +133,6 @@ def share_lower(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     return (a < b).mean(axis=axis) + 0.5 * (a == b).mean(axis=axis)
-
-
-def paired_bootstrap_share(
-    a: np.ndarray, b: np.ndarray, *, seed: int, n_resamples: int = 2000, level: float = 0.95
-) -> tuple[float, float]:
-    """Bootstrap CI of share_lower(a, b), resampling seeds (pairs) jointly; (nan, nan) below
-    MIN_CI_N pairs."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < MIN_CI_N:
-        return (float("nan"), float("nan"))
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(n_resamples, len(a)))
-    lo, hi = np.quantile(share_lower(a[idx], b[idx]), [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
 
 
 def log_ratios(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
@@ -98,17 +165,20 @@ class PairedTest:
     a_wins: int  # pairs where a < b
     ties: int  # pairs where a == b
     median_ratio: float  # median over seeds of a / b, taken on the log scale (so b/a is its inverse)
+    ratio: float  # the effect: exp of the Hodges-Lehmann estimate of log(a) - log(b)
+    ratio_ci: tuple[float, float]  # its exact 95% CI (signed-rank inversion); nan below 6 pairs
     share: float  # share of pairs where a < b, ties half (share_lower)
-    share_ci: tuple[float, float]  # bootstrap over seeds; nan below MIN_CI_N pairs
+    share_ci: tuple[float, float]  # exact (Clopper-Pearson) 95% CI; nan without pairs
     favours: str  # "a", "b" or "" (no direction): the side the signed-rank statistic points to
     p_value: float  # Wilcoxon signed-rank on log(a) - log(b), two-sided; nan when it cannot reach ALPHA
     note: str  # why p_value is nan, and pairs with a zero error; else ""
 
 
-def paired_test(a: np.ndarray, b: np.ndarray, *, seed: int) -> PairedTest:
+def paired_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
     """Compare two methods paired by seed (same split, same init seed): a and b are (n_seeds,)
-    errors. The Wilcoxon signed-rank test runs on log(a) - log(b) (log_ratios), the scale the
-    effect is reported on."""
+    errors. The effect is the ratio a/b, estimated on the log scale (Hodges-Lehmann) with the exact
+    CI of the signed-rank test, which runs on log(a) - log(b) (log_ratios): the scale the effect is
+    reported on. Nothing here is random: the same errors give the same numbers."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = len(a)
     d, zeros = log_ratios(a, b)
@@ -126,13 +196,17 @@ def paired_test(a: np.ndarray, b: np.ndarray, *, seed: int) -> PairedTest:
         p = float(st.wilcoxon(d, alternative="two-sided").pvalue)
     if zeros:
         notes.append(f"{zeros} pairs with a zero error (log ratio ±inf, or 0 when both are zero)")
+    hl, lo, hi, _ = hodges_lehmann(d)
+    a_wins, ties = int(np.sum(a < b)), int(np.sum(a == b))
     return PairedTest(
         n_pairs=n,
-        a_wins=int(np.sum(a < b)),
-        ties=int(np.sum(a == b)),
+        a_wins=a_wins,
+        ties=ties,
         median_ratio=ratio,
+        ratio=float(np.exp(hl)),
+        ratio_ci=(float(np.exp(lo)), float(np.exp(hi))),
         share=float(share_lower(a, b)) if n else float("nan"),
-        share_ci=paired_bootstrap_share(a, b, seed=seed),
+        share_ci=share_ci(a_wins, ties, n),
         favours="a" if w_a > w_b else ("b" if w_b > w_a else ""),
         p_value=p,
         note="; ".join(notes),

@@ -26,8 +26,22 @@ from . import stats
 FRAME_SEED_PROTOCOL = {k: frame_value(k, v) for k, v in SEED_PROTOCOL.items()}
 
 
+def _canonical(value: object) -> str:
+    """A value as text that no library version prints differently: numpy scalars as the Python
+    values they hold, floats by repr (shortest round-trip), tuples element by element."""
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(_canonical(v) for v in value) + ")"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return repr(float(value))
+    return str(value)
+
+
 def _seed(*key) -> int:
-    return zlib.crc32(repr(key).encode())
+    """A bootstrap's seed from its group's key, the same under any numpy (numpy 2 prints its
+    scalars as np.float64(1.0), numpy 1 as 1.0: a repr of the key gave other seeds)."""
+    return zlib.crc32(_canonical(key).encode())
 
 
 def varying_axes(df: pd.DataFrame) -> list[str]:
@@ -84,8 +98,8 @@ def _groups(df: pd.DataFrame, keys: list[str]):
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per group of the varying axes and per metric: counts, median, IQM, mean, sd, 95% bootstrap
-    CIs of the median and the IQM."""
+    """Per group of the varying axes and per metric: counts, median with its order-statistic 95% CI
+    (and that CI's exact coverage), IQM with a 95% bootstrap CI, mean, sd."""
     keys = varying_axes(df)
     rows = []
     for key, g in _groups(df, keys):
@@ -93,7 +107,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
         for metric in METRICS:
             x = ok[metric].to_numpy(float)
             seed = _seed(key, metric)
-            med_ci = stats.bootstrap_ci(x, stats.median, seed=seed)
+            med_ci = stats.median_ci(x)
             iqm_ci = stats.bootstrap_ci(x, stats.iqm, seed=seed + 1)
             rows.append(
                 {
@@ -105,6 +119,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
                     "median": float(np.median(x)) if len(x) else np.nan,
                     "median_lo": med_ci[0],
                     "median_hi": med_ci[1],
+                    "median_coverage": med_ci[2],
                     "iqm": float(stats.iqm(x)) if len(x) else np.nan,
                     "iqm_lo": iqm_ci[0],
                     "iqm_hi": iqm_ci[1],
@@ -139,7 +154,7 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
             seeds = sorted(set(pa.index) & set(pb.index))
             for metric in METRICS:
                 xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
-                t = stats.paired_test(xa, xb, seed=_seed(key, a, b, metric))
+                t = stats.paired_test(xa, xb)
                 rows.append(
                     {
                         **dict(zip(axes, key)),
@@ -150,6 +165,9 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
                         "a_wins": t.a_wins,
                         "ties": t.ties,
                         "median_ratio": t.median_ratio,
+                        "ratio": t.ratio,
+                        "ratio_lo": t.ratio_ci[0],
+                        "ratio_hi": t.ratio_ci[1],
                         "share_a_lower": t.share,
                         "share_lo": t.share_ci[0],
                         "share_hi": t.share_ci[1],
@@ -165,6 +183,8 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
     family = [*axes, "metric"]
     for _, idx in out.groupby(family if len(family) > 1 else family[0], sort=False).groups.items():
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
+    # The report-wide family: every pair of every cell and metric, false discovery rate controlled.
+    out["p_bh"] = stats.benjamini_hochberg(out["p_wilcoxon"].to_numpy(float))
     cols = [
         *axes,
         "metric",
@@ -174,12 +194,16 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         "a_wins",
         "ties",
         "median_ratio",
+        "ratio",
+        "ratio_lo",
+        "ratio_hi",
         "share_a_lower",
         "share_lo",
         "share_hi",
         "favours",
         "p_wilcoxon",
         "p_holm",
+        "p_bh",
         "note",
     ]
     return out[cols]
@@ -215,7 +239,6 @@ def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.D
                     t = stats.paired_test(
                         at_hi.loc[seeds, metric].to_numpy(float),
                         at_lo.loc[seeds, metric].to_numpy(float),
-                        seed=_seed(axis, lo, hi, key, metric),
                     )
                     rows.append(
                         {
@@ -228,7 +251,10 @@ def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.D
                             "n_pairs": t.n_pairs,
                             "to_lower": t.a_wins,
                             "ties": t.ties,
-                            "ratio": t.median_ratio,
+                            "median_ratio": t.median_ratio,
+                            "ratio": t.ratio,
+                            "ratio_lo": t.ratio_ci[0],
+                            "ratio_hi": t.ratio_ci[1],
                             "favours": {"a": "to", "b": "from"}.get(t.favours, ""),
                             "p_wilcoxon": t.p_value,
                             "note": t.note,
@@ -311,7 +337,7 @@ def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
         x = proto.loc[proto.activation == act, metric_column(quantity, metric)].to_numpy(float)
         if len(x) == 0:
             continue
-        lo, hi = stats.bootstrap_ci(x, stats.median, seed=_seed(act, quantity, metric))
+        lo, hi, _ = stats.median_ci(x)
         p05, p95 = np.percentile(x, [5, 95])
         verdict = "inside" if p05 <= published <= p95 else ("below" if published < p05 else "above")
         rows.append(
@@ -366,16 +392,14 @@ def baseline_keys(frame: pd.DataFrame) -> list[str]:
 
 def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
     """Per target (and split, where the study varies it), baseline and metric: n seeds, median with
-    95% bootstrap CI, parameter count."""
+    its order-statistic 95% CI, parameter count."""
     keys = baseline_keys(baselines)
     rows = []
     for values, g in baselines.groupby([*keys, "baseline"], sort=False):
         *key, name = values
         for metric in METRICS:
             x = g[metric].to_numpy(float)
-            # The seed of the target the suite began with is the one it always had: its CIs stay.
-            seed = _seed(name, metric) if key == ["runge"] else _seed(*key, name, metric)
-            lo, hi = stats.bootstrap_ci(x, stats.median, seed=seed)
+            lo, hi, _ = stats.median_ci(x)
             rows.append(
                 {
                     **dict(zip(keys, key)),
@@ -439,7 +463,6 @@ def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame
             t = stats.paired_test(
                 runs.loc[seeds].to_numpy(float),
                 spline.loc[seeds].to_numpy(float),
-                seed=_seed("floor", tuple(key.values()), metric),
             )
             rows.append(
                 {
@@ -451,6 +474,9 @@ def floor_table(df: pd.DataFrame, summary: pd.DataFrame, baselines: pd.DataFrame
                     "baseline_median": best.loc[_index(fitted), "median"],
                     "ratio_to_best": r.median / best.loc[_index(fitted), "median"],
                     "spline_median_ratio": t.median_ratio,
+                    "spline_ratio": t.ratio,
+                    "spline_ratio_lo": t.ratio_ci[0],
+                    "spline_ratio_hi": t.ratio_ci[1],
                     "share_lower_than_spline": t.share,
                     "p_vs_spline": t.p_value,
                 }
@@ -503,20 +529,45 @@ def compact_summary(summary: pd.DataFrame, axes: list[str], metric: str) -> pd.D
     return t.reset_index()
 
 
-def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: float = stats.ALPHA) -> pd.DataFrame:
+def seed_log_ratios(df: pd.DataFrame, a: str, b: str, metric: str) -> np.ndarray:
+    """Per seed, the mean over the cells of log(error(a)) - log(error(b)) (cells where both have an
+    ok run of that seed): one number per seed, the independent unit. The cells of a grid share
+    their seeds' splits and initialisations, so they are not independent units themselves."""
+    ok = df[df.status == "ok"]
+    axes = cell_axes(df)
+    keys = [*axes, "seed"]
+    pa = ok[ok.activation == a].set_index(keys)[metric]
+    pb = ok[ok.activation == b].set_index(keys)[metric]
+    both = pa.index.intersection(pb.index)
+    if both.empty:
+        return np.array([])
+    d, _ = stats.log_ratios(pa.loc[both].to_numpy(float), pb.loc[both].to_numpy(float))
+    d = np.clip(d, -700.0, 700.0)  # a zero error weighs as the largest difference, not as inf - inf
+    per_seed = pd.Series(d, index=both.get_level_values("seed")).groupby(level=0).mean()
+    return per_seed.to_numpy(float)
+
+
+def compact_comparisons(
+    comparisons: pd.DataFrame, metrics: list[str], runs: pd.DataFrame, alpha: float = stats.ALPHA
+) -> pd.DataFrame:
     """Per pair of activations and metric, over all cells of the other axes.
 
     Per cell: in how many cells each side is better (Holm-corrected Wilcoxon over seeds,
-    p < alpha) or won in every seed, and the range of per-cell median ratios a/b. Across cells:
-    a Wilcoxon signed-rank test of the per-cell log median ratios against 0 (the cells are the
-    units: does a beat b across the grid?), Holm-corrected over the pairs of one metric.
+    p < alpha) or won in every seed, and the range of per-cell median ratios a/b. Across cells,
+    with the seeds as the units (seed_log_ratios of `runs`): the ratio a/b averaged over the cells
+    per seed, its Hodges-Lehmann estimate over seeds with the exact 95% CI, and the Wilcoxon test
+    of those per-seed values against 0 (does a beat b across the grid?), Holm-corrected over the
+    pairs of one metric.
     """
     rows = []
     for (a, b, metric), g in comparisons[comparisons.metric.isin(metrics)].groupby(["a", "b", "metric"], sort=False):
         sig = g.p_holm < alpha
         a_better = sig & (g.favours == "a")
         log_ratio = np.log(g.median_ratio.to_numpy(float))
-        p_cells = float(st.wilcoxon(log_ratio).pvalue) if len(g) >= 6 and np.any(log_ratio != 0) else np.nan
+        per_seed = seed_log_ratios(runs, a, b, metric)
+        reachable = len(per_seed) > 0 and stats.min_wilcoxon_p(len(per_seed)) <= alpha and np.any(per_seed != 0)
+        p_cells = float(st.wilcoxon(per_seed).pvalue) if reachable else np.nan
+        hl, hl_lo, hl_hi, _ = stats.hodges_lehmann(per_seed)
         rows.append(
             {
                 "a": a,
@@ -531,6 +582,10 @@ def compact_comparisons(comparisons: pd.DataFrame, metrics: list[str], alpha: fl
                 "median_ratio_min": float(g.median_ratio.min()),
                 "median_ratio_median": float(np.exp(np.median(log_ratio))),
                 "median_ratio_max": float(g.median_ratio.max()),
+                "seeds": len(per_seed),
+                "ratio_across_cells": float(np.exp(hl)),
+                "ratio_across_lo": float(np.exp(hl_lo)),
+                "ratio_across_hi": float(np.exp(hl_hi)),
                 "p_across_cells": p_cells,
             }
         )

@@ -6,7 +6,7 @@ A document using them needs `\\usepackage{booktabs, siunitx, longtable, graphicx
 compiles each with pdflatex where it is installed.
 
 The compact per-cell table is the one a paper prints: rows are the cells of the grid, columns the
-activations, an entry is the median over seeds with its 95% bootstrap CI; the lowest median of a
+activations, an entry is the median over seeds with its order-statistic 95% CI; the lowest median of a
 row is bold, and marked † when it is significantly lower than every other activation of its cell
 (two-sided Wilcoxon on log ratios over seeds, Holm within the cell, p < 0.05).
 """
@@ -144,7 +144,7 @@ def cell_tex(table: pd.DataFrame, order: list[str], metric: str, study: str) -> 
     display = _display(table, order, num)
     n_axes = len(display.columns) - sum(a in display.columns for a in order)
     caption = (
-        f"{study}: {METRIC_LABELS_TEX.get(metric, metric)}, median over seeds with 95\\% bootstrap CI. "
+        f"{study}: {METRIC_LABELS_TEX.get(metric, metric)}, median over seeds with its order-statistic 95\\% CI. "
         r"Underlined: the lowest median of the row; $^\dagger$: significantly lower than every other "
         r"activation of its cell (Wilcoxon signed-rank on log ratios over seeds, Holm, $p<0.05$)."
     )
@@ -180,10 +180,12 @@ def reproduction_tex(reproduction: pd.DataFrame, study: str) -> str:
     return to_tex(display, caption, f"tab:{_label(study)}-reproduction", column_format="lllrlrrl")
 
 
-def comparisons_tex(comparisons: pd.DataFrame, metrics: list[str], study: str, axes: list[str]) -> str:
+def comparisons_tex(
+    comparisons: pd.DataFrame, metrics: list[str], study: str, axes: list[str], runs: pd.DataFrame
+) -> str:
     """Pairs of activations: per cell when the study has one, else summarised over its cells."""
     if axes:
-        c = tables.compact_comparisons(comparisons, metrics)
+        c = tables.compact_comparisons(comparisons, metrics, runs)
         display = pd.DataFrame(
             {
                 "a": c.a,
@@ -197,15 +199,20 @@ def comparisons_tex(comparisons: pd.DataFrame, metrics: list[str], study: str, a
                     f"{num(m)} ({num(lo)}--{num(hi)})"
                     for m, lo, hi in zip(c.median_ratio_median, c.median_ratio_min, c.median_ratio_max)
                 ],
+                "ratio over cells": [
+                    f"{num(m)} ({num(lo)}--{num(hi)})"
+                    for m, lo, hi in zip(c.ratio_across_cells, c.ratio_across_lo, c.ratio_across_hi)
+                ],
                 "$p$ across cells": [num(p) for p in c.p_across_cells_holm],
             }
         )
         caption = (
             f"{study}: activations compared in every cell (Wilcoxon signed-rank on log ratios over seeds, "
             "Holm within the cell, $p<0.05$): in how many cells each is significantly lower; the median "
-            "(range) over cells of the per-cell median ratio; a Wilcoxon test across cells (Holm)."
+            "(range) over cells of the per-cell median ratio; the ratio averaged over the cells per seed, "
+            "its Hodges-Lehmann estimate (exact 95\\% CI) and Wilcoxon test over the seeds (Holm)."
         )
-        return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrrlr")
+        return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrrllr")
     c = comparisons[comparisons.metric.isin(metrics)]
     display = pd.DataFrame(
         {
@@ -239,7 +246,7 @@ def summary_tex(summary: pd.DataFrame, metrics: list[str], study: str) -> str:
         f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(s["median"], s.median_lo, s.median_hi)
     ]
     display["IQM [95\\% CI]"] = [f"{num(m)} [{num(lo)}, {num(hi)}]" for m, lo, hi in zip(s.iqm, s.iqm_lo, s.iqm_hi)]
-    caption = f"{study}: errors over seeds, median and interquartile mean with 95\\% bootstrap CIs."
+    caption = f"{study}: errors over seeds, median with its order-statistic 95\\% CI, interquartile mean with a bootstrap one."
     return to_tex(
         display.reset_index(drop=True),
         caption,

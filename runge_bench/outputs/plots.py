@@ -133,7 +133,7 @@ def distribution_panel(df: pd.DataFrame, metric: str, order: list[str], ax: Axes
 def axis_panel(
     summary: pd.DataFrame, axis: str, metric: str, order: list[str], *, log_x: bool, ax: Axes | None = None
 ) -> Axes:
-    """Median with its 95% bootstrap CI against one axis, a line per activation."""
+    """Median with its order-statistic 95% CI against one axis, a line per activation."""
     ax = _ax(ax)
     for act in order:
         s = summary[(summary.activation == act) & (summary.metric == metric)].sort_values(axis)

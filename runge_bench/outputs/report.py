@@ -95,7 +95,7 @@ def _paper_tables(study: str, df: pd.DataFrame, t: Tables, order: list[str], d: 
     (d / "summary.tex").write_text(latex.summary_tex(t.summary, KEY_METRICS, study))
     if not t.comparisons.empty:
         (d / "comparisons.tex").write_text(
-            latex.comparisons_tex(t.comparisons, KEY_METRICS, study, tables.cell_axes(df))
+            latex.comparisons_tex(t.comparisons, KEY_METRICS, study, tables.cell_axes(df), df)
         )
     if not t.reproduction.empty:
         (d / "reproduction.tex").write_text(latex.reproduction_tex(t.reproduction, study))
@@ -166,7 +166,7 @@ def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path,
     lines += _baselines_section(t.baseline_summary)
     lines += _floor_section(t.floor, tables.cell_axes(df))
     lines += _refinement_section(t.refinement)
-    lines += _comparisons_section(t.comparisons, compact)
+    lines += _comparisons_section(t.comparisons, compact, df)
     lines += _ranking_section(t.ranking)
     lines += ["## Figures", ""]
     for caption, rel in figures:
@@ -244,7 +244,7 @@ def _reproduction_section(reproduction: pd.DataFrame) -> list[str]:
         "## Reproduction of the seed report",
         "",
         f"Published: {SOURCE}. Ours: the same protocol over {int(reproduction.n.min())} seeds; "
-        "median with 95% bootstrap CI, 5th-95th percentile, and where the published value "
+        "median with the distribution-free order-statistic CI (exact coverage at least 95%; none below 6 seeds), 5th-95th percentile, and where the published value "
         "falls among our seeds.",
         "",
         tables.to_markdown(reproduction.drop(columns=["n"])),
@@ -255,8 +255,8 @@ def _summary_section(df: pd.DataFrame, summary: pd.DataFrame, compact: bool) -> 
     lines = [
         "## Summary over seeds",
         "",
-        "Median and IQM (interquartile mean) with 95% percentile-bootstrap CIs over seeds "
-        "(10,000 resamples); n_ok runs per group.",
+        "Median with the distribution-free order-statistic CI (exact coverage at least 95%; none below 6 seeds), IQM (interquartile mean) with a 95% percentile-bootstrap CI over "
+        "seeds (10,000 resamples, seeded by the cell); n_ok runs per group.",
     ]
     if compact:
         lines += [
@@ -283,7 +283,7 @@ def _baselines_section(baseline_summary: pd.DataFrame) -> list[str]:
         "## Baselines",
         "",
         "Classical approximators fitted to the same training points of each seed's split and scored "
-        "on the same validation split and dense grid (median over seeds, 95% bootstrap CI). The "
+        "on the same validation split and dense grid (median over seeds with its order-statistic 95% CI). The "
         f"Chebyshev least-squares fit's degree is chosen per seed on the validation split by a rule "
         f"that no rounding-level difference between machines can flip: {DEGREE_RULE}. Its validation "
         "errors are therefore optimistic; its dense-grid errors are not. `tables/baselines.csv` has "
@@ -339,7 +339,7 @@ def _refinement_section(refinement: pd.DataFrame) -> list[str]:
     ]
 
 
-def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
+def _comparisons_section(comparisons: pd.DataFrame, compact: bool, df: pd.DataFrame) -> list[str]:
     if comparisons.empty:
         return []
     if compact:
@@ -349,22 +349,27 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool) -> list[str]:
             "Per pair of activations, over all cells of the other axes: in how many cells each is "
             "significantly better (two-sided Wilcoxon signed-rank over seeds on log error ratios, "
             "Holm-corrected over the pairs of that cell and metric, p < 0.05) or won in every seed, the range and median of "
-            "the per-cell median ratio error(a)/error(b), and a Wilcoxon test across cells of the "
-            "per-cell log ratios (cells as units, Holm over the pairs). `tables/comparisons.csv` has "
-            "every cell.",
+            "the per-cell median ratio error(a)/error(b), and across the cells with the seeds as units "
+            "(the cells share their seeds' splits and initialisations, so they are not independent): per "
+            "seed, the log ratio averaged over the cells; its Hodges-Lehmann estimate with the exact 95% "
+            "CI (`ratio_across_cells`, `_lo`, `_hi`) and the Wilcoxon test over the seeds (Holm over the "
+            "pairs). `tables/comparisons.csv` has every cell.",
             "",
-            tables.to_markdown(tables.compact_comparisons(comparisons, [*GRID_MSE, "grid_df_max"])),
+            tables.to_markdown(tables.compact_comparisons(comparisons, [*GRID_MSE, "grid_df_max"], df)),
         ]
     return [
         "## Paired comparisons",
         "",
-        "Pairs share a seed (same split, same initialisation seed). `median_ratio` is the "
-        "median over seeds of error(a)/error(b); `share_a_lower` is the share of seeds in which a's "
-        "error is lower (ties half; paired, seed by seed) with a 95% bootstrap CI over seeds (none "
-        "below 3 seeds); `p_holm` is the two-sided Wilcoxon signed-rank p on log(error(a)) - "
-        "log(error(b)), Holm-corrected over the pairs compared in the same cell and metric; "
-        "`favours` is the side its statistic points to. Key metrics shown; `tables/comparisons.csv` "
-        "has all eight.",
+        "Pairs share a seed (same split, same initialisation seed). The effect first: `ratio` is "
+        "error(a)/error(b), the Hodges-Lehmann estimate on the log scale, with its exact 95% CI "
+        "(`ratio_lo`-`ratio_hi`, inverting the signed-rank test; none below 6 seeds); `median_ratio` is "
+        "the median of the per-seed ratios; `share_a_lower` the share of seeds in which a's error is "
+        "lower (ties half) with its exact (Clopper-Pearson) 95% CI. Then the test: `p_wilcoxon` is the "
+        "two-sided Wilcoxon signed-rank p on log(error(a)) - log(error(b)), `p_holm` it Holm-corrected "
+        "over the pairs of the same cell and metric, `p_bh` Benjamini-Hochberg-adjusted over every "
+        "test of this table (the report's false discovery rate); `favours` is the side its statistic "
+        "points to. A p above 0.05 is no evidence of no difference: the ratio's interval says what is "
+        "still possible. Key metrics shown; `tables/comparisons.csv` has all eight.",
         "",
         tables.to_markdown(comparisons[comparisons.metric.isin(KEY_METRICS)]),
     ]
