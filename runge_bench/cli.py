@@ -161,6 +161,7 @@ def sweep(
     ] = None,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
+    from .analysis.stats import reach
     from .runs.options import check_options, device_jobs, resolve_engine, resolve_jobs
     from .runs.plan import make_plan, plan_resources
     from .runs.study import load_study
@@ -179,6 +180,7 @@ def sweep(
     jobs, jobs_note = device_jobs(device, jobs)
     plan = make_plan(load_study(study, set_, name), results_dir, retry_failed=retry_failed)
     out.print(plan.describe(), markup=False)
+    out.print(f"  statistics: {reach(len({c.seed for c in plan.study.configs}))}", markup=False)
     if not plan.todo:
         out.print("nothing to train: every run is stored")
         return

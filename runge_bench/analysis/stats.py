@@ -159,6 +159,19 @@ def min_wilcoxon_p(n_pairs: int) -> float:
     return min(1.0, 2.0 / 2.0**n_pairs) if n_pairs > 0 else 1.0
 
 
+def reach(n_pairs: int, alpha: float = ALPHA) -> str:
+    """What n paired seeds can show, in one sentence: the smallest two-sided Wilcoxon p they can
+    reach, and the largest family in which Holm can still reject with it (a family of k tests needs
+    a p below alpha / k)."""
+    p = min_wilcoxon_p(n_pairs)
+    if p > alpha:
+        return f"{n_pairs} seeds cannot reach p < {alpha:g} in a paired Wilcoxon test (its smallest p is {p:.3g}): no test can reject"
+    return (
+        f"with {n_pairs} seeds the smallest paired Wilcoxon p is {p:.3g}, so Holm can reject in families of up to "
+        f"{int(alpha // p)} tests"
+    )
+
+
 @dataclass(frozen=True)
 class PairedTest:
     n_pairs: int

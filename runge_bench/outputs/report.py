@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import tables
+from ..analysis import stats, tables
 from ..analysis.baselines import DEGREE_RULE, study_baselines
 from ..analysis.findings import findings
 from ..engine.environment import analysis_versions
@@ -220,7 +220,7 @@ def _study_section(
     for axis in [a for a in tables.varying_axes(df) if df[a].nunique() > 1]:
         values = order if axis == "activation" else sorted(df[axis].unique())
         lines.append(f"- varies **{axis}**: {', '.join(map(str, values))}")
-    lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()})")
+    lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()}); {stats.reach(df.seed.nunique())}")
     fixed = [c for c in CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
     if cell:
