@@ -349,3 +349,25 @@ def test_a_study_of_degenerate_cases_reports(write_study, tmp_path):
         result = runner.invoke(app, ["report", name, "--results-dir", str(tmp_path)])
         assert result.exit_code == 0, (name, result.output)
         assert (tmp_path / name / "report.md").read_text().startswith(f"# runge-bench report: {name}")
+
+
+def test_a_report_does_not_depend_on_the_order_of_its_runs(tmp_path, monkeypatch):
+    """The same runs in another order (as another store, another SQLite or pandas version might
+    hand them over): every table and report.md byte for byte the same."""
+    from runge_bench.outputs import report as report_module
+    from runge_bench.outputs.report import build_report
+    from runge_bench.runs.loading import resolve
+
+    source = resolve(str(ROOT / "results" / "seed-replication"), ROOT / "results")
+    build_report(source, tmp_path / "sorted")
+    real = report_module.load_runs
+
+    def shuffled(src):
+        df, notes = real(src)
+        return df.sample(frac=1.0, random_state=7).reset_index(drop=True), notes
+
+    monkeypatch.setattr(report_module, "load_runs", shuffled)
+    build_report(source, tmp_path / "shuffled")
+    for name in ["report.md", *sorted(p.name for p in (tmp_path / "sorted" / "tables").iterdir())]:
+        rel = name if name == "report.md" else f"tables/{name}"
+        assert (tmp_path / "shuffled" / rel).read_bytes() == (tmp_path / "sorted" / rel).read_bytes(), rel

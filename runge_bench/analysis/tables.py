@@ -105,7 +105,7 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     for key, g in _groups(df, keys):
         ok = g[g.status == "ok"]
         for metric in METRICS:
-            x = ok[metric].to_numpy(float)
+            x = np.sort(ok[metric].to_numpy(float))  # sums in one order, whatever the rows' order
             seed = _seed(key, metric)
             med_ci = stats.median_ci(x)
             iqm_ci = stats.bootstrap_ci(x, stats.iqm, seed=seed + 1)
