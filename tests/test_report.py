@@ -53,6 +53,13 @@ def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
     np.testing.assert_allclose(table.percentile, 47.5)
     np.testing.assert_allclose(table["median"], table.published * 1.05)  # (10 + 11) / 2 / 10
     np.testing.assert_allclose(table.p95, table.published * 19.05 / 10)  # linear interpolation at rank 18.05
+    # One run per activation, not four events: seeds 0-8 lie below the published run on all four
+    # of its numbers ((seed + 1) / 10 < 1), seeds 10-19 above on all four.
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "relu: the published run (one run, 4 numbers) is worse than 9 of our 20 seeds on every one of its "
+        "numbers and better than 10 on every one: within our distribution, taken jointly." in text
+    )
 
 
 def test_reproduction_verdicts_below_and_above(tmp_path):
@@ -67,6 +74,18 @@ def test_reproduction_verdicts_below_and_above(tmp_path):
     table = pd.read_csv(path.parent / "tables" / "reproduction.csv").set_index(["quantity", "metric"])
     assert table.loc[("f", "mse"), "verdict"] == "below" and table.loc[("f", "mse"), "percentile"] == 0
     assert table.loc[("df", "max"), "verdict"] == "above" and table.loc[("df", "max"), "percentile"] == 100
+    # A published run beyond every seed on all its numbers is one event, with the probability of one.
+    with Store(path) as store:
+        for seed in range(10):
+            tiny = {m: 1e-12 for m in METRICS}
+            store.write(_result(RunConfig("tanh", seed=seed), tiny))
+    assert runner.invoke(app, ["report", str(path.parent)]).exit_code == 0
+    text = (path.parent / "report.md").read_text()
+    assert (
+        "tanh: the published run (one run, 4 numbers) lies above all 10 of our seeds on every one of its numbers; "
+        "a run of our distribution does so on one number with probability 1/11 (0.091), and on all 4 together at "
+        "most that: one event, not 4." in text
+    )
 
 
 @pytest.fixture(scope="module")
