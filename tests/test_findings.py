@@ -98,3 +98,28 @@ def test_tables_do_not_depend_on_the_order_of_their_rows():
     assert set(zip(comparisons.a, comparisons.b)) == {("relu", "tanh"), ("relu", "silu"), ("tanh", "silu")}
     mine = tables.comparisons_table(df, order=["silu", "tanh", "relu"])  # an order passed is the order used
     assert set(zip(mine.a, mine.b)) == {("silu", "tanh"), ("silu", "relu"), ("tanh", "relu")}
+
+
+def test_a_ranking_separates_pairs_by_their_own_tests_not_by_the_critical_difference():
+    """relu 10x above tanh in every seed and cell; silu beside tanh, above it in some seeds and below
+    in others: tanh and silu are not separated, whatever their mean ranks and the CD say."""
+    import pandas as pd
+
+    def error(act, width, lam, seed):
+        return (1e-3 if act == "relu" else 1e-4) * jitter(seed)
+
+    df = synthetic_runs(error)
+    silu = df[df.activation == "tanh"].assign(activation="silu")
+    wobble = np.where(silu.seed % 2 == 0, 1.3, 0.8)  # four seeds each way
+    for m in METRICS:
+        silu[m] = silu[m] * wobble
+    df = pd.concat([df, silu], ignore_index=True)
+    ranking = tables.ranking_table(df)
+    lower = dict(
+        zip(ranking[ranking.metric == "grid_f_mse"].activation, ranking[ranking.metric == "grid_f_mse"].lower_than)
+    )
+    assert set(lower["tanh"].split()) == {"relu"} and set(lower["silu"].split()) == {"relu"} and lower["relu"] == ""
+    acts, _, _, pairs = tables.separated_pairs(ranking, "grid_f_mse")
+    assert acts[-1] == "relu" and {(a, b) for a, b, sep in pairs if not sep} in ({("tanh", "silu")}, {("silu", "tanh")})
+    (line,) = findings.rankings(ranking, ["grid_f_mse"])
+    assert "not separated, so in no order (inconclusive): " in line and "< relu" in line

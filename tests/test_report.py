@@ -77,7 +77,7 @@ def test_reproduction_verdicts_below_and_above(tmp_path):
     # A published run beyond every seed on all its numbers is one event, with the probability of one.
     with Store(path) as store:
         for seed in range(10):
-            tiny = {m: 1e-12 for m in METRICS}
+            tiny = dict.fromkeys(METRICS, 1e-12)
             store.write(_result(RunConfig("tanh", seed=seed), tiny))
     assert runner.invoke(app, ["report", str(path.parent)]).exit_code == 0
     text = (path.parent / "report.md").read_text()

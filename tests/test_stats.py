@@ -150,3 +150,13 @@ def test_benjamini_hochberg_by_hand():
 def test_the_bootstrap_does_not_depend_on_the_order_of_its_data():
     x = np.random.default_rng(0).lognormal(size=12)
     assert stats.bootstrap_ci(x, stats.iqm, seed=5) == stats.bootstrap_ci(x[::-1].copy(), stats.iqm, seed=5)
+
+
+def test_detectable_ratio_by_hand():
+    # d = log(a / b) = -1, +1 five times each: sd sqrt(10 / 9); z(0.975) + z(0.8) = 2.80158;
+    # sqrt(n 3 / pi) = 3.09019: exp(2.80158 * 1.05409 / 3.09019) = 2.6003.
+    a, b = np.exp(np.array([-1.0, 1.0] * 5)), np.ones(10)
+    assert stats.detectable_ratio(a, b) == pytest.approx(2.6003, abs=1e-3)
+    assert stats.detectable_ratio(a, b, family=6) > stats.detectable_ratio(a, b)  # a larger family sees less
+    assert np.isnan(stats.detectable_ratio(a[:5], b[:5]))  # 5 seeds can reject nothing
+    assert np.isnan(stats.detectable_ratio(np.zeros(10), b))  # a zero error: no spread to speak of

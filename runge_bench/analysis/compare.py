@@ -214,7 +214,7 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
                 {
                     "side": side,
                     "kind": "ranking",
-                    "what": f"pairs apart by more than the CD, {metric}",
+                    "what": f"pairs the ranking separates (pairwise Wilcoxon, Holm), {metric}",
                     "verdict": " ".join(apart) or "none",
                 }
             )

@@ -136,7 +136,8 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
 
 
 def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
-    """Mean ranks, Friedman's test, and which pairs the Nemenyi critical difference separates."""
+    """Mean ranks, Friedman's test, which pairs the pairwise tests separate (tables.ranking_table),
+    and the pairs on the Nemenyi critical difference's edge."""
     out = []
     for metric in metrics:
         r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
@@ -144,13 +145,15 @@ def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
             continue
         acts, ranks, cd, pairs = tables.separated_pairs(ranking, metric)
         apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
-        close = [f"{a} ~ {b}" for a, b, separated in pairs if not separated]
+        close = [f"{a}, {b}" for a, b, separated in pairs if not separated]
+        edge = [f"{a}, {b}" for a, b in tables.borderline_pairs(ranking, metric)]
         out.append(
             f"Mean rank on {METRIC_LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
             f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
-            f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated by more than the Nemenyi "
-            f"CD {cd:.2f}: {', '.join(apart) or 'none'}; not separated (inconclusive, not shown alike): {', '.join(close) or 'none'}. "
-            "Ranks say which is lower, not by how much."
+            f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated (Wilcoxon over seeds, Holm over the "
+            f"pairs, p < {ALPHA}): {', '.join(apart) or 'none'}; not separated, so in no order (inconclusive): "
+            f"{'; '.join(close) or 'none'}; on the edge of the Nemenyi CD {cd:.2f} (within one rank step): "
+            f"{'; '.join(edge) or 'none'}. Ranks say which is lower, not by how much."
         )
     return out
 
@@ -244,8 +247,8 @@ def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics
             apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
             out.append(
                 f"{where}, {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))} "
-                f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated by "
-                f"the CD {cd:.2f}: {', '.join(apart) or 'none'}."
+                f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated "
+                f"(Wilcoxon over seeds, Holm): {', '.join(apart) or 'none'}."
             )
     return out
 
@@ -253,7 +256,7 @@ def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics
 def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, metrics: list[str]) -> list[str]:
     """Does the ranking hold when a categorical axis (target, dtype, optimizer) leaves its reference
     level? Every cell against the cell with the reference levels of those axes and the same levels
-    of the others: pairs the Nemenyi CD separates in both cells in the same order (holds), in
+    of the others: pairs the pairwise tests separate in both cells in the same order (holds), in
     opposite orders (flips), in one of the two only."""
     cats = [a for a in axes if a in CATEGORICAL_AXES]
     if not cats:
@@ -288,7 +291,7 @@ def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, met
         if compared:
             out.append(
                 f"{METRIC_LABELS[metric]}: each of {compared} cells against the cell with {label} at the same "
-                f"levels of the other axes: pairs the CD separates in both, same order {held}, opposite "
+                f"levels of the other axes: pairs separated in both (Wilcoxon over seeds, Holm), same order {held}, opposite "
                 f"order {flipped}{' (' + '; '.join(flips) + ')' if flips else ''}; separated in only one "
                 f"of the two {one_sided}."
             )

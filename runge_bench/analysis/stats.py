@@ -159,6 +159,23 @@ def min_wilcoxon_p(n_pairs: int) -> float:
     return min(1.0, 2.0 / 2.0**n_pairs) if n_pairs > 0 else 1.0
 
 
+def detectable_ratio(a: np.ndarray, b: np.ndarray, family: int = 1, alpha: float = ALPHA, power: float = 0.8) -> float:
+    """The smallest ratio of errors (a factor above 1) that the paired Wilcoxon test on these seeds
+    would detect with `power`, at the observed spread of the log ratios, in a Holm family of
+    `family` tests (its strictest step, alpha / family): exp((z(1 - alpha / (2 family)) +
+    z(power)) s / sqrt(n 3 / pi)), s the sd of log(a) - log(b) over the n seeds and 3 / pi the
+    signed-rank test's efficiency relative to the t test under normality (Lehmann 1975). What an
+    "inconclusive" could have seen (Colas, Sigaud & Oudeyer 2018); nan below 6 pairs or with a zero
+    error (an infinite log ratio has no spread)."""
+    d, zeros = log_ratios(a, b)
+    n = len(d)
+    if n < 6 or zeros or min_wilcoxon_p(n) > alpha / family:
+        return float("nan")
+    s = float(np.std(d, ddof=1))
+    z = st.norm.ppf(1 - alpha / (2 * family)) + st.norm.ppf(power)
+    return float(np.exp(z * s / np.sqrt(n * 3 / np.pi)))
+
+
 def reach(n_pairs: int, alpha: float = ALPHA) -> str:
     """What n paired seeds can show, in one sentence: the smallest two-sided Wilcoxon p they can
     reach, and the largest family in which Holm can still reject with it (a family of k tests needs

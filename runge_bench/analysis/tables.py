@@ -148,6 +148,7 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
     rows = []
     for key, g in _groups(ok, axes):
         acts = [a for a in order if a in set(g.activation)]
+        family = len(acts) * (len(acts) - 1) // 2  # Holm's family: the pairs of this cell and metric
         for a, b in itertools.combinations(acts, 2):
             pa = g[g.activation == a].set_index("seed")
             pb = g[g.activation == b].set_index("seed")
@@ -168,6 +169,7 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
                         "ratio": t.ratio,
                         "ratio_lo": t.ratio_ci[0],
                         "ratio_hi": t.ratio_ci[1],
+                        "detectable_ratio": stats.detectable_ratio(xa, xb, family),
                         "share_a_lower": t.share,
                         "share_lo": t.share_ci[0],
                         "share_hi": t.share_ci[1],
@@ -197,6 +199,7 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         "ratio",
         "ratio_lo",
         "ratio_hi",
+        "detectable_ratio",
         "share_a_lower",
         "share_lo",
         "share_hi",
@@ -276,7 +279,14 @@ def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFr
     """With three or more activations: per metric, Friedman's test and mean ranks, the blocks being
     the cells of the other axes (or the seeds, when there is only one cell); each block's score
     is the median over seeds. Empty with fewer than three activations. order: the activations'
-    order in the table (registry order by default, never the rows')."""
+    order in the table (registry order by default, never the rows').
+
+    Which pairs the ranking separates is not read off the Nemenyi critical difference (mean-rank
+    post-hoc tests depend on which other methods are compared; Benavoli, Corani & Mangili 2016):
+    each pair is tested on its own, with the seeds as units (seed_log_ratios: per seed, the log
+    ratio averaged over the cells), by the Wilcoxon signed-rank test, Holm over the metric's pairs.
+    `lower_than` lists, per activation, those it is separated from and below (by rank and by the
+    test's direction); the CD stays as a picture of the order."""
     ok = df[df.status == "ok"]
     acts = [a for a in (order if order is not None else activation_order(df.activation)) if a in set(ok.activation)]
     if len(acts) < 3:  # an activation without an ok run has no rank: it is left out (the report says so)
@@ -290,6 +300,7 @@ def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFr
         if len(table) < 2:
             continue
         r = stats.friedman(table.to_numpy(), acts)
+        lower_than = _separations(df, acts, dict(zip(r.methods, r.mean_ranks)), metric)
         for act, rank in zip(r.methods, r.mean_ranks):
             rows.append(
                 {
@@ -301,9 +312,29 @@ def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFr
                     "friedman_chi2": r.statistic,
                     "friedman_p": r.p_value,
                     "nemenyi_cd": r.critical_difference,
+                    "lower_than": " ".join(lower_than[act]),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _separations(df: pd.DataFrame, acts: list[str], ranks: dict[str, float], metric: str) -> dict[str, list[str]]:
+    """activation -> the activations it is separated from and ranked below: the pairwise Wilcoxon
+    test over seeds rejects (Holm over the metric's pairs) in the direction of the ranks."""
+    pairs = list(itertools.combinations(acts, 2))
+    p, favours = [], []
+    for a, b in pairs:
+        d = seed_log_ratios(df, a, b, metric)
+        reachable = len(d) > 0 and stats.min_wilcoxon_p(len(d)) <= stats.ALPHA and np.any(d != 0)
+        p.append(float(st.wilcoxon(d).pvalue) if reachable else np.nan)
+        favours.append(a if np.median(d) < 0 else b if np.median(d) > 0 else "")
+    p_holm = stats.holm(np.array(p, float))
+    out: dict[str, list[str]] = {act: [] for act in acts}
+    for (a, b), q, lower in zip(pairs, p_holm, favours):
+        better, worse = (a, b) if ranks[a] < ranks[b] else (b, a)
+        if q < stats.ALPHA and lower == better:
+            out[better].append(worse)
+    return out
 
 
 def seed_protocol_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -319,13 +350,30 @@ def separated_pairs(
     ranking: pd.DataFrame, metric: str
 ) -> tuple[list[str], list[float], float, list[tuple[str, str, bool]]]:
     """One metric's ranking (ranking_table rows): activations in mean-rank order, their ranks, the
-    Nemenyi CD, and every pair (better, worse, separated) with separated = ranks further apart than
-    the CD."""
+    Nemenyi CD, and every pair (better, worse, separated) with separated = the pairwise test
+    separates them (ranking_table's `lower_than`)."""
     r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
     acts, ranks = list(r.activation), list(r.mean_rank)
     cd = float(r.nemenyi_cd.iloc[0]) if len(r) else float("nan")
-    pairs = [(acts[i], acts[j], ranks[j] - ranks[i] > cd) for i in range(len(acts)) for j in range(i + 1, len(acts))]
+    below = {a: set(str(v).split()) for a, v in zip(r.activation, r.lower_than.fillna(""))}
+    pairs = [(acts[i], acts[j], acts[j] in below[acts[i]]) for i in range(len(acts)) for j in range(i + 1, len(acts))]
     return acts, ranks, cd, pairs
+
+
+def borderline_pairs(ranking: pd.DataFrame, metric: str) -> list[tuple[str, str]]:
+    """The pairs whose mean ranks lie within one rank step (1 / blocks) of the Nemenyi CD: whether
+    the CD separates them turns on one block."""
+    r = ranking[ranking.metric == metric].sort_values("mean_rank", kind="stable")
+    if r.empty:
+        return []
+    acts, ranks = list(r.activation), list(r.mean_rank)
+    cd, step = float(r.nemenyi_cd.iloc[0]), 1.0 / float(r.n_blocks.iloc[0])
+    return [
+        (acts[i], acts[j])
+        for i in range(len(acts))
+        for j in range(i + 1, len(acts))
+        if abs((ranks[j] - ranks[i]) - cd) < step
+    ]
 
 
 def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -293,6 +293,6 @@ def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:
     fig.tight_layout()
     plots.save(fig, fig_dir / "ranking")
     return (
-        "Critical-difference diagram: activations joined by a bar do not differ significantly (Nemenyi, 0.05)",
+        "Critical-difference diagram (Nemenyi, 0.05): a picture of the mean-rank order; which pairs differ is tested pair by pair (Rankings)",
         "figures/ranking.png",
     )

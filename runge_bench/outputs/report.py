@@ -363,7 +363,9 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool, df: pd.DataFr
         "Pairs share a seed (same split, same initialisation seed). The effect first: `ratio` is "
         "error(a)/error(b), the Hodges-Lehmann estimate on the log scale, with its exact 95% CI "
         "(`ratio_lo`-`ratio_hi`, inverting the signed-rank test; none below 6 seeds); `median_ratio` is "
-        "the median of the per-seed ratios; `share_a_lower` the share of seeds in which a's error is "
+        "the median of the per-seed ratios; `detectable_ratio` the smallest ratio (either way) the test "
+        "could detect with 80% power at the observed spread, in its Holm family (what an inconclusive "
+        "pair could have seen); `share_a_lower` the share of seeds in which a's error is "
         "lower (ties half) with its exact (Clopper-Pearson) 95% CI. Then the test: `p_wilcoxon` is the "
         "two-sided Wilcoxon signed-rank p on log(error(a)) - log(error(b)), `p_holm` it Holm-corrected "
         "over the pairs of the same cell and metric, `p_bh` Benjamini-Hochberg-adjusted over every "
@@ -381,9 +383,11 @@ def _ranking_section(ranking: pd.DataFrame) -> list[str]:
     return [
         "## Rankings",
         "",
-        "Mean rank per activation (1 = lowest error); Friedman test over "
-        "blocks; activations whose mean ranks differ by more than the Nemenyi critical "
-        "difference (CD) differ significantly at 0.05.",
+        "Mean rank per activation (1 = lowest error); Friedman test over blocks; `lower_than`: the "
+        "activations it is separated from and below, each pair tested on its own (Wilcoxon signed-rank "
+        "over seeds on the log ratio averaged over the cells, Holm over the pairs, p < 0.05; Benavoli, "
+        "Corani & Mangili 2016). The Nemenyi critical difference (CD) is given as a picture of the order: "
+        "its separations depend on which other activations are compared.",
         "",
         tables.to_markdown(ranking),
     ]
