@@ -135,6 +135,17 @@ def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> 
     return Distributions(ratio, (float(lo), float(hi)), p_shift, tail_a, tail_b, p_tail, rho, verdict)
 
 
+def _reachable(n: int) -> str:
+    """What n matched runs cannot show, or "" when both views can reach every verdict."""
+    if n < stats.MIN_CI_N:
+        return f"{n} runs: no view can reach a verdict"
+    if 0.5**n > stats.ALPHA:
+        return (
+            f"{n} runs: the paired tests cannot reach p < {stats.ALPHA:g}; only the unpaired view can find a difference"
+        )
+    return ""
+
+
 def combined_verdict(paired: str, unpaired: str) -> str:
     """Equivalent only when both views are; different when either is."""
     if "different" in (paired, unpaired):
@@ -286,6 +297,7 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
                     "pair_rho": u.pair_rho,
                     "unpaired": u.verdict,
                     "verdict": combined_verdict(e.verdict, u.verdict),
+                    "note": _reachable(e.n),
                 }
             )
     if not rows and (da.empty or db.empty or ok.empty):

@@ -221,19 +221,25 @@ def comparisons_tex(
             "metric": [METRIC_LABELS_TEX.get(m, m) for m in c.metric],
             "pairs": c.n_pairs,
             "a lower": c.a_wins,
-            "median ratio a/b": [num(v) for v in c.median_ratio],
+            "ratio a/b [95\\% CI]": [
+                f"{num(r)} [{num(lo)}, {num(hi)}]" if np.isfinite(lo) else num(r)
+                for r, lo, hi in zip(c.ratio, c.ratio_lo, c.ratio_hi)
+            ],
             "share a lower [95\\% CI]": [
                 f"{s:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) else f"{s:.2f}"
                 for s, lo, hi in zip(c.share_a_lower, c.share_lo, c.share_hi)
             ],
             "$p$ (Holm)": [num(p) for p in c.p_holm],
+            "$p$ (BH)": [num(p) for p in c.p_bh],
         }
     )
     caption = (
-        f"{study}: activations compared paired by seed: Wilcoxon signed-rank on log error ratios, "
-        "Holm over the pairs of a metric."
+        f"{study}: activations compared paired by seed: the ratio of errors (Hodges-Lehmann, exact "
+        "signed-rank CI), the share of seeds where a is lower (Clopper-Pearson CI), the Wilcoxon "
+        "signed-rank test on log error ratios, Holm over the pairs of a cell and metric, "
+        "Benjamini-Hochberg over the report."
     )
-    return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrlr")
+    return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrllrr")
 
 
 def summary_tex(summary: pd.DataFrame, metrics: list[str], study: str) -> str:
