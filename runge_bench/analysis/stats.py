@@ -96,15 +96,19 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     order as the input; nan stays nan. A p_bh below q keeps the expected share of false
     discoveries among the family's rejections below q (for independent or positively dependent
     tests)."""
+    return _adjusted(p_values, lambda s: np.minimum.accumulate((s * len(s) / np.arange(1, len(s) + 1))[::-1])[::-1])
+
+
+def _adjusted(p_values: np.ndarray, adjust: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """p-values adjusted for multiplicity by `adjust`, which maps the sorted p-values of the tests
+    (nan left out) to their adjusted values; same order as the input, nan stays nan, capped at 1."""
     p = np.asarray(p_values, float)
     out = np.full_like(p, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m == 0:
+    if len(ok) == 0:
         return out
     order = ok[np.argsort(p[ok], kind="stable")]
-    adjusted = p[order] * m / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(adjusted[::-1])[::-1])
+    out[order] = np.minimum(1.0, adjust(p[order]))
     return out
 
 
@@ -245,16 +249,7 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> PairedTest:
 
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (step-down), same order as the input; nan stays nan."""
-    p = np.asarray(p_values, float)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out[order] = adjusted
-    return out
+    return _adjusted(p_values, lambda s: np.maximum.accumulate((len(s) - np.arange(len(s))) * s))
 
 
 @dataclass(frozen=True)
