@@ -116,8 +116,8 @@ def resolve(study: str | Path, results_dir: str | Path) -> Source:
     """A study name, a study file, a results directory or a store file -> the store to read."""
     path, results_dir = Path(study), Path(results_dir)
     if path.suffix == ".toml":
-        study = load_study(path)
-        return Source(store_path(results_dir, study.name), study.name, study)
+        parsed = load_study(path)
+        return Source(store_path(results_dir, parsed.name), parsed.name, parsed)
     if path.is_dir() and (path / STORE_NAME).exists():
         return Source(path / STORE_NAME, path.name, None)
     if path.is_file():
