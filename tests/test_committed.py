@@ -52,7 +52,20 @@ def assert_same_csv(new, old) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", ["smoke", "seed-replication", "ablation", "precision", "targets"])
+@pytest.mark.parametrize(
+    "study",
+    [
+        "smoke",
+        "seed-replication",
+        "ablation",
+        "precision",
+        "targets",
+        "fidelity",
+        "fidelity-torch",
+        "fidelity-float64",
+        "fidelity-float64-torch",
+    ],
+)
 def test_committed_report_regenerates(study, tmp_path):
     committed = ROOT / "results" / study
     build_report(resolve(str(committed), ROOT / "results"), tmp_path)
