@@ -3,6 +3,7 @@ in conftest.py; no test module imports another.)"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -43,3 +44,8 @@ def synthetic_runs(error) -> pd.DataFrame:
 def jitter(seed: int) -> float:
     """A factor distinct per seed, so that no two log ratios tie."""
     return 1.0 + 0.01 * seed
+
+
+def sweep_command(study, results, *extra) -> list[str]:
+    """`runge-bench sweep STUDY --results-dir RESULTS ...` as a child process's argv."""
+    return [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(results), *extra]

@@ -6,7 +6,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -21,7 +20,7 @@ from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
 from runge_bench.runs.sweep import run_sweep
 
-from .helpers import ROOT
+from .helpers import ROOT, sweep_command
 
 runner = CliRunner()
 
@@ -43,10 +42,6 @@ def _metrics(store_path) -> pd.DataFrame:
     return df.set_index("run_id")[["status", *METRICS]].sort_index()
 
 
-def _sweep_cmd(study, results, *extra):
-    return [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(results), *extra]
-
-
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_path):
     study = write_study(KILL_STUDY)
@@ -61,7 +56,7 @@ def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_p
     kills = 0
     for _ in range(4):
         proc = subprocess.Popen(
-            _sweep_cmd(study, killed, "--jobs", "1", "--engine", "reference"),
+            sweep_command(study, killed, "--jobs", "1", "--engine", "reference"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -83,7 +78,7 @@ def test_sigkill_at_random_moments_never_loses_or_tears_a_run(write_study, tmp_p
                 pd.testing.assert_frame_equal(partial, expected.loc[partial.index], rtol=1e-6)
     assert kills >= 1, "the sweep finished before any kill: make the study longer"
     done = subprocess.run(
-        _sweep_cmd(study, killed, "--jobs", "1", "--engine", "reference"), capture_output=True, text=True
+        sweep_command(study, killed, "--jobs", "1", "--engine", "reference"), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     pd.testing.assert_frame_equal(_metrics(killed / "kill" / "runs.sqlite"), expected, rtol=1e-6)
@@ -96,7 +91,7 @@ def test_two_sweeps_of_overlapping_studies_share_one_store(write_study, tmp_path
     b = write_study(base + "seed = [2, 3, 4, 5]\n", "b.toml")
     procs = [
         subprocess.Popen(
-            _sweep_cmd(s, tmp_path, "--jobs", "1", "--engine", "reference"),
+            sweep_command(s, tmp_path, "--jobs", "1", "--engine", "reference"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

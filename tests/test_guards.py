@@ -23,7 +23,7 @@ from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
 from runge_bench.runs.tasks import chunk_runs
 
-from .helpers import ROOT
+from .helpers import ROOT, sweep_command
 
 SMOKE = str(ROOT / "studies" / "smoke.toml")
 
@@ -280,19 +280,7 @@ def test_sigterm_stops_the_workers_and_keeps_what_finished(tmp_path):
         'name = "slow"\n[fixed]\nwidth = 32\nepochs = 4000\nn_points = 200\n[grid]\n'
         'activation = ["tanh"]\nseed = { start = 0, stop = 12 }\n'
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "runge_bench",
-        "sweep",
-        str(study),
-        "--results-dir",
-        str(tmp_path),
-        "--jobs",
-        "2",
-        "--engine",
-        "reference",
-    ]
+    cmd = sweep_command(study, tmp_path, "--jobs", "2", "--engine", "reference")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store_path = tmp_path / "slow" / "runs.sqlite"
     deadline = time.monotonic() + 120
@@ -339,19 +327,7 @@ def test_a_worker_killed_from_outside_fails_its_run_and_the_sweep_goes_on(tmp_pa
         'activation = ["tanh"]\nseed = { start = 0, stop = 10 }\n'
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "KILL_SEED": "3"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "runge_bench",
-        "sweep",
-        str(study),
-        "--results-dir",
-        str(tmp_path),
-        "--engine",
-        "reference",
-        "--jobs",
-        "2",
-    ]
+    cmd = sweep_command(study, tmp_path, "--engine", "reference", "--jobs", "2")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "9 ok, 0 diverged, 1 failed" in done.stdout, done.stderr
     with Store(tmp_path / "k" / "runs.sqlite") as s:
