@@ -365,6 +365,14 @@ def bench(
             "accelerator, e.g. cuda, with the products alone there."
         ),
     ] = None,
+    launch: Annotated[
+        bool,
+        typer.Option(
+            "--launch",
+            help="With --device: measure only the ways of driving it (torch kernels, torch.compile, "
+            "CUDA graphs; losses copied back every epoch or every 50), side by side.",
+        ),
+    ] = False,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .engine.native import unavailable
@@ -373,7 +381,13 @@ def bench(
     from .runs.options import check_bench_options, resolve_jobs
 
     jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
-    check_bench_options(repeat=repeat, fail_below=fail_below, device=device)
+    check_bench_options(repeat=repeat, fail_below=fail_below, device=device, launch=launch)
+    if launch:
+        from .runs.bench import format_launch, measure_launch
+
+        ms = measure_launch(device, members=(40,) if quick else (40, 1024))
+        out.print(format_launch(ms, device), markup=False)
+        return
     if jobs_note:
         out.print(jobs_note, markup=False)
     out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")

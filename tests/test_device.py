@@ -115,24 +115,40 @@ def test_a_sweep_on_an_accelerator_is_routed_through_one_process(monkeypatch, wr
 
 @pytest.mark.slow
 def test_the_device_check_script_dry_runs_on_the_cpu(tmp_path):
-    """.ci/device-check is what a session with a GPU runs: its plumbing (sweep, compare with the
-    committed store, report) must keep working; `cpu --quick` runs it on the smoke study."""
+    """.ci/device-check is what a session with a GPU runs: its plumbing (sweep into $OUT, the
+    launch strategies, stores left whole for the comparison here) must keep working; `cpu --quick`
+    runs it on the smoke study."""
     import os
     import subprocess
+    import sys
+
+    from runge_bench import api
 
     from .helpers import ROOT
 
-    env = {**os.environ, "OUT": str(tmp_path / "out")}
+    out = tmp_path / "out"
     done = subprocess.run(
         ["bash", str(ROOT / ".ci" / "device-check"), "cpu", "--quick"],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "OUT": str(out)},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    log = (tmp_path / "out" / "log.txt").read_text()
-    assert "device-check: smoke on cpu:" in log and "16 equivalent, 0 inconclusive, 0 different" in log
-    assert (tmp_path / "out" / "compare-smoke" / "compare.md").exists()
-    assert (tmp_path / "out" / "report-smoke" / "report.md").exists()
+    log = (out / "log.txt").read_text()
+    assert "device-check: sweep smoke on cpu (command included):" in log and "exit 0" in log
+    assert "| 40 | torch kernels, every 50 epochs (a sweep's default on an accelerator) |" in log
+    launch = [line for line in log.splitlines() if line.startswith("| 40 |")]
+    assert len(launch) == 4 and [line.rsplit("|", 2)[1].strip() for line in launch] == ["-", "yes", "-", "yes"]
+    assert sorted(p.name for p in (out / "smoke").iterdir()) == ["runs.sqlite"]  # no WAL left behind
+    assert (api.runs(out / "smoke").status == "ok").sum() == 16
+    compared = subprocess.run(
+        [sys.executable, "-m", "runge_bench", "compare", "smoke", str(out / "smoke"), "--out", str(tmp_path / "cmp")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert "16 equivalent, 0 inconclusive, 0 different" in compared.stdout + compared.stderr

@@ -140,6 +140,22 @@ def test_diverging_run_is_marked_and_others_are_untouched(kernel_kind):
         assert b_good.metrics[k] == pytest.approx(alone.metrics[k], rel=1e-5)
 
 
+@pytest.mark.parametrize("sync_every", [2, 7, 100])
+def test_losses_copied_back_in_spans_change_nothing(kernel_kind, sync_every):
+    """An accelerator copies the losses back every SYNC_EVERY epochs: same runs, same curves, and
+    a member that diverges mid-span is cut at the epoch it diverged, the others untouched."""
+    good = [RunConfig("relu", seed=s, **SMALL) for s in (1, 2)]
+    bad = dataclasses.replace(good[0], lr=1e6)
+    each = train_batched([good[0], bad, good[1]], kernels=kernel_kind, sync_every=1)
+    spans = train_batched([good[0], bad, good[1]], kernels=kernel_kind, sync_every=sync_every)
+    assert [r.status for r in spans] == ["ok", "diverged", "ok"]
+    assert spans[1].diverged_epoch == each[1].diverged_epoch and 1 < each[1].diverged_epoch < SMALL["epochs"]
+    for a, b in zip(each, spans):
+        assert a.metrics == b.metrics
+        for k in a.curves:
+            np.testing.assert_array_equal(a.curves[k], b.curves[k], err_msg=k)
+
+
 def test_stacking_keeps_each_member_in_nn_linear_layout():
     params = [init_params(RunConfig("tanh", seed=s, width=5)) for s in range(3)]
     stacked = stack_params(params)

@@ -46,15 +46,38 @@ def _stacked_data(
     return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
+# How many epochs an accelerator runs ahead of the host: the losses of each epoch stay on the device
+# and are copied back (one synchronisation) every SYNC_EVERY epochs, so that the host queues the
+# next epochs' kernels while the device works instead of waiting for each epoch's losses. It
+# changes no arithmetic: a member whose loss turns non-finite is found at most SYNC_EVERY - 1
+# epochs later, trains on alone in the meantime (every stacked operation is block-diagonal over
+# members) and is cut at the epoch it diverged, as on the CPU, where the copy costs nothing and
+# each epoch is synchronised (sync_every 1).
+SYNC_EVERY = 50
+
+
 @functools.cache
-def _compiled(activation: str) -> tuple[Callable, Callable]:
+def _compiled(activation: str, mode: str | None = None) -> tuple[Callable, Callable]:
     """torch.compile of the torch kernels' step and validation for one activation, made once per
-    process and keyed by the activation's name (inductor compiles again, and caches, per shape and
-    dtype under dynamic=False)."""
+    process and keyed by the activation's name and mode (inductor compiles again, and caches, per
+    shape and dtype under dynamic=False). mode "reduce-overhead" replays each as a CUDA graph."""
     act = get_activation(activation)
     grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
     val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
-    return torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False)
+    if mode is None:
+        return torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False)
+
+    def copied(fn):  # a CUDA graph's outputs are overwritten by its next replay: keep copies
+        compiled = torch.compile(fn, dynamic=False, mode=mode)
+
+        def call(*args):
+            torch.compiler.cudagraph_mark_step_begin()
+            out = compiled(*args)
+            return torch.utils._pytree.tree_map(lambda t: t.clone() if isinstance(t, Tensor) else t, out)
+
+        return call
+
+    return copied(grads_fn), copied(val)
 
 
 @dataclass(frozen=True)
@@ -72,10 +95,11 @@ class _Functions:
     predict: Callable
 
 
-def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
+def _functions(act: Activation, dtype: torch.dtype, kernels: str, compile_mode: str | None = None) -> _Functions:
     """The training functions for kernels "torch", "compile" (the torch kernels through
     torch.compile, which fuses their elementwise work into a few loops; compiled once per process
-    and activation, and again for each new shape) or "native" (the whole step in C++)."""
+    and activation, and again for each new shape; compile_mode as torch.compile's mode) or
+    "native" (the whole step in C++)."""
     if kernels == "native":
         kernels_ = native.NativeKernels(act.name, dtype)
         step = lambda p, x, f, df, w, alive, out: kernels_.loss_and_grads(p, x, f, df, w, alive, out)[1:]  # noqa: E731
@@ -83,7 +107,7 @@ def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
     grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
     val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
     if kernels == "compile":
-        grads_fn, val = _compiled(act.name)
+        grads_fn, val = _compiled(act.name, compile_mode)
 
     def step(p, x, f, df, w, alive, out):
         grads, sq_f, sq_df = grads_fn(p, x, f, df, w, alive)
@@ -97,13 +121,23 @@ def _functions(act: Activation, dtype: torch.dtype, kernels: str) -> _Functions:
 
 
 @torch.no_grad()
-def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = "torch") -> list[RunResult]:
+def train_batched(
+    configs: list[RunConfig],
+    device: str = "cpu",
+    kernels: str = "torch",
+    *,
+    sync_every: int | None = None,
+    compile_mode: str | None = None,
+) -> list[RunResult]:
     """Train runs that share a shape (RunConfig.shape_key) as one stacked model.
 
     Seeds, deriv_weight and lr may differ between members. A member whose loss turns non-finite
     is marked diverged at that epoch and its gradient zeroed; the others train on unaffected
     (every stacked operation is block-diagonal over members). kernels "native" for an activation
     that kernels.cpp lacks trains with the torch kernels, and the results record engine "batched".
+    sync_every: epochs between copies of the losses to the host (default 1 on the CPU, SYNC_EVERY
+    on an accelerator); compile_mode: torch.compile's mode for kernels "compile" (the bench's
+    launch strategies; sweeps use the default).
     """
     _check_group(configs, device, kernels)
     start = time.perf_counter()
@@ -115,17 +149,20 @@ def train_batched(configs: list[RunConfig], device: str = "cpu", kernels: str = 
     train = _stacked_data(configs, splits, "train", dtype, device)  # x, f, f' each (M, Ntr, 1)
     val = _stacked_data(configs, splits, "val", dtype, device)  # (M, Nval, 1)
     s = _Stack.of(configs, dtype, device)
-    fns = _functions(get_activation(c0.activation), dtype, kernels)
+    fns = _functions(get_activation(c0.activation), dtype, kernels, compile_mode)
     gens = [batch_generator(c) for c in configs]
     history = np.full((len(CURVES), M, c0.epochs), np.nan)  # CURVES x members x epochs
     live = np.ones(M, dtype=bool)  # alive, on the host (s.alive is its device copy)
     diverged_at: dict[int, int] = {}
-    for epoch in range(c0.epochs):
-        rows = _epoch(s, fns, train, val, member_batches(c0, train[0].shape[1], gens, device))  # (CURVES, M)
-        history[:, :, epoch] = rows  # a diverged member's history is cut at its divergence
-        newly = live & ~np.isfinite(rows).all(axis=0)
-        if newly.any():
-            diverged_at |= {int(i): epoch + 1 for i in np.flatnonzero(newly)}
+    every = sync_every or (1 if device.split(":")[0] == "cpu" else SYNC_EVERY)
+    for first in range(0, c0.epochs, every):
+        span = range(first, min(first + every, c0.epochs))
+        rows = [_epoch(s, fns, train, val, member_batches(c0, train[0].shape[1], gens, device)) for _ in span]
+        history[:, :, span.start : span.stop] = torch.stack(rows, dim=-1).cpu().numpy()  # (CURVES, M, epochs)
+        finite = np.isfinite(history[:, :, span.start : span.stop]).all(axis=0)  # (M, epochs)
+        newly = live & ~finite.all(axis=1)
+        if newly.any():  # a diverged member's history is cut at its divergence (make_result)
+            diverged_at |= {int(i): span.start + int(np.argmin(finite[i])) + 1 for i in np.flatnonzero(newly)}
             live &= ~newly
             s.alive &= torch.as_tensor(live, device=device).view(M, 1, 1)
             if not live.any():
@@ -243,7 +280,8 @@ def _epoch(
     s: _Stack, fns: _Functions, train: tuple[Tensor, ...], val: tuple[Tensor, ...], batches: list[Tensor | None]
 ) -> np.ndarray:
     """One epoch of every member: a step and an Adam update per batch, then validation. Returns the
-    epoch's (CURVES, M) losses: training MSE of f and f' (summed over batches), validation MSEs."""
+    epoch's (CURVES, M) losses, where they were computed: training MSE of f and f' (summed over
+    batches), validation MSEs."""
     sum_f = sum_df = None
     for idx in batches:
         if idx is None:
@@ -257,4 +295,4 @@ def _epoch(
         fns.adam(s.theta, s.grad_theta, s.m, s.v, s.lr, s.step)
     vf, vdf = fns.val(s.params, *val)
     n_tr = train[0].shape[1]
-    return torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf]).cpu().numpy()
+    return torch.stack([sum_f / n_tr, sum_df / n_tr, vf, vdf])

@@ -89,7 +89,7 @@ def matmul_only(
     a = torch.randn(members, n_train, width, generator=g).to(device)
     a_val = torch.randn(members, n_val, width, generator=g).to(device)
     w = torch.randn(members, width, width, generator=g).to(device)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync = torch_sync(device)
     torch.bmm(a, w)  # the first product on a device initialises its libraries: not timed
     sync()
     start = time.perf_counter()
@@ -155,6 +155,101 @@ def measure_device(case: Case, device: str, members: int = DEVICE_MEMBERS, floor
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way of driving an accelerator through the batched engine: its kernels, torch.compile's
+    mode, and how many epochs run between copies of the losses to the host."""
+
+    name: str
+    kernels: str
+    sync_every: int | None  # None: the engine's default (batched.SYNC_EVERY on an accelerator)
+    compile_mode: str | None = None
+
+
+LAUNCH_STRATEGIES = (
+    Strategy("torch kernels, losses copied back every epoch", "torch", 1),
+    Strategy("torch kernels, every 50 epochs (a sweep's default on an accelerator)", "torch", None),
+    Strategy("torch.compile (inductor), every 50 epochs", "compile", None),
+    Strategy("torch.compile reduce-overhead (CUDA graphs), every 50 epochs", "compile", None, "reduce-overhead"),
+)
+
+
+@dataclass(frozen=True)
+class LaunchMeasurement:
+    strategy: str
+    members: int
+    epochs: int
+    wall_s: float
+    warmup_s: float  # the same members for LAUNCH_WARMUP epochs first: compilation, graph capture
+    same_as_first: bool | None  # every metric equal to the first strategy's with these kernels (None: it is the first)
+
+    @property
+    def ms_per_epoch(self) -> float:
+        return 1e3 * self.wall_s / self.epochs
+
+
+LAUNCH_WARMUP = 3
+
+
+def measure_launch(
+    device: str, members: tuple[int, ...] = (40, 1024), epochs: int = 200, strategies=LAUNCH_STRATEGIES
+) -> list[LaunchMeasurement]:
+    """Wall time per epoch of the seed network (tanh, full batch) trained as one stacked model of
+    `members` runs on `device`, for each launch strategy, after a warm-up of the same shape; and
+    whether the strategies that share the first's arithmetic (the same kernels) give its numbers
+    exactly (the copies back to the host and CUDA graphs change no arithmetic)."""
+    from ..engine.batched import train_batched
+
+    configure_worker()
+    sync = torch_sync(device)
+    out = []
+    for m in members:
+        configs = [RunConfig("tanh", seed=s, epochs=epochs) for s in range(m)]
+        first: dict[str, list] = {}  # kernels -> the first strategy's results with them
+        for st in strategies:
+            kw = dict(kernels=st.kernels, sync_every=st.sync_every, compile_mode=st.compile_mode)
+            start = time.perf_counter()
+            train_batched([replace(c, epochs=LAUNCH_WARMUP) for c in configs], device, **kw)
+            sync()
+            warm = time.perf_counter() - start
+            start = time.perf_counter()
+            results = train_batched(configs, device, **kw)
+            sync()
+            wall = time.perf_counter() - start
+            same = None
+            if st.kernels not in first:
+                first[st.kernels] = results
+            else:
+                same = all(a.metrics == b.metrics for a, b in zip(first[st.kernels], results))
+            out.append(LaunchMeasurement(st.name, m, epochs, wall, warm, same))
+    return out
+
+
+def format_launch(ms: list[LaunchMeasurement], device: str) -> str:
+    lines = [
+        f"Launch strategies on {device}: seed network (tanh, full batch), one stacked model; wall time "
+        "per epoch with each model's final evaluation, after a warm-up of the same shape.",
+        "",
+        "| members | strategy | ms per epoch | vs the first | warm-up s | same numbers as the first with its kernels |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    base = {}
+    for m in ms:
+        base.setdefault(m.members, m.ms_per_epoch)
+        same = "-" if m.same_as_first is None else ("yes" if m.same_as_first else "NO")
+        lines.append(
+            f"| {m.members} | {m.strategy} | {m.ms_per_epoch:.2f} | {base[m.members] / m.ms_per_epoch:.2f}x "
+            f"| {m.warmup_s:.1f} | {same} |"
+        )
+    return "\n".join(lines)
+
+
+def torch_sync(device: str) -> Callable[[], None]:
+    import torch
+
+    return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
 def run_bench(

@@ -28,8 +28,13 @@ def check_options(
 MAX_REPEAT = 20  # rounds of the bench: each takes a minute or more; past this, the median no longer moves
 
 
-def check_bench_options(*, repeat: int, fail_below: float | None, device: str | None) -> None:
+def check_bench_options(*, repeat: int, fail_below: float | None, device: str | None, launch: bool = False) -> None:
     """`bench`'s own options: a UserError naming the flag."""
+    if launch:  # the launch strategies on one device, any device (on the CPU: a dry run of the plumbing)
+        if device is None:
+            raise UserError("needs --device (the device whose launch strategies to measure)", field="--launch")
+        check_device(device)
+        return
     if not 1 <= repeat <= MAX_REPEAT:
         raise UserError(f"must be between 1 and {MAX_REPEAT}, got {repeat}", field="--repeat")
     if fail_below is not None and not 0 < fail_below <= 1:
