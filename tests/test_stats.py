@@ -87,6 +87,14 @@ def test_paired_test_refuses_underpowered_p_values():
     assert stats.min_wilcoxon_p(5) == 0.0625 and stats.min_wilcoxon_p(6) == 0.03125
 
 
+def test_reach_names_the_largest_holm_family_in_plain_numbers():
+    # 10 seeds: p >= 2/1024, 0.05 / (2/1024) = 25.6 -> 25; 16 seeds: 0.05 * 2**15 = 1638.4 -> 1,638.
+    assert stats.reach(10).endswith("so Holm can reject in families of up to 25 tests")
+    assert stats.reach(16).endswith("families of up to 1,638 tests")
+    assert stats.reach(200).endswith("families of a million tests and more")  # not a 60-digit integer
+    assert "cannot reach p < 0.05" in stats.reach(5)
+
+
 def test_paired_test_p_value_and_ratio():
     a = np.arange(1.0, 11.0)
     t = stats.paired_test(a, 2 * a)

@@ -6,6 +6,8 @@ score matrix for rankings is (n_blocks, n_methods).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -187,10 +189,9 @@ def reach(n_pairs: int, alpha: float = ALPHA) -> str:
     p = min_wilcoxon_p(n_pairs)
     if p > alpha:
         return f"{n_pairs} seeds cannot reach p < {alpha:g} in a paired Wilcoxon test (its smallest p is {p:.3g}): no test can reject"
-    return (
-        f"with {n_pairs} seeds the smallest paired Wilcoxon p is {p:.3g}, so Holm can reject in families of up to "
-        f"{int(alpha // p)} tests"
-    )
+    k = math.floor(alpha / p * (1 + 1e-9))  # the largest family: alpha / k >= p, up to rounding
+    size = f"of up to {k:,} tests" if k < 10**6 else "of a million tests and more"
+    return f"with {n_pairs} seeds the smallest paired Wilcoxon p is {p:.3g}, so Holm can reject in families {size}"
 
 
 @dataclass(frozen=True)
