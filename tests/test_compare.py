@@ -191,6 +191,10 @@ def test_a_shifted_tail_is_listed_first_and_never_called_equivalent(tmp_path):
         and (tanh_cells.tail_b == 4).all()
         and (tanh_cells.tail_a == 0).all()
     )
+    # 8 runs per side, none of A's in the tail: Fisher rejects 0 of 8 against 4 or more of 8
+    # (p = 0.077 for 4, 0.026 for 5): found 80% of the time once B's share is 0.7 (P(Bin(8, 0.7) >= 5)
+    # = 0.806; at 0.695, 0.797).
+    assert (tanh_cells.tail_detectable_b == 0.7).all()
     text = (tmp_path / "out" / "compare.md").read_text()
     top = text.split("## The 10 largest shifts of a cell's median", 1)[1].split("## Verdicts", 1)[0]
     rows = [line for line in top.splitlines() if line.startswith("| tanh")]

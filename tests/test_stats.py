@@ -95,6 +95,27 @@ def test_reach_names_the_largest_holm_family_in_plain_numbers():
     assert "cannot reach p < 0.05" in stats.reach(5)
 
 
+def test_fisher_rejection_region_is_scipys_table_by_table():
+    for n_a, n_b in [(10, 10), (12, 7), (40, 40)]:
+        region = stats.fisher_rejects(n_a, n_b)
+        for k_a in range(n_a + 1):
+            for k_b in range(n_b + 1):
+                p = st.fisher_exact([[k_a, n_a - k_a], [k_b, n_b - k_b]]).pvalue
+                assert region[k_a, k_b] == (p < 0.05), (n_a, n_b, k_a, k_b, p)
+
+
+def test_detectable_tail_share_by_hand():
+    # 10 vs 10, none of A's in the tail: Fisher rejects from 5 of B's 10 (0 vs 4: p = 0.087; 0 vs 5:
+    # p = 0.033), so 80% power needs P(Bin(10, s) >= 5) >= 0.8: s = 0.585 (0.808; at 0.58, 0.798).
+    assert stats.detectable_tail(10, 10, 0.0) == 0.585
+    assert st.binom.sf(4, 10, 0.585) >= 0.8 > st.binom.sf(4, 10, 0.58)
+    # More runs see smaller differences; a larger base share needs a larger one.
+    assert (
+        stats.detectable_tail(200, 200, 0.2) < stats.detectable_tail(40, 40, 0.2) < stats.detectable_tail(40, 40, 0.3)
+    )
+    assert np.isnan(stats.detectable_tail(3, 3, 0.5))  # 3 runs a side: no table rejects at all
+
+
 def test_paired_test_p_value_and_ratio():
     a = np.arange(1.0, 11.0)
     t = stats.paired_test(a, 2 * a)

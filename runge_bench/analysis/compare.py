@@ -98,6 +98,7 @@ class Distributions:
     tail_a: int  # runs beyond TAIL_FACTOR x the pooled median
     tail_b: int
     p_tail: float  # Fisher's exact test of tail_a of n_a against tail_b of n_b, two-sided
+    tail_detectable: float  # the share of B's runs in the tail that test finds with 80% power, A's being tail_a / n
     pair_rho: float  # Spearman correlation of the matched runs' log errors: ~0 when runs are chaotic
     verdict: str
 
@@ -111,7 +112,7 @@ def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> 
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = len(a)
     if n == 0:
-        return Distributions(np.nan, (np.nan, np.nan), np.nan, 0, 0, np.nan, np.nan, "inconclusive")
+        return Distributions(np.nan, (np.nan, np.nan), np.nan, 0, 0, np.nan, np.nan, np.nan, "inconclusive")
     la, lb = np.log(np.clip(a, 1e-300, None)), np.log(np.clip(b, 1e-300, None))
     ratio = float(np.exp(np.median(lb) - np.median(la)))
     rng = np.random.default_rng(seed)
@@ -124,6 +125,7 @@ def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> 
     far = np.log(TAIL_FACTOR) + np.median(np.concatenate([la, lb]))
     tail_a, tail_b = int(np.sum(la > far)), int(np.sum(lb > far))
     p_tail = float(st.fisher_exact([[tail_a, n - tail_a], [tail_b, n - tail_b]]).pvalue)
+    detectable = stats.detectable_tail(n, n, tail_a / n)
     rho = float(st.spearmanr(la, lb).statistic) if n >= 3 and np.ptp(la) > 0 and np.ptp(lb) > 0 else np.nan
     m = margin
     if (lo > m or hi < 1 / m) or p_tail < stats.ALPHA:
@@ -132,7 +134,7 @@ def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> 
         verdict = "equivalent"
     else:
         verdict = "inconclusive"
-    return Distributions(ratio, (float(lo), float(hi)), p_shift, tail_a, tail_b, p_tail, rho, verdict)
+    return Distributions(ratio, (float(lo), float(hi)), p_shift, tail_a, tail_b, p_tail, detectable, rho, verdict)
 
 
 def _reachable(n: int) -> str:
@@ -294,6 +296,7 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
                     "tail_a": u.tail_a,
                     "tail_b": u.tail_b,
                     "p_tail": u.p_tail,
+                    "tail_detectable_b": u.tail_detectable,
                     "pair_rho": u.pair_rho,
                     "unpaired": u.verdict,
                     "verdict": combined_verdict(e.verdict, u.verdict),
@@ -347,6 +350,7 @@ def _largest_shifts(c: Comparison) -> list[str]:
         "tail_a",
         "tail_b",
         "p_tail",
+        "tail_detectable_b",
         "pair_rho",
         "paired",
         "unpaired",
@@ -415,7 +419,9 @@ def _write_comparison(c: Comparison, out: Path) -> None:
         "samples: where runs are chaotic, pairing carries nothing, and `pair_rho`, the Spearman "
         "correlation of the pairs, says so): the ratio of the cell medians B/A with a 95% bootstrap CI, "
         "a Mann-Whitney test on log errors (`p_shift`), and the runs in the tail, beyond "
-        f"{TAIL_FACTOR:g}x the pooled median, in A and in B (Fisher's exact test, `p_tail`); equivalent "
+        f"{TAIL_FACTOR:g}x the pooled median, in A and in B (Fisher's exact test, `p_tail`; `tail_detectable_b`, the share of B's runs in the tail "
+        "it would find with 80% power, A's share being tail_a / n, says what a tail test that does not reject "
+        "could have seen); equivalent "
         f"when the median ratio's CI lies within x{c.margin:g} and the tails do not differ, different when "
         f"the CI lies wholly beyond x{c.margin:g} or the tails differ (p < {stats.ALPHA}). **equivalent**: "
         "both views equivalent; **different**: either view different; **inconclusive**: the rest, "

@@ -6,8 +6,8 @@ score matrix for rankings is (n_blocks, n_methods).
 
 from __future__ import annotations
 
+import functools
 import math
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -180,6 +180,33 @@ def detectable_ratio(a: np.ndarray, b: np.ndarray, family: int = 1, alpha: float
     s = float(np.std(d, ddof=1))
     z = st.norm.ppf(1 - alpha / (2 * family)) + st.norm.ppf(power)
     return float(np.exp(z * s / np.sqrt(n * 3 / np.pi)))
+
+
+@functools.cache
+def fisher_rejects(n_a: int, n_b: int, alpha: float = ALPHA) -> np.ndarray:
+    """(n_a + 1, n_b + 1) bool: where Fisher's exact test (two-sided, as scipy computes it: the
+    tables of the observed margins no more probable than the observed one, relative tolerance 1e-7)
+    rejects k_a of n_a against k_b of n_b at alpha. Every table at once, per total k_a + k_b."""
+    out = np.zeros((n_a + 1, n_b + 1), dtype=bool)
+    for total in range(n_a + n_b + 1):
+        k = np.arange(max(0, total - n_b), min(n_a, total) + 1)  # the possible k_a
+        pmf = st.hypergeom.pmf(k, n_a + n_b, total, n_a)
+        p = (pmf[None, :] <= pmf[:, None] * (1 + 1e-7)).astype(float) @ pmf
+        out[k, total - k] = np.minimum(p, 1.0) < alpha
+    return out
+
+
+def detectable_tail(n_a: int, n_b: int, share: float, alpha: float = ALPHA, power: float = 0.8) -> float:
+    """The smallest share of B's runs in the tail that Fisher's exact test would tell apart from
+    A's `share` with the given power (exact: binomial outcomes on both sides, every table
+    enumerated), searched on a grid of 0.005; nan when even a share of 1 is not found that often.
+    What a "tails do not differ" could have seen."""
+    rejects = fisher_rejects(n_a, n_b, alpha).astype(float)
+    pa = st.binom.pmf(np.arange(n_a + 1), n_a, share)
+    grid = np.round(np.arange(np.ceil(share / 0.005) * 0.005 + 0.005, 1.0 + 1e-9, 0.005), 3)
+    pb = st.binom.pmf(np.arange(n_b + 1)[None, :], n_b, grid[:, None])  # (grid, n_b + 1)
+    found = np.flatnonzero(pb @ (pa @ rejects) >= power)
+    return float(grid[found[0]]) if len(found) else float("nan")
 
 
 def reach(n_pairs: int, alpha: float = ALPHA) -> str:
