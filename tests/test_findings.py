@@ -29,6 +29,7 @@ def test_a_tie_is_never_called_a_win():
             "p_wilcoxon": np.nan,
             "p_holm": np.nan,
             "p_bh": np.nan,
+            "p_by": np.nan,
             "note": "n=2 pairs: no test",
         }
     )
@@ -53,6 +54,7 @@ def test_a_trend_is_checked_at_every_level_of_the_other_axes():
     lines = findings.along_axes(effects, ["grid_f_mse"])
     relu = next(s for s in lines if s.startswith("relu, deriv_weight 0 → 1"))
     assert "error higher at deriv_weight=1 in 1 (width=16), lower in 1 (width=64), neither in 0" in relu
+    assert "with Benjamini-Hochberg over the report instead, higher in 1, lower in 1)" in relu
     tanh = next(s for s in lines if s.startswith("tanh, deriv_weight 0 → 1"))
     assert "error higher at deriv_weight=1 in 0, lower in 2" in tanh
     # The step is tested paired by seed: 8 pairs, all one way, exact p = 2/2^8, Holm over 2 cells.
@@ -73,6 +75,7 @@ def test_across_cells_names_where_an_advantage_fails():
     assert line.startswith("relu vs tanh, f MSE (dense grid), over 4 cells (width x deriv_weight):")
     assert "relu significantly lower in 1 (width=16, deriv_weight=0.0)" in line
     assert "tanh in 3 (" in line and "neither in 0" in line
+    assert "with Benjamini-Hochberg over the report instead, relu in 1, tanh in 3)" in line
     # Across the cells with the seeds as units: per seed, the mean log ratio over the 4 cells is
     # (3 log 15 + log 0.15) / 4, a ratio of 4.74 in every seed; 8 seeds all one way: p = 2 / 2^8.
     assert "with the seeds as units: ratio relu/tanh 4.74 (95% CI 4.74-4.74), Wilcoxon over 8 seeds p = 0.00781" in line

@@ -176,6 +176,14 @@ def test_benjamini_hochberg_by_hand():
     assert (stats.benjamini_hochberg(np.array([0.2, 0.3])) <= stats.holm(np.array([0.2, 0.3]))).all()
 
 
+def test_benjamini_yekutieli_by_hand():
+    # 3 tests: BH gives 0.03, 0.04, 0.04 (for 0.01, 0.04, 0.03); BY multiplies by 1 + 1/2 + 1/3.
+    adjusted = stats.benjamini_yekutieli(np.array([0.01, 0.04, 0.03, np.nan]))
+    np.testing.assert_allclose(adjusted[:3], np.array([0.03, 0.04, 0.04]) * 11 / 6)
+    assert np.isnan(adjusted[3])
+    assert stats.benjamini_yekutieli(np.array([0.5, 0.9]))[1] == 1.0  # capped
+
+
 def test_the_bootstrap_does_not_depend_on_the_order_of_its_data():
     x = np.random.default_rng(0).lognormal(size=12)
     assert stats.bootstrap_ci(x, stats.iqm, seed=5) == stats.bootstrap_ci(x[::-1].copy(), stats.iqm, seed=5)

@@ -38,6 +38,16 @@ def _verdicts(rows: pd.DataFrame, one: str, other: str) -> tuple[pd.DataFrame, p
     )
 
 
+def _under_bh(rows: pd.DataFrame, one: str, other: str, names: tuple[str, str]) -> str:
+    """The same count under Benjamini-Hochberg over the report (p_bh < ALPHA): the larger family,
+    with false discoveries bounded in share rather than in probability."""
+    sig = rows.p_bh < ALPHA
+    return (
+        f"with Benjamini-Hochberg over the report instead, {names[0]} in {int((sig & (rows.favours == one)).sum())}, "
+        f"{names[1]} in {int((sig & (rows.favours == other)).sum())}"
+    )
+
+
 def run_counts(df: pd.DataFrame) -> str:
     counts = df.status.value_counts()
     return (
@@ -72,7 +82,10 @@ def pair_sentence(row: pd.Series) -> str:
     if np.isnan(row.p_holm):
         verdict = "no winner (a tie)" if a_wins == b_wins else "no test"
         return f"{label}: {verdict}: {facts}; {row.note}."
-    p = f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm), {tables.sci(row.p_bh)} (BH over the report)"
+    p = (
+        f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm), {tables.sci(row.p_bh)} (BH over the report), "
+        f"{tables.sci(row.p_by)} (BY)"
+    )
     if row.p_holm < ALPHA:
         return f"{label}: {a} significantly lower than {b}: {facts}; {p}."
     return f"{label}: inconclusive (not significant; the interval says what remains possible): {facts}; {p}."
@@ -98,7 +111,7 @@ def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str],
             f"{r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} significantly "
             f"lower in {len(a_cells)}{_cells(a_cells, axes)}, {r.b} in {len(b_cells)}{_cells(b_cells, axes)}, "
             f"neither in {len(neither)}{_cells(neither, axes)} (Wilcoxon on log ratios over seeds, Holm over the "
-            f"pairs of each cell, p < {ALPHA}); {r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in "
+            f"pairs of each cell, p < {ALPHA}; {_under_bh(g, 'a', 'b', (r.a, r.b))}); {r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in "
             f"{r.b_won_every_seed}; per-cell median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
             f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}); {across}."
         )
@@ -129,7 +142,7 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
                     f"{act}, {axis} {lo:g} → {hi:g}, {METRIC_LABELS[metric]}, {where}: error higher at {axis}={hi:g} in "
                     f"{len(up)}{_cells(up, others)}, lower in {len(down)}{_cells(down, others)}, neither in "
                     f"{len(neither)}{_cells(neither, others)} (Wilcoxon on log ratios over seeds, Holm over the "
-                    f"cells, p < {ALPHA}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
+                    f"cells, p < {ALPHA}; {_under_bh(g, 'from', 'to', ('higher', 'lower'))}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
                     f"{tables.sci(g.median_ratio.min())} to {tables.sci(g.median_ratio.max())}."
                 )
     return out

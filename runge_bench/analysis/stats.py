@@ -101,6 +101,16 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     return _adjusted(p_values, lambda s: np.minimum.accumulate((s * len(s) / np.arange(1, len(s) + 1))[::-1])[::-1])
 
 
+def benjamini_yekutieli(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Yekutieli adjusted p-values: Benjamini-Hochberg's times c(m) = 1 + 1/2 + ... + 1/m,
+    which controls the false discovery rate under any dependence between the tests (Benjamini &
+    Yekutieli 2001). The report's tests share seeds and splits, so their dependence is not known
+    to be positive, as BH assumes."""
+    p = np.asarray(p_values, float)
+    c = float(np.sum(1.0 / np.arange(1, np.count_nonzero(~np.isnan(p)) + 1)))
+    return np.minimum(1.0, benjamini_hochberg(p) * c)
+
+
 def _adjusted(p_values: np.ndarray, adjust: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """p-values adjusted for multiplicity by `adjust`, which maps the sorted p-values of the tests
     (nan left out) to their adjusted values; same order as the input, nan stays nan, capped at 1."""

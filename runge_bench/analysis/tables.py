@@ -187,6 +187,7 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
     # The report-wide family: every pair of every cell and metric, false discovery rate controlled.
     out["p_bh"] = stats.benjamini_hochberg(out["p_wilcoxon"].to_numpy(float))
+    out["p_by"] = stats.benjamini_yekutieli(out["p_wilcoxon"].to_numpy(float))  # any dependence
     cols = [
         *axes,
         "metric",
@@ -207,6 +208,7 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
         "p_wilcoxon",
         "p_holm",
         "p_bh",
+        "p_by",
         "note",
     ]
     return out[cols]
@@ -272,6 +274,7 @@ def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.D
     out["p_holm"] = np.nan
     for _, idx in out.groupby(["axis", "from", "to", "activation", "metric"], sort=False).groups.items():
         out.loc[idx, "p_holm"] = stats.holm(out.loc[idx, "p_wilcoxon"].to_numpy(float))
+    out["p_bh"] = stats.benjamini_hochberg(out["p_wilcoxon"].to_numpy(float))  # every step of the report
     return out
 
 

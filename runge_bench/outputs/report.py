@@ -369,7 +369,9 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool, df: pd.DataFr
         "lower (ties half) with its exact (Clopper-Pearson) 95% CI. Then the test: `p_wilcoxon` is the "
         "two-sided Wilcoxon signed-rank p on log(error(a)) - log(error(b)), `p_holm` it Holm-corrected "
         "over the pairs of the same cell and metric, `p_bh` Benjamini-Hochberg-adjusted over every "
-        "test of this table (the report's false discovery rate); `favours` is the side its statistic "
+        "test of this table (the report's false discovery rate, for independent or positively dependent "
+        "tests), `p_by` Benjamini-Yekutieli over the same (the false discovery rate under any dependence: "
+        "the pairs share seeds and splits); `favours` is the side its statistic "
         "points to. A p above 0.05 is no evidence of no difference: the ratio's interval says what is "
         "still possible. Key metrics shown; `tables/comparisons.csv` has all eight.",
         "",
