@@ -28,6 +28,7 @@ def test_run_id_is_stable_across_sessions():
         dict(target="sin4pi"),
         dict(optimizer="adam+lbfgs", lbfgs_iters=10),
         dict(optimizer="adam+lm", lm_iters=10),
+        dict(noise=0.01),
     ],
 )
 def test_run_id_changes_with_every_field(change):
@@ -39,7 +40,9 @@ def test_run_id_changes_with_every_field(change):
 def test_one_value_of_a_float_field_is_one_run(field):
     """1 and 1.0, 0 and -0.0 and 0.0 are one value: the same run id, the same stored config (else
     the same run is trained twice and a report pools the duplicates as extra seeds)."""
-    one = {"deriv_weight": 1, "lr": 1, "val_fraction": 1}[field]  # val_fraction=1 is only checked by studies
+    one = {"deriv_weight": 1, "lr": 1, "val_fraction": 1, "noise": 1}[
+        field
+    ]  # val_fraction=1 is only checked by studies
     as_int, as_float = RunConfig("tanh", **{field: one}), RunConfig("tanh", **{field: float(one)})
     assert as_int.run_id == as_float.run_id and as_int.to_dict() == as_float.to_dict()
     assert isinstance(getattr(as_int, field), float)
@@ -63,7 +66,7 @@ def test_fields_added_at_their_defaults_keep_old_run_ids():
     they stay out of the hash (the id above is from before they existed), set they enter it."""
     from runge_bench.problem.config import ADDED_FIELDS
 
-    c = RunConfig("tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0)
+    c = RunConfig("tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0, noise=0.0)
     assert c.run_id == "69804559df53b907"
     assert set(ADDED_FIELDS) <= set(c.to_dict())  # stored configs carry them all the same
     assert (

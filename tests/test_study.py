@@ -31,6 +31,9 @@ BAD_STUDIES = [
     ('name = "s"\n[fixed]\nactivation = "relu"\nlr = -0.1', "fixed.lr: must be in (0, 1e+06]"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nval_fraction = 1.0', "fixed.val_fraction: must be in (0, 1)"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nval_fraction = 0', "fixed.val_fraction: must be in (0, 1)"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nnoise = -0.1', "fixed.noise: must be in [0, 10], got -0.1"),
+    ('name = "s"\n[grid]\nactivation = ["relu"]\nnoise = [0, 0.1, 20]', "grid.noise: must be in [0, 10], got 20"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\nnoise = "some"', "fixed.noise: must be a number"),
     ('name = "s"\n[fixed]\nactivation = "relu"\ndtype = "float16"', "fixed.dtype: unknown dtype 'float16'"),
     (
         'name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 0',

@@ -17,7 +17,7 @@ from scipy.interpolate import CubicHermiteSpline, CubicSpline
 from scipy.linalg import solve_triangular
 
 from ..engine.metrics import Predictor, errors
-from ..problem.data import dense_grid, make_split
+from ..problem.data import dense_grid, make_split, with_noise
 from ..problem.targets import Target, get_target, target_order
 from ..problem.vocabulary import SPLIT_FIELDS
 from .tables import select
@@ -120,7 +120,9 @@ def study_baselines(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
             seeds = set(ref.loc[ref.status == "ok", "seed"]) or set(ref.seed)
             if not seeds:
                 continue
-            fitted = baseline_runs(sorted(seeds), int(at["n_points"]), float(at["val_fraction"]), target)
+            fitted = baseline_runs(
+                sorted(seeds), int(at["n_points"]), float(at["val_fraction"]), target, noise=float(at["noise"])
+            )
             parts.append(fitted.assign(target=target, **{a: at[a] for a in split_axes}))
     out = pd.concat(parts, ignore_index=True)
     keys = ["target", *split_axes]
@@ -128,16 +130,17 @@ def study_baselines(df: pd.DataFrame, cell: dict) -> pd.DataFrame:
 
 
 def baseline_runs(
-    seeds: list[int], n_points: int = 1000, val_fraction: float = 0.2, target: str = "runge"
+    seeds: list[int], n_points: int = 1000, val_fraction: float = 0.2, target: str = "runge", *, noise: float = 0.0
 ) -> pd.DataFrame:
     """One row per (baseline, seed): the baseline's name, its parameter count, the eight metrics,
-    for fits to `target` (a key of target.TARGETS)."""
+    for fits to `target` (a key of target.TARGETS) from the training data the networks of that seed
+    see (with their noise: data.with_noise), scored against the truth."""
     rows = []
     t = get_target(target)
     for seed in seeds:
         split = make_split(n_points, val_fraction, seed)
         x, xv = split.x_train, split.x_val
-        f, df = t.f(x), t.df(x)
+        f, df = with_noise(t.f(x), t.df(x), noise, seed)
         degree = best_degree(x, f, xv, t.f(xv), t.df(xv))
         # No interpolation-degree polynomial: least squares at degree len(x) - 1 truncates the
         # singular values below rcond, so its errors (1e4 on f') are set by rounding, and moved in the

@@ -32,7 +32,7 @@ from ..problem.data import Split, make_split
 from ..problem.targets import get_target
 from ..problem.vocabulary import BATCHED_ENGINES
 from . import native
-from .common import CURVES, as_tensors, batch_generator, make_result
+from .common import CURVES, as_tensors, batch_generator, make_result, training_tensors
 from .model import init_params, stack_params
 from .refine import finish_refined
 from .stacked import adam_step, forward, loss_and_grads, packed, predictor, val_losses
@@ -42,7 +42,10 @@ def _stacked_data(
     configs: list[RunConfig], splits: list[Split], which: str, dtype, device
 ) -> tuple[Tensor, Tensor, Tensor]:
     """x, f, f' of every member's target on its train or val split, stacked to (M, N, 1)."""
-    parts = [as_tensors(getattr(s, f"x_{which}"), dtype, device, get_target(c.target)) for c, s in zip(configs, splits)]
+    if which == "train":  # with each run's noise on its targets
+        parts = [training_tensors(c, s, dtype, device) for c, s in zip(configs, splits)]
+    else:
+        parts = [as_tensors(s.x_val, dtype, device, get_target(c.target)) for c, s in zip(configs, splits)]
     return tuple(torch.stack(p) for p in zip(*parts))  # type: ignore[return-value]
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..problem.config import RunConfig, RunResult, Status
-from ..problem.data import BATCH_STREAM, Split, stream_seed
+from ..problem.data import BATCH_STREAM, Split, stream_seed, with_noise
 from ..problem.targets import Target, get_target
 from .environment import library_versions
 from .metrics import Predictor, evaluate
@@ -33,6 +33,19 @@ def as_tensors(x: np.ndarray, dtype: torch.dtype, device: str, target: Target) -
         return torch.as_tensor(a, dtype=dtype, device=device).unsqueeze(-1)
 
     return column(x), column(target.f(x)), column(target.df(x))
+
+
+def training_tensors(config: RunConfig, split: Split, dtype: torch.dtype, device: str) -> tuple[Tensor, Tensor, Tensor]:
+    """x, f, f' at the run's training points as (N, 1) tensors, with the run's noise on f and f'
+    (data.with_noise; none at noise 0)."""
+    target = get_target(config.target)
+    x = split.x_train
+    f, df = with_noise(target.f(x), target.df(x), config.noise, config.seed)
+
+    def column(a: np.ndarray) -> Tensor:
+        return torch.as_tensor(a, dtype=dtype, device=device).unsqueeze(-1)
+
+    return column(x), column(f), column(df)
 
 
 def batch_generator(config: RunConfig) -> torch.Generator:

@@ -13,7 +13,7 @@ from torch import Tensor
 from ..problem.config import RunConfig, RunResult
 from ..problem.data import make_split
 from ..problem.targets import get_target
-from .common import ADAM_BETAS, ADAM_EPS, CURVES, as_tensors, batch_generator, make_result
+from .common import ADAM_BETAS, ADAM_EPS, CURVES, as_tensors, batch_generator, make_result, training_tensors
 from .model import build_sequential, init_params
 from .refine import finish_refined
 
@@ -32,7 +32,7 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
     dtype = getattr(torch, config.dtype)
     split = make_split(config.n_points, config.val_fraction, config.seed)
     target = get_target(config.target)
-    x_tr, y_tr, dy_tr = as_tensors(split.x_train, dtype, device, target)
+    x_tr, y_tr, dy_tr = training_tensors(config, split, dtype, device)
     x_va, y_va, dy_va = as_tensors(split.x_val, dtype, device, target)
     model = build_sequential(config, init_params(config)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)

@@ -25,12 +25,12 @@ Status = Literal["ok", "diverged", "failed"]
 
 # Fields stored as floats: 1 and 1.0, -0.0 and 0.0 are one value (RunConfig.__post_init__, and a
 # study file's values are normalised the same way).
-FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction")
+FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction", "noise")
 
 # Fields added after protocol 1's stores were written. At their defaults they are left out of the
 # run id's hash, so every run stored before they existed keeps its id (and a store stays valid);
 # a run that sets one gets an id of its own.
-ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters")
+ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters", "noise")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class RunConfig:
     optimizer: str = "adam"  # one of vocabulary.OPTIMIZERS: Adam alone, or Adam then L-BFGS / Levenberg-Marquardt
     lbfgs_iters: int = 0  # L-BFGS iterations after the Adam epochs (optimizer "adam+lbfgs")
     lm_iters: int = 0  # Levenberg-Marquardt iterations after the Adam epochs (optimizer "adam+lm")
+    noise: float = 0.0  # Gaussian noise on the training targets f and f', sd noise x each one's RMS (data.with_noise)
 
     def __post_init__(self) -> None:
         # One run, one id: 1 and 1.0, -0.0 and 0.0 are the same value of a float field, and must not

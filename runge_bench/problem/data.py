@@ -14,6 +14,7 @@ PLOT_POINTS = 401  # grid on which every run stores its predictions, so figures 
 # size) never changes another (the split). Init uses the seed itself (see model.init_params).
 SPLIT_STREAM = 1
 BATCH_STREAM = 2
+NOISE_STREAM = 3
 
 
 def stream_seed(seed: int, stream: int) -> int:
@@ -53,6 +54,20 @@ def make_split(n_points: int, val_fraction: float, seed: int) -> Split:
     perm = rng.permutation(n_points)
     k = n_val(n_points, val_fraction)
     return Split(x=x, train_idx=np.sort(perm[k:]), val_idx=np.sort(perm[:k]))
+
+
+def with_noise(f: np.ndarray, df: np.ndarray, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training targets a run with `noise` sees: f and f' (float64, at its training points),
+    each plus Gaussian noise of standard deviation noise x its own RMS over those points, drawn
+    from the run's noise stream (f's first, then f''s), so that noise changes neither the split,
+    the initialisation nor the batch order. Validation and the dense grid stay clean: errors are
+    measured against the truth. noise 0 returns the targets themselves."""
+    if noise == 0.0:
+        return f, df
+    rng = np.random.default_rng(stream_seed(seed, NOISE_STREAM))
+    zf, zdf = rng.standard_normal(len(f)), rng.standard_normal(len(df))
+    rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
+    return f + noise * rms(f) * zf, df + noise * rms(df) * zdf
 
 
 def dense_grid() -> np.ndarray:

@@ -60,13 +60,14 @@ FLOOR_METRICS = (*GRID_MAX, *GRID_MSE)  # the networks against the classical bas
 # ----------------------------------------------------------------------------- axes
 
 # Axes whose levels lie on a scale: a step along one is an effect to measure (tables.axis_effects).
-NUMERIC_AXES = ("width", "depth", "deriv_weight", "lr", "epochs", "n_points", "val_fraction")
+NUMERIC_AXES = ("width", "depth", "deriv_weight", "lr", "epochs", "n_points", "val_fraction", "noise")
 # Axes whose levels are different questions, not points on a scale: rankings are compared across them.
 CATEGORICAL_AXES = ("target", "dtype", "optimizer")
 # The axes that name a cell's training regime.
 REGIME_AXES = ("dtype", "optimizer")
-# The config fields that decide a run's data split (and so what a baseline is fitted to).
-SPLIT_FIELDS = ("n_points", "val_fraction")
+# The config fields that decide a run's training data: its split, and the noise on its targets (and
+# so what a baseline is fitted to).
+SPLIT_FIELDS = ("n_points", "val_fraction", "noise")
 
 # ----------------------------------------------------------------------------- engines and optimizers
 

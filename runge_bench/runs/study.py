@@ -113,6 +113,7 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "optimizer": _choice(lambda: list(OPTIMIZERS), "optimizer"),
     "lbfgs_iters": _int(0, 1_000_000),
     "lm_iters": _int(0, 100_000),
+    "noise": _float(0.0, 10.0),
 }
 assert set(FIELDS) == {f.name for f in fields(RunConfig)}
 
