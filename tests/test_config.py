@@ -29,6 +29,7 @@ def test_run_id_is_stable_across_sessions():
         dict(optimizer="adam+lbfgs", lbfgs_iters=10),
         dict(optimizer="adam+lm", lm_iters=10),
         dict(noise=0.01),
+        dict(checkpoint="best_val"),
     ],
 )
 def test_run_id_changes_with_every_field(change):
@@ -66,7 +67,9 @@ def test_fields_added_at_their_defaults_keep_old_run_ids():
     they stay out of the hash (the id above is from before they existed), set they enter it."""
     from runge_bench.problem.config import ADDED_FIELDS
 
-    c = RunConfig("tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0, noise=0.0)
+    c = RunConfig(
+        "tanh", seed=0, target="runge", optimizer="adam", lbfgs_iters=0, lm_iters=0, noise=0.0, checkpoint="last"
+    )
     assert c.run_id == "69804559df53b907"
     assert set(ADDED_FIELDS) <= set(c.to_dict())  # stored configs carry them all the same
     assert (

@@ -34,6 +34,11 @@ BAD_STUDIES = [
     ('name = "s"\n[fixed]\nactivation = "relu"\nnoise = -0.1', "fixed.noise: must be in [0, 10], got -0.1"),
     ('name = "s"\n[grid]\nactivation = ["relu"]\nnoise = [0, 0.1, 20]', "grid.noise: must be in [0, 10], got 20"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nnoise = "some"', "fixed.noise: must be a number"),
+    ('name = "s"\n[fixed]\nactivation = "relu"\ncheckpoint = "best"', "fixed.checkpoint: unknown checkpoint 'best'"),
+    (
+        'name = "s"\n[fixed]\nactivation = "relu"\ncheckpoint = "best_val"\noptimizer = "adam+lm"\nlm_iters = 5',
+        "checkpoint: checkpoint 'best_val' with optimizer 'adam+lm'",
+    ),
     ('name = "s"\n[fixed]\nactivation = "relu"\ndtype = "float16"', "fixed.dtype: unknown dtype 'float16'"),
     (
         'name = "s"\n[fixed]\nactivation = "relu"\nbatch_size = 0',

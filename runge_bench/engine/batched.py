@@ -158,10 +158,18 @@ def train_batched(
     live = np.ones(M, dtype=bool)  # alive, on the host (s.alive is its device copy)
     diverged_at: dict[int, int] = {}
     every = sync_every or (1 if device.split(":")[0] == "cpu" else SYNC_EVERY)
+    best = _Best.of(configs, s) if any(c.checkpoint == "best_val" for c in configs) else None
+    best_history = np.zeros((M, c0.epochs))  # per member and epoch, the best epoch so far
     for first in range(0, c0.epochs, every):
         span = range(first, min(first + every, c0.epochs))
-        rows = [_epoch(s, fns, train, val, member_batches(c0, train[0].shape[1], gens, device)) for _ in span]
+        rows, bests = [], []
+        for epoch in span:
+            rows.append(_epoch(s, fns, train, val, member_batches(c0, train[0].shape[1], gens, device)))
+            if best is not None:
+                bests.append(best.update(s.theta, rows[-1], epoch))
         history[:, :, span.start : span.stop] = torch.stack(rows, dim=-1).cpu().numpy()  # (CURVES, M, epochs)
+        if best is not None:
+            best_history[:, span.start : span.stop] = torch.stack(bests, dim=-1).cpu().numpy()
         finite = np.isfinite(history[:, :, span.start : span.stop]).all(axis=0)  # (M, epochs)
         newly = live & ~finite.all(axis=1)
         if newly.any():  # a diverged member's history is cut at its divergence (make_result)
@@ -170,6 +178,8 @@ def train_batched(
             s.alive &= torch.as_tensor(live, device=device).view(M, 1, 1)
             if not live.any():
                 break
+    if best is not None:  # the members scored at their best epoch get its parameters back
+        best.restore(s.theta, torch.tensor([c.checkpoint == "best_val" for c in configs], device=device))
     engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
     wall_each = (time.perf_counter() - start) / M
     results = []
@@ -219,6 +229,7 @@ def train_batched(
                 predict=predictor(member, fns.predict, dtype, device),
                 split=splits[i],
                 wall_s=wall_each,
+                best_epochs=best_history[i] if config.checkpoint == "best_val" else None,
             )
         )
     return results
@@ -268,6 +279,46 @@ class _Stack:
             weight=torch.tensor([c.deriv_weight for c in configs], dtype=dtype, device=device).view(M, 1, 1),
             alive=torch.ones(M, 1, 1, dtype=torch.bool, device=device),
         )
+
+
+@dataclass
+class _Best:
+    """Each member's parameters at its epoch of lowest validation loss so far (MSE(f) +
+    deriv_weight * MSE(f') on the validation split, in float64 from the epoch's float32 losses,
+    as the reference engine computes it; the first epoch of a tie wins), kept on the device."""
+
+    theta: Tensor  # theta's layout
+    loss: Tensor  # (M,) float64
+    epoch: Tensor  # (M,) the best epoch so far, 1-based (0: none yet)
+    weight: Tensor  # (M,) float64
+    member_of: Tensor  # (theta's length,) the member each element of theta belongs to
+
+    @classmethod
+    def of(cls, configs: list[RunConfig], s: _Stack) -> _Best:
+        M, device = len(configs), s.theta.device
+        index = torch.arange(M, device=device).view(M, 1, 1)  # theta's layout, as _Stack.of lays out lr
+        member_of = torch.cat([index.expand_as(t).reshape(-1) for wb in s.params for t in wb])
+        return cls(
+            theta=s.theta.clone(),
+            loss=torch.full((M,), float("inf"), dtype=torch.float64, device=device),
+            epoch=torch.zeros(M, dtype=torch.int64, device=device),
+            weight=torch.tensor([c.deriv_weight for c in configs], dtype=torch.float64, device=device),
+            member_of=member_of,
+        )
+
+    def update(self, theta: Tensor, row: Tensor, epoch: int) -> Tensor:
+        """After `epoch` (0-based) with losses `row` (CURVES, M): keep the members that improved
+        (a non-finite loss never does); returns the best epoch so far per member."""
+        loss = row[2].double() + self.weight * row[3].double()
+        better = loss < self.loss
+        self.loss = torch.where(better, loss, self.loss)
+        self.epoch = torch.where(better, epoch + 1, self.epoch)
+        self.theta = torch.where(better[self.member_of], theta, self.theta)
+        return self.epoch
+
+    def restore(self, theta: Tensor, members: Tensor) -> None:
+        """Put the best parameters back into theta for `members` (M,) bool."""
+        theta.copy_(torch.where(members[self.member_of], self.theta, theta))
 
 
 def member_batches(c0: RunConfig, n_tr: int, gens: list[torch.Generator], device: str) -> list[Tensor | None]:

@@ -67,12 +67,17 @@ def make_result(
     diverged_epoch: int | None = None,
     wall_s: float | None = None,
     after: dict[str, np.ndarray] | None = None,
+    best_epochs: np.ndarray | None = None,
 ) -> RunResult:
     """A run's RunResult: its curves cut at epochs_run, then the points of a refinement (`after`,
     with their own "epoch" numbers); for an ok run, the metrics and plotting-grid predictions of
-    `predict` (metrics.evaluate); wall time since `start` unless given."""
+    `predict` (metrics.evaluate); wall time since `start` unless given. best_epochs: for a
+    checkpoint "best_val" run, per epoch the epoch of the lowest validation loss so far (stored as
+    the curve "best_epoch"; `predict` must then be the parameters of its last value)."""
     metrics, predictions = evaluate(predict, split, get_target(config.target)) if status == "ok" else ({}, {})
     curves = {k: np.asarray(v[:epochs_run], np.float32) for k, v in curves.items()}
+    if best_epochs is not None:
+        curves["best_epoch"] = np.asarray(best_epochs[:epochs_run], np.float32)
     curves["epoch"] = np.arange(1, epochs_run + 1, dtype=np.float32)
     if after:
         curves = {k: np.concatenate([v, np.asarray(after[k], np.float32)]) for k, v in curves.items()}

@@ -38,6 +38,8 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
     g = batch_generator(config)
     curves = {k: np.full(config.epochs, np.nan) for k in CURVES}
+    keep_best = config.checkpoint == "best_val"
+    best_loss, best_state, best_epochs = np.inf, None, np.zeros(config.epochs)
 
     def value_and_grad(x: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
         x = x.detach().requires_grad_(True)
@@ -70,6 +72,12 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
             return make_result(
                 config, "diverged", curves, epoch + 1, start, "reference", device, diverged_epoch=epoch + 1
             )
+        # The validation objective in float64 from the float32 losses, as the batched engine computes it.
+        if keep_best and (loss := row[2] + config.deriv_weight * row[3]) < best_loss:
+            best_loss, best_state = loss, {k: v.clone() for k, v in model.state_dict().items()}
+            best_epochs[epoch:] = epoch + 1
+    if keep_best:
+        model.load_state_dict(best_state)
 
     def predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, dy = value_and_grad(torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1), False)
@@ -92,7 +100,18 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
             stack(x_tr, y_tr, dy_tr),
             stack(x_va, y_va, dy_va),
         )
-    return make_result(config, "ok", curves, config.epochs, start, "reference", device, predict=predict, split=split)
+    return make_result(
+        config,
+        "ok",
+        curves,
+        config.epochs,
+        start,
+        "reference",
+        device,
+        predict=predict,
+        split=split,
+        best_epochs=best_epochs if keep_best else None,
+    )
 
 
 def train_many_reference(configs: list[RunConfig], device: str = "cpu") -> list[RunResult]:

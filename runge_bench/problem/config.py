@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .vocabulary import REFINE_ITERS
+from .vocabulary import CHECKPOINTS, REFINE_ITERS
 
 PROTOCOL_VERSION = 1
 
@@ -30,7 +30,7 @@ FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction", "noise")
 # Fields added after protocol 1's stores were written. At their defaults they are left out of the
 # run id's hash, so every run stored before they existed keeps its id (and a store stays valid);
 # a run that sets one gets an id of its own.
-ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters", "noise")
+ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters", "noise", "checkpoint")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class RunConfig:
     lbfgs_iters: int = 0  # L-BFGS iterations after the Adam epochs (optimizer "adam+lbfgs")
     lm_iters: int = 0  # Levenberg-Marquardt iterations after the Adam epochs (optimizer "adam+lm")
     noise: float = 0.0  # Gaussian noise on the training targets f and f', sd noise x each one's RMS (data.with_noise)
+    checkpoint: str = "last"  # scored with the last epoch's parameters, or "best_val": those of the epoch
+    # with the lowest validation loss (MSE(f) + deriv_weight * MSE(f') on the validation split)
 
     def __post_init__(self) -> None:
         # One run, one id: 1 and 1.0, -0.0 and 0.0 are the same value of a float field, and must not
@@ -66,6 +68,12 @@ class RunConfig:
         for optimizer, iters in REFINE_ITERS.items():
             if self.optimizer != optimizer:
                 object.__setattr__(self, iters, 0)
+        if self.checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
+        if self.checkpoint != "last" and self.optimizer in REFINE_ITERS:
+            raise ValueError(
+                f"checkpoint {self.checkpoint!r} needs optimizer 'adam' (a refinement goes on from the last epoch)"
+            )
 
     @property
     def refine_iters(self) -> int:
@@ -126,7 +134,9 @@ class RunResult:
         status: "ok", "diverged" (a non-finite loss, at `diverged_epoch`) or "failed" (`error`).
         metrics: the eight vocabulary.METRICS for an ok run, empty otherwise.
         curves: per-epoch losses, float32 arrays of equal length keyed "epoch", "train_f",
-            "train_df", "val_f", "val_df" (possibly downsampled, see runs/store.py).
+            "train_df", "val_f", "val_df" (possibly downsampled, see runs/store.py); a run with
+            checkpoint "best_val" adds "best_epoch", the epoch of the lowest validation loss so far
+            (its last value is the epoch the run is scored at: `best_epoch`).
         predictions: f and f' of the trained network on data.plot_grid(), keys "f", "df".
         wall_s: seconds of training; for the batched engine, the group's time divided among members.
     """
@@ -146,3 +156,9 @@ class RunResult:
     @property
     def run_id(self) -> str:
         return self.config.run_id
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch whose parameters a checkpoint "best_val" run is scored with (None otherwise)."""
+        best = self.curves.get("best_epoch")
+        return int(best[-1]) if best is not None and len(best) else None

@@ -62,7 +62,7 @@ FLOOR_METRICS = (*GRID_MAX, *GRID_MSE)  # the networks against the classical bas
 # Axes whose levels lie on a scale: a step along one is an effect to measure (tables.axis_effects).
 NUMERIC_AXES = ("width", "depth", "deriv_weight", "lr", "epochs", "n_points", "val_fraction", "noise")
 # Axes whose levels are different questions, not points on a scale: rankings are compared across them.
-CATEGORICAL_AXES = ("target", "dtype", "optimizer")
+CATEGORICAL_AXES = ("target", "dtype", "optimizer", "checkpoint")
 # The axes that name a cell's training regime.
 REGIME_AXES = ("dtype", "optimizer")
 # The config fields that decide a run's training data: its split, and the noise on its targets (and
@@ -86,3 +86,6 @@ def engine_family(engine: str) -> str:
 # iteration count field each refinement reads.
 OPTIMIZERS = ("adam", "adam+lbfgs", "adam+lm")
 REFINE_ITERS = {"adam+lbfgs": "lbfgs_iters", "adam+lm": "lm_iters"}
+
+# Which parameters a run is scored with: its last epoch's, or its best epoch's by validation loss.
+CHECKPOINTS = ("last", "best_val")

@@ -33,7 +33,7 @@ from ..problem.config import FLOAT_FIELDS, RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
 from ..problem.targets import TARGETS
-from ..problem.vocabulary import OPTIMIZERS, REFINE_ITERS
+from ..problem.vocabulary import CHECKPOINTS, OPTIMIZERS, REFINE_ITERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
 MAX_STUDY_BYTES = 1 << 20  # read whole: a study is a few hundred bytes; a larger file is not one
@@ -114,6 +114,7 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "lbfgs_iters": _int(0, 1_000_000),
     "lm_iters": _int(0, 100_000),
     "noise": _float(0.0, 10.0),
+    "checkpoint": _choice(lambda: list(CHECKPOINTS), "checkpoint"),
 }
 assert set(FIELDS) == {f.name for f in fields(RunConfig)}
 
@@ -304,6 +305,13 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
             f"optimizer {optimizer!r} needs {iters} >= 1 (the refinement's iterations)",
             path=path,
             field=f"{where}.{iters}" if where.startswith("case") else iters,
+        )
+    if iters is not None and values.get("checkpoint", "last") != "last":
+        raise UserError(
+            f"checkpoint {values['checkpoint']!r} with optimizer {optimizer!r}: a refinement goes on from the last "
+            "Adam epoch, so only checkpoint 'last' is defined for it",
+            path=path,
+            field=f"{where}.checkpoint" if where.startswith("case") else "checkpoint",
         )
     return RunConfig(**values)
 
