@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -239,3 +241,43 @@ def test_cases_multiply_the_grid(write_study):
     assert len(lm) == 4 and all(c.dtype == "float64" and c.lm_iters == 7 for c in lm)
     assert {c.dtype for c in s.configs if c.optimizer == "adam"} == {"float32"}
     assert all(c.width == 8 for c in s.configs)
+
+
+def _drawn(tmp_path, axis: str, key: str = "lr") -> tuple:
+    path = tmp_path / "draw.toml"
+    path.write_text(f'name = "d"\n[fixed]\nactivation = "tanh"\n[grid]\n{key} = {axis}\n')
+    return load_study(path)
+
+
+def test_random_axes_are_drawn_once_rounded_and_the_same_every_time(tmp_path):
+    study = _drawn(tmp_path, "{ log_uniform = [1e-4, 1e-2], n = 16, seed = 0 }")
+    lrs = study.axes["lr"]
+    assert len(lrs) == 16 and len(set(lrs)) == 16 and all(1e-4 <= v <= 1e-2 for v in lrs)
+    assert all(float(f"{v:.6g}") == v for v in lrs)  # 6 significant digits: no value hangs on an ulp
+    assert [c.lr for c in study.configs] == list(lrs)  # the plan's runs, in the order drawn
+    assert _drawn(tmp_path, "{ log_uniform = [1e-4, 1e-2], n = 16, seed = 0 }").axes == study.axes
+    assert _drawn(tmp_path, "{ log_uniform = [1e-4, 1e-2], n = 16, seed = 1 }").axes != study.axes
+    assert study.draws["lr"].startswith("16 log-uniform draws in [0.0001, 0.01], seed 0")
+    # Log-uniform: as many draws below the geometric mean of the bounds as above, roughly.
+    many = _drawn(tmp_path, "{ log_uniform = [1e-4, 1e-2], n = 200, seed = 3 }").axes["lr"]
+    assert 0.4 < sum(v < 1e-3 for v in many) / len(many) < 0.6
+    plain = _drawn(tmp_path, "{ uniform = [0, 2], n = 5, seed = 0 }", key="deriv_weight").axes["deriv_weight"]
+    assert len(plain) == 5 and all(0 <= v <= 2 for v in plain)
+
+
+@pytest.mark.parametrize(
+    "axis,key,message",
+    [
+        ("{ log_uniform = [1e-4, 1e-2], n = 4 }", "lr", "n and seed required"),
+        ("{ log_uniform = [0, 1e-2], n = 4, seed = 0 }", "lr", "0 < low < high"),
+        ("{ uniform = [2, 1], n = 4, seed = 0 }", "lr", "low < high"),
+        ("{ uniform = [1, 2], n = 0, seed = 0 }", "lr", "n must be an integer in [1, 10000]"),
+        ("{ uniform = [16, 64], n = 4, seed = 0 }", "width", "random draws are for the float keys"),
+        ("{ uniform = [1e-4, 2e-4], n = 9000, seed = 0 }", "lr", "two draws are equal at 6 significant digits"),
+        ("{ log_uniform = [2e6, 1e7], n = 4, seed = 0 }", "lr", "must be in (0, 1e+06]"),
+    ],
+)
+def test_bad_random_axes_are_one_line_naming_the_key(tmp_path, axis, key, message):
+    with pytest.raises(UserError, match=re.escape(message)) as e:
+        _drawn(tmp_path, axis, key)
+    assert f"grid.{key}" in str(e.value)

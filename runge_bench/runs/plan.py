@@ -35,6 +35,8 @@ class Plan:
         for key, values in s.axes.items():
             shown = ", ".join(map(str, values[:8])) + (", ..." if len(values) > 8 else "")
             lines.append(f"  grid  {key:<13} {len(values):>4} values: {shown}")
+            if key in s.draws:
+                lines.append(f"        {'':<13} ({s.draws[key]}; all: {', '.join(map(str, values))})")
         for key, value in s.fixed.items():
             lines.append(f"  fixed {key:<13} {'full' if key == 'batch_size' and value is None else value}")
         for i, case in enumerate(s.cases):

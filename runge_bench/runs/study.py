@@ -7,6 +7,8 @@
     [grid]                       # lists; the runs are their cartesian product
     activation = ["relu", "tanh"]
     seed = { start = 0, stop = 20 }   # range shorthand: stop excluded, optional step
+    lr = { log_uniform = [1e-4, 1e-2], n = 16, seed = 0 }   # random draws (float keys; or uniform = [a, b]),
+                                 # made here, rounded to 6 significant digits: the same file, the same runs
     [[case]]                     # optional: cases, each a table of scalars; the runs are the
     dtype = "float32"            # grid's product times the cases (for settings that go together,
     [[case]]                     # such as the precision study's regimes)
@@ -24,9 +26,11 @@ import math
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..problem.activations import ACTIVATIONS
 from ..problem.config import FLOAT_FIELDS, RunConfig
@@ -51,6 +55,7 @@ class Study:
     fixed: dict[str, Any]
     configs: tuple[RunConfig, ...]
     cases: tuple[dict[str, Any], ...] = ()  # [[case]] tables, in file order
+    draws: dict[str, str] = field(default_factory=dict)  # a randomly drawn axis -> how it was drawn
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -236,6 +241,7 @@ def parse_study(doc: dict, path: Path) -> Study:
         raise UserError("set in both [fixed] and [grid]", path=path, field=sorted(both)[0])
     values = {key: _fixed_value(key, v, path) for key, v in fixed.items()}
     axes = {key: _grid_axis(key, v, path) for key, v in grid.items()}
+    draws = {key: _draw(key, v, path, f"grid.{key}")[1] for key, v in grid.items() if is_draw(v)}
     cases = _cases(doc, set(values) | set(axes), path)
     if (
         "activation" not in values
@@ -268,6 +274,7 @@ def parse_study(doc: dict, path: Path) -> Study:
         fixed=values,
         configs=tuple(configs),
         cases=tuple(cases),
+        draws=draws,
     )
 
 
@@ -345,9 +352,60 @@ def _fixed_value(key: str, v: Any, path: Path) -> Any:
     return _normalise(key, v)
 
 
+DRAW_DIGITS = 6  # significant digits a random draw is rounded to (a value in the run id must not hang on an ulp)
+
+
+def is_draw(v: Any) -> bool:
+    return isinstance(v, dict) and ("log_uniform" in v or "uniform" in v)
+
+
+def _draw(key: str, v: dict, path: Path, where: str) -> tuple[list[float], str]:
+    """A random axis: n values drawn from the interval with numpy's PCG64 seeded by `seed`, rounded
+    to DRAW_DIGITS significant digits, in the order drawn; and a line that says how."""
+    kind = "log_uniform" if "log_uniform" in v else "uniform"
+    extra = set(v) - {kind, "n", "seed"}
+    if extra or "n" not in v or "seed" not in v:
+        raise UserError(
+            f"random draws are {{ {kind} = [low, high], n = N, seed = S }} (n and seed required)",
+            path=path,
+            field=where,
+        )
+    if key not in FLOAT_FIELDS:
+        raise UserError(f"random draws are for the float keys ({', '.join(FLOAT_FIELDS)})", path=path, field=where)
+    bounds, n, seed = v[kind], v["n"], v["seed"]
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
+        or not bounds[0] < bounds[1]
+        or (kind == "log_uniform" and bounds[0] <= 0)
+    ):
+        need = "0 < low < high" if kind == "log_uniform" else "low < high"
+        raise UserError(f"{kind} takes [low, high] with {need}, got {bounds!r}", path=path, field=where)
+    for name, x, hi in (("n", n, 10_000), ("seed", seed, 2**63 - 1)):
+        if isinstance(x, bool) or not isinstance(x, int) or not (1 if name == "n" else 0) <= x <= hi:
+            raise UserError(
+                f"{name} must be an integer in [{1 if name == 'n' else 0}, {hi}], got {x!r}", path=path, field=where
+            )
+    u = np.random.default_rng(seed).random(n)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    raw = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))) if kind == "log_uniform" else lo + u * (hi - lo)
+    values = [float(f"{x:.{DRAW_DIGITS}g}") for x in raw]
+    how = f"{n} {kind.replace('_', '-')} draws in [{lo:g}, {hi:g}], seed {seed}, {DRAW_DIGITS} significant digits"
+    return values, how
+
+
 def _grid_axis(key: str, v: Any, path: Path) -> tuple:
     where = f"grid.{key}"
-    if isinstance(v, dict):
+    if is_draw(v):
+        v, _ = _draw(key, v, path, where)
+        if len(set(v)) != len(v):
+            raise UserError(
+                f"two draws are equal at {DRAW_DIGITS} significant digits: draw fewer, or another seed",
+                path=path,
+                field=where,
+            )
+    elif isinstance(v, dict):
         v = _expand_range(v, path, where)
     if not isinstance(v, list):
         raise UserError(f"[grid] takes a list, got {v!r}; put single values in [fixed]", path=path, field=where)
