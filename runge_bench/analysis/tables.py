@@ -240,6 +240,8 @@ def axis_effects_table(df: pd.DataFrame, cell: dict, metrics: list[str]) -> pd.D
                 at_lo = g[g[axis] == lo].set_index("seed")
                 at_hi = g[g[axis] == hi].set_index("seed")
                 seeds = sorted(set(at_lo.index) & set(at_hi.index))
+                if not seeds:  # this cell of the other axes lacks one of the two levels: no step here
+                    continue
                 for metric in metrics:
                     t = stats.paired_test(
                         at_hi.loc[seeds, metric].to_numpy(float),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import stats, tables
+from ..analysis import sensitivity, stats, tables
 from ..analysis.baselines import DEGREE_RULE, study_baselines
 from ..analysis.findings import findings
 from ..engine.environment import analysis_versions
@@ -168,10 +168,46 @@ def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path,
     lines += _refinement_section(t.refinement)
     lines += _comparisons_section(t.comparisons, compact, df)
     lines += _ranking_section(t.ranking)
+    lines += _sensitivity_section(df, t, cell, order, out / "tables")
     lines += ["## Figures", ""]
     for caption, rel in figures:
         lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
     (out / "report.md").write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[str], d: Path) -> list[str]:
+    """With cells one factor away from the reference (analysis.sensitivity): whether each verdict
+    survives each factor, the lead of the last activation over the first, and what the derivative
+    loss does where both lambdas were trained; their tables as CSV."""
+    steps = sensitivity.factor_steps(df, cell)
+    if steps.empty:
+        return []
+    order_t = sensitivity.order_table(t.comparisons, steps, list(KEY_METRICS))
+    lam = sensitivity.lambda_table(df, list(KEY_METRICS), cell)
+    if not order_t.empty:
+        order_t.to_csv(d / "sensitivity_order.csv", index=False)
+    if not lam.empty:
+        lam.to_csv(d / "sensitivity_lambda.csv", index=False)
+    lead = ("relu", "tanh") if {"relu", "tanh"} <= set(order) else None
+    lines = [
+        "## Sensitivity to the protocol",
+        "",
+        f"Each cell one factor away from another (its parent: the reference cell {tables.describe_cell(cell)}, or the "
+        "cell that shares its derivative-loss weight or checkpoint): for every pair of activations and key metric, "
+        "the verdict in the parent and in the cell (Wilcoxon over seeds, Holm over the pairs of the cell) and how "
+        "it changed: kept, reversed, lost (significant in the parent only), gained (in the cell only), or "
+        "inconclusive in both. `tables/sensitivity_order.csv` has every verdict, `tables/sensitivity_lambda.csv` "
+        "the derivative loss's effect (error at lambda 1 over error at lambda 0, paired by seed) per cell.",
+        "",
+        *[f"- {s}" for s in sensitivity.findings(order_t, lam, lead)],
+        "",
+    ]
+    if not order_t.empty:
+        moved = order_t[order_t.change.isin(["reversed", "lost", "gained"])]
+        lines += ["Verdicts that changed:", "", tables.to_markdown(moved) if len(moved) else "(none)", ""]
+    if not lam.empty:
+        lines += ["The derivative loss, lambda 1 against 0:", "", tables.to_markdown(lam), ""]
+    return lines
 
 
 def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:
