@@ -263,6 +263,13 @@ def report(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
     results_dir: ResultsDir = Path("results"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Output directory [default: the store's].")] = None,
+    tune: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Axes each activation is tuned over (e.g. lr): a section comparing the activations at their "
+            "own best settings, chosen on half the seeds and compared on the other half."
+        ),
+    ] = None,
 ) -> None:
     """Turn a study's stored runs into tables, figures and report.md (never trains)."""
     import matplotlib
@@ -271,7 +278,10 @@ def report(
     from .outputs.report import build_report
     from .runs.loading import resolve
 
-    path = build_report(resolve(study, results_dir), out_dir, on_stage=lambda text: err.print(f"report: {text}"))
+    axes = [a.strip() for item in tune or [] for a in item.split(",") if a.strip()]
+    path = build_report(
+        resolve(study, results_dir), out_dir, on_stage=lambda text: err.print(f"report: {text}"), tune=axes
+    )
     out.print(f"wrote {path} (tables/ and figures/ beside it)")
 
 

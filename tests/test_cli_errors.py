@@ -86,6 +86,7 @@ CASES = [
     (["sweep", "STUDY", "--dry-run"], ["smoke"], "RESULTS/smoke: exists and is not a directory"),
     (["report", COMMITTED_SMOKE, "--out", "FILE"], [], "exists and is not a directory: the report cannot be written"),
     (["report", "no-such-study"], [], "no results store here"),
+    (["report", COMMITTED_SMOKE, "--tune", "width"], [], "--tune: 'width' is not an axis this study varies"),
     (["show", "STUDY"], [], "give exactly one of --where FIELD=VALUE,... or --run RUN_ID"),
     # show --where: a value is read as its field's type, or refused (never rounded, never overflowing)
     (["show", COMMITTED_SMOKE, "--where", "seed=1e400"], [], "error: --where: seed='1e400' is not an integer"),

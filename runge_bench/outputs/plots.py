@@ -516,3 +516,24 @@ def target_fits_figure(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def budget_figure(budget: pd.DataFrame, order: list[str], title: str) -> plt.Figure:
+    """Expected best validation objective against the number of settings tried, per activation,
+    with a band of one standard deviation (of the best of k), on a log axis."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for act in [a for a in order if a in set(budget.activation)]:
+        g = budget[(budget.activation == act) & np.isfinite(budget.expected_best)].sort_values("k")
+        if g.empty:
+            continue
+        mean, sd = g.expected_best.to_numpy(float), np.nan_to_num(g.sd.to_numpy(float))
+        ax.plot(g.k, mean, marker="o", ms=3, color=PALETTE.get(act), label=act)
+        ax.fill_between(g.k, np.clip(mean - sd, mean * 1e-3, None), mean + sd, color=PALETTE.get(act), alpha=0.15)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("settings tried (k)")
+    ax.set_ylabel("expected best validation loss")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

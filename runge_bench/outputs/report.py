@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ..analysis import sensitivity, stats, tables
+from ..analysis import sensitivity, stats, tables, tuning
 from ..analysis.baselines import DEGREE_RULE, study_baselines
 from ..analysis.findings import findings
 from ..engine.environment import analysis_versions
@@ -23,7 +24,7 @@ from ..problem.targets import target_order
 from ..problem.vocabulary import GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS, METRICS, REGIME_AXES
 from ..runs.files import written_whole
 from ..runs.loading import RUNS_COLUMNS, Source, cell_arrays, last_epochs, load_runs, training_versions
-from . import latex
+from . import latex, plots
 from .figures import report_figures
 
 
@@ -101,7 +102,12 @@ def _paper_tables(study: str, df: pd.DataFrame, t: Tables, order: list[str], d: 
         (d / "reproduction.tex").write_text(latex.reproduction_tex(t.reproduction, study))
 
 
-def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable[[str], None] | None = None) -> Path:
+def build_report(
+    source: Source,
+    out_dir: Path | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    tune: list[str] | None = None,
+) -> Path:
     """Write tables/, figures/ and report.md for a store into out_dir (the store's directory by
     default); return the report's path. on_stage(text) is told what it is doing, for a progress
     line (a large study takes a minute).
@@ -109,7 +115,9 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
     A report owns its tables/, figures/ and report.md: they are written into a fresh directory
     and swapped in whole (runs.files.written_whole), so that nothing of an earlier report (of
     another study, or of another shape of this one) survives among the new files, and a report
-    that fails half-way (a full disk, Ctrl-C) leaves the earlier one as it was."""
+    that fails half-way (a full disk, Ctrl-C) leaves the earlier one as it was. tune: axes each
+    activation is tuned over (analysis.tuning), for a section comparing them at their own best
+    settings."""
     stage = on_stage or (lambda text: None)
     out = Path(out_dir) if out_dir is not None else source.store.parent
     for d in (out, out / "tables", out / "figures"):
@@ -118,13 +126,17 @@ def build_report(source: Source, out_dir: Path | None = None, on_stage: Callable
     if (out / "report.md").is_dir():
         raise UserError("is a directory: the report cannot be written there", path=out / "report.md")
     df, notes = load_runs(source)
+    if tune:
+        tuning.check_tuned(df, tune)
     stage(f"{len(df)} runs read; computing tables, tests and baselines")
     with written_whole(out, "the report") as staging:
-        _write_report(source, df, notes, staging, stage)
+        _write_report(source, df, notes, staging, stage, tune or [])
     return out / "report.md"
 
 
-def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path, stage: Callable[[str], None]) -> None:
+def _write_report(
+    source: Source, df: pd.DataFrame, notes: list[str], out: Path, stage: Callable[[str], None], tune: list[str]
+) -> None:
     """The report's tables/, figures/ and report.md, written into `out` (a fresh directory)."""
     cell, order = tables.reference_cell(df), activation_order(df.activation)
     notes = notes + _without_ok_runs(df, order)
@@ -169,6 +181,10 @@ def _write_report(source: Source, df: pd.DataFrame, notes: list[str], out: Path,
     lines += _comparisons_section(t.comparisons, compact, df)
     lines += _ranking_section(t.ranking)
     lines += _sensitivity_section(df, t, cell, order, out / "tables")
+    if tune:
+        section, figure = _tuned_section(df, tune, order, out)
+        lines += section
+        figures.append(figure)
     lines += ["## Figures", ""]
     for caption, rel in figures:
         lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
@@ -208,6 +224,77 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
     if not lam.empty:
         lines += ["The derivative loss, lambda 1 against 0:", "", tables.to_markdown(lam), ""]
     return lines
+
+
+def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Path) -> tuple[list[str], tuple]:
+    """Each activation at its own best setting of the tuned axes (analysis.tuning): the settings,
+    the comparison on the evaluation seeds, and the expected best against the tuning budget."""
+    selecting, evaluating = tuning.split_seeds(df.seed)
+    settings = tuning.settings_table(df, tune)
+    runs = tuning.tuned_runs(df, tune, settings)
+    compared = tables.comparisons_table(runs, order)
+    budget = tuning.budget_table(settings, tune)
+    d = out / "tables"
+    settings.to_csv(d / "tuning_settings.csv", index=False)
+    compared.to_csv(d / "tuned_comparisons.csv", index=False)
+    budget.to_csv(d / "tuning_budget.csv", index=False)
+    names = ", ".join(tune)
+    fig = plots.budget_figure(
+        budget,
+        order,
+        f"Expected best validation loss against {names} settings tried (seeds {selecting[0]}-{selecting[-1]})",
+    )
+    plots.save(fig, out / "figures" / "tuning_budget")
+    chosen = settings[settings.chosen]
+    lines = [
+        f"## Tuned comparison ({names})",
+        "",
+        f"Each activation at its own best {names}: chosen by the median validation loss (MSE(f) + deriv_weight x "
+        f"MSE(f')) over seeds {', '.join(map(str, selecting))} (selection), then compared paired by seed on seeds "
+        f"{', '.join(map(str, evaluating))} (evaluation) at those settings; no evaluation run enters a selection. "
+        f"Out of {settings.groupby('activation').size().max()} settings per activation. Comparisons as in Paired "
+        "comparisons (Hodges-Lehmann ratio with its exact interval, Wilcoxon over the evaluation seeds, Holm over "
+        "the pairs of a cell).",
+        "",
+        "Chosen settings:",
+        "",
+        tables.to_markdown(chosen.drop(columns=["chosen"])),
+        "",
+    ]
+    key = compared[compared.metric.isin(KEY_METRICS)] if not compared.empty else compared
+    if not key.empty:
+        lines += [
+            *[f"- {s}" for s in tuned_findings(key)],
+            "",
+            tables.to_markdown(key),
+            "",
+        ]
+    caption = (
+        f"Expected best validation loss against the number of {names} settings tried, per activation "
+        "(drawn without replacement from those run; band: one standard deviation of the best of k)"
+    )
+    return lines, (caption, "figures/tuning_budget.png")
+
+
+def tuned_findings(compared: pd.DataFrame) -> list[str]:
+    out = []
+    for r in compared.itertuples():
+        verdict = (
+            f"{r.a if r.favours == 'a' else r.b} significantly lower"
+            if r.p_holm < stats.ALPHA and r.favours in ("a", "b")
+            else "inconclusive"
+        )
+        out.append(
+            f"Tuned, {METRIC_LABELS[r.metric]}: {r.a} vs {r.b}: {verdict}; ratio {r.a}/{r.b} {tables.sci(r.ratio)}"
+            + (f" (95% CI {tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})" if np.isfinite(r.ratio_lo) else "")
+            + f" over {r.n_pairs} evaluation seeds; "
+            + (
+                f"Wilcoxon p = {tables.sci(r.p_holm)} (Holm over the cell's pairs)."
+                if np.isfinite(r.p_holm)
+                else f"{r.note}."
+            )
+        )
+    return out
 
 
 def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:
