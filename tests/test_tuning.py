@@ -29,7 +29,9 @@ def runs(error=None) -> pd.DataFrame:
         for lr in LRS:
             for seed in range(10):
                 c = RunConfig(act, seed=seed, lr=lr)
-                rows.append({"run_id": c.run_id, "status": "ok", **c.to_dict(), **dict.fromkeys(METRICS, error(act, lr, seed))})
+                rows.append(
+                    {"run_id": c.run_id, "status": "ok", **c.to_dict(), **dict.fromkeys(METRICS, error(act, lr, seed))}
+                )
     return prepare(pd.DataFrame(rows))
 
 
@@ -59,7 +61,9 @@ def test_no_evaluation_seed_influences_a_selection():
     pd.testing.assert_frame_equal(a, b)  # scores and choices identical
     evaluated = tuning.tuned_runs(other, ["lr"], b)
     assert set(evaluated.seed) == {5, 6, 7, 8, 9}
-    assert (evaluated.grid_f_mse[evaluated.activation == "tanh"] == 1.0 * np.array([jitter(s) for s in range(5, 10)])).all()
+    assert (
+        evaluated.grid_f_mse[evaluated.activation == "tanh"] == 1.0 * np.array([jitter(s) for s in range(5, 10)])
+    ).all()
 
 
 def test_a_diverged_setting_scores_infinite():
