@@ -14,6 +14,7 @@ from ..problem.vocabulary import (
     GRID_MAX,
     GRID_METRICS,
     GRID_MSE,
+    KEY_METRICS,
     METRIC_LABELS,
     METRICS,
     NUMERIC_AXES,
@@ -37,6 +38,7 @@ def report_figures(
     curves: dict,
     floor: pd.DataFrame | None = None,
     target_members: dict | None = None,
+    profiles: pd.DataFrame | None = None,
 ) -> list[Figure]:
     """Draw every figure that fits the runs. members and curves: per_seed_arrays of the reference
     cell's ok runs (the fits and loss curves; empty when none could be read); baselines: those of
@@ -68,6 +70,18 @@ def report_figures(
         out.append(_heatmaps_width_weight(summary, cell, order, fig_dir))
     if not ranking.empty:
         out.append(_ranking(ranking, fig_dir))
+    if profiles is not None and not profiles.empty:
+        fig = plots.profiles_figure(
+            profiles, [m for m in KEY_METRICS if m in set(profiles.metric)], order, "Performance profiles"
+        )
+        plots.save(fig, fig_dir / "profiles")
+        out.append(
+            (
+                "Performance profiles (Dolan & Moré 2002) over every (cell, seed) problem: the share of problems on "
+                "which an activation's error is within a factor tau of the best activation's (a run not ok never is)",
+                "figures/profiles.png",
+            )
+        )
     return out
 
 

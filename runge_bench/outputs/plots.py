@@ -537,3 +537,24 @@ def budget_figure(budget: pd.DataFrame, order: list[str], title: str) -> plt.Fig
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def profiles_figure(table: pd.DataFrame, metrics: list[str], order: list[str], title: str) -> plt.Figure:
+    """Performance profiles (analysis.profiles), one panel per metric: the share of problems on
+    which each activation is within a factor tau of the best, tau on a log axis."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.0), sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        g = table[table.metric == metric]
+        for act in [a for a in order if a in set(g.activation)]:
+            ga = g[g.activation == act].sort_values("tau")
+            ax.step(ga.tau, ga.share, where="post", color=PALETTE.get(act), label=act)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("within a factor tau of the best")
+        n = int(g.problems.iloc[0]) if len(g) else 0
+        ax.set_title(f"{METRIC_LABELS[metric]} ({n} problems)", fontsize=8)
+    axes[0][0].set_ylabel("share of problems")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

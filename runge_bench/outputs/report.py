@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import sensitivity, stats, tables, tuning
+from ..analysis import profiles, sensitivity, stats, tables, tuning
 from ..analysis.baselines import DEGREE_RULE, study_baselines
 from ..analysis.findings import findings
 from ..engine.environment import analysis_versions
@@ -40,6 +40,7 @@ class Tables:
     baselines: pd.DataFrame  # per target of the study, seed and baseline
     baseline_summary: pd.DataFrame
     cell_rankings: pd.DataFrame  # tables.cell_rankings
+    profiles: pd.DataFrame  # profiles.profiles_table (empty with one activation or one cell)
     floor: pd.DataFrame  # tables.floor_table
     refinement: pd.DataFrame  # tables.refinement_table
 
@@ -60,6 +61,11 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, order: list[str],
         cell_rankings=tables.cell_rankings(df, GRID_MSE, order),
         floor=tables.floor_table(df, summary, baselines, bsum),
         refinement=tables.refinement_table(df, last_epochs(source, df)),
+        profiles=(
+            profiles.profiles_table(df, list(KEY_METRICS), order)
+            if len(order) >= 2 and len(sensitivity.cells(df)) >= 2
+            else pd.DataFrame()
+        ),
     )
     d = out / "tables"
     d.mkdir(parents=True, exist_ok=True)
@@ -79,7 +85,7 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, order: list[str],
     t.baselines.to_csv(d / "baselines.csv", index=False)
     t.baseline_summary.to_csv(d / "baselines_summary.csv", index=False)
     t.floor.to_csv(d / "floor.csv", index=False)
-    for name, table in (("cell_rankings", t.cell_rankings), ("refinement", t.refinement)):
+    for name, table in (("cell_rankings", t.cell_rankings), ("refinement", t.refinement), ("profiles", t.profiles)):
         if not table.empty:
             table.to_csv(d / f"{name}.csv", index=False)
     return t
@@ -161,6 +167,7 @@ def _write_report(
         curves,
         floor=t.floor,
         target_members=target_members,
+        profiles=t.profiles,
     )
     if unreadable:
         notes.append(
