@@ -52,3 +52,17 @@ def test_a_problem_no_activation_solved_is_left_out_and_a_missing_run_never_coun
     assert len(ratios) == 2  # (16, seed 0): nobody ok; (16, seed 1): relu alone; (64, 0): a tie
     assert np.isinf(ratios.loc[(16, 1), "tanh"]) and ratios.loc[(16, 1), "relu"] == 1.0
     assert (ratios.loc[(64, 0)] == 1.0).all()  # a tie: both best
+
+
+def test_data_profile_by_hand():
+    # Run a falls 10x by epoch 3 and 100x by epoch 5; run b falls 10x by epoch 4, then diverges.
+    curves = {
+        "a": (np.array([1.0, 2, 3, 4, 5]), np.array([1.0, 0.5, 0.1, 0.05, 0.01])),
+        "b": (np.array([1.0, 2, 3, 4]), np.array([2.0, 1.0, 0.5, 0.2])),
+        "c": (np.array([1.0, 2]), np.array([1.0, np.nan])),
+    }
+    table = profiles.data_profiles(curves, {"a": "tanh", "b": "tanh", "c": "relu"}, (1, 2), np.array([2, 3, 4, 5]))
+    got = {(r.activation, r.k, r.epoch): r.share for r in table.itertuples()}
+    assert [got["tanh", 1, e] for e in (2, 3, 4, 5)] == [0.0, 0.5, 1.0, 1.0]
+    assert [got["tanh", 2, e] for e in (2, 3, 4, 5)] == [0.0, 0.0, 0.0, 0.5]
+    assert [got["relu", 1, e] for e in (2, 3, 4, 5)] == [0.0] * 4  # diverged: never

@@ -61,3 +61,32 @@ def profiles_table(df: pd.DataFrame, metrics: list[str], order: list[str]) -> pd
         return pd.DataFrame(columns=["metric", "activation", "tau", "share", "problems"])
     out = pd.concat(parts, ignore_index=True)
     return out[["metric", "activation", "tau", "share", "problems"]]
+
+
+def data_profiles(curves: dict, activation: dict, factors: tuple[int, ...], epochs: np.ndarray) -> pd.DataFrame:
+    """Data profiles of training (Moré & Wild 2009): per activation and k in `factors`, the share
+    of its runs whose validation loss has fallen to 10^-k of its first epoch's by epoch e (a run's
+    lowest loss so far, at its stored epochs: the curves are thinned, so an epoch between two
+    stored ones counts at the next). curves: run_id -> (epochs, validation loss);
+    activation: run_id -> its activation. A run that diverged reaches only what it reached before."""
+    rows = []
+    by_act: dict[str, list[str]] = {}
+    for rid in curves:
+        by_act.setdefault(activation[rid], []).append(rid)
+    for act, ids in by_act.items():
+        for k in factors:
+            reached = []
+            for rid in ids:
+                e, loss = curves[rid]
+                finite = np.isfinite(loss)
+                if not finite.any() or not np.isfinite(loss[0]) or loss[0] <= 0:
+                    reached.append(np.inf)
+                    continue
+                hit = np.flatnonzero(finite & (loss <= loss[0] * 10.0**-k))
+                reached.append(e[hit[0]] if len(hit) else np.inf)
+            r = np.sort(np.asarray(reached))
+            share = np.searchsorted(r, epochs, side="right") / len(r)
+            rows += [
+                {"activation": act, "k": k, "epoch": int(x), "share": s, "runs": len(r)} for x, s in zip(epochs, share)
+            ]
+    return pd.DataFrame(rows, columns=["activation", "k", "epoch", "share", "runs"])

@@ -558,3 +558,24 @@ def profiles_figure(table: pd.DataFrame, metrics: list[str], order: list[str], t
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def data_profiles_figure(table: pd.DataFrame, order: list[str], title: str) -> plt.Figure:
+    """Data profiles (analysis.profiles.data_profiles), one panel per factor 10^k: the share of
+    runs whose validation loss has fallen by that factor, against epochs (log axis)."""
+    ks = sorted(set(table.k))
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.0 * len(ks), 2.9), sharey=True, squeeze=False)
+    for ax, k in zip(axes[0], ks):
+        g = table[table.k == k]
+        for act in [a for a in order if a in set(g.activation)]:
+            ga = g[g.activation == act].sort_values("epoch")
+            ax.step(ga.epoch, ga.share, where="post", color=PALETTE.get(act), label=act)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"validation loss down 10^{k}", fontsize=8)
+    axes[0][0].set_ylabel("share of runs")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -23,7 +23,15 @@ from ..problem.published import SOURCE
 from ..problem.targets import target_order
 from ..problem.vocabulary import GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS, METRICS, REGIME_AXES
 from ..runs.files import written_whole
-from ..runs.loading import RUNS_COLUMNS, Source, cell_arrays, last_epochs, load_runs, training_versions
+from ..runs.loading import (
+    RUNS_COLUMNS,
+    Source,
+    cell_arrays,
+    last_epochs,
+    load_runs,
+    training_versions,
+    validation_curves,
+)
 from . import latex, plots
 from .figures import report_figures
 
@@ -188,6 +196,8 @@ def _write_report(
     lines += _comparisons_section(t.comparisons, compact, df)
     lines += _ranking_section(t.ranking)
     lines += _sensitivity_section(df, t, cell, order, out / "tables")
+    if len(order) >= 2:
+        figures.append(_data_profiles(source, df, order, out))
     if tune:
         section, figure = _tuned_section(df, tune, order, out)
         lines += section
@@ -231,6 +241,24 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
     if not lam.empty:
         lines += ["The derivative loss, lambda 1 against 0:", "", tables.to_markdown(lam), ""]
     return lines
+
+
+DATA_PROFILE_FACTORS = (1, 2, 3, 4)  # panels: validation loss down 10^k from its first epoch
+
+
+def _data_profiles(source: Source, df: pd.DataFrame, order: list[str], out: Path) -> tuple[str, str]:
+    curves = validation_curves(source, df)
+    top = int(df.epochs.max())
+    epochs = np.unique(np.concatenate([[1], np.geomspace(1, top, 120).round(), [top]]).astype(int))
+    table = profiles.data_profiles(curves, dict(zip(df.run_id, df.activation)), DATA_PROFILE_FACTORS, epochs)
+    table.to_csv(out / "tables" / "data_profiles.csv", index=False)
+    fig = plots.data_profiles_figure(table, order, f"Data profiles of training ({len(curves)} runs, every cell pooled)")
+    plots.save(fig, out / "figures" / "data_profiles")
+    return (
+        "Data profiles (Moré & Wild 2009): the share of each activation's runs whose validation loss has fallen by "
+        "10^k from its first epoch within a number of epochs (every cell pooled; at stored epochs)",
+        "figures/data_profiles.png",
+    )
 
 
 def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Path) -> tuple[list[str], tuple]:

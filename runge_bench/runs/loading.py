@@ -181,6 +181,26 @@ def last_epochs(source: Source, df: pd.DataFrame) -> dict[str, float]:
     return {rid: float(c["epoch"][-1]) for rid, (c, _) in arrays.items() if len(c.get("epoch", ()))}
 
 
+def validation_curves(source: Source, df: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """run_id -> (epochs, validation loss MSE(f) + deriv_weight * MSE(f')) of the Adam epochs of
+    every run in df, as stored (thinned to at most store.MAX_CURVE_POINTS epochs, the first and
+    the last kept); runs whose curves cannot be read are left out."""
+    if df.empty:
+        return {}
+    with Store(source.store) as store:
+        arrays = store.arrays(list(df.run_id))
+    weight = dict(zip(df.run_id, df.deriv_weight.astype(float)))
+    epochs = dict(zip(df.run_id, df.epochs.astype(int)))
+    out = {}
+    for rid, (c, _) in arrays.items():
+        if not {"epoch", "val_f", "val_df"} <= set(c):
+            continue
+        e = np.asarray(c["epoch"], float)
+        adam = e <= epochs[rid]  # a refinement's points go on past the Adam epochs
+        out[rid] = (e[adam], (np.asarray(c["val_f"], float) + weight[rid] * np.asarray(c["val_df"], float))[adam])
+    return out
+
+
 def per_seed_arrays(arrays: dict[str, tuple[dict, dict]], runs: pd.DataFrame) -> tuple[dict, dict, list[str]]:
     """Predictions and curves of the given ok runs, by activation, for the fits and curves figures,
     from Store.arrays of those runs; and the ids of runs left out because their arrays are missing
