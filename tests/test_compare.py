@@ -200,3 +200,6 @@ def test_a_shifted_tail_is_listed_first_and_never_called_equivalent(tmp_path):
     rows = [line for line in top.splitlines() if line.startswith("| tanh")]
     assert len(rows) == 8  # all eight of tanh's metrics head the list, above every relu cell
     assert text.index("largest shifts") < text.index("## Verdicts")
+    tails = text.split("## Tails of f MSE (dense grid), cell by cell", 1)[1].split("## Verdicts", 1)[0]
+    line = next(x for x in tails.splitlines() if x.startswith("- activation=tanh"))
+    assert "0 of 8 runs in A (0.00) and 4 of 8 in B (0.50)" in line and "a share of 0.70 or more in B" in line

@@ -32,7 +32,7 @@ from scipy import stats as st
 from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS
 from ..problem.errors import UserError
-from ..problem.vocabulary import METRICS
+from ..problem.vocabulary import GRID_MSE, METRIC_LABELS, METRICS
 from ..runs.files import written_whole
 from ..runs.loading import Source, load_runs
 from . import stats, tables
@@ -399,6 +399,35 @@ def write_comparison(c: Comparison, out: Path) -> Path:
     return out / "compare.md"
 
 
+TAIL_CELLS = 16  # at most this many cells get a sentence each on their tails
+F_MSE = GRID_MSE[0]  # f's dense-grid MSE
+
+
+def _tails(c: Comparison) -> list[str]:
+    """For a comparison of few cells (an engine-fidelity study), per cell, on f's dense-grid MSE:
+    the runs in the tail on each side, the test, and the share the test could have found."""
+    rows = c.cells[c.cells.metric == F_MSE] if not c.cells.empty else c.cells
+    if rows.empty or len(rows) > TAIL_CELLS:
+        return []
+    axes = [a for a in c.cells.columns if a in CONFIG_FIELDS]
+    lines = [f"## Tails of {METRIC_LABELS[F_MSE]}, cell by cell", ""]
+    for r in rows.itertuples():
+        where = ", ".join(f"{a}={getattr(r, a)}" for a in axes) or "all runs"
+        n = r.n_matched
+        found = (
+            f"a share of {r.tail_detectable_b:.2f} or more in B would have been found 80% of the time"
+            if np.isfinite(r.tail_detectable_b)
+            else "too few runs for the tail test to find any share"
+        )
+        lines.append(
+            f"- {where}: {r.verdict}; beyond {TAIL_FACTOR:g}x the pooled median, {r.tail_a} of {n} runs in A "
+            f"({r.tail_a / n:.2f}) and {r.tail_b} of {n} in B ({r.tail_b / n:.2f}), Fisher p = {tables.sci(r.p_tail)}; "
+            f"{found}; cell medians B/A {tables.sci(r.cell_median_ratio_b_a)} (95% CI "
+            f"{tables.sci(r.cell_ratio_lo)}-{tables.sci(r.cell_ratio_hi)})."
+        )
+    return [*lines, ""]
+
+
 def _write_comparison(c: Comparison, out: Path) -> None:
     c.cells.to_csv(out / "compare.csv", index=False)
     c.conclusions.to_csv(out / "compare_conclusions.csv", index=False)
@@ -428,6 +457,7 @@ def _write_comparison(c: Comparison, out: Path) -> None:
         "including cells too small for a test.",
         "",
         *_largest_shifts(c),
+        *_tails(c),
         "## Verdicts",
         "",
         tables.to_markdown(
