@@ -3,10 +3,13 @@ its exact derivative. "target" means this, and only this, across the package."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from .formula import FormulaError, canonical, compiled
 
 
 def runge(x: np.ndarray) -> np.ndarray:
@@ -82,14 +85,51 @@ TARGETS: dict[str, Target] = {
 
 
 def target_order(names: Iterable[str]) -> list[str]:
-    """The distinct registered targets among `names`, in registry order."""
+    """The distinct targets among `names`: the registered ones in registry order, then formulas
+    in sorted order."""
     present = set(names)
-    return [t for t in TARGETS if t in present]
+    return [t for t in TARGETS if t in present] + sorted(present - set(TARGETS))
 
 
 def get_target(name: str) -> Target:
-    """Look up a target by name; raises KeyError listing the valid names."""
-    try:
+    """A registered target by name, or a formula in x (problem.formula; a run stores its canonical
+    form); raises KeyError listing the valid names when it is neither."""
+    if name in TARGETS:
         return TARGETS[name]
-    except KeyError:
-        raise KeyError(f"unknown target {name!r} (valid: {', '.join(TARGETS)})") from None
+    try:
+        return formula_target(name)
+    except FormulaError as e:
+        raise KeyError(f"unknown target {name!r} (valid: {', '.join(TARGETS)}, or a formula in x: {e})") from None
+
+
+@functools.lru_cache(maxsize=64)
+def formula_target(text: str) -> Target:
+    """The target f(x) = text, f' derived exactly (problem.formula)."""
+    f, df = compiled(text, "x", 1)
+    return Target(text, f"f(x) = {text}", f, df)
+
+
+def check_formula_target(text: str) -> str | None:
+    """Why a formula cannot be a target, or None: it must parse, and f and f' must be finite on
+    the dense grid of [-1, 1], and f' agree with a central difference of f there (a guard)."""
+    from .data import dense_grid
+
+    try:
+        f, df = compiled(canonical(text), "x", 1)
+    except FormulaError as e:
+        return str(e)
+    x = dense_grid()
+    for name, values in (("f", f(x)), ("f'", df(x))):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            return f"{name}(x) is not finite at x = {x[bad[0]]:g}"
+    h = 1e-6
+    inner = x[1:-1]
+    fd = (f(inner + h) - f(inner - h)) / (2 * h)
+    exact = df(inner)
+    # central difference: truncation ~h^2 f'''/6, rounding ~1e-16 |f| / h; the bound is far above both
+    off = np.abs(fd - exact) > 1e-4 * (1.0 + np.abs(exact)) + 1e-9 * (1.0 + np.abs(f(inner))) / h
+    if off.any():
+        i = int(np.argmax(off))
+        return f"f' from the formula ({exact[i]:.6g}) disagrees with f's central difference ({fd[i]:.6g}) at x = {inner[i]:g}"
+    return None

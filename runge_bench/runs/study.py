@@ -36,7 +36,8 @@ from ..problem.activations import ACTIVATIONS
 from ..problem.config import FLOAT_FIELDS, RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
-from ..problem.targets import TARGETS
+from ..problem.formula import canonical
+from ..problem.targets import TARGETS, check_formula_target
 from ..problem.vocabulary import CHECKPOINTS, OPTIMIZERS, REFINE_ITERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
@@ -95,6 +96,16 @@ def _choice(options: Callable[[], list[str]], what: str):
     return check
 
 
+def _target(v: Any) -> str | None:
+    """A registered target's name, or a formula in x (problem.formula), checked on the grid."""
+    if not isinstance(v, str):
+        return f"must be a string, got {v!r}"
+    if v in TARGETS:
+        return None
+    why = check_formula_target(v)
+    return None if why is None else f"not a target name ({', '.join(TARGETS)}) nor a usable formula in x: {why}"
+
+
 def _batch_size(v: Any) -> str | None:
     if v == "full":
         return None
@@ -114,7 +125,7 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "n_points": _int(3, 1_000_000),
     "val_fraction": _float(0.0, 1.0, open_lo=True, open_hi=True),
     "dtype": _choice(lambda: ["float32", "float64"], "dtype"),
-    "target": _choice(lambda: list(TARGETS), "target"),
+    "target": lambda v: _target(v),
     "optimizer": _choice(lambda: list(OPTIMIZERS), "optimizer"),
     "lbfgs_iters": _int(0, 1_000_000),
     "lm_iters": _int(0, 100_000),
@@ -129,6 +140,8 @@ def _normalise(key: str, v: Any) -> Any:
         return float(v)
     if key == "batch_size" and v == "full":
         return None
+    if key == "target" and v not in TARGETS:
+        return canonical(v)  # a formula, in the one form its runs store and hash
     return v
 
 

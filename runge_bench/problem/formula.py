@@ -1,0 +1,200 @@
+"""Formulas in one variable, read without ever executing them.
+
+A formula (a study's `target = "sin(6*x) * exp(-4*x**2)"`) is parsed by Python's `ast` into a tree
+whose every node is checked against a whitelist: numbers, the variable, pi and E, + - * / **, unary
+minus and plus, and calls of the elementary functions in FUNCTIONS. Anything else (another name,
+attribute access, a call of anything else, a lambda, a comprehension, a string, a subscript) is a
+FormulaError naming what was found. Bounds keep a hostile formula from taking time or memory before
+it is refused: its length, its nesting (checked before Python parses it), its node count, the size
+of a literal, and an exponent, which must be a literal number of at most MAX_EXPONENT in size
+(`9**9**9` and `x**(10**10)` are refused, not expanded; write exp(a*log(x)) for other powers).
+
+The checked tree becomes a sympy expression (sympy differentiates it exactly; it is never built by
+sympify, which evaluates strings); `str` of that expression is the formula's canonical form, the one
+a run stores and its id hashes, so that the same function written the same way is the same run.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from collections.abc import Callable
+
+import numpy as np
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+MAX_CHARS = 500
+MAX_DEPTH = 40  # nested parentheses and calls
+MAX_NODES = 300
+MAX_LITERAL = 1e6
+MAX_EXPONENT = 64
+
+FUNCTIONS: dict[str, Callable] = {
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "tan": sp.tan,
+    "exp": sp.exp,
+    "log": sp.log,
+    "sqrt": sp.sqrt,
+    "abs": sp.Abs,
+    "tanh": sp.tanh,
+    "sinh": sp.sinh,
+    "cosh": sp.cosh,
+    "atan": sp.atan,
+    "erf": sp.erf,
+}
+CONSTANTS = {"pi": sp.pi, "E": sp.E}
+_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_WHAT = {  # how a refused node is named in the error
+    ast.Attribute: "attribute access",
+    ast.Lambda: "a lambda",
+    ast.ListComp: "a comprehension",
+    ast.SetComp: "a comprehension",
+    ast.DictComp: "a comprehension",
+    ast.GeneratorExp: "a comprehension",
+    ast.Subscript: "a subscript",
+    ast.List: "a list",
+    ast.Tuple: "a tuple",
+    ast.Dict: "a dict",
+    ast.Compare: "a comparison",
+    ast.BoolOp: "a boolean operator",
+    ast.IfExp: "a conditional",
+    ast.NamedExpr: "an assignment",
+    ast.Starred: "a starred argument",
+    ast.JoinedStr: "a string",
+    ast.Await: "await",
+}
+
+
+class FormulaError(ValueError):
+    """A formula that is refused; the message says why, in one line."""
+
+
+def _depth(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
+
+
+def parse(text: str, variable: str = "x") -> sp.Expr:
+    """The sympy expression of a formula in `variable` (a real symbol), checked node by node."""
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula is a string, got {text!r}")
+    if len(text) > MAX_CHARS:
+        raise FormulaError(f"a formula is at most {MAX_CHARS} characters, got {len(text)}")
+    if _depth(text) > MAX_DEPTH:
+        raise FormulaError(f"nested more than {MAX_DEPTH} deep")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
+        raise FormulaError(f"not a formula ({type(e).__name__}: {getattr(e, 'msg', e)})") from None
+    if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
+        raise FormulaError(f"more than {MAX_NODES} parts: write a shorter formula")
+    symbol = sp.Symbol(variable, real=True)
+    return _convert(tree.body, symbol, variable)
+
+
+def _number(node: ast.AST) -> float | int | None:
+    """A literal number (or the negation of one), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _number(node.operand)
+        return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+def _convert(node: ast.AST, symbol: sp.Symbol, variable: str) -> sp.Expr:
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise FormulaError(f"{type(v).__name__} {v!r} is not a number")
+        if not np.isfinite(v) or abs(v) > MAX_LITERAL:
+            raise FormulaError(f"the number {v!r} is larger than {MAX_LITERAL:g}")
+        return sp.Integer(v) if isinstance(v, int) else sp.Float(v)
+    if isinstance(node, ast.Name):
+        if node.id == variable:
+            return symbol
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        raise FormulaError(f"unknown name {node.id!r} (the variable is {variable}; constants: pi, E)")
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _convert(node.operand, symbol, variable)
+        return -inner if isinstance(node.op, ast.USub) else inner
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        left = _convert(node.left, symbol, variable)
+        if isinstance(node.op, ast.Pow):
+            p = _number(node.right)
+            if p is None:
+                raise FormulaError("an exponent must be a number (for other powers write exp(a*log(x)))")
+            if abs(p) > MAX_EXPONENT:
+                raise FormulaError(f"the exponent {p!r} is larger than {MAX_EXPONENT}")
+            return left ** _convert(node.right, symbol, variable)
+        right = _convert(node.right, symbol, variable)
+        return {ast.Add: sp.Add, ast.Mult: sp.Mul}.get(type(node.op), _binary(node.op))(left, right)
+    if isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name not in FUNCTIONS:
+            called = repr(name) if name else _WHAT.get(type(node.func), type(node.func).__name__)
+            raise FormulaError(f"cannot call {called} (functions: {', '.join(FUNCTIONS)})")
+        if node.keywords or len(node.args) != 1:
+            raise FormulaError(f"{name} takes one argument")
+        return FUNCTIONS[name](_convert(node.args[0], symbol, variable))
+    if isinstance(node, ast.BinOp):
+        raise FormulaError(f"operator {type(node.op).__name__} is not allowed (allowed: + - * / **)")
+    raise FormulaError(f"{_WHAT.get(type(node), type(node).__name__)} is not allowed in a formula")
+
+
+def _binary(op: ast.operator) -> Callable[[sp.Expr, sp.Expr], sp.Expr]:
+    if isinstance(op, ast.Sub):
+        return lambda a, b: a - b
+    return lambda a, b: a / b
+
+
+class _Printer(StrPrinter):
+    """sympy's printing in this module's names, so that a canonical form parses back to itself."""
+
+    def _print_Abs(self, expr):
+        return f"abs({self._print(expr.args[0])})"
+
+
+def canonical(text: str, variable: str = "x") -> str:
+    """The formula's canonical form: sympy's printing of its expression (args in sympy's order),
+    in names this parser reads back: canonical(canonical(t)) == canonical(t)."""
+    return _Printer().doprint(parse(text, variable))
+
+
+@functools.lru_cache(maxsize=256)
+def compiled(text: str, variable: str = "x", order: int = 1) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
+    """numpy functions (float64 arrays in and out) of the formula and its derivatives up to
+    `order`, derived exactly by sympy."""
+    expr = parse(text, variable)
+    symbol = next(iter(expr.free_symbols), sp.Symbol(variable, real=True))
+    out = []
+    for k in range(order + 1):
+        e = sp.diff(expr, symbol, k) if k else expr
+        fn = sp.lambdify(symbol, e, modules=[{"erf": _erf}, "numpy"])
+        out.append(_array_valued(fn))
+    return tuple(out)
+
+
+def _erf(x):
+    from scipy.special import erf
+
+    return erf(x)
+
+
+def _array_valued(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    def call(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            y = fn(x)
+        return np.broadcast_to(np.asarray(y, dtype=np.float64), x.shape).copy()
+
+    return call
