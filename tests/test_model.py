@@ -85,8 +85,8 @@ def test_forward_mode_derivative_equals_autograd(name, depth):
 
 
 def test_unknown_activation_lists_the_valid_ones():
-    with pytest.raises(KeyError, match="relu, silu, softplus, tanh"):
-        get_activation("gelu")
+    with pytest.raises(KeyError, match="elu, gelu, leaky_relu, mish, relu, silu, sin, softplus, tanh"):
+        get_activation("swish")
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3])
@@ -108,7 +108,10 @@ def test_hand_written_backward_equals_autograd(name, depth, kernel_kind):
     expected = torch.autograd.grad(loss, leaves)
     step = lambda *args: loss_and_grads(params, get_activation(name), *args)  # noqa: E731
     if kernel_kind == "native":
-        from runge_bench.engine.native import NativeKernels
+        from runge_bench.engine.native import NativeKernels, unavailable
+
+        if unavailable("cpu", name) is not None:
+            pytest.skip(f"no native kernels for {name}: its runs train with the torch kernels")
 
         step = lambda *args: NativeKernels(name, torch.float64).loss_and_grads(params, *args)  # noqa: E731
     alive = torch.ones(3, 1, 1, dtype=torch.bool)
@@ -118,3 +121,33 @@ def test_hand_written_backward_equals_autograd(name, depth, kernel_kind):
         torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(sq_f / 40, per_member[0].detach(), rtol=1e-12, atol=0)
     torch.testing.assert_close(sq_df / 40, per_member[1].detach(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activation_derivatives_stay_finite_and_accurate_at_extreme_arguments(name):
+    """float32 at arguments far beyond what training sees: finite, and float64's values to float32 precision."""
+    z64 = torch.tensor([-1e4, -300.0, -88.0, -30.0, -1e-30, 0.0, 1e-30, 30.0, 88.0, 300.0, 1e4], dtype=torch.float64)
+    act = get_activation(name)
+    got, want = act.derivatives(z64.float()), act.derivatives(z64)
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+            continue
+        assert torch.isfinite(g).all(), (name, g)
+        if name != "sin":  # sin(30 z) of a float32 z is another argument than of the float64 one
+            torch.testing.assert_close(g.double(), w, rtol=2e-6, atol=1e-7)  # values of order 1, or 0
+
+
+def test_siren_initialisation_and_the_others_unchanged():
+    from runge_bench.problem.activations import SIREN_OMEGA0
+
+    sin = init_params(RunConfig("sin", seed=0, width=64))
+    assert sin[0][0].abs().max() <= 1.0 and sin[0][0].abs().max() > 0.9  # first layer U(-1/n, 1/n), n = 1
+    bound = (6.0 / 64) ** 0.5 / SIREN_OMEGA0
+    assert all(w.abs().max() <= bound for w, _ in sin[1:]) and sin[1][0].abs().max() > 0.9 * bound
+    for name in ("relu", "gelu", "mish"):  # every other activation: nn.Linear's default, the same draws
+        assert all(
+            torch.equal(a, b)
+            for (wa, ba), (wb, bb) in zip(init_params(RunConfig(name, seed=0)), init_params(RunConfig("tanh", seed=0)))
+            for a, b in ((wa, wb), (ba, bb))
+        )

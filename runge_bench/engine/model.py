@@ -31,14 +31,18 @@ def init_params(config: RunConfig) -> Params:
     """
     g = torch.Generator().manual_seed(config.seed)
     dtype = getattr(torch, config.dtype)
+    custom = get_activation(config.activation).init  # an activation's own initialisation (SIREN's)
     params = []
     sizes = layer_sizes(config.width, config.depth)
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         w = torch.empty(fan_out, fan_in, dtype=dtype)
-        nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)  # as nn.Linear.reset_parameters
         b = torch.empty(fan_out, dtype=dtype)
-        bound = 1.0 / math.sqrt(fan_in)
-        nn.init.uniform_(b, -bound, bound, generator=g)
+        if custom is not None:
+            custom(layer, fan_in, fan_out, w, b, g)
+        else:
+            nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)  # as nn.Linear.reset_parameters
+            bound = 1.0 / math.sqrt(fan_in)
+            nn.init.uniform_(b, -bound, bound, generator=g)
         params.append((w, b))
     return params
 

@@ -8,6 +8,7 @@ them; `tests/test_model.py` checks each against autograd.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ class Activation:
     name: str
     module: Callable[[], nn.Module]
     derivatives: Callable[[Tensor], tuple[Tensor, Tensor, Tensor | None]]
+    # (layer index, fan_in, fan_out, weight, bias, generator) -> None: draws the layer's initial
+    # parameters in place; None: PyTorch's nn.Linear default (engine.model.init_params)
+    init: Callable[[int, int, int, Tensor, Tensor, torch.Generator], None] | None = None
+    doc: str = ""
 
 
 def _relu(z: Tensor) -> tuple[Tensor, Tensor, None]:
@@ -65,6 +70,70 @@ def _softplus(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return F.softplus(z), s, torch.addcmul(s, s, s, value=-1.0)  # s (1 - s): 0 where s is exactly 1
 
 
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _gelu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The exact GELU, z Phi(z) (torch's default, approximate="none")."""
+    cdf = 0.5 * (1.0 + torch.erf(z / _SQRT2))
+    pdf = torch.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+
+
+def _elu(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """ELU with alpha 1: z above 0, exp(z) - 1 at and below (torch's branch at 0 for both derivatives)."""
+    e = torch.exp(torch.clamp(z, max=0.0))
+    pos = z > 0
+    return torch.where(pos, z, torch.expm1(torch.clamp(z, max=0.0))), torch.where(pos, 1.0, e), torch.where(pos, 0.0, e)
+
+
+def _mish(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Mish, z tanh(softplus(z)); sigma' and sigma'' with s = sigmoid(z), t = tanh(softplus(z))."""
+    t = torch.tanh(F.softplus(z))
+    s = torch.sigmoid(z)
+    u = (1.0 - t * t) * s  # t'
+    return z * t, t + z * u, 2.0 * u + z * u * (1.0 - s - 2.0 * t * s)
+
+
+LEAKY_SLOPE = 0.01  # torch's default negative slope
+
+
+def _leaky_relu(z: Tensor) -> tuple[Tensor, Tensor, None]:
+    pos = z > 0
+    return torch.where(pos, z, LEAKY_SLOPE * z), torch.where(pos, 1.0, torch.full_like(z, LEAKY_SLOPE)), None
+
+
+# SIREN's frequency (Sitzmann et al. 2020): every layer computes sin(omega0 (W a + b)). Their default,
+# kept: with the first layer's weights U(-1, 1) (fan_in 1) the first layer's features have up to
+# omega0 / (2 pi) ~ 4.8 periods on [-1, 1], more than the Runge function's one bump needs, which is
+# the regime SIREN was built for (and the claim about derivatives the zoo tests).
+SIREN_OMEGA0 = 30.0
+
+
+class Sine(nn.Module):
+    def __init__(self, omega0: float = SIREN_OMEGA0):
+        super().__init__()
+        self.omega0 = omega0
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.sin(self.omega0 * z)
+
+
+def _sin(z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    w = SIREN_OMEGA0
+    s, c = torch.sin(w * z), torch.cos(w * z)
+    return s, w * c, -w * w * s
+
+
+def _siren_init(layer: int, fan_in: int, fan_out: int, w: Tensor, b: Tensor, g: torch.Generator) -> None:
+    """SIREN's initialisation: first layer U(-1/n, 1/n), the others U(-sqrt(6/n)/omega0,
+    sqrt(6/n)/omega0), n the fan-in; biases as nn.Linear's (U(-1/sqrt(n), 1/sqrt(n)))."""
+    bound = 1.0 / fan_in if layer == 0 else math.sqrt(6.0 / fan_in) / SIREN_OMEGA0
+    nn.init.uniform_(w, -bound, bound, generator=g)
+    nn.init.uniform_(b, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in), generator=g)
+
+
 def _scalar(value: float, like: Tensor) -> Tensor:
     """A 0-dim tensor that broadcasts into an elementwise op at no cost in passes."""
     return torch.tensor(value, dtype=like.dtype, device=like.device)
@@ -77,6 +146,11 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("tanh", nn.Tanh, _tanh),
         Activation("silu", nn.SiLU, _silu),
         Activation("softplus", nn.Softplus, _softplus),
+        Activation("gelu", nn.GELU, _gelu, doc="z Phi(z), the exact (erf) form"),
+        Activation("elu", nn.ELU, _elu, doc="z above 0, exp(z) - 1 below (alpha 1)"),
+        Activation("mish", nn.Mish, _mish, doc="z tanh(softplus(z))"),
+        Activation("leaky_relu", nn.LeakyReLU, _leaky_relu, doc=f"z above 0, {LEAKY_SLOPE} z below"),
+        Activation("sin", Sine, _sin, init=_siren_init, doc=f"sin({SIREN_OMEGA0:g} z) with SIREN's initialisation"),
     )
 }
 
