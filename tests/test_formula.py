@@ -96,3 +96,39 @@ def test_a_formula_target_trains_alike_in_both_engines():
     assert ref.status == batched.status == "ok"
     for k in ref.metrics:
         assert batched.metrics[k] == pytest.approx(ref.metrics[k], rel=1e-4), k
+
+
+def test_a_formula_activation_has_exact_derivatives_and_trains_in_both_engines():
+    import torch
+
+    from runge_bench.problem.activations import get_activation
+
+    name = formula.canonical("z * tanh(log(1 + exp(z)))", "z")  # Mish, written out
+    act = get_activation(name)
+    z = torch.linspace(-8, 8, 801, dtype=torch.float64, requires_grad=True)
+    value = act.module()(z)
+    (first,) = torch.autograd.grad(value.sum(), z, create_graph=True)
+    (second,) = torch.autograd.grad(first.sum(), z)
+    a, s, s2 = act.derivatives(z.detach())
+    torch.testing.assert_close(a, value.detach(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(s, first.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(s2, second, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(a, get_activation("mish").derivatives(z.detach())[0], rtol=1e-10, atol=1e-12)
+    c = RunConfig(name, seed=1, width=8, n_points=100, epochs=20)
+    ref, batched = train_reference(c), train_batched([c])[0]
+    assert batched.engine == "batched" and ref.status == batched.status == "ok"
+    for k in ref.metrics:
+        assert batched.metrics[k] == pytest.approx(ref.metrics[k], rel=1e-4), k
+
+
+def test_study_files_take_activation_formulas_and_refuse_bad_ones(tmp_path):
+    path = tmp_path / "a.toml"
+    path.write_text('name = "a"\n[grid]\nactivation = ["tanh", "z*tanh(log(1+exp(z)))"]\nseed = [0]\n')
+    study = load_study(path)
+    assert [c.activation for c in study.configs] == ["tanh", "z*tanh(log(exp(z) + 1))"]
+    path.write_text('name = "a"\n[fixed]\nactivation = "1/z"\n')
+    with pytest.raises(UserError, match=r"fixed\.activation: .*sigma\(z\) is not finite at z = 0"):
+        load_study(path)
+    path.write_text('name = "a"\n[fixed]\nactivation = "z.__class__"\n')
+    with pytest.raises(UserError, match=r"fixed\.activation: .*attribute access is not allowed"):
+        load_study(path)

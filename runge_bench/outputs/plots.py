@@ -4,6 +4,7 @@ Nothing here computes a statistic."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,7 +20,17 @@ from ..problem.vocabulary import METRIC_LABELS
 
 Color = str | tuple[float, ...]  # a matplotlib colour: a name, or an RGB(A) tuple
 
-PALETTE = dict(zip(ACTIVATIONS, sns.color_palette("colorblind", 8)))
+
+class _Palette(dict):
+    """Activation -> colour: the registry's in order (colorblind palette, 10 colours), a formula
+    activation a colour of its own from a stable digest of its name (the same in every figure)."""
+
+    def __missing__(self, name: str) -> Color:
+        extra = sns.color_palette("dark", 10)
+        return extra[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(extra)]
+
+
+PALETTE = _Palette(zip(ACTIVATIONS, sns.color_palette("colorblind", 10)))
 TRUTH = "black"
 FLOOR = 1e-12  # pointwise errors are drawn on a log axis; exact zeros are clipped to this
 

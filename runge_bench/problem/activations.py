@@ -8,6 +8,7 @@ them; `tests/test_model.py` checks each against autograd.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .formula import FormulaError, canonical, torch_derivatives
 
 
 @dataclass(frozen=True)
@@ -156,11 +159,57 @@ ACTIVATIONS: dict[str, Activation] = {
 
 
 def get_activation(name: str) -> Activation:
-    """Look up an activation by name; raises KeyError listing the valid names."""
-    try:
+    """A registered activation by name, or a formula in z (problem.formula; a run stores its
+    canonical form); raises KeyError listing the valid names when it is neither."""
+    if name in ACTIVATIONS:
         return ACTIVATIONS[name]
-    except KeyError:
-        raise KeyError(f"unknown activation {name!r} (valid: {', '.join(sorted(ACTIVATIONS))})") from None
+    try:
+        return formula_activation(name)
+    except FormulaError as e:
+        raise KeyError(
+            f"unknown activation {name!r} (valid: {', '.join(sorted(ACTIVATIONS))}, or a formula in z: {e})"
+        ) from None
+
+
+class _Formula(nn.Module):
+    def __init__(self, fn: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.fn(z)
+
+
+@functools.lru_cache(maxsize=64)
+def formula_activation(text: str) -> Activation:
+    """sigma(z) = text, with sigma' and sigma'' derived exactly (problem.formula); the reference
+    engine differentiates sigma itself by autograd; nn.Linear's default initialisation."""
+    sigma, d1, d2 = torch_derivatives(text, "z")
+    return Activation(text, lambda: _Formula(sigma), lambda z: (sigma(z), d1(z), d2(z)), doc=f"sigma(z) = {text}")
+
+
+def check_formula_activation(text: str) -> str | None:
+    """Why a formula cannot be an activation, or None: it must parse (in z), and sigma, sigma',
+    sigma'' be finite on [-20, 20] in float64, and sigma' agree with a central difference there
+    (but at isolated points: a kink)."""
+    try:
+        sigma, d1, d2 = torch_derivatives(canonical(text, "z"), "z")
+    except FormulaError as e:
+        return str(e)
+    z = torch.arange(-4000, 4001, dtype=torch.float64) / 200.0  # [-20, 20], 0 and every step exact
+    for name, fn in (("sigma", sigma), ("sigma'", d1), ("sigma''", d2)):
+        values = fn(z)
+        bad = torch.nonzero(~torch.isfinite(values))
+        if len(bad):
+            return f"{name}(z) is not finite at z = {float(z[bad[0, 0]]):g}"
+    h = 1e-6
+    fd = (sigma(z + h) - sigma(z - h)) / (2 * h)
+    exact = d1(z)
+    off = (fd - exact).abs() > 1e-4 * (1.0 + exact.abs()) + 1e-9 * (1.0 + sigma(z).abs()) / h
+    if off.float().mean() > 0.01:  # a kink (|z| at 0) disagrees at a point; a wrong sigma' nearly everywhere
+        i = int(torch.nonzero(off)[0, 0])
+        return f"sigma' ({float(exact[i]):.6g}) disagrees with a central difference ({float(fd[i]):.6g}) at z = {float(z[i]):g}"
+    return None
 
 
 def activation_order(names: Iterable[str]) -> list[str]:

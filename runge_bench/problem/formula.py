@@ -198,3 +198,53 @@ def _array_valued(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
         return np.broadcast_to(np.asarray(y, dtype=np.float64), x.shape).copy()
 
     return call
+
+
+def _torch_functions() -> dict:
+    """sympy's names -> torch functions, for lambdify (DiracDelta, the derivative of a jump, is 0
+    almost everywhere, as ReLU's sigma'' is taken to be)."""
+    import math
+
+    import torch
+
+    return {
+        "sin": torch.sin,
+        "cos": torch.cos,
+        "tan": torch.tan,
+        "exp": torch.exp,
+        "log": torch.log,
+        "sqrt": torch.sqrt,
+        "Abs": torch.abs,
+        "tanh": torch.tanh,
+        "sinh": torch.sinh,
+        "cosh": torch.cosh,
+        "atan": torch.atan,
+        "erf": torch.erf,
+        "sign": torch.sign,
+        "DiracDelta": torch.zeros_like,
+        "pi": math.pi,
+        "E": math.e,
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def torch_derivatives(text: str, variable: str = "z") -> tuple[Callable, ...]:
+    """torch functions (tensor in, tensor of its dtype and shape out) of the formula and its first
+    and second derivatives, derived exactly by sympy."""
+    import torch
+
+    expr = parse(text, variable)
+    symbol = next(iter(expr.free_symbols), sp.Symbol(variable, real=True))
+    out = []
+    for k in range(3):
+        e = sp.diff(expr, symbol, k) if k else expr
+        # sign as a function call (the plain code printer writes a Python conditional, not elementwise)
+        e = e.replace(sp.sign, sp.Function("sgn"))
+        fn = sp.lambdify(symbol, e, modules=[{**_torch_functions(), "sgn": __import__("torch").sign}])
+
+        def call(z, fn=fn):
+            y = fn(z)
+            return y if isinstance(y, torch.Tensor) and y.shape == z.shape else torch.full_like(z, float(y)) + 0 * z
+
+        out.append(call)
+    return tuple(out)

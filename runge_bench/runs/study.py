@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..problem.activations import ACTIVATIONS
+from ..problem.activations import ACTIVATIONS, check_formula_activation
 from ..problem.config import FLOAT_FIELDS, RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
@@ -96,6 +96,18 @@ def _choice(options: Callable[[], list[str]], what: str):
     return check
 
 
+def _activation(v: Any) -> str | None:
+    """A registered activation's name, or a formula in z (problem.formula), checked on [-20, 20]."""
+    if not isinstance(v, str):
+        return f"must be a string, got {v!r}"
+    if v in ACTIVATIONS:
+        return None
+    why = check_formula_activation(v)
+    if why is None:
+        return None
+    return f"unknown activation {v!r} (valid: {', '.join(sorted(ACTIVATIONS))}) nor a usable formula in z: {why}"
+
+
 def _target(v: Any) -> str | None:
     """A registered target's name, or a formula in x (problem.formula), checked on the grid."""
     if not isinstance(v, str):
@@ -114,7 +126,7 @@ def _batch_size(v: Any) -> str | None:
 
 # The keys a study may set, with their checks. Bounds reject what cannot be meant (width 10^9).
 FIELDS: dict[str, Callable[[Any], str | None]] = {
-    "activation": _choice(lambda: sorted(ACTIVATIONS), "activation"),
+    "activation": lambda v: _activation(v),
     "seed": _int(0, 2**31 - 1),
     "width": _int(1, 4096),
     "depth": _int(1, 32),
@@ -142,6 +154,8 @@ def _normalise(key: str, v: Any) -> Any:
         return None
     if key == "target" and v not in TARGETS:
         return canonical(v)  # a formula, in the one form its runs store and hash
+    if key == "activation" and v not in ACTIVATIONS:
+        return canonical(v, "z")
     return v
 
 
