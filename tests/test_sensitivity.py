@@ -52,6 +52,13 @@ def runs() -> pd.DataFrame:
     return prepare(pd.DataFrame(rows))
 
 
+def test_only_a_one_factor_design_gets_the_section():
+    from .helpers import synthetic_runs
+
+    assert sensitivity.one_at_a_time(runs())  # 6 of the 3 x 3 x 2 combinations
+    assert not sensitivity.one_at_a_time(synthetic_runs(lambda act, width, lam, seed: 1.0))  # a full grid
+
+
 def test_steps_pair_each_cell_with_the_one_it_moves_away_from():
     df = runs()
     ref = tables.reference_cell(df)

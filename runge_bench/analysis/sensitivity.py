@@ -43,6 +43,17 @@ def _cells(df: pd.DataFrame, axes: list[str]) -> list[dict]:
     return [dict(zip(axes, row)) for row in combos.itertuples(index=False, name=None)]
 
 
+def one_at_a_time(df: pd.DataFrame) -> bool:
+    """Whether the study moves factors one at a time around a reference (a [[case]] design: some
+    combinations of its axes' levels have no runs) rather than crossing them in a full grid, whose
+    axes the report's Along each axis and Across cells sections already cover."""
+    axes = tables.cell_axes(df)
+    if len(axes) < 2:
+        return False
+    full = int(np.prod([df[a].nunique(dropna=False) for a in axes]))
+    return len(_cells(df, axes)) < full
+
+
 def factor_steps(df: pd.DataFrame, reference: dict) -> pd.DataFrame:
     """One row per cell one factor away from its parent (see the module docstring): factor, its
     level in the cell (level) and in the parent (level_from), the context (the context axes that differ from the
@@ -228,7 +239,7 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
             parts = []
             for act, ga in g.groupby("activation", sort=False):
                 ratios = ", ".join(
-                    f"{r.level:g}: {tables.sci(r.ratio)} ({tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})"
+                    f"{_levels([r.level])}: {tables.sci(r.ratio)} ({tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})"
                     for r in ga.sort_values("level").itertuples()
                 )
                 helps = ga[ga.helps == "yes"].sort_values("level")

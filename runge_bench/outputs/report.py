@@ -212,6 +212,8 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
     """With cells one factor away from the reference (analysis.sensitivity): whether each verdict
     survives each factor, the lead of the last activation over the first, and what the derivative
     loss does where both lambdas were trained; their tables as CSV."""
+    if not sensitivity.one_at_a_time(df):
+        return []
     steps = sensitivity.factor_steps(df, cell)
     if steps.empty:
         return []
