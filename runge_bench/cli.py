@@ -329,13 +329,21 @@ def compare(
     fail_on: Annotated[
         FailOn, typer.Option(help="Exit with status 1 when a cell is different, or not shown equivalent.")
     ] = FailOn.never,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Config fields left out of the matching, e.g. dtype: the same plan trained in float32 and "
+            "float64, matched run by run."
+        ),
+    ] = None,
 ) -> None:
     """Match two stores' runs by config and test, cell by cell, whether their errors changed."""
     from .analysis.compare import compare as compare_stores
     from .analysis.compare import describe, failing, write_comparison
     from .runs.loading import resolve
 
-    c = compare_stores(resolve(a, results_dir), resolve(b, results_dir), margin)
+    fields = tuple(f.strip() for item in ignore or [] for f in item.split(",") if f.strip())
+    c = compare_stores(resolve(a, results_dir), resolve(b, results_dir), margin, fields)
     path = write_comparison(c, out_dir if out_dir is not None else c.b.store.parent / "compare")
     out.print(describe(c), markup=False)
     out.print(f"wrote {path}", markup=False)

@@ -54,6 +54,9 @@ def assert_same_csv(new, old) -> None:
             assert a[c].fillna("").astype(str).tolist() == b[c].fillna("").astype(str).tolist(), f"{new}: {c}"
 
 
+TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regenerate)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "study",
@@ -67,11 +70,15 @@ def assert_same_csv(new, old) -> None:
         "fidelity-torch",
         "fidelity-float64",
         "fidelity-float64-torch",
+        "fidelity-silu",
+        "fidelity-silu-torch",
+        "tuning",
+        "sensitivity",
     ],
 )
 def test_committed_report_regenerates(study, tmp_path):
     committed = ROOT / "results" / study
-    build_report(resolve(str(committed), ROOT / "results"), tmp_path)
+    build_report(resolve(str(committed), ROOT / "results"), tmp_path, tune=TUNED.get(study))
     assert_same_text((tmp_path / "report.md").read_text(), (committed / "report.md").read_text(), study)
     for csv in sorted((committed / "tables").glob("*.csv")):
         assert_same_csv(tmp_path / "tables" / csv.name, csv)
@@ -81,13 +88,16 @@ def test_committed_report_regenerates(study, tmp_path):
 
 
 @pytest.mark.slow
-def test_committed_comparison_regenerates(tmp_path):
+@pytest.mark.parametrize("a,b", [("ablation", "ablation-native"), ("fidelity-silu-torch", "fidelity-silu")])
+def test_committed_comparison_regenerates(a, b, tmp_path):
+    """The engines' comparisons as committed: the ablation's native re-run, and the tails of SiLU's
+    hardest cell over 200 seeds (the native kernels against the torch kernels)."""
     results = ROOT / "results"
-    c = compare(resolve("ablation", results), resolve(str(results / "ablation-native"), results))
+    c = compare(resolve(a, results), resolve(str(results / b), results))
     write_comparison(c, tmp_path)
-    committed = results / "ablation-native" / "compare"
-    new = (tmp_path / "compare.md").read_text().replace(str(results / "ablation-native"), "results/ablation-native")
-    new = new.replace(str(results / "ablation"), "results/ablation")
+    committed = results / b / "compare"
+    new = (tmp_path / "compare.md").read_text().replace(str(results / b), f"results/{b}")
+    new = new.replace(str(results / a), f"results/{a}")
     assert_same_text(new, (committed / "compare.md").read_text(), "compare.md")
     for name in ("compare.csv", "compare_conclusions.csv"):
         assert_same_csv(tmp_path / name, committed / name)

@@ -203,3 +203,24 @@ def test_a_shifted_tail_is_listed_first_and_never_called_equivalent(tmp_path):
     tails = text.split("## Tails of f MSE (dense grid), cell by cell", 1)[1].split("## Verdicts", 1)[0]
     line = next(x for x in tails.splitlines() if x.startswith("- activation=tanh"))
     assert "0 of 8 runs in A (0.00) and 4 of 8 in B (0.50)" in line and "a share of 0.70 or more in B" in line
+
+
+def test_the_same_plan_in_another_dtype_is_matched_with_ignore(tmp_path):
+    """float64 runs have other ids than float32 ones; --ignore dtype matches them run by run."""
+    result = runner.invoke(
+        app,
+        ["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path), "--set", "dtype=float64",
+         "--name", "smoke64"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plain = _compare(SMOKE, tmp_path / "smoke64", tmp_path)
+    assert plain.exit_code == 2 and "no run is stored in both with status ok" in plain.output
+    matched = _compare(SMOKE, tmp_path / "smoke64", tmp_path, "--ignore", "dtype")
+    assert matched.exit_code == 0, matched.output
+    assert "matched runs: 16; only in A: 0; only in B: 0" in matched.output
+    text = (tmp_path / "out" / "compare.md").read_text()
+    assert "runs matched by config but dtype (the stores differ in it)" in text
+    cells = pd.read_csv(tmp_path / "out" / "compare.csv")
+    assert set(cells.n_matched) == {8} and "dtype" not in cells.columns
+    bad = _compare(SMOKE, tmp_path / "smoke64", tmp_path, "--ignore", "seed")
+    assert bad.exit_code == 2 and "--ignore" in bad.output and "activation and seed cannot" in bad.output

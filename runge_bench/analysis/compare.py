@@ -163,6 +163,7 @@ class Comparison:
     b: Source
     margin: float
     cells: pd.DataFrame
+    ignored: tuple[str, ...]  # config fields left out of the matching (--ignore), e.g. dtype
     only_a: pd.DataFrame  # runs stored in A only (run_id, status, axes)
     only_b: pd.DataFrame
     status_changed: pd.DataFrame  # matched runs whose status differs (ok in one, diverged in the other)
@@ -182,6 +183,18 @@ def _verdict(p: float, favours: str) -> str:
     if np.isnan(p):
         return "no test"
     return f"{favours} lower" if p < stats.ALPHA and favours else "not significant"
+
+
+def _keyed(df: pd.DataFrame, ignore: tuple[str, ...], source: Source) -> pd.DataFrame:
+    fields = [f for f in CONFIG_FIELDS if f not in ignore]
+    key = df[fields].astype(str).agg("|".join, axis=1)
+    if key.duplicated().any():
+        raise UserError(
+            f"holds runs that differ only in {', '.join(ignore)}: they cannot be matched one to one",
+            path=source.store,
+            field="--ignore",
+        )
+    return df.assign(run_id=key)
 
 
 def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -255,13 +268,24 @@ def _change(a: str, b: str) -> str:
     return "changed"
 
 
-def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
-    """Match the runs of two stores by config and compare them cell by cell (module docstring)."""
+def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] = ()) -> Comparison:
+    """Match the runs of two stores by config and compare them cell by cell (module docstring).
+    ignore: config fields left out of the matching, so that the same plan trained in another dtype
+    (or with another optimizer, ...) is matched run by run: each store must then hold one run per
+    config without them."""
     if not (margin > 1.0 and math.isfinite(margin)):
         raise UserError(f"must be a finite factor above 1, got {margin}", field="--margin")
+    for field in ignore:
+        if field not in CONFIG_FIELDS or field in ("activation", "seed"):
+            raise UserError(
+                f"{field!r} is not a config field that can be left out of the matching (activation and seed cannot)",
+                field="--ignore",
+            )
     da, _ = load_runs(a)
     db, _ = load_runs(b)
-    axes = _axes(da, db)
+    if ignore:  # match on every other field: the key stands in for the run id
+        da, db = _keyed(da, ignore, a), _keyed(db, ignore, b)
+    axes = [x for x in _axes(da, db) if x not in ignore]
     ids_a, ids_b = set(da.run_id), set(db.run_id)
     keep = ["run_id", "status", *axes]
     only_a = da[~da.run_id.isin(ids_b)][keep].sort_values("run_id").reset_index(drop=True)
@@ -310,6 +334,7 @@ def compare(a: Source, b: Source, margin: float = 2.0) -> Comparison:
         b=b,
         margin=margin,
         cells=pd.DataFrame(rows),
+        ignored=tuple(ignore),
         only_a=only_a,
         only_b=only_b,
         status_changed=status_changed.reset_index(drop=True),
@@ -437,7 +462,12 @@ def _write_comparison(c: Comparison, out: Path) -> None:
         "",
         f"- A: `{c.a.store}`",
         f"- B: `{c.b.store}`",
-        f"- runs matched by config (run id): only in A {len(c.only_a)}, only in B {len(c.only_b)}, "
+        (
+            f"- runs matched by config but {', '.join(c.ignored)} (the stores differ in it): "
+            if c.ignored
+            else "- runs matched by config (run id): "
+        )
+        + f"only in A {len(c.only_a)}, only in B {len(c.only_b)}, "
         f"stored in both with another status {len(c.status_changed)}",
         "",
         "Per cell and metric, two views of the matched ok runs. Paired: d = log(error in B) - "
