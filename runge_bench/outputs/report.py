@@ -282,7 +282,7 @@ def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Pat
         f"Expected best validation loss against {names} settings tried (seeds {selecting[0]}-{selecting[-1]})",
     )
     plots.save(fig, out / "figures" / "tuning_budget")
-    chosen = settings[settings.chosen]
+    chosen = settings[settings.chosen].sort_values("activation", key=lambda a: a.map(order.index), kind="stable")
     lines = [
         f"## Tuned comparison ({names})",
         "",
