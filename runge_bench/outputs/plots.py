@@ -539,7 +539,8 @@ def budget_figure(budget: pd.DataFrame, order: list[str], title: str) -> plt.Fig
             continue
         mean, sd = g.expected_best.to_numpy(float), np.nan_to_num(g.sd.to_numpy(float))
         ax.plot(g.k, mean, marker="o", ms=3, color=PALETTE.get(act), label=act)
-        ax.fill_between(g.k, np.clip(mean - sd, mean * 1e-3, None), mean + sd, color=PALETTE.get(act), alpha=0.15)
+        # the best of k is never below the best of all (the last point): the band stops there
+        ax.fill_between(g.k, np.clip(mean - sd, mean[-1], None), mean + sd, color=PALETTE.get(act), alpha=0.15)
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("settings tried (k)")
