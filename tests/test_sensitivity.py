@@ -104,3 +104,18 @@ def test_the_derivative_loss_is_measured_where_both_lambdas_exist():
     lines = sensitivity.findings(pd.DataFrame(), lam, None)
     line = next(s for s in lines if s.startswith("The derivative loss by n_points, f MSE (dense grid)"))
     assert "tanh 50: 0.5 (0.5-0.5), helps significantly at 50" in line and "relu 50: 0.5 (0.5-0.5)" in line
+    # at 1000 points (the reference's own pair, no factor) lambda 1 doubles both errors: not a factor line
+    assert not any(s.startswith("The derivative loss by ,") for s in lines)
+
+
+def test_where_the_derivative_loss_hurts_it_is_said():
+    lam = pd.DataFrame(
+        [
+            dict(factor="noise", level=0.01, activation="relu", metric="grid_f_mse", ratio=1.2, ratio_lo=0.9,
+                 ratio_hi=1.6, helps="inconclusive"),
+            dict(factor="noise", level=0.1, activation="relu", metric="grid_f_mse", ratio=2.0, ratio_lo=1.5,
+                 ratio_hi=3.0, helps="no: worse"),
+        ]
+    )  # fmt: skip
+    (line,) = sensitivity.findings(pd.DataFrame(), lam, None)
+    assert "relu 0.01: 1.2 (0.9-1.6), 0.1: 2 (1.5-3), helps significantly nowhere, hurts significantly at 0.1" in line

@@ -243,12 +243,15 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
                     for r in ga.sort_values("level").itertuples()
                 )
                 helps = ga[ga.helps == "yes"].sort_values("level")
-                first = (
+                hurts = ga[ga.helps == "no: worse"].sort_values("level")
+                said = (
                     f"helps significantly at {_levels(list(helps.level))}"
                     if len(helps)
                     else "helps significantly nowhere"
                 )
-                parts.append(f"{act} {ratios}, {first}")
+                if len(hurts):
+                    said += f", hurts significantly at {_levels(list(hurts.level))}"
+                parts.append(f"{act} {ratios}, {said}")
             out.append(
                 f"The derivative loss by {factor}, {METRIC_LABELS[metric]} (error at lambda 1 over lambda 0, 95% CI; "
                 f"Wilcoxon over seeds, Holm over the levels of {factor}): {'; '.join(parts)}."
