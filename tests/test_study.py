@@ -18,8 +18,9 @@ GOOD_HEAD = 'name = "s"\n'
 BAD_STUDIES = [
     ('name = "s"\n[grid\nactivation=["relu"]', "malformed TOML"),
     (
-        'name = "s"\n[fixed]\nactivation = "gelu"',
-        "fixed.activation: unknown activation 'gelu' (valid: relu, silu, softplus, tanh)",
+        'name = "s"\n[fixed]\nactivation = "swoosh"',
+        "fixed.activation: unknown activation 'swoosh' (valid: elu, gelu, leaky_relu, mish, relu, silu, sin, softplus, "
+        "tanh) nor a usable formula in z: unknown name 'swoosh'",
     ),
     ('name = "s"\n[grid]\nactivation = ["relu", "swish"]', "grid.activation: unknown activation 'swish'"),
     ('name = "s"\n[fixed]\nactivation = "relu"\nwidht = 3', "fixed.widht: unknown key"),

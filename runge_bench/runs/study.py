@@ -96,26 +96,21 @@ def _choice(options: Callable[[], list[str]], what: str):
     return check
 
 
-def _activation(v: Any) -> str | None:
-    """A registered activation's name, or a formula in z (problem.formula), checked on [-20, 20]."""
-    if not isinstance(v, str):
-        return f"must be a string, got {v!r}"
-    if v in ACTIVATIONS:
-        return None
-    why = check_formula_activation(v)
-    if why is None:
-        return None
-    return f"unknown activation {v!r} (valid: {', '.join(sorted(ACTIVATIONS))}) nor a usable formula in z: {why}"
+def _name_or_formula(names: Callable[[], Any], check: Callable[[str], str | None], what: str, variable: str):
+    """A check for a key that takes a registered name or a formula in `variable` (problem.formula),
+    the formula checked by `check` (finite, derivative against a central difference)."""
 
+    def run(v: Any) -> str | None:
+        if not isinstance(v, str):
+            return f"must be a string, got {v!r}"
+        if v in names():
+            return None
+        why = check(v)
+        if why is None:
+            return None
+        return f"unknown {what} {v!r} (valid: {', '.join(names())}) nor a usable formula in {variable}: {why}"
 
-def _target(v: Any) -> str | None:
-    """A registered target's name, or a formula in x (problem.formula), checked on the grid."""
-    if not isinstance(v, str):
-        return f"must be a string, got {v!r}"
-    if v in TARGETS:
-        return None
-    why = check_formula_target(v)
-    return None if why is None else f"not a target name ({', '.join(TARGETS)}) nor a usable formula in x: {why}"
+    return run
 
 
 def _batch_size(v: Any) -> str | None:
@@ -126,7 +121,7 @@ def _batch_size(v: Any) -> str | None:
 
 # The keys a study may set, with their checks. Bounds reject what cannot be meant (width 10^9).
 FIELDS: dict[str, Callable[[Any], str | None]] = {
-    "activation": lambda v: _activation(v),
+    "activation": _name_or_formula(lambda: sorted(ACTIVATIONS), check_formula_activation, "activation", "z"),
     "seed": _int(0, 2**31 - 1),
     "width": _int(1, 4096),
     "depth": _int(1, 32),
@@ -137,7 +132,7 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "n_points": _int(3, 1_000_000),
     "val_fraction": _float(0.0, 1.0, open_lo=True, open_hi=True),
     "dtype": _choice(lambda: ["float32", "float64"], "dtype"),
-    "target": lambda v: _target(v),
+    "target": _name_or_formula(lambda: list(TARGETS), check_formula_target, "target", "x"),
     "optimizer": _choice(lambda: list(OPTIMIZERS), "optimizer"),
     "lbfgs_iters": _int(0, 1_000_000),
     "lm_iters": _int(0, 100_000),
