@@ -35,7 +35,7 @@ def _close(got, expected, dtype):
     "dtype,H", [(torch.float64, 11), (torch.float64, 16), (torch.float32, 20), (torch.float32, 64)]
 )
 @pytest.mark.parametrize("depth", [1, 2, 3])
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", native.kernel_activations())
 def test_step_and_validation_match_the_torch_functions(name, depth, dtype, H):
     params, x, f, df, weight = _problem(dtype, H=H, depth=depth)
     alive = torch.ones(3, 1, 1, dtype=torch.bool)
@@ -62,7 +62,7 @@ def test_gradients_go_into_given_buffers():
         _close(g, e, torch.float32)
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", native.kernel_activations())
 def test_activation_far_out_and_at_zero(name):
     """Large |z| (exp underflow and its clamp, softplus's linear branch) and z = 0."""
     z = torch.tensor([-200.0, -90.0, -30.0, -20.5, -1e-6, 0.0, 1e-6, 0.7, 19.9, 20.5, 30.0, 90.0, 200.0])
@@ -73,7 +73,7 @@ def test_activation_far_out_and_at_zero(name):
             _close(g, torch.zeros_like(g) if e is None else e, dtype)
 
 
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("name", native.kernel_activations())
 def test_nan_reaches_the_losses_of_its_member_only(name):
     """Divergence is detected from non-finite losses: a NaN weight must reach them."""
     params, x, f, df, weight = _problem(torch.float32)
@@ -213,7 +213,7 @@ from runge_bench.problem.config import RunConfig
 
 native.FLAGS = (*native.FLAGS, "-fsanitize=undefined", "-fno-sanitize-recover=all")
 z = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, 1e30, -1e30, 3.0, -3.0] * 4)
-for act in ACTIVATIONS:
+for act in native.kernel_activations():
     for dtype in (torch.float32, torch.float64):
         native.NativeKernels(act, dtype).activation(z.to(dtype))
         # A diverging member (NaN through the whole step) beside a healthy one, depths 1-3.
@@ -302,3 +302,11 @@ def test_a_sweep_says_which_activations_lack_native_kernels(
         runs = store.runs()
     assert set(runs.status) == {"ok"}
     assert dict(zip(runs.activation, runs.engine)) == {"relu": "batched+native", "relu_py": "batched"}
+
+
+def test_the_activations_with_kernels_are_read_from_the_source_and_have_them(native_built):
+    """Every activation kernels.cpp declares has its entry points; every other one reports why not."""
+    assert native.kernel_activations() == ("relu", "tanh", "silu", "softplus")
+    for name in ACTIVATIONS:
+        why = native.unavailable("cpu", name)
+        assert (why is None) == (name in native.kernel_activations()), (name, why)

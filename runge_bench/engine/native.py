@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -135,6 +136,13 @@ def _build(cxx: str, built: Path) -> None:
         for leftover in (tmp, sidecar_tmp):
             if os.path.exists(leftover):
                 os.unlink(leftover)
+
+
+def kernel_activations() -> tuple[str, ...]:
+    """The activations kernels.cpp has kernels for (its RB_ACTIVATION lines), read from the source
+    without building it; any other activation trains with the torch kernels."""
+    text = SOURCE.read_text()
+    return tuple(re.findall(r"^RB_ACTIVATION\(\w+, (\w+)\)$", text, flags=re.MULTILINE))
 
 
 def unavailable(device: str = "cpu", activation: str | None = None) -> str | None:
