@@ -551,43 +551,64 @@ def budget_figure(budget: pd.DataFrame, order: list[str], title: str) -> plt.Fig
     return fig
 
 
-def profiles_figure(table: pd.DataFrame, metrics: list[str], order: list[str], title: str) -> plt.Figure:
-    """Performance profiles (analysis.profiles), one panel per metric: the share of problems on
-    which each activation is within a factor tau of the best, tau on a log axis."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.0), sharey=True, squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        g = table[table.metric == metric]
+def _share_panels(
+    table: pd.DataFrame,
+    by: str,
+    x: str,
+    order: list[str],
+    panel_title,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    panel_size: tuple[float, float] = (3.2, 3.0),
+) -> plt.Figure:
+    """One panel per value of `by`: per activation, a step line of the share against `x` (log axis)."""
+    keys = list(dict.fromkeys(table[by]))
+    width, height = panel_size
+    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), height), sharey=True, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        g = table[table[by] == key]
         for act in [a for a in order if a in set(g.activation)]:
-            ga = g[g.activation == act].sort_values("tau")
-            ax.step(ga.tau, ga.share, where="post", color=PALETTE.get(act), label=act)
+            ga = g[g.activation == act].sort_values(x)
+            ax.step(ga[x], ga.share, where="post", color=PALETTE.get(act), label=act)
         ax.set_xscale("log")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("within a factor tau of the best")
-        n = int(g.problems.iloc[0]) if len(g) else 0
-        ax.set_title(f"{METRIC_LABELS[metric]} ({n} problems)", fontsize=8)
-    axes[0][0].set_ylabel("share of problems")
+        ax.set_xlabel(xlabel)
+        ax.set_title(panel_title(key, g), fontsize=8)
+    axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def profiles_figure(table: pd.DataFrame, metrics: list[str], order: list[str], title: str) -> plt.Figure:
+    """Performance profiles (analysis.profiles), one panel per metric: the share of problems on
+    which each activation is within a factor tau of the best, tau on a log axis."""
+    table = table[table.metric.isin(metrics)].sort_values("metric", key=lambda m: m.map(metrics.index), kind="stable")
+    return _share_panels(
+        table,
+        "metric",
+        "tau",
+        order,
+        lambda metric, g: f"{METRIC_LABELS[metric]} ({int(g.problems.iloc[0])} problems)",
+        "within a factor tau of the best",
+        "share of problems",
+        title,
+    )
 
 
 def data_profiles_figure(table: pd.DataFrame, order: list[str], title: str) -> plt.Figure:
     """Data profiles (analysis.profiles.data_profiles), one panel per factor 10^k: the share of
     runs whose validation loss has fallen by that factor, against epochs (log axis)."""
-    ks = sorted(set(table.k))
-    fig, axes = plt.subplots(1, len(ks), figsize=(3.0 * len(ks), 2.9), sharey=True, squeeze=False)
-    for ax, k in zip(axes[0], ks):
-        g = table[table.k == k]
-        for act in [a for a in order if a in set(g.activation)]:
-            ga = g[g.activation == act].sort_values("epoch")
-            ax.step(ga.epoch, ga.share, where="post", color=PALETTE.get(act), label=act)
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("epoch")
-        ax.set_title(f"validation loss down 10^{k}", fontsize=8)
-    axes[0][0].set_ylabel("share of runs")
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _share_panels(
+        table.sort_values("k", kind="stable"),
+        "k",
+        "epoch",
+        order,
+        lambda k, g: f"validation loss down 10^{k}",
+        "epoch",
+        "share of runs",
+        title,
+        panel_size=(3.0, 2.9),
+    )
