@@ -132,3 +132,19 @@ def test_study_files_take_activation_formulas_and_refuse_bad_ones(tmp_path):
     path.write_text('name = "a"\n[fixed]\nactivation = "z.__class__"\n')
     with pytest.raises(UserError, match=r"fixed\.activation: .*attribute access is not allowed"):
         load_study(path)
+
+
+def test_training_registered_problems_never_imports_sympy():
+    """A worker that trains the registered targets and activations does not pay sympy's import
+    (tens of MB per process, which the memory estimate does not count)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from runge_bench.engine.batched import train_batched; from runge_bench.runs import workers; "
+        "from runge_bench.runs.study import load_study; from runge_bench.problem.config import RunConfig; "
+        "train_batched([RunConfig('tanh', width=4, n_points=20, epochs=2)]); "
+        "assert 'sympy' not in sys.modules, 'sympy imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

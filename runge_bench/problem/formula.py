@@ -21,8 +21,9 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
-import sympy as sp
-from sympy.printing.str import StrPrinter
+
+# sympy is imported where a formula is read (a tenth of a second and tens of MB that a worker
+# training registered targets and activations never needs).
 
 MAX_CHARS = 500
 MAX_DEPTH = 40  # nested parentheses and calls
@@ -30,21 +31,16 @@ MAX_NODES = 300
 MAX_LITERAL = 1e6
 MAX_EXPONENT = 64
 
-FUNCTIONS: dict[str, Callable] = {
-    "sin": sp.sin,
-    "cos": sp.cos,
-    "tan": sp.tan,
-    "exp": sp.exp,
-    "log": sp.log,
-    "sqrt": sp.sqrt,
-    "abs": sp.Abs,
-    "tanh": sp.tanh,
-    "sinh": sp.sinh,
-    "cosh": sp.cosh,
-    "atan": sp.atan,
-    "erf": sp.erf,
-}
-CONSTANTS = {"pi": sp.pi, "E": sp.E}
+FUNCTIONS = ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sinh", "cosh", "atan", "erf")
+CONSTANTS = ("pi", "E")
+
+
+def _sympy_names(sp) -> tuple[dict, dict]:
+    """FUNCTIONS and CONSTANTS as sympy's objects."""
+    functions = {name: getattr(sp, "Abs" if name == "abs" else name) for name in FUNCTIONS}
+    return functions, {"pi": sp.pi, "E": sp.E}
+
+
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _WHAT = {  # how a refused node is named in the error
     ast.Attribute: "attribute access",
@@ -82,8 +78,10 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def parse(text: str, variable: str = "x") -> sp.Expr:
+def parse(text: str, variable: str = "x"):
     """The sympy expression of a formula in `variable` (a real symbol), checked node by node."""
+    import sympy as sp
+
     if not isinstance(text, str):
         raise FormulaError(f"a formula is a string, got {text!r}")
     if len(text) > MAX_CHARS:
@@ -96,8 +94,7 @@ def parse(text: str, variable: str = "x") -> sp.Expr:
         raise FormulaError(f"not a formula ({type(e).__name__}: {getattr(e, 'msg', e)})") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise FormulaError(f"more than {MAX_NODES} parts: write a shorter formula")
-    symbol = sp.Symbol(variable, real=True)
-    return _convert(tree.body, symbol, variable)
+    return _convert(tree.body, sp.Symbol(variable, real=True), variable, sp, *_sympy_names(sp))
 
 
 def _number(node: ast.AST) -> float | int | None:
@@ -110,7 +107,7 @@ def _number(node: ast.AST) -> float | int | None:
     return None
 
 
-def _convert(node: ast.AST, symbol: sp.Symbol, variable: str) -> sp.Expr:
+def _convert(node: ast.AST, symbol, variable: str, sp, functions: dict, constants: dict):
     if isinstance(node, ast.Constant):
         v = node.value
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -121,59 +118,66 @@ def _convert(node: ast.AST, symbol: sp.Symbol, variable: str) -> sp.Expr:
     if isinstance(node, ast.Name):
         if node.id == variable:
             return symbol
-        if node.id in CONSTANTS:
-            return CONSTANTS[node.id]
+        if node.id in constants:
+            return constants[node.id]
         raise FormulaError(f"unknown name {node.id!r} (the variable is {variable}; constants: pi, E)")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        inner = _convert(node.operand, symbol, variable)
+        inner = _convert(node.operand, symbol, variable, sp, functions, constants)
         return -inner if isinstance(node.op, ast.USub) else inner
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        left = _convert(node.left, symbol, variable)
+        left = _convert(node.left, symbol, variable, sp, functions, constants)
         if isinstance(node.op, ast.Pow):
             p = _number(node.right)
             if p is None:
                 raise FormulaError("an exponent must be a number (for other powers write exp(a*log(x)))")
             if abs(p) > MAX_EXPONENT:
                 raise FormulaError(f"the exponent {p!r} is larger than {MAX_EXPONENT}")
-            return left ** _convert(node.right, symbol, variable)
-        right = _convert(node.right, symbol, variable)
+            return left ** _convert(node.right, symbol, variable, sp, functions, constants)
+        right = _convert(node.right, symbol, variable, sp, functions, constants)
         return {ast.Add: sp.Add, ast.Mult: sp.Mul}.get(type(node.op), _binary(node.op))(left, right)
     if isinstance(node, ast.Call):
         name = node.func.id if isinstance(node.func, ast.Name) else None
-        if name not in FUNCTIONS:
+        if name not in functions:
             called = repr(name) if name else _WHAT.get(type(node.func), type(node.func).__name__)
             raise FormulaError(f"cannot call {called} (functions: {', '.join(FUNCTIONS)})")
         if node.keywords or len(node.args) != 1:
             raise FormulaError(f"{name} takes one argument")
-        return FUNCTIONS[name](_convert(node.args[0], symbol, variable))
+        return functions[name](_convert(node.args[0], symbol, variable, sp, functions, constants))
     if isinstance(node, ast.BinOp):
         raise FormulaError(f"operator {type(node.op).__name__} is not allowed (allowed: + - * / **)")
     raise FormulaError(f"{_WHAT.get(type(node), type(node).__name__)} is not allowed in a formula")
 
 
-def _binary(op: ast.operator) -> Callable[[sp.Expr, sp.Expr], sp.Expr]:
+def _binary(op: ast.operator) -> Callable:
     if isinstance(op, ast.Sub):
         return lambda a, b: a - b
     return lambda a, b: a / b
 
 
-class _Printer(StrPrinter):
+@functools.cache
+def _printer():
     """sympy's printing in this module's names, so that a canonical form parses back to itself."""
+    from sympy.printing.str import StrPrinter
 
-    def _print_Abs(self, expr):
-        return f"abs({self._print(expr.args[0])})"
+    class Printer(StrPrinter):
+        def _print_Abs(self, expr):
+            return f"abs({self._print(expr.args[0])})"
+
+    return Printer()
 
 
 def canonical(text: str, variable: str = "x") -> str:
     """The formula's canonical form: sympy's printing of its expression (args in sympy's order),
     in names this parser reads back: canonical(canonical(t)) == canonical(t)."""
-    return _Printer().doprint(parse(text, variable))
+    return _printer().doprint(parse(text, variable))
 
 
 @functools.lru_cache(maxsize=256)
 def compiled(text: str, variable: str = "x", order: int = 1) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
     """numpy functions (float64 arrays in and out) of the formula and its derivatives up to
     `order`, derived exactly by sympy."""
+    import sympy as sp
+
     expr = parse(text, variable)
     symbol = next(iter(expr.free_symbols), sp.Symbol(variable, real=True))
     out = []
@@ -231,6 +235,7 @@ def _torch_functions() -> dict:
 def torch_derivatives(text: str, variable: str = "z") -> tuple[Callable, ...]:
     """torch functions (tensor in, tensor of its dtype and shape out) of the formula and its first
     and second derivatives, derived exactly by sympy."""
+    import sympy as sp
     import torch
 
     expr = parse(text, variable)
