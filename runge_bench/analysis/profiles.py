@@ -17,6 +17,12 @@ import pandas as pd
 from . import tables
 
 
+def has_cells(df: pd.DataFrame) -> bool:
+    """Whether the runs span two or more cells (profiles over one cell are the per-cell tables again)."""
+    axes = tables.cell_axes(df)
+    return bool(axes) and len(df[axes].drop_duplicates()) >= 2
+
+
 def performance_ratios(df: pd.DataFrame, metric: str, order: list[str]) -> pd.DataFrame:
     """Problems x activations (columns in `order`): each run's error over the problem's best; +inf
     where the run is not ok or missing. Problems where no activation has an ok run are left out."""

@@ -30,11 +30,6 @@ from .stats import ALPHA
 CONTEXT = ("deriv_weight", "checkpoint")  # axes a step may share with its parent away from the reference
 
 
-def cells(df: pd.DataFrame) -> list[dict]:
-    """The study's cells, as dicts of the cell axes."""
-    return _cells(df, tables.cell_axes(df))
-
-
 def _cells(df: pd.DataFrame, axes: list[str]) -> list[dict]:
     """The study's cells (combinations of the cell axes that have runs), in sorted order."""
     if not axes:

@@ -71,7 +71,7 @@ def write_tables(source: Source, df: pd.DataFrame, cell: dict, order: list[str],
         refinement=tables.refinement_table(df, last_epochs(source, df)),
         profiles=(
             profiles.profiles_table(df, list(KEY_METRICS), order)
-            if len(order) >= 2 and len(sensitivity.cells(df)) >= 2
+            if len(order) >= 2 and profiles.has_cells(df)
             else pd.DataFrame()
         ),
     )
@@ -301,7 +301,7 @@ def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Pat
     key = compared[compared.metric.isin(KEY_METRICS)] if not compared.empty else compared
     if not key.empty:
         lines += [
-            *[f"- {s}" for s in tuned_findings(key)],
+            *[f"- {s}" for s in tuning.findings(key)],
             "",
             tables.to_markdown(key),
             "",
@@ -311,27 +311,6 @@ def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Pat
         "(drawn without replacement from those run; band: one standard deviation of the best of k)"
     )
     return lines, (caption, "figures/tuning_budget.png")
-
-
-def tuned_findings(compared: pd.DataFrame) -> list[str]:
-    out = []
-    for r in compared.itertuples():
-        verdict = (
-            f"{r.a if r.favours == 'a' else r.b} significantly lower"
-            if r.p_holm < stats.ALPHA and r.favours in ("a", "b")
-            else "inconclusive"
-        )
-        out.append(
-            f"Tuned, {METRIC_LABELS[r.metric]}: {r.a} vs {r.b}: {verdict}; ratio {r.a}/{r.b} {tables.sci(r.ratio)}"
-            + (f" (95% CI {tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})" if np.isfinite(r.ratio_lo) else "")
-            + f" over {r.n_pairs} evaluation seeds; "
-            + (
-                f"Wilcoxon p = {tables.sci(r.p_holm)} (Holm over the cell's pairs)."
-                if np.isfinite(r.p_holm)
-                else f"{r.note}."
-            )
-        )
-    return out
 
 
 def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:
