@@ -11,7 +11,7 @@ from runge_bench.engine.reference import train_reference
 from runge_bench.problem import formula
 from runge_bench.problem.config import RunConfig
 from runge_bench.problem.errors import UserError
-from runge_bench.problem.targets import check_formula_target, get_target
+from runge_bench.problem.targets import check_target, get_target
 from runge_bench.runs.study import load_study
 
 HOSTILE = [
@@ -68,7 +68,7 @@ def test_the_derivative_is_exact_and_the_canonical_form_reads_back():
     ],
 )
 def test_a_formula_must_be_finite_on_the_grid(text, why):
-    assert why in check_formula_target(text)
+    assert why in check_target(text)
 
 
 def _study(tmp_path, target: str):

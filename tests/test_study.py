@@ -182,6 +182,32 @@ def test_shipped_studies_are_valid():
     assert all(c == RunConfig(c.activation, seed=c.seed) for c in rep.configs)  # the seed protocol
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "studies").rglob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_study_file_reads(path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the Python-target example names its module from the repository root
+    study = load_study(path)
+    assert study.configs and study.name == path.stem
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "studies" / "examples").glob("*.toml")), ids=lambda p: p.stem)
+def test_the_examples_sweep_and_report_as_the_readme_shows(example, tmp_path, monkeypatch):
+    """Shortened to 20 epochs; the README's example targets and activations appear in the report
+    under the names the README says."""
+    monkeypatch.chdir(ROOT)
+    args = ["--results-dir", str(tmp_path), "--set", "epochs=20", "--name", example.stem, "--jobs", "1"]
+    result = runner.invoke(app, ["sweep", str(example), *args])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["report", example.stem, "--results-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / example.stem / "report.md").read_text()
+    expected = {
+        "my-target": "exp(-4*x**2)*sin(6*x)",
+        "my-activation": "z*tanh(log(exp(z) + 1))",
+        "my-python-target": "studies.examples.my_target:hinge_bump@",
+    }[example.stem]
+    assert expected in report
+
+
 def test_user_error_formats_path_and_field():
     assert str(UserError("bad", path="a.toml", field="grid.x")) == "a.toml: grid.x: bad"
 

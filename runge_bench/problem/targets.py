@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import callables
 from .formula import FormulaError, canonical, compiled
 
 
@@ -92,10 +93,17 @@ def target_order(names: Iterable[str]) -> list[str]:
 
 
 def get_target(name: str) -> Target:
-    """A registered target by name, or a formula in x (problem.formula; a run stores its canonical
-    form); raises KeyError listing the valid names when it is neither."""
+    """A registered target by name, a formula in x (problem.formula; a run stores its canonical
+    form) or a Python function "module:function@digest" (problem.callables); raises KeyError
+    listing the valid names when it is none of these, or saying why the function cannot be used."""
     if name in TARGETS:
         return TARGETS[name]
+    if callables.is_callable_spec(name):
+        try:
+            spec, f, df = callables.load(name)
+        except callables.CallableError as e:
+            raise KeyError(f"target {name!r}: {e}") from None
+        return Target(spec, f"f = {spec} (Python; f' by autograd)", f, df)
     try:
         return formula_target(name)
     except FormulaError as e:
@@ -109,16 +117,45 @@ def formula_target(text: str) -> Target:
     return Target(text, f"f(x) = {text}", f, df)
 
 
-def check_formula_target(text: str) -> str | None:
-    """Why a formula cannot be a target, or None: it must parse, and f and f' must be finite on
-    the dense grid of [-1, 1], and f' agree with a central difference of f there (a guard)."""
+def normalise_target(text: str) -> str:
+    """The form a run stores and hashes: a registry name as is, a formula canonical, a Python
+    function pinned to its source file's digest."""
+    if text in TARGETS:
+        return text
+    if callables.is_callable_spec(text):
+        return callables.pinned(text)
+    return canonical(text)
+
+
+def check_target(text: str) -> str | None:
+    """Why `text` (not a registry name) cannot be a target, or None: a formula must parse, a
+    Python function import and be elementwise; then f and f' must be finite on the dense grid of
+    [-1, 1], and f' agree with a central difference of f there (a guard)."""
     from .data import dense_grid
 
+    x = dense_grid()
+    if callables.is_callable_spec(text):
+        try:
+            _, f, df = callables.load(text)
+            why = callables.elementwise(f, x)
+        except callables.CallableError as e:
+            return str(e)
+        except Exception as e:  # the user's function raised
+            return f"{text} raised {type(e).__name__}: {e}"
+        if why:
+            return f"{text} {why}"
+        try:
+            return _check_on_grid(f, df, x)
+        except Exception as e:  # the user's function raised
+            return f"{text} raised {type(e).__name__}: {e}"
     try:
         f, df = compiled(canonical(text), "x", 1)
     except FormulaError as e:
         return str(e)
-    x = dense_grid()
+    return _check_on_grid(f, df, x)
+
+
+def _check_on_grid(f, df, x: np.ndarray) -> str | None:
     for name, values in (("f", f(x)), ("f'", df(x))):
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):

@@ -33,11 +33,12 @@ from typing import Any
 import numpy as np
 
 from ..problem.activations import ACTIVATIONS, check_formula_activation
+from ..problem.callables import is_callable_spec
 from ..problem.config import FLOAT_FIELDS, RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
 from ..problem.formula import canonical
-from ..problem.targets import TARGETS, check_formula_target
+from ..problem.targets import TARGETS, check_target, normalise_target
 from ..problem.vocabulary import CHECKPOINTS, OPTIMIZERS, REFINE_ITERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
@@ -113,6 +114,13 @@ def _name_or_formula(names: Callable[[], Any], check: Callable[[str], str | None
     return run
 
 
+def _target(v: Any) -> str | None:
+    """A registered target, a formula in x, or a Python function "module:function"."""
+    if is_callable_spec(v):
+        return check_target(v)
+    return _name_or_formula(lambda: list(TARGETS), check_target, "target", "x")(v)
+
+
 def _batch_size(v: Any) -> str | None:
     if v == "full":
         return None
@@ -132,7 +140,7 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "n_points": _int(3, 1_000_000),
     "val_fraction": _float(0.0, 1.0, open_lo=True, open_hi=True),
     "dtype": _choice(lambda: ["float32", "float64"], "dtype"),
-    "target": _name_or_formula(lambda: list(TARGETS), check_formula_target, "target", "x"),
+    "target": _target,
     "optimizer": _choice(lambda: list(OPTIMIZERS), "optimizer"),
     "lbfgs_iters": _int(0, 1_000_000),
     "lm_iters": _int(0, 100_000),
@@ -147,8 +155,8 @@ def _normalise(key: str, v: Any) -> Any:
         return float(v)
     if key == "batch_size" and v == "full":
         return None
-    if key == "target" and v not in TARGETS:
-        return canonical(v)  # a formula, in the one form its runs store and hash
+    if key == "target":
+        return normalise_target(v)  # a formula canonical, a Python function pinned to its file's digest
     if key == "activation" and v not in ACTIVATIONS:
         return canonical(v, "z")
     return v
@@ -234,7 +242,7 @@ def apply_overrides(doc: dict, overrides: list[str]) -> dict:
             )
         fixed.pop(key, None)
         grid.pop(key, None)
-        if ":" in raw and "," not in raw:
+        if ":" in raw and "," not in raw and not is_callable_spec(raw):  # "mymod:f" is a value, not a range
             start, _, stop = raw.partition(":")
             grid[key] = {"start": _override_value(start or "0"), "stop": _override_value(stop)}
         elif "," in raw:
