@@ -74,6 +74,7 @@ TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regene
         "fidelity-silu-torch",
         "tuning",
         "sensitivity",
+        "activations",
     ],
 )
 def test_committed_report_regenerates(study, tmp_path):

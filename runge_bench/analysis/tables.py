@@ -130,13 +130,16 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+def comparisons_table(df: pd.DataFrame, order: list[str] | None = None, against: str | None = None) -> pd.DataFrame:
     """Activations compared pairwise within each cell, paired by seed, for every metric.
 
     order: the activations' order, which decides each pair's a and b (a comes first); registry
     order (problem.activations.activation_order) by default, never the rows' order.
+    against: compare every other activation with this one only (a = the other, b = `against`): a
+    many-to-one family, len(activations) - 1 pairs per cell instead of all of them, which few
+    seeds can still reject in ("does any activation beat Tanh?" with nine activations).
 
-    p_holm is Holm-corrected within the family of one cell and one metric (all pairs of
+    p_holm is Holm-corrected within the family of one cell and one metric (the pairs of
     activations there: "which activation is best in this cell?"); whether an advantage holds
     across cells is tested by compact_comparisons. The test runs on log(error(a)) - log(error(b))
     per seed (stats.paired_test); ratios and the share of seeds where a is lower refer to errors,
@@ -148,8 +151,12 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.Da
     rows = []
     for key, g in _groups(ok, axes):
         acts = [a for a in order if a in set(g.activation)]
-        family = len(acts) * (len(acts) - 1) // 2  # Holm's family: the pairs of this cell and metric
-        for a, b in itertools.combinations(acts, 2):
+        if against is None:
+            pairs = list(itertools.combinations(acts, 2))
+        else:
+            pairs = [(a, against) for a in acts if a != against] if against in acts else []
+        family = len(pairs)  # Holm's family: the pairs of this cell and metric
+        for a, b in pairs:
             pa = g[g.activation == a].set_index("seed")
             pb = g[g.activation == b].set_index("seed")
             seeds = sorted(set(pa.index) & set(pb.index))

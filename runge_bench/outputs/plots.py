@@ -612,3 +612,77 @@ def data_profiles_figure(table: pd.DataFrame, order: list[str], title: str) -> p
         title,
         panel_size=(3.0, 2.9),
     )
+
+
+def versus_figure(
+    versus: pd.DataFrame, metrics: list[str], order: list[str], incumbent: str, columns: str | None, title: str
+) -> plt.Figure:
+    """Every challenger's error ratio to the incumbent (analysis.zoo.versus_table) per cell: the
+    Hodges-Lehmann estimate with its 95% CI, log axis, 1 = as good as the incumbent; one panel
+    per metric (rows) and level of `columns` (e.g. deriv_weight), the other axes' cells as
+    markers along each challenger's row; filled where the test (Holm over the challengers of the
+    cell) says the ratio differs from 1."""
+    acts = [a for a in order if a in set(versus.a)]
+    levels = list(dict.fromkeys(sorted(versus[columns].unique()))) if columns else [None]
+    axes_names = [c for c in versus.columns[: list(versus.columns).index("metric")] if c != columns]
+    cells = versus[axes_names].drop_duplicates().sort_values(axes_names) if axes_names else pd.DataFrame([{}])
+    markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
+    fig, grid = plt.subplots(
+        len(metrics),
+        len(levels),
+        figsize=(3.6 * len(levels), 0.32 * len(acts) * len(metrics) + 1.4),
+        sharex=True,
+        squeeze=False,
+    )
+    for i, metric in enumerate(metrics):
+        for j, level in enumerate(levels):
+            ax = grid[i][j]
+            g = versus[versus.metric == metric]
+            if columns:
+                g = g[g[columns] == level]
+            for k, (_, cell) in enumerate(cells.iterrows()):
+                c = g
+                for name in axes_names:
+                    c = c[c[name] == cell[name]]
+                offset = (k - (len(cells) - 1) / 2) * 0.8 / max(len(cells), 1)
+                for row, act in enumerate(acts):
+                    r = c[c.a == act]
+                    if r.empty:
+                        continue
+                    r = r.iloc[0]
+                    y = row + offset
+                    sig = bool(r.p_holm < 0.05)
+                    if np.isfinite(r.ratio_lo):
+                        ax.plot([r.ratio_lo, r.ratio_hi], [y, y], color=PALETTE[act], lw=1)
+                    label = ", ".join(f"{n} {cell[n]}" for n in axes_names) if row == 0 and i == j == 0 else None
+                    ax.plot(
+                        [r.ratio],
+                        [y],
+                        marker=markers[k % len(markers)],
+                        ms=4,
+                        color=PALETTE[act],
+                        mfc=PALETTE[act] if sig else "white",
+                        ls="none",
+                        label=label,
+                    )
+            ax.axvline(1.0, color=PALETTE[incumbent], lw=1, ls="--")
+            ax.set_xscale("log")
+            ax.set_yticks(range(len(acts)), acts if j == 0 else [""] * len(acts), fontsize=7)
+            ax.set_ylim(len(acts) - 0.5, -0.5)
+            ax.grid(axis="x", which="major", alpha=0.3)
+            head = f"{columns} = {level:g}" if columns else ""
+            ax.set_title(f"{METRIC_LABELS[metric]}{', ' + head if head else ''}", fontsize=8)
+            if i == len(metrics) - 1:
+                ax.set_xlabel(f"error ratio to {incumbent} (HL, 95% CI)", fontsize=8)
+    if axes_names:
+        handles = [
+            plt.Line2D([], [], marker=markers[k % len(markers)], color="grey", mfc="white", ls="none", ms=4)
+            for k in range(len(cells))
+        ]
+        labels = [", ".join(f"{n} {cell[n]}" for n in axes_names) for _, cell in cells.iterrows()]
+        handles.append(plt.Line2D([], [], marker="o", color="grey", ls="none", ms=4))
+        labels.append("filled: differs from 1 (Holm over the challengers)")
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.04 if axes_names else 0, 1, 1))
+    return fig

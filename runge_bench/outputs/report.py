@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import profiles, sensitivity, stats, tables, tuning
+from ..analysis import profiles, sensitivity, stats, tables, tuning, zoo
 from ..analysis.baselines import DEGREE_RULE, study_baselines
 from ..analysis.findings import findings
 from ..engine.environment import analysis_versions
@@ -196,6 +196,7 @@ def _write_report(
     lines += _comparisons_section(t.comparisons, compact, df)
     lines += _ranking_section(t.ranking)
     lines += _sensitivity_section(df, t, cell, order, out / "tables")
+    lines += _zoo_section(df, order, out)
     if len(order) >= 2:
         figures.append(_data_profiles(source, df, order, out))
     if tune:
@@ -243,6 +244,92 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
     if not lam.empty:
         lines += ["The derivative loss, lambda 1 against 0:", "", tables.to_markdown(lam), ""]
     return lines
+
+
+def claims(pairs: list[tuple[str, list[str]]]) -> list[str]:
+    """Findings as a nested list: the claim on its line, its scope and test on the lines below."""
+    lines = []
+    for claim, details in pairs:
+        lines += [f"- {claim}", *[f"  - {d}" for d in details]]
+    return lines
+
+
+SMOOTHNESS_COLUMNS = [
+    "metric",
+    "deriv_weight",
+    "blocks",
+    "mean_rank_smooth",
+    "mean_rank_rough",
+    "p_exact",
+    "cells_separated",
+    "cells",
+    "lowest_smooth",
+    "best_rough",
+]
+
+
+def _zoo_section(df: pd.DataFrame, order: list[str], out: Path) -> list[str]:
+    """Many activations against the incumbent (analysis.zoo): who beats it and where, where each
+    lands, whether smoothness orders them; tables as CSV, the ratios as a figure."""
+    if not zoo.applies(df):
+        return []
+    axes = tables.cell_axes(df)
+    versus = zoo.versus_table(df, order, GRID_MSE)
+    if versus.empty:
+        return []
+    summary = zoo.versus_summary(versus, GRID_MSE, df)
+    ranks = zoo.ranks_table(df, GRID_MSE, order)
+    smooth = zoo.smoothness_table(df, GRID_MSE)
+    d = out / "tables"
+    versus.to_csv(d / "zoo_versus.csv", index=False)
+    summary.to_csv(d / "zoo_summary.csv", index=False)
+    ranks.to_csv(d / "zoo_ranks.csv", index=False)
+    if not smooth.empty:
+        smooth.to_csv(d / "zoo_smoothness.csv", index=False)
+    columns = "deriv_weight" if "deriv_weight" in axes else None
+    n = versus.a.nunique()
+    fig = plots.versus_figure(
+        versus, GRID_MSE, order, zoo.INCUMBENT, columns, f"{n} activations against {zoo.INCUMBENT}, cell by cell"
+    )
+    plots.save(fig, out / "figures" / "zoo_versus")
+    caption = (
+        f"Each activation's error ratio to {zoo.INCUMBENT} per cell (Hodges-Lehmann estimate over seeds with its "
+        "exact 95% CI; left of the dashed line: lower error than the incumbent)"
+    )
+    shown = summary.assign(
+        ratio=[
+            f"{tables.sci(r.ratio_across_cells)} ({tables.sci(r.ratio_across_lo)}-{tables.sci(r.ratio_across_hi)})"
+            for r in summary.itertuples()
+        ],
+        metric=summary.metric.map(METRIC_LABELS),
+    )
+    return [
+        f"## Against {zoo.INCUMBENT}: {n} challengers",
+        "",
+        f"The seed report's winner, {zoo.INCUMBENT}, against each other activation, paired by seed in every cell: a "
+        f"family of {n} pairs per cell (all {n + 1} activations' pairs would be {n * (n + 1) // 2}, too many for "
+        f"Holm to reject in with {df.seed.nunique()} seeds). Smoothness: twice continuously differentiable or not, "
+        "tested with the activations as the units (analysis/zoo.py). `tables/zoo_versus.csv` has every cell, "
+        "`zoo_summary.csv` the counts and the ratios over cells, `zoo_ranks.csv` the ranks, "
+        "`zoo_smoothness.csv` the smoothness test.",
+        "",
+        *claims(zoo.findings(summary, ranks, smooth, axes, versus=versus)),
+        "",
+        *(
+            ["Smoothness, every metric and level:", "", tables.to_markdown(smooth[SMOOTHNESS_COLUMNS]), ""]
+            if len(smooth)
+            else []
+        ),
+        f"![{caption}](figures/zoo_versus.png)",
+        "",
+        f"*{caption}.*",
+        "",
+        tables.to_markdown(
+            shown,
+            ["a", "metric", "cells", "a_better", "b_better", "not_significant", "ratio", "p_across_cells_holm"],
+        ),
+        "",
+    ]
 
 
 DATA_PROFILE_FACTORS = (1, 2, 3, 4)  # panels: validation loss down 10^k from its first epoch

@@ -38,6 +38,9 @@ class Activation:
     # parameters in place; None: PyTorch's nn.Linear default (engine.model.init_params)
     init: Callable[[int, int, int, Tensor, Tensor, torch.Generator], None] | None = None
     doc: str = ""
+    # how many times sigma is continuously differentiable: 0 for a kink (ReLU), 1 for a jump in
+    # sigma'' (ELU), math.inf for smooth; None where not stated (a formula activation)
+    smoothness: float | None = None
 
 
 def _relu(z: Tensor) -> tuple[Tensor, Tensor, None]:
@@ -145,15 +148,23 @@ def _scalar(value: float, like: Tensor) -> Tensor:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("relu", nn.ReLU, _relu),
-        Activation("tanh", nn.Tanh, _tanh),
-        Activation("silu", nn.SiLU, _silu),
-        Activation("softplus", nn.Softplus, _softplus),
-        Activation("gelu", nn.GELU, _gelu, doc="z Phi(z), the exact (erf) form"),
-        Activation("elu", nn.ELU, _elu, doc="z above 0, exp(z) - 1 below (alpha 1)"),
-        Activation("mish", nn.Mish, _mish, doc="z tanh(softplus(z))"),
-        Activation("leaky_relu", nn.LeakyReLU, _leaky_relu, doc=f"z above 0, {LEAKY_SLOPE} z below"),
-        Activation("sin", Sine, _sin, init=_siren_init, doc=f"sin({SIREN_OMEGA0:g} z) with SIREN's initialisation"),
+        Activation("relu", nn.ReLU, _relu, smoothness=0),
+        Activation("tanh", nn.Tanh, _tanh, smoothness=math.inf),
+        Activation("silu", nn.SiLU, _silu, smoothness=math.inf),
+        Activation("softplus", nn.Softplus, _softplus, smoothness=math.inf),
+        Activation("gelu", nn.GELU, _gelu, doc="z Phi(z), the exact (erf) form", smoothness=math.inf),
+        # alpha 1: sigma' is 1 on both sides of 0, sigma'' jumps from 1 to 0
+        Activation("elu", nn.ELU, _elu, doc="z above 0, exp(z) - 1 below (alpha 1)", smoothness=1),
+        Activation("mish", nn.Mish, _mish, doc="z tanh(softplus(z))", smoothness=math.inf),
+        Activation("leaky_relu", nn.LeakyReLU, _leaky_relu, doc=f"z above 0, {LEAKY_SLOPE} z below", smoothness=0),
+        Activation(
+            "sin",
+            Sine,
+            _sin,
+            init=_siren_init,
+            doc=f"sin({SIREN_OMEGA0:g} z) with SIREN's initialisation",
+            smoothness=math.inf,
+        ),
     )
 }
 
