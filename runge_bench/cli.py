@@ -282,7 +282,26 @@ def report(
     path = build_report(
         resolve(study, results_dir), out_dir, on_stage=lambda text: err.print(f"report: {text}"), tune=axes
     )
-    out.print(f"wrote {path} (tables/ and figures/ beside it)")
+    out.print(f"wrote {path} (tables/ and figures/ beside it)", markup=False)
+    from .outputs.index import read_glance
+
+    glance = read_glance(path)
+    if glance.figure:
+        out.print(f"headline figure: {path.parent / glance.figure[1]} ({glance.figure[0]})", markup=False)
+
+
+@app.command()
+@user_errors
+@stops_at_once
+def index(
+    results_dir: Annotated[Path, typer.Argument(help="The results directory whose reports to index.")] = Path(
+        "results"
+    ),
+) -> None:
+    """Write RESULTS_DIR/README.md: one page over every report and comparison in it (from the reports)."""
+    from .outputs.index import write_index
+
+    out.print(f"wrote {write_index(results_dir)}", markup=False)
 
 
 @app.command()

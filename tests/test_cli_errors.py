@@ -30,6 +30,8 @@ CASES = [
     (["sweep"], [], "Missing argument 'study'"),
     (["report"], [], "Missing argument 'study'"),
     (["frobnicate"], [], "No such command 'frobnicate'"),
+    (["index", "RESULTS"], [], "error: RESULTS: no report.md or compare.md under it"),
+    (["index", "FILE"], [], "error: FILE: no such results directory"),
     # option values and combinations
     (["sweep", "STUDY", "--jobs", "0"], [], "error: --jobs: must be at least 1, got 0"),
     (["sweep", "STUDY", "--scheduler", "tcp://127.0.0.1:1"], [], "error: --scheduler: needs --backend dask"),

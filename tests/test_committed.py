@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from runge_bench.analysis.compare import compare, write_comparison
+from runge_bench.analysis.tables import unwrap_markdown
 from runge_bench.outputs.report import build_report
 from runge_bench.runs.loading import resolve
 
@@ -27,9 +28,10 @@ PRINTED = 5e-3  # relative: 3 significant figures, the last one free to flip
 
 
 def assert_same_text(new: str, old: str, where: str) -> None:
-    """Line by line: equal, or equal but for numbers that agree to within a printed last digit."""
-    new_lines = [line for line in new.splitlines() if not line.startswith(MACHINE_LINE)]
-    old_lines = [line for line in old.splitlines() if not line.startswith(MACHINE_LINE)]
+    """Line by line (logical lines: where prose wraps moves with a number's width): equal, or equal
+    but for numbers that agree to within a printed last digit."""
+    new_lines = [line for line in unwrap_markdown(new) if not line.startswith(MACHINE_LINE)]
+    old_lines = [line for line in unwrap_markdown(old) if not line.startswith(MACHINE_LINE)]
     assert len(new_lines) == len(old_lines), where
     for a, b in zip(new_lines, old_lines):
         if a == b:
@@ -79,13 +81,17 @@ TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regene
 )
 def test_committed_report_regenerates(study, tmp_path):
     committed = ROOT / "results" / study
-    build_report(resolve(str(committed), ROOT / "results"), tmp_path, tune=TUNED.get(study))
+    # report.md and the tables are compared; figures are not (rendering is the slowest part)
+    build_report(resolve(str(committed), ROOT / "results"), tmp_path, tune=TUNED.get(study), draw=False)
     assert_same_text((tmp_path / "report.md").read_text(), (committed / "report.md").read_text(), study)
     for csv in sorted((committed / "tables").glob("*.csv")):
         assert_same_csv(tmp_path / "tables" / csv.name, csv)
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
         p.name for p in (committed / "tables").iterdir()
     )
+    for line in (committed / "report.md").read_text().splitlines():  # every figure it shows is there
+        if line.startswith("!["):
+            assert (committed / line[line.index("](") + 2 : -1]).exists(), line
 
 
 @pytest.mark.slow
@@ -102,3 +108,27 @@ def test_committed_comparison_regenerates(a, b, tmp_path):
     assert_same_text(new, (committed / "compare.md").read_text(), "compare.md")
     for name in ("compare.csv", "compare_conclusions.csv"):
         assert_same_csv(tmp_path / name, committed / name)
+
+
+def test_the_results_index_is_current_and_quotes_the_reports():
+    """results/README.md is what `runge-bench index results/` makes of the committed reports, and
+    every finding it shows is a finding of its report's "At a glance", word for word."""
+    from runge_bench.outputs.index import index_text, read_glance
+
+    results = ROOT / "results"
+    assert (results / "README.md").read_text() == index_text(results), "run: runge-bench index results/"
+    page = "\n".join(unwrap_markdown((results / "README.md").read_text()))
+    for report in sorted(results.glob("*/report.md")):
+        glance = read_glance(report)
+        assert glance.question and glance.figure and glance.findings, report
+        for claim, details in glance.findings:
+            assert f"- {claim}" in page and all(f"  - {d}" in page for d in details), (report, claim)
+        assert (report.parent / glance.figure[1]).exists(), report
+
+
+def test_no_line_of_a_committed_report_is_over_200_characters():
+    """Reports, comparisons and the index read at a glance (tables/*.md are wide by design)."""
+    pages = [*(ROOT / "results").glob("*/report.md"), *(ROOT / "results").glob("*/compare*/compare.md")]
+    for path in sorted([ROOT / "results" / "README.md", *pages]):
+        long = [line for line in path.read_text().splitlines() if len(line) > 200]
+        assert not long, f"{path}: {len(long)} lines over 200 characters, e.g. {long[0][:100]}"

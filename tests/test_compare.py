@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.analysis.compare import equivalence
+from runge_bench.analysis.tables import unwrap_markdown
 from runge_bench.cli import app
 from runge_bench.problem.config import RunConfig, RunResult
 from runge_bench.problem.vocabulary import METRICS
@@ -107,7 +108,7 @@ def test_unmatched_and_changed_runs_are_listed_never_dropped(tmp_path):
     result = _compare(SMOKE, other, tmp_path, "--fail-on", "different")
     assert result.exit_code == 1, result.output  # a run that stopped being ok is a regression
     assert "only in A: 1; only in B: 1; status changed: 1" in result.output
-    text = (tmp_path / "out" / "compare.md").read_text()
+    text = "\n".join(unwrap_markdown((tmp_path / "out" / "compare.md").read_text()))
     assert gone in text and changed in text and config.run_id in text
 
 
@@ -195,7 +196,7 @@ def test_a_shifted_tail_is_listed_first_and_never_called_equivalent(tmp_path):
     # (p = 0.077 for 4, 0.026 for 5): found 80% of the time once B's share is 0.7 (P(Bin(8, 0.7) >= 5)
     # = 0.806; at 0.695, 0.797).
     assert (tanh_cells.tail_detectable_b == 0.7).all()
-    text = (tmp_path / "out" / "compare.md").read_text()
+    text = "\n".join(unwrap_markdown((tmp_path / "out" / "compare.md").read_text()))
     top = text.split("## The 10 largest shifts of a cell's median", 1)[1].split("## Verdicts", 1)[0]
     rows = [line for line in top.splitlines() if line.startswith("| tanh")]
     assert len(rows) == 8  # all eight of tanh's metrics head the list, above every relu cell
@@ -218,7 +219,7 @@ def test_the_same_plan_in_another_dtype_is_matched_with_ignore(tmp_path):
     matched = _compare(SMOKE, tmp_path / "smoke64", tmp_path, "--ignore", "dtype")
     assert matched.exit_code == 0, matched.output
     assert "matched runs: 16; only in A: 0; only in B: 0" in matched.output
-    text = (tmp_path / "out" / "compare.md").read_text()
+    text = "\n".join(unwrap_markdown((tmp_path / "out" / "compare.md").read_text()))
     assert "runs matched by config but dtype (the stores differ in it)" in text
     cells = pd.read_csv(tmp_path / "out" / "compare.csv")
     assert set(cells.n_matched) == {8} and "dtype" not in cells.columns

@@ -209,3 +209,77 @@ def test_sweep_through_a_real_dask_cluster_matches_local(write_study, tmp_path):
     )
     pd.testing.assert_frame_equal(remote, local, rtol=1e-6)
     assert len(make_plan(study, tmp_path / "dask").todo) == 0  # resume works the same
+
+
+@pytest.mark.slow
+def test_the_readme_cluster_recipe_on_loopback(write_study, tmp_path):
+    """The README's "any set of machines" recipe, as far as one machine allows: `dask scheduler`
+    and `dask worker ... --nthreads 1` started as the README says (on 127.0.0.1), and a sweep
+    pointed at the scheduler with --scheduler, through the installed command."""
+    import json
+    import shutil
+    import sys
+
+    pytest.importorskip("dask.distributed")
+    dask = shutil.which("dask") or str(ROOT / ".." / "nonexistent")
+    if not os.path.exists(dask):
+        pytest.skip("the dask command is not installed")
+    study = write_study(
+        'name = "recipe"\n[fixed]\nwidth = 8\nepochs = 20\nn_points = 60\n[grid]\nactivation = ["tanh", "relu"]\nseed = [0, 1]\n'
+    )
+    info = tmp_path / "scheduler.json"
+    procs = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.time() + 60
+        while not info.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        procs.append(
+            subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--nworkers", "2", "--no-dashboard"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(tmp_path / "r"),
+             "--backend", "dask", "--scheduler", address],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "4 ok, 0 diverged, 0 failed" in done.stdout
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_the_readme_slurm_recipe_renders_its_job_script():
+    """The README's SLURM recipe, as far as a machine without SLURM allows: dask-jobqueue renders
+    the batch script it would submit (single-threaded workers, the prologue, the memory)."""
+    jobqueue = pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (pip install dask-jobqueue)")
+    cluster = jobqueue.SLURMCluster(
+        cores=8,
+        processes=8,
+        memory="16GB",
+        walltime="02:00:00",
+        job_script_prologue=["module load gcc", "source ~/runge-bench/.venv/bin/activate"],
+        scheduler_options={"dashboard_address": None, "host": "127.0.0.1"},
+    )
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --cpus-per-task=8" in script and "#SBATCH -t 02:00:00" in script
+    assert "module load gcc\nsource ~/runge-bench/.venv/bin/activate" in script
+    assert "--nthreads 1" in script and "--nworkers 8" in script

@@ -33,7 +33,7 @@ def test_a_tie_is_never_called_a_win():
             "note": "n=2 pairs: no test",
         }
     )
-    text = findings.pair_sentence(row)
+    text = flat(findings.pair_sentence(row))
     assert "no winner (a tie)" in text and "significantly" not in text and "95% CI" not in text
 
 
@@ -51,10 +51,10 @@ def test_a_trend_is_checked_at_every_level_of_the_other_axes():
     cell = tables.reference_cell(df)
     assert cell == {"width": 64, "deriv_weight": 1.0}
     effects = tables.axis_effects_table(df, cell, ["grid_f_mse"])
-    lines = findings.along_axes(effects, ["grid_f_mse"])
+    lines = [flat(f) for f in findings.along_axes(effects, ["grid_f_mse"])]
     relu = next(s for s in lines if s.startswith("relu, deriv_weight 0 → 1"))
-    assert "error higher at deriv_weight=1 in 1 (width=16), lower in 1 (width=64), neither in 0" in relu
-    assert "with Benjamini-Hochberg over the report instead, higher in 1, lower in 1)" in relu
+    assert "error higher at deriv_weight=1 in 1, lower in 1, neither in 0. higher: width=16 lower: width=64" in relu
+    assert "with Benjamini-Hochberg over the report instead, higher in 1, lower in 1." in relu
     tanh = next(s for s in lines if s.startswith("tanh, deriv_weight 0 → 1"))
     assert "error higher at deriv_weight=1 in 0, lower in 2" in tanh
     # The step is tested paired by seed: 8 pairs, all one way, exact p = 2/2^8, Holm over 2 cells.
@@ -71,11 +71,15 @@ def test_across_cells_names_where_an_advantage_fails():
 
     df = synthetic_runs(error)
     comparisons = tables.comparisons_table(df)
-    (line,) = findings.across_cells(comparisons, ["width", "deriv_weight"], ["grid_f_mse"], df)
+    (finding,) = findings.across_cells(comparisons, ["width", "deriv_weight"], ["grid_f_mse"], df)
+    line = flat(finding)
     assert line.startswith("relu vs tanh, f MSE (dense grid), over 4 cells (width x deriv_weight):")
-    assert "relu significantly lower in 1 (width=16, deriv_weight=0.0)" in line
-    assert "tanh in 3 (" in line and "neither in 0" in line
-    assert "with Benjamini-Hochberg over the report instead, relu in 1, tanh in 3)" in line
+    assert "relu significantly lower in 1, tanh in 3, neither in 0." in finding[0]
+    assert "relu lower: width=16, deriv_weight=0.0" in finding[1]
+    assert (
+        "tanh lower: width=16, deriv_weight=1.0; width=64, deriv_weight=0.0; width=64, deriv_weight=1.0" in finding[1]
+    )
+    assert "with Benjamini-Hochberg over the report instead, relu in 1, tanh in 3." in line
     # Across the cells with the seeds as units: per seed, the mean log ratio over the 4 cells is
     # (3 log 15 + log 0.15) / 4, a ratio of 4.74 in every seed; 8 seeds all one way: p = 2 / 2^8.
     assert "with the seeds as units: ratio relu/tanh 4.74 (95% CI 4.74-4.74), Wilcoxon over 8 seeds p = 0.00781" in line
@@ -124,5 +128,12 @@ def test_a_ranking_separates_pairs_by_their_own_tests_not_by_the_critical_differ
     assert set(lower["tanh"].split()) == {"relu"} and set(lower["silu"].split()) == {"relu"} and lower["relu"] == ""
     acts, _, _, pairs = tables.separated_pairs(ranking, "grid_f_mse")
     assert acts[-1] == "relu" and {(a, b) for a, b, sep in pairs if not sep} in ({("tanh", "silu")}, {("silu", "tanh")})
-    (line,) = findings.rankings(ranking, ["grid_f_mse"])
-    assert "not separated, so in no order (inconclusive): " in line and "< relu" in line
+    (finding,) = findings.rankings(ranking, ["grid_f_mse"])
+    line = flat(finding)
+    assert "Not separated, so in no order (inconclusive): " in line and "< relu" in line
+
+
+def flat(finding: findings.Finding) -> str:
+    """A finding's claim and details as one line, for substring checks."""
+    claim, details = finding
+    return " ".join([claim, *details])

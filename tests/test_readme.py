@@ -2,19 +2,40 @@
 
 import re
 
+from runge_bench.analysis.tables import unwrap_markdown
+
 from .helpers import ROOT
 
 QUOTE = re.compile(r"<!-- quoted from (\S+) -->\n(.*?)\n<!-- end of quote -->", re.S)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def test_every_quoted_line_is_a_line_of_its_source():
-    readme = (ROOT / "README.md").read_text()
-    quotes = QUOTE.findall(readme)
-    assert len(quotes) >= 8  # the seed report's, the ablation's and the comparison's findings
-    for source, block in quotes:
-        lines = set((ROOT / source).read_text().splitlines())
-        for line in block.splitlines():
-            assert line in lines, f"README quotes a line that {source} does not hold: {line[:120]}"
+    """Quotes in the README and docs/ are verbatim: each logical line (wrapped lines joined, as the
+    reports wrap theirs) is a logical line of the file it names."""
+    quotes = [(page, *q) for page in PAGES for q in QUOTE.findall(page.read_text())]
+    assert len([q for q in quotes if q[0].name == "README.md"]) >= 3  # the three headline results
+    for page, source, block in quotes:
+        lines = set(unwrap_markdown((ROOT / source).read_text()))
+        for line in unwrap_markdown(block):
+            assert line in lines, f"{page.name} quotes a line that {source} does not hold: {line[:120]}"
+
+
+def test_the_readme_is_the_front_door():
+    """At most about 300 lines, in the order the front door promises, with figures before the first
+    command, and no sentence about where or when the work was done instead of what it measured."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 320
+    heads = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    order = ["Three results", "Install", "Quick start", "Writing a study", "Commands", "Reading a report",
+             "Results per study", "Engines and performance", "Running on a cluster", "Faults", "Development"]  # fmt: skip
+    assert [h for h in heads if h in order] == order
+    assert text.index("![") < text.index("## Install")
+    for page in PAGES:
+        for phrase in ("this machine", "this session", "earlier session", "later session"):
+            assert phrase not in page.read_text(), f"{page.name}: {phrase!r}"
+    for link in re.findall(r"\]\(((?:results|docs|studies)/[^)#]+)\)", text):
+        assert (ROOT / link).exists(), link
 
 
 def test_the_python_example_runs(monkeypatch):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from runge_bench.analysis.tables import unwrap_markdown
 from runge_bench.cli import app
 from runge_bench.problem.config import RunConfig, RunResult
 from runge_bench.problem.published import PUBLISHED
@@ -47,7 +48,7 @@ def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
     table = pd.read_csv(tmp_path / "out" / "tables" / "reproduction.csv")
     assert len(table) == 8 and set(table.verdict) == {"inside"}
     assert (tmp_path / "out" / "figures" / "reproduction.png").stat().st_size > 10_000
-    assert "![The seed report's published numbers" in (tmp_path / "out" / "report.md").read_text()
+    assert "![reproduction](figures/reproduction.png)" in (tmp_path / "out" / "report.md").read_text()
     assert list(table.columns[:4]) == ["activation", "quantity", "metric", "published"]
     assert (table.n == 20).all()
     np.testing.assert_allclose(table.percentile, 47.5)
@@ -55,10 +56,10 @@ def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
     np.testing.assert_allclose(table.p95, table.published * 19.05 / 10)  # linear interpolation at rank 18.05
     # One run per activation, not four events: seeds 0-8 lie below the published run on all four
     # of its numbers ((seed + 1) / 10 < 1), seeds 10-19 above on all four.
-    text = (tmp_path / "out" / "report.md").read_text()
+    text = report_text(tmp_path / "out" / "report.md")
     assert (
-        "relu: the published run (one run, 4 numbers) is worse than 9 of our 20 seeds on every one of its "
-        "numbers and better than 10 on every one: within our distribution, taken jointly." in text
+        "relu: the published run is within our distribution, taken jointly: worse than 9 of our 20 seeds on "
+        "every one of its 4 numbers, better than 10 on every one." in text
     )
 
 
@@ -80,10 +81,10 @@ def test_reproduction_verdicts_below_and_above(tmp_path):
             tiny = dict.fromkeys(METRICS, 1e-12)
             store.write(_result(RunConfig("tanh", seed=seed), tiny))
     assert runner.invoke(app, ["report", str(path.parent)]).exit_code == 0
-    text = (path.parent / "report.md").read_text()
+    text = report_text(path.parent / "report.md")
+    assert "tanh: the published run lies above all 10 of our seeds on every one of its 4 numbers." in text
     assert (
-        "tanh: the published run (one run, 4 numbers) lies above all 10 of our seeds on every one of its numbers; "
-        "a run of our distribution does so on one number with probability 1/11 (0.091), and on all 4 together at "
+        "A run of our distribution does so on one number with probability 1/11 (0.091), and on all 4 together at "
         "most that: one event, not 4." in text
     )
 
@@ -131,8 +132,15 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
     assert len(summary) == 2 * len(METRICS) and (summary.n_ok == 8).all()
     comp = pd.read_csv(out / "tables" / "comparisons.csv")
     assert (comp.a == "relu").all() and (comp.n_pairs == 8).all() and comp.p_wilcoxon.notna().all()
-    text = (out / "report.md").read_text()
+    text = report_text(out / "report.md")
     assert "## Findings" in text and "![" in text and "Wilcoxon on log ratios p = " in text
+    raw = (out / "report.md").read_text()
+    assert raw.index("## At a glance") < raw.index("## Study") < raw.index("## Findings")
+    assert "**Question.** Does the code still reproduce its committed results" in text
+    assert max(len(line) for line in raw.splitlines() if not line.startswith("|")) <= 120  # prose is wrapped
+    # the figures sit in their sections, not in a list at the end
+    assert raw.index("![fits](figures/fits.png)") > raw.index("## Summary over seeds")
+    assert "## Figures" not in raw
     assert "this report's baselines and statistics computed with: numpy" in text
     assert "\\toprule" in (out / "tables" / "summary.tex").read_text()
     assert not (out / "tables" / "reproduction.csv").exists()  # smoke is not the seed protocol
@@ -205,7 +213,7 @@ def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()
     assert "| activation | width | deriv_weight=0.0 | deriv_weight=1.0 |" in text  # the compact summary
-    assert "| a | b | metric | cells | a_better | b_better | not_significant |" in text
+    assert "| a | b | metric | cells | a lower | b lower | neither |" in text
     assert "## Baselines" in text and "cubic Hermite spline" in text
     ranking = pd.read_csv(out / "tables" / "ranking.csv")
     assert set(ranking.activation) == {"relu", "tanh", "silu"} and (ranking.n_blocks == 6).all()
@@ -390,3 +398,8 @@ def test_a_report_does_not_depend_on_the_order_of_its_runs(tmp_path, monkeypatch
     for name in ["report.md", *sorted(p.name for p in (tmp_path / "sorted" / "tables").iterdir())]:
         rel = name if name == "report.md" else f"tables/{name}"
         assert (tmp_path / "shuffled" / rel).read_bytes() == (tmp_path / "sorted" / rel).read_bytes(), rel
+
+
+def report_text(path) -> str:
+    """A report's logical lines (wrapped prose joined), for checks of whole sentences."""
+    return "\n".join(unwrap_markdown(path.read_text()))

@@ -86,10 +86,11 @@ def test_order_changes_are_classified_and_stated():
     assert by["lr", 1e-4].change == "lost" and by["lr", 1e-4].verdict == "inconclusive"
     assert by["deriv_weight", 0.0].change == "kept"
     assert abs(by["lr", 1e-2].ratio - 0.1) < 1e-9  # relu / tanh = 1e-4 / 1e-3, every seed alike
-    lines = sensitivity.findings(order, pd.DataFrame(), ("relu", "tanh"))
+    said = sensitivity.findings(order, pd.DataFrame(), ("relu", "tanh"))
+    lines = [" ".join([c, *d]) for c, d in said]
     lr = next(s for s in lines if s.startswith("lr at"))
-    assert "of 2 verdicts (pair x metric x level), kept 0; reversed 1; lost 1; gained 0" in lr
-    assert any(s.startswith("Reversed: relu vs tanh, f MSE (dense grid), lr=0.01") for s in lines)
+    assert "of 2 verdicts (pair x metric x level), kept 0, reversed 1, lost 1, gained 0, inconclusive in both 0." in lr
+    assert any(d.startswith("Reversed: relu vs tanh, f MSE (dense grid), lr=0.01") for _, ds in said for d in ds)
     lead = next(s for s in lines if s.startswith("tanh's lead over relu"))
     assert "below 10x in 2 of 5 cells off the reference" in lead and "not significant or reversed in 2" in lead
 
@@ -101,9 +102,10 @@ def test_the_derivative_loss_is_measured_where_both_lambdas_exist():
     assert set(at) == {("", "relu"), ("", "tanh"), ("n_points", "relu"), ("n_points", "tanh")}
     assert abs(at["n_points", "tanh"].ratio - 0.5) < 1e-9 and at["n_points", "tanh"].helps == "yes"
     assert abs(at["", "relu"].ratio - 2.0) < 1e-9 and at["", "relu"].helps == "no: worse"
-    lines = sensitivity.findings(pd.DataFrame(), lam, None)
+    lines = [" ".join([c, *d]) for c, d in sensitivity.findings(pd.DataFrame(), lam, None)]
     line = next(s for s in lines if s.startswith("The derivative loss by n_points, f MSE (dense grid)"))
-    assert "tanh 50: 0.5 (0.5-0.5), helps significantly at 50" in line and "relu 50: 0.5 (0.5-0.5)" in line
+    assert "tanh 50: 0.5 (0.5-0.5): helps significantly at 50." in line and "relu 50: 0.5 (0.5-0.5)" in line
+    assert "helps at every level for relu, tanh; hurts somewhere for none." in line
     # at 1000 points (the reference's own pair, no factor) lambda 1 doubles both errors: not a factor line
     assert not any(s.startswith("The derivative loss by ,") for s in lines)
 
@@ -117,5 +119,8 @@ def test_where_the_derivative_loss_hurts_it_is_said():
                  ratio_hi=3.0, helps="no: worse"),
         ]
     )  # fmt: skip
-    (line,) = sensitivity.findings(pd.DataFrame(), lam, None)
-    assert "relu 0.01: 1.2 (0.9-1.6), 0.1: 2 (1.5-3), helps significantly nowhere, hurts significantly at 0.1" in line
+    ((claim, details),) = sensitivity.findings(pd.DataFrame(), lam, None)
+    assert (
+        "relu 0.01: 1.2 (0.9-1.6), 0.1: 2 (1.5-3): helps significantly nowhere, hurts significantly at 0.1." in details
+    )
+    assert claim.endswith("helps at every level for none; hurts somewhere for relu.")

@@ -240,7 +240,7 @@ def _conclusions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
                 {
                     "side": side,
                     "kind": "ranking",
-                    "what": f"pairs the ranking separates (pairwise Wilcoxon, Holm), {metric}",
+                    "what": f"separated pairs, {metric}",  # by their own tests (Wilcoxon, Holm)
                     "verdict": " ".join(apart) or "none",
                 }
             )
@@ -364,29 +364,35 @@ def _largest_shifts(c: Comparison) -> list[str]:
         return []
     moved = c.cells.assign(_size=np.abs(np.log(c.cells.cell_median_ratio_b_a.to_numpy(float))))
     top = moved.sort_values("_size", ascending=False, kind="stable").head(LARGEST).drop(columns="_size")
-    axes = [a for a in c.cells.columns if a in CONFIG_FIELDS]
-    columns = [
-        *axes,
-        "metric",
-        "n_matched",
-        "cell_median_ratio_b_a",
-        "cell_ratio_lo",
-        "cell_ratio_hi",
-        "tail_a",
-        "tail_b",
-        "p_tail",
-        "tail_detectable_b",
-        "pair_rho",
-        "paired",
-        "unpaired",
-        "verdict",
-    ]
     return [
         f"## The {len(top)} largest shifts of a cell's median",
         "",
-        tables.to_markdown(top[columns]),
+        tables.to_markdown(_cells_shown(top)),
         "",
     ]
+
+
+def _cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
+    """Cells of the comparison narrowed for reading (compare.csv has every column): each estimate
+    with its interval in one column, the tails as counts."""
+    axes = [a for a in cells.columns if a in CONFIG_FIELDS]
+    return pd.DataFrame(
+        {
+            **{a: cells[a] for a in axes},
+            "metric": cells.metric,
+            "n": cells.n_matched,
+            "paired B/A (95% CI)": tables.with_ci(cells.median_ratio_b_a, cells.ratio_lo, cells.ratio_hi),
+            "cell medians B/A (95% CI)": tables.with_ci(
+                cells.cell_median_ratio_b_a, cells.cell_ratio_lo, cells.cell_ratio_hi
+            ),
+            "tail A, B": [f"{a}, {b}" for a, b in zip(cells.tail_a, cells.tail_b)],
+            "p tail": cells.p_tail,
+            "rho": cells.pair_rho,
+            "paired": cells.paired,
+            "unpaired": cells.unpaired,
+            "verdict": cells.verdict,
+        }
+    )
 
 
 def _changed(c: Comparison) -> tuple[pd.DataFrame, int]:
@@ -519,13 +525,22 @@ def _write_comparison(c: Comparison, out: Path) -> None:
         tables.to_markdown(shift),
     ]
     bad = c.cells[c.cells.verdict != "equivalent"]
-    lines += ["## Cells not shown equivalent", "", tables.to_markdown(bad) if not bad.empty else "None.", ""]
+    lines += [
+        "## Cells not shown equivalent",
+        "",
+        "`compare.csv` has every column of every cell (the TOST and shift p-values, the shares beyond 2x and "
+        "10x, the detectable tail share, notes).",
+        "",
+        tables.to_markdown(_cells_shown(bad)) if not bad.empty else "None.",
+        "",
+    ]
     changed, untestable = _changed(c)
     lines += [
         "## Study-level conclusions",
         "",
         f"Each paired comparison's verdict (Holm p < {stats.ALPHA} and the side favoured), each step "
-        f"along an axis, each ranking's order and the pairs its critical difference separates, in the "
+        f"along an axis, each ranking's order and the pairs it separates (each pair by its own Wilcoxon "
+        f"test, Holm), in the "
         f"report of A and of B, each drawn from the runs both stores hold: "
         f"{len(c.conclusions) - len(changed) - untestable} the same, {untestable} not comparable (neither "
         f"side's runs can test it), {len(changed)} changed.",
@@ -548,4 +563,4 @@ def _write_comparison(c: Comparison, out: Path) -> None:
     ):
         if not rows.empty:
             lines += [f"## {title}", "", tables.to_markdown(rows)]
-    (out / "compare.md").write_text("\n".join(lines).rstrip() + "\n")
+    (out / "compare.md").write_text("\n".join(tables.wrap_markdown(lines)).rstrip() + "\n")

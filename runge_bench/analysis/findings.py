@@ -1,7 +1,8 @@
 """A report's findings: sentences generated from its tables, each stating its scope.
 
-Every sentence says in how many cells (or seeds) it holds, by which test, and where it fails;
-nothing here is written for one particular result. A trend along an axis is checked at every
+A finding is a claim (one line) and its details: the scope, the counts and the test, one per
+line (Finding). Every finding says in how many cells (or seeds) it holds, by which test, and
+where it fails; nothing here is written for one particular result. A trend along an axis is checked at every
 level of the other axes; a tie is never called a win; significance is always the two-sided
 Wilcoxon signed-rank test on log error ratios, Holm-corrected over the family the sentence
 speaks for, at stats.ALPHA.
@@ -16,16 +17,22 @@ from ..problem.vocabulary import CATEGORICAL_AXES, GRID_MAX, GRID_MSE, KEY_METRI
 from . import stats, tables
 
 ALPHA = stats.ALPHA
+Finding = tuple[str, list[str]]  # a claim, and its scope, counts and test (a line each)
 MAX_LISTED = 6  # a sentence names the cells of a category when it has at most this many
 
 
-def _cells(rows: pd.DataFrame, axes: list[str]) -> str:
-    """The cells of rows named by their axes' values, " (width=16, deriv_weight=0.0; width=32, ...)",
+def _names(rows: pd.DataFrame, axes: list[str]) -> str:
+    """The cells of rows named by their axes' values, "width=16, deriv_weight=0.0; width=32, ...",
     or "" when there are none, no axes, or more than MAX_LISTED (then the count says it)."""
     if rows.empty or not axes or len(rows) > MAX_LISTED:
         return ""
     columns = zip(*(rows[a].tolist() for a in axes))  # column-wise: an int axis stays int
-    return " (" + "; ".join(", ".join(f"{a}={v}" for a, v in zip(axes, values)) for values in columns) + ")"
+    return "; ".join(", ".join(f"{a}={v}" for a, v in zip(axes, values)) for values in columns)
+
+
+def _listed(groups: list[tuple[str, pd.DataFrame]], axes: list[str]) -> list[str]:
+    """A detail line per named group of cells ("lower: width=16, ..."), where they are few enough."""
+    return [f"{label}: {names}" for label, rows in groups if (names := _names(rows, axes))]
 
 
 def _verdicts(rows: pd.DataFrame, one: str, other: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -48,11 +55,12 @@ def _under_bh(rows: pd.DataFrame, one: str, other: str, names: tuple[str, str]) 
     )
 
 
-def run_counts(df: pd.DataFrame) -> str:
+def run_counts(df: pd.DataFrame) -> Finding:
     counts = df.status.value_counts()
     return (
         f"{len(df)} runs: {counts.get('ok', 0)} ok, {counts.get('diverged', 0)} diverged, "
-        f"{counts.get('failed', 0)} failed; only ok runs enter the statistics."
+        f"{counts.get('failed', 0)} failed.",
+        ["Only ok runs enter the statistics."],
     )
 
 
@@ -61,7 +69,7 @@ def _inverse(ratio: float) -> float:
     return float(np.inf) if ratio == 0 else 1.0 / ratio
 
 
-def pair_sentence(row: pd.Series) -> str:
+def pair_sentence(row: pd.Series) -> Finding:
     """One comparison of two activations in one cell (a row of tables.comparisons_table), told
     from the side the test favours (or, with no test, the side lower in more seeds)."""
     a, b, a_wins, n, ties = row.a, row.b, row.a_wins, row.n_pairs, row.ties
@@ -76,22 +84,25 @@ def pair_sentence(row: pd.Series) -> str:
     tied = f", {ties} tied" if ties else ""
     effect = f"error ratio {a}/{b} {tables.sci(ratio)}"
     effect += f" (95% CI {tables.sci(r_lo)}-{tables.sci(r_hi)})" if not np.isnan(r_lo) else " (too few seeds for a CI)"
-    facts = f"{effect}; {a} lower in {a_wins} of {n} seeds, {b} in {b_wins}{tied}"
+    seeds = f"{a} lower in {a_wins} of {n} seeds, {b} in {b_wins}{tied}"
     if not np.isnan(lo):
-        facts += f" (share {share:.2f}, 95% CI {lo:.2f}-{hi:.2f})"
+        seeds += f" (share {share:.2f}, 95% CI {lo:.2f}-{hi:.2f})"
     if np.isnan(row.p_holm):
         verdict = "no winner (a tie)" if a_wins == b_wins else "no test"
-        return f"{label}: {verdict}: {facts}; {row.note}."
+        return f"{label}: {verdict}: {effect}.", [f"{seeds}.", f"{row.note}."]
     p = (
         f"Wilcoxon on log ratios p = {tables.sci(row.p_holm)} (Holm), {tables.sci(row.p_bh)} (BH over the report), "
-        f"{tables.sci(row.p_by)} (BY)"
+        f"{tables.sci(row.p_by)} (BY)."
     )
     if row.p_holm < ALPHA:
-        return f"{label}: {a} significantly lower than {b}: {facts}; {p}."
-    return f"{label}: inconclusive (not significant; the interval says what remains possible): {facts}; {p}."
+        return f"{label}: {a} significantly lower than {b}: {effect}.", [f"{seeds}.", p]
+    return (
+        f"{label}: inconclusive: {effect}.",
+        ["Not significant; the interval says what remains possible.", f"{seeds}.", p],
+    )
 
 
-def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str], runs: pd.DataFrame) -> list[str]:
+def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str], runs: pd.DataFrame) -> list[Finding]:
     """Per pair of activations and metric: the cells where each side is significantly lower,
     where neither is, and the test across cells (tables.compact_comparisons)."""
     out = []
@@ -99,26 +110,34 @@ def across_cells(comparisons: pd.DataFrame, axes: list[str], metrics: list[str],
     for r in compact.itertuples():
         g = comparisons[(comparisons.a == r.a) & (comparisons.b == r.b) & (comparisons.metric == r.metric)]
         a_cells, b_cells, neither = _verdicts(g, "a", "b")
-        ratio = f"over the cells, with the seeds as units: ratio {r.a}/{r.b} {tables.sci(r.ratio_across_cells)}"
+        ratio = f"ratio {r.a}/{r.b} {tables.sci(r.ratio_across_cells)}"
         if not np.isnan(r.ratio_across_lo):
             ratio += f" (95% CI {tables.sci(r.ratio_across_lo)}-{tables.sci(r.ratio_across_hi)})"
         across = (
-            f"{ratio}, Wilcoxon over {r.seeds} seeds p = {tables.sci(r.p_across_cells_holm)} (Holm)"
+            f"Over the cells, with the seeds as units: {ratio}, Wilcoxon over {r.seeds} seeds p = "
+            f"{tables.sci(r.p_across_cells_holm)} (Holm)."
             if not np.isnan(r.p_across_cells_holm)
-            else f"{ratio}; too few seeds for a test"
+            else f"Over the cells, with the seeds as units: {ratio}; too few seeds for a test."
         )
         out.append(
-            f"{r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} significantly "
-            f"lower in {len(a_cells)}{_cells(a_cells, axes)}, {r.b} in {len(b_cells)}{_cells(b_cells, axes)}, "
-            f"neither in {len(neither)}{_cells(neither, axes)} (Wilcoxon on log ratios over seeds, Holm over the "
-            f"pairs of each cell, p < {ALPHA}; {_under_bh(g, 'a', 'b', (r.a, r.b))}); {r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in "
-            f"{r.b_won_every_seed}; per-cell median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
-            f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}); {across}."
+            (
+                f"{r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, over {r.cells} cells ({' x '.join(axes)}): {r.a} "
+                f"significantly lower in {len(a_cells)}, {r.b} in {len(b_cells)}, neither in {len(neither)}.",
+                [
+                    *_listed([(f"{r.a} lower", a_cells), (f"{r.b} lower", b_cells), ("neither", neither)], axes),
+                    f"Wilcoxon on log ratios over seeds, Holm over the pairs of each cell, p < {ALPHA}; "
+                    f"{_under_bh(g, 'a', 'b', (r.a, r.b))}.",
+                    f"{r.a} lower in every seed in {r.a_won_every_seed} cells, {r.b} in {r.b_won_every_seed}; per-cell "
+                    f"median ratio {r.a}/{r.b} from {tables.sci(r.median_ratio_min)} to "
+                    f"{tables.sci(r.median_ratio_max)} (median {tables.sci(r.median_ratio_median)}).",
+                    across,
+                ],
+            )
         )
     return out
 
 
-def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
+def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[Finding]:
     """Per numeric axis, activation and metric: what the step from the axis's lowest level to the
     reference level, and from the reference to its highest, does at every level of the other
     axes (tables.axis_effects_table)."""
@@ -139,16 +158,22 @@ def along_axes(effects: pd.DataFrame, metrics: list[str]) -> list[str]:
                 up, down, neither = _verdicts(g, "from", "to")
                 where = f"over {len(g)} cells ({' x '.join(others)})" if others else "in the one cell"
                 out.append(
-                    f"{act}, {axis} {lo:g} → {hi:g}, {METRIC_LABELS[metric]}, {where}: error higher at {axis}={hi:g} in "
-                    f"{len(up)}{_cells(up, others)}, lower in {len(down)}{_cells(down, others)}, neither in "
-                    f"{len(neither)}{_cells(neither, others)} (Wilcoxon on log ratios over seeds, Holm over the "
-                    f"cells, p < {ALPHA}; {_under_bh(g, 'from', 'to', ('higher', 'lower'))}); per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
-                    f"{tables.sci(g.median_ratio.min())} to {tables.sci(g.median_ratio.max())}."
+                    (
+                        f"{act}, {axis} {lo:g} → {hi:g}, {METRIC_LABELS[metric]}, {where}: error higher at "
+                        f"{axis}={hi:g} in {len(up)}, lower in {len(down)}, neither in {len(neither)}.",
+                        [
+                            *_listed([("higher", up), ("lower", down), ("neither", neither)], others),
+                            f"Wilcoxon on log ratios over seeds, Holm over the cells, p < {ALPHA}; "
+                            f"{_under_bh(g, 'from', 'to', ('higher', 'lower'))}.",
+                            f"Per-cell median ratio error({axis}={hi:g}) / error({axis}={lo:g}) from "
+                            f"{tables.sci(g.median_ratio.min())} to {tables.sci(g.median_ratio.max())}.",
+                        ],
+                    )
                 )
     return out
 
 
-def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
+def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[Finding]:
     """Mean ranks, Friedman's test, which pairs the pairwise tests separate (tables.ranking_table),
     and the pairs on the Nemenyi critical difference's edge."""
     out = []
@@ -161,17 +186,22 @@ def rankings(ranking: pd.DataFrame, metrics: list[str]) -> list[str]:
         close = [f"{a}, {b}" for a, b, separated in pairs if not separated]
         edge = [f"{a}, {b}" for a, b in tables.borderline_pairs(ranking, metric)]
         out.append(
-            f"Mean rank on {METRIC_LABELS[metric]} over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}; "
-            f"rank 1 = lowest median error): {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
-            f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}; separated (Wilcoxon over seeds, Holm over the "
-            f"pairs, p < {ALPHA}): {', '.join(apart) or 'none'}; not separated, so in no order (inconclusive): "
-            f"{'; '.join(close) or 'none'}; on the edge of the Nemenyi CD {cd:.2f} (within one rank step): "
-            f"{'; '.join(edge) or 'none'}. Ranks say which is lower, not by how much."
+            (
+                f"Mean rank on {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}; "
+                f"Friedman p = {tables.sci(r.friedman_p.iloc[0])}.",
+                [
+                    f"Over {r.n_blocks.iloc[0]} blocks ({r.blocks.iloc[0]}); rank 1 = lowest median error. Ranks say "
+                    "which is lower, not by how much.",
+                    f"Separated (Wilcoxon over seeds, Holm over the pairs, p < {ALPHA}): {', '.join(apart) or 'none'}.",
+                    f"Not separated, so in no order (inconclusive): {'; '.join(close) or 'none'}.",
+                    f"On the edge of the Nemenyi CD {cd:.2f} (within one rank step): {'; '.join(edge) or 'none'}.",
+                ],
+            )
         )
     return out
 
 
-def published_runs(df: pd.DataFrame, reproduction: pd.DataFrame) -> list[str]:
+def published_runs(df: pd.DataFrame, reproduction: pd.DataFrame) -> list[Finding]:
     """The seed report's numbers per activation as what they are, one run: against our seeds of
     the same protocol, on all its published numbers at once. A run of our distribution lies beyond
     all n of our seeds on one metric with probability 1 / (n + 1) (exchangeability), and on all of
@@ -190,36 +220,43 @@ def published_runs(df: pd.DataFrame, reproduction: pd.DataFrame) -> list[str]:
         if worse == n or better == n:
             side = "above" if worse == n else "below"
             out.append(
-                f"{act}: the published run (one run, {k} numbers) lies {side} all {n} of our seeds on every one of "
-                f"its numbers; a run of our distribution does so on one number with probability 1/{n + 1} "
-                f"({1 / (n + 1):.3f}), and on all {k} together at most that: one event, not {k}."
+                (
+                    f"{act}: the published run lies {side} all {n} of our seeds on every one of its {k} numbers.",
+                    [
+                        f"A run of our distribution does so on one number with probability 1/{n + 1} "
+                        f"({1 / (n + 1):.3f}), and on all {k} together at most that: one event, not {k}.",
+                    ],
+                )
             )
         else:
             out.append(
-                f"{act}: the published run (one run, {k} numbers) is worse than {worse} of our {n} seeds on every "
-                f"one of its numbers and better than {better} on every one: within our distribution, taken jointly."
+                (
+                    f"{act}: the published run is within our distribution, taken jointly: worse than {worse} of our "
+                    f"{n} seeds on every one of its {k} numbers, better than {better} on every one.",
+                    ["One run per activation, its numbers taken together (they are not independent)."],
+                )
             )
     return out
 
 
-def reproduction_sentence(reproduction: pd.DataFrame) -> str:
+def reproduction_sentence(reproduction: pd.DataFrame) -> Finding:
     inside = reproduction[reproduction.verdict == "inside"]
     n = int(reproduction.n.min())
-    line = (
-        f"{len(inside)} of {len(reproduction)} published numbers (of one run per activation: not independent events) "
-        f"fall inside our 5-95% range over {n} seeds"
-    )
     outside = reproduction[reproduction.verdict != "inside"]
-    if not outside.empty:
-        line += "; outside: " + "; ".join(
-            f"{r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
-            f"{r.verdict} our range, percentile {r.percentile:.0f})"
-            for r in outside.itertuples()
-        )
-    return line + "."
+    return (
+        f"{len(inside)} of {len(reproduction)} published numbers fall inside our 5-95% range over {n} seeds.",
+        [
+            "They are the numbers of one run per activation: not independent events.",
+            *[
+                f"Outside: {r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
+                f"{r.verdict} our range, percentile {r.percentile:.0f})."
+                for r in outside.itertuples()
+            ],
+        ],
+    )
 
 
-def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[str]:
+def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[Finding]:
     """The best network cell (by median over seeds) against the best baseline, per max error and
     per target and split (a network and a baseline are compared on the same data only)."""
     keys = tables.baseline_keys(baseline_summary)
@@ -238,14 +275,19 @@ def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axe
             where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes] if a != "target")
             bb = b.loc[b["median"].idxmin()]
             out.append(
-                f"Best network cell{on} on {METRIC_LABELS[metric]} (median over seeds): {where}, "
-                f"{tables.sci(best['median'])}; best baseline: {bb.baseline}, {tables.sci(bb['median'])} "
-                f"(network/baseline {tables.sci(best['median'] / bb['median'])})."
+                (
+                    f"Best network cell{on} on {METRIC_LABELS[metric]}: {tables.sci(best['median'] / bb['median'])}x the "
+                    "best baseline.",
+                    [
+                        f"Network: {where}, {tables.sci(best['median'])} (median over seeds).",
+                        f"Baseline: {bb.baseline}, {tables.sci(bb['median'])}.",
+                    ],
+                )
             )
     return out
 
 
-def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[str]:
+def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics: list[str]) -> list[Finding]:
     """Within every cell, the activations' mean ranks over seeds, Friedman's test and the pairs the
     Nemenyi CD separates."""
     out = []
@@ -259,14 +301,18 @@ def cell_ranking_sentences(cell_rankings: pd.DataFrame, axes: list[str], metrics
             r = g[g.metric == metric].iloc[0]
             apart = [f"{a} < {b}" for a, b, separated in pairs if separated]
             out.append(
-                f"{where}, {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))} "
-                f"(mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}); separated "
-                f"(Wilcoxon over seeds, Holm): {', '.join(apart) or 'none'}."
+                (
+                    f"{where}, {METRIC_LABELS[metric]}: {', '.join(f'{a} {m:.2f}' for a, m in zip(acts, ranks))}.",
+                    [
+                        f"Mean rank over {r.n_blocks} seeds; Friedman p = {tables.sci(r.friedman_p)}.",
+                        f"Separated (Wilcoxon over seeds, Holm): {', '.join(apart) or 'none'}.",
+                    ],
+                )
             )
     return out
 
 
-def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, metrics: list[str]) -> list[str]:
+def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, metrics: list[str]) -> list[Finding]:
     """Does the ranking hold when a categorical axis (target, dtype, optimizer) leaves its reference
     level? Every cell against the cell with the reference levels of those axes and the same levels
     of the others: pairs the pairwise tests separate in both cells in the same order (holds), in
@@ -303,15 +349,20 @@ def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, met
                         flips.append(f"{a} < {b} at {', '.join(f'{k}={v}' for k, v in here.items())}")
         if compared:
             out.append(
-                f"{METRIC_LABELS[metric]}: each of {compared} cells against the cell with {label} at the same "
-                f"levels of the other axes: pairs separated in both (Wilcoxon over seeds, Holm), same order {held}, opposite "
-                f"order {flipped}{' (' + '; '.join(flips) + ')' if flips else ''}; separated in only one "
-                f"of the two {one_sided}."
+                (
+                    f"{METRIC_LABELS[metric]}: of the pairs separated both in a cell and at {label}, {held} keep "
+                    f"their order and {flipped} reverse it; {one_sided} are separated in only one of the two.",
+                    [
+                        f"Each of {compared} cells against the cell with {label} at the same levels of the other "
+                        "axes; separated: Wilcoxon over seeds, Holm over the pairs of the cell.",
+                        *[f"Reversed: {f}." for f in flips],
+                    ],
+                )
             )
     return out
 
 
-def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
+def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[Finding]:
     """How close each activation gets to the classical floor in each regime (cells of the regime
     axes): its best cell over the other axes, on f and f' max error, as a multiple of the best
     baseline's median; and the smallest networks whose f' max error matches the cubic spline's."""
@@ -336,18 +387,19 @@ def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[str]:
                 each.append(f"{act} {tables.sci(b['median'])}{at} ({tables.sci(b.ratio_to_best)}x)")
             base = gm.iloc[0]
             parts.append(
-                f"{METRIC_LABELS[metric]} {'; '.join(each)} (best baseline: {base.best_baseline}, "
-                f"{tables.sci(base.baseline_median)})"
+                f"{METRIC_LABELS[metric]}: {'; '.join(each)} (best baseline: {base.best_baseline}, "
+                f"{tables.sci(base.baseline_median)})."
             )
-        out.append(
-            f"{name}: best median over seeds per activation, as a multiple of the best baseline's: "
-            + "; ".join(parts)
-            + "."
-        )
+        closest = g[g.metric.isin(GRID_MAX)].dropna(subset=["ratio_to_best"])
+        claim = f"{name}: the best median over seeds per activation, as a multiple of the best baseline's"
+        if not closest.empty:
+            c = closest.loc[closest.ratio_to_best.idxmin()]
+            claim += f"; closest: {c.activation}, {tables.sci(c.ratio_to_best)}x on {METRIC_LABELS[c.metric]}"
+        out.append((claim + ".", parts))
     return out
 
 
-def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_max") -> list[str]:
+def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_max") -> list[Finding]:
     """The smallest networks (fewest parameters, then lowest error) whose error on `metric` is at or
     below the cubic spline's on the same split, by the median of per-seed ratios, with the paired
     test; or the closest cell when none is."""
@@ -365,15 +417,21 @@ def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_ma
     if match.empty:
         r = f.loc[f.spline_median_ratio.idxmin()]
         return [
-            f"No cell matches the cubic spline on {METRIC_LABELS[metric]} (same split, per seed); the closest: "
-            f"{where(r)}: {facts(r)}."
+            (
+                f"No cell matches the cubic spline on {METRIC_LABELS[metric]} (same split, per seed).",
+                [f"The closest: {where(r)}.", f"Its {facts(r)}."],
+            )
         ]
     match = match.assign(_w=[width_of(r) for _, r in match.iterrows()]).sort_values(["_w", "spline_median_ratio"])
     smallest = match[match._w == match._w.iloc[0]]
-    listed = "; ".join(f"{where(r)}: {facts(r)}" for _, r in smallest.iterrows())
     return [
-        f"{len(match)} of {len(f)} cells are at or below the cubic spline on {METRIC_LABELS[metric]} (median of "
-        f"per-seed ratios on the same split); the smallest networks among them: {listed}."
+        (
+            f"{len(match)} of {len(f)} cells are at or below the cubic spline on {METRIC_LABELS[metric]}.",
+            [
+                "By the median of per-seed ratios on the same split; the smallest networks among them follow.",
+                *[f"{where(r)}: {facts(r)}." for _, r in smallest.iterrows()],
+            ],
+        )
     ]
 
 
@@ -388,7 +446,7 @@ def findings(
     cell: dict,
     cell_rankings: pd.DataFrame | None = None,
     floor: pd.DataFrame | None = None,
-) -> dict[str, list[str]]:
+) -> dict[str, list[Finding]]:
     """Every finding of a report, by section title ("" for the opening ones)."""
     axes = tables.cell_axes(df)
     head = [run_counts(df)]

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..problem.vocabulary import METRIC_LABELS
 from . import stats, tables
+from .findings import Finding
 from .stats import ALPHA
 
 CONTEXT = ("deriv_weight", "checkpoint")  # axes a step may share with its parent away from the reference
@@ -192,27 +193,31 @@ def _levels(values) -> str:
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | None) -> list[str]:
-    """Sentences from order_table and lambda_table, each naming its scope and test."""
-    out = []
-    test = f"Wilcoxon over seeds, Holm over the pairs of each cell, p < {ALPHA}"
+def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | None) -> list[Finding]:
+    """Findings from order_table and lambda_table, each naming its scope and test."""
+    out: list[Finding] = []
+    test = f"Wilcoxon over seeds, Holm over the pairs of each cell, p < {ALPHA}."
     if not order.empty:
         for factor, g in order.groupby("factor", sort=False):
             counts = g.change.value_counts()
-            shown = "; ".join(f"{k} {int(counts.get(k, 0))}" for k in CHANGES)
+            shown = ", ".join(f"{k} {int(counts.get(k, 0))}" for k in CHANGES)
             levels = _levels(sorted(set(g.level)))
-            out.append(
-                f"{factor} at {levels} (each against {factor}={g.level_from.iloc[0]} with the rest equal): of "
-                f"{len(g)} verdicts (pair x metric x level), {shown} ({test})."
-            )
             rev = g[g.change == "reversed"]
-            for r in rev.itertuples():
-                out.append(
-                    f"Reversed: {r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, {factor}={r.level}"
-                    f"{f' ({r.context})' if r.context else ''}: {r.verdict_from} at {factor}={r.level_from}, "
-                    f"{r.verdict} here (ratio {r.a}/{r.b} {tables.sci(r.ratio)}, 95% CI "
-                    f"{tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})."
+            out.append(
+                (
+                    f"{factor} at {levels}: of {len(g)} verdicts (pair x metric x level), {shown}.",
+                    [
+                        f"Each level against {factor}={g.level_from.iloc[0]} with the rest equal; {test}",
+                        *[
+                            f"Reversed: {r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, {factor}={r.level}"
+                            f"{f' ({r.context})' if r.context else ''}: {r.verdict_from} at {factor}={r.level_from}, "
+                            f"{r.verdict} here (ratio {r.a}/{r.b} {tables.sci(r.ratio)}, 95% CI "
+                            f"{tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})."
+                            for r in rev.itertuples()
+                        ],
+                    ],
                 )
+            )
     if lead is not None and not order.empty:
         a, b = lead
         g = order[(order.a == a) & (order.b == b) & order.metric.str.endswith("_mse")]  # the MSEs of f and f'
@@ -220,18 +225,21 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
             below = gm[gm.ratio < 10]
             gone = gm[gm.verdict != f"{b} lower"]
             out.append(
-                f"{b}'s lead over {a} on {METRIC_LABELS[metric]} (ratio {a}/{b}): below 10x in {len(below)} of "
-                f"{len(gm)} cells off the reference"
-                + (f" ({_where(below)})" if len(below) else "")
-                + f"; not significant or reversed in {len(gone)}"
-                + (f" ({_where(gone)})" if len(gone) else "")
-                + f" ({test})."
+                (
+                    f"{b}'s lead over {a} on {METRIC_LABELS[metric]} (ratio {a}/{b}): below 10x in {len(below)} of "
+                    f"{len(gm)} cells off the reference; not significant or reversed in {len(gone)}.",
+                    [
+                        *([f"Below 10x: {_where(below)}."] if len(below) else []),
+                        *([f"Not significant or reversed: {_where(gone)}."] if len(gone) else []),
+                        test,
+                    ],
+                )
             )
     if not lam.empty:
         for (factor, metric), g in lam.groupby(["factor", "metric"], sort=False):
             if not factor:
                 continue
-            parts = []
+            details, helped, hurt = [], [], []
             for act, ga in g.groupby("activation", sort=False):
                 ratios = ", ".join(
                     f"{_levels([r.level])}: {tables.sci(r.ratio)} ({tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})"
@@ -246,10 +254,20 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
                 )
                 if len(hurts):
                     said += f", hurts significantly at {_levels(list(hurts.level))}"
-                parts.append(f"{act} {ratios}, {said}")
+                    hurt.append(act)
+                if len(helps) == len(ga):
+                    helped.append(act)
+                details.append(f"{act} {ratios}: {said}.")
             out.append(
-                f"The derivative loss by {factor}, {METRIC_LABELS[metric]} (error at lambda 1 over lambda 0, 95% CI; "
-                f"Wilcoxon over seeds, Holm over the levels of {factor}): {'; '.join(parts)}."
+                (
+                    f"The derivative loss by {factor}, {METRIC_LABELS[metric]}: helps at every level for "
+                    f"{', '.join(helped) or 'none'}; hurts somewhere for {', '.join(hurt) or 'none'}.",
+                    [
+                        f"Error at lambda 1 over lambda 0 per level, 95% CI; Wilcoxon over seeds, Holm over the levels "
+                        f"of {factor}, p < {ALPHA}.",
+                        *details,
+                    ],
+                )
             )
     return out
 

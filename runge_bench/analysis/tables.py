@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import textwrap
 import zlib
 
 import numpy as np
@@ -433,6 +435,11 @@ def sci(x: float | int | str | None, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def with_ci(estimates, lows, highs) -> list[str]:
+    """Each estimate with its interval in one readable column: "1.41 (0.714-21.6)"."""
+    return [f"{sci(x)} ({sci(lo)}-{sci(hi)})" for x, lo, hi in zip(estimates, lows, highs)]
+
+
 def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
     """A GitHub Markdown table of the given columns, numbers in readable significant figures."""
     df = df if columns is None else df[columns]
@@ -579,11 +586,17 @@ def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.Data
     return pd.DataFrame(rows)
 
 
+MAX_SUMMARY_COLUMNS = 6  # more levels than this become rows, not columns (a page's width)
+
+
 def compact_summary(summary: pd.DataFrame, axes: list[str], metric: str) -> pd.DataFrame:
     """Median of one metric as a grid: rows activation x all cell axes but the last, columns the
-    last cell axis (e.g. rows activation x width, columns deriv_weight)."""
+    last cell axis (e.g. rows activation x width, columns deriv_weight); a long table (a row per
+    cell) when that axis has more than MAX_SUMMARY_COLUMNS levels (16 learning rates)."""
     s = summary[summary.metric == metric]
     rows, col = ["activation", *axes[:-1]], axes[-1]
+    if s[col].nunique() > MAX_SUMMARY_COLUMNS:
+        return s[["activation", *axes, "median"]].reset_index(drop=True)
     t = s.pivot_table(index=rows, columns=col, values="median", sort=False)
     t.columns = [f"{col}={c}" for c in t.columns]
     return t.reset_index()
@@ -654,4 +667,53 @@ def compact_comparisons(
         out["p_across_cells_holm"] = np.nan
         for _, idx in out.groupby("metric").groups.items():
             out.loc[idx, "p_across_cells_holm"] = stats.holm(out.loc[idx, "p_across_cells"].to_numpy(float))
+    return out
+
+
+WRAP = 110  # report.md's prose and list items are wrapped here; tables and images are not
+_KEEP = ("|", "#", "![", "    ", "```")
+
+
+def wrap_markdown(lines: list[str], width: int = WRAP) -> list[str]:
+    """Prose and list items wrapped at `width` (a list item's continuation indented under its
+    text, as Markdown reads it); tables, headings, images and code kept as they are."""
+    out: list[str] = []
+    for line in lines:
+        if not line.strip() and out and not out[-1].strip():
+            continue  # one blank line between blocks
+        if not line.strip() or line.startswith(_KEEP) or len(line) <= width:
+            out.append(line)
+            continue
+        m = re.match(r"^(\s*)(- )?", line)
+        first = m.group(0)
+        rest = " " * len(first)
+        out += textwrap.wrap(
+            line[len(first) :],
+            width=width,
+            initial_indent=first,
+            subsequent_indent=rest,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    return out
+
+
+def unwrap_markdown(text: str) -> list[str]:
+    """The logical lines of a report (wrapped lines joined): what stays the same when a number's
+    width changes where a line wraps (tests compare reports this way). Reports hold no indented
+    code, so an indented line that starts no list item continues the one before."""
+    out: list[str] = []
+    for line in text.splitlines():
+        continues = (
+            out
+            and line.strip()
+            and out[-1].strip()
+            and not line.lstrip().startswith(("- ", "|", "#", "![", "*"))
+            and not out[-1].startswith(("|", "#", "!["))
+            and (line.startswith(" ") or not line.startswith("**"))
+        )
+        if continues:
+            out[-1] = f"{out[-1]} {line.strip()}"
+        else:
+            out.append(line)
     return out

@@ -24,6 +24,7 @@ import pandas as pd
 from ..problem.errors import UserError
 from ..problem.vocabulary import METRIC_LABELS
 from . import stats, tables
+from .findings import Finding
 
 SELECT = "selection"
 EVALUATE = "evaluation"
@@ -115,23 +116,28 @@ def budget_table(settings: pd.DataFrame, tune: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def findings(compared: pd.DataFrame) -> list[str]:
-    """One sentence per tuned comparison (tables.comparisons_table of tuned_runs): verdict, ratio and interval, test."""
-    out = []
+def findings(compared: pd.DataFrame) -> list[Finding]:
+    """One finding per tuned comparison (tables.comparisons_table of tuned_runs): verdict, ratio
+    and interval, then the test."""
+    out: list[Finding] = []
     for r in compared.itertuples():
         verdict = (
             f"{r.a if r.favours == 'a' else r.b} significantly lower"
             if r.p_holm < stats.ALPHA and r.favours in ("a", "b")
             else "inconclusive"
         )
+        ci = f" (95% CI {tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})" if np.isfinite(r.ratio_lo) else ""
         out.append(
-            f"Tuned, {METRIC_LABELS[r.metric]}: {r.a} vs {r.b}: {verdict}; ratio {r.a}/{r.b} {tables.sci(r.ratio)}"
-            + (f" (95% CI {tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})" if np.isfinite(r.ratio_lo) else "")
-            + f" over {r.n_pairs} evaluation seeds; "
-            + (
-                f"Wilcoxon p = {tables.sci(r.p_holm)} (Holm over the cell's pairs)."
-                if np.isfinite(r.p_holm)
-                else f"{r.note}."
+            (
+                f"Tuned, {METRIC_LABELS[r.metric]}: {r.a} vs {r.b}: {verdict}; ratio {r.a}/{r.b} {tables.sci(r.ratio)}{ci}.",
+                [
+                    f"Over {r.n_pairs} evaluation seeds; "
+                    + (
+                        f"Wilcoxon p = {tables.sci(r.p_holm)} (Holm over the cell's pairs)."
+                        if np.isfinite(r.p_holm)
+                        else f"{r.note}."
+                    )
+                ],
             )
         )
     return out

@@ -27,6 +27,7 @@ from scipy import stats as st
 from ..problem.activations import ACTIVATIONS
 from ..problem.vocabulary import METRIC_LABELS
 from . import stats, tables
+from .findings import Finding
 
 INCUMBENT = "tanh"  # the seed report's winner: what every other activation is measured against
 MIN_ACTIVATIONS = 5  # a report gets the zoo section with at least this many, the incumbent among them
@@ -178,9 +179,6 @@ def _ratio(r) -> str:
         f" ({tables.sci(r.ratio_across_lo)}-{tables.sci(r.ratio_across_hi)})" if not np.isnan(r.ratio_across_lo) else ""
     )
     return f"{r.a} {tables.sci(r.ratio_across_cells)}{ci}"
-
-
-Finding = tuple[str, list[str]]  # a claim, and its scope and test (one line each)
 
 
 def _where(versus: pd.DataFrame, act: str, metric: str, axes: list[str], max_listed: int = 3) -> str:

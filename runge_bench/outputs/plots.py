@@ -4,6 +4,7 @@ Nothing here computes a statistic."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -41,8 +42,25 @@ def _ax(ax: Axes | None) -> Axes:
     return ax
 
 
+_SAVING = [True]  # drawing(False) turns save() into close(): a report's text and tables without its files
+
+
+@contextlib.contextmanager
+def drawing(on: bool):
+    """Within it, save() writes figures (on) or only closes them: tests that compare a report's
+    text and tables with the committed ones skip the slowest part of a report, rendering."""
+    _SAVING.append(on)
+    try:
+        yield
+    finally:
+        _SAVING.pop()
+
+
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
     """Write stem.png and stem.pdf without timestamps, so reruns give identical files."""
+    if not _SAVING[-1]:
+        plt.close(fig)
+        return []
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight", metadata={"Software": None})
@@ -685,4 +703,41 @@ def versus_figure(
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.04 if axes_names else 0, 1, 1))
+    return fig
+
+
+def lead_figure(rows: pd.DataFrame, metrics: list[str], a: str, b: str, title: str) -> plt.Figure:
+    """The error ratio a/b in each cell one factor away from the reference (rows of
+    analysis.sensitivity.order_table for the pair): the Hodges-Lehmann estimate with its 95% CI,
+    log axis, one row per factor level (and context), one panel per metric; filled where the
+    pair's test is significant. Lines at 1 (no lead) and 10."""
+    metrics = [m for m in metrics if m in set(rows.metric)] or sorted(set(rows.metric))
+
+    def label(r) -> str:
+        return f"{r.factor}={r.level}" + (f" ({r.context})" if isinstance(r.context, str) and r.context else "")
+
+    labels = list(dict.fromkeys(label(r) for r in rows.itertuples()))  # one row per cell, every panel alike
+    at = {name: y for y, name in enumerate(labels)}
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(3.6 * len(metrics), 0.24 * len(labels) + 1.3), sharey=True, squeeze=False
+    )
+    for ax, metric in zip(axes[0], metrics):
+        g = rows[rows.metric == metric]
+        for r in g.itertuples():
+            y = at[label(r)]
+            sig = r.verdict != "inconclusive"
+            color = PALETTE[b] if r.ratio > 1 else PALETTE[a]
+            if np.isfinite(r.ratio_lo):
+                ax.plot([r.ratio_lo, r.ratio_hi], [y, y], color=color, lw=1)
+            ax.plot([r.ratio], [y], "o", ms=4, color=color, mfc=color if sig else "white")
+        for x, style in ((1.0, "--"), (10.0, ":")):
+            ax.axvline(x, color="grey", lw=1, ls=style)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_ylim(len(labels) - 0.5, -0.5)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(METRIC_LABELS[metric], fontsize=8)
+        ax.set_xlabel(f"error ratio {a}/{b} (> 1: {b} lower)", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return fig

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..analysis import profiles, sensitivity, stats, tables, tuning, zoo
 from ..analysis.baselines import DEGREE_RULE, study_baselines
-from ..analysis.findings import findings
+from ..analysis.findings import findings, pair_sentence
 from ..engine.environment import analysis_versions
 from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS, PROTOCOL_VERSION
@@ -29,6 +29,7 @@ from ..runs.loading import (
     cell_arrays,
     last_epochs,
     load_runs,
+    study_text,
     training_versions,
     validation_curves,
 )
@@ -121,6 +122,7 @@ def build_report(
     out_dir: Path | None = None,
     on_stage: Callable[[str], None] | None = None,
     tune: list[str] | None = None,
+    draw: bool = True,
 ) -> Path:
     """Write tables/, figures/ and report.md for a store into out_dir (the store's directory by
     default); return the report's path. on_stage(text) is told what it is doing, for a progress
@@ -131,7 +133,7 @@ def build_report(
     another study, or of another shape of this one) survives among the new files, and a report
     that fails half-way (a full disk, Ctrl-C) leaves the earlier one as it was. tune: axes each
     activation is tuned over (analysis.tuning), for a section comparing them at their own best
-    settings."""
+    settings. draw=False: the same report.md and tables, figures not rendered (tests)."""
     stage = on_stage or (lambda text: None)
     out = Path(out_dir) if out_dir is not None else source.store.parent
     for d in (out, out / "tables", out / "figures"):
@@ -143,7 +145,7 @@ def build_report(
     if tune:
         tuning.check_tuned(df, tune)
     stage(f"{len(df)} runs read; computing tables, tests and baselines")
-    with written_whole(out, "the report") as staging:
+    with written_whole(out, "the report") as staging, plots.drawing(draw):
         _write_report(source, df, notes, staging, stage, tune or [])
     return out / "report.md"
 
@@ -183,41 +185,197 @@ def _write_report(
             f"are left out of the figures: {', '.join(unreadable[:5])}{' ...' if len(unreadable) > 5 else ''}."
         )
     compact = bool(len(t.summary) > 16 * len(METRICS) and tables.cell_axes(df))
-    lines = [f"# runge-bench report: {source.name}", ""]
-    if source.study and source.study.description:
-        lines += [source.study.description, ""]
-    lines += _study_section(source, df, order, cell, notes, training_versions(source.store, list(df.run_id)))
-    lines += ["", *_findings_section(df, t, cell)]
-    lines += _reproduction_section(t.reproduction)
-    lines += _summary_section(df, t.summary, compact)
-    lines += _baselines_section(t.baseline_summary)
-    lines += _floor_section(t.floor, tables.cell_axes(df))
-    lines += _refinement_section(t.refinement)
-    lines += _comparisons_section(t.comparisons, compact, df)
-    lines += _ranking_section(t.ranking)
-    lines += _sensitivity_section(df, t, cell, order, out / "tables")
-    lines += _zoo_section(df, order, out)
     if len(order) >= 2:
         figures.append(_data_profiles(source, df, order, out))
-    if tune:
-        section, figure = _tuned_section(df, tune, order, out)
-        lines += section
-        figures.append(figure)
-    lines += ["## Figures", ""]
-    for caption, rel in figures:
-        lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
-    (out / "report.md").write_text("\n".join(lines).rstrip() + "\n")
+    sens = _sensitivity_section(df, t, cell, order, out)
+    versus = _zoo_section(df, order, out)
+    tuned = _tuned_section(df, tune, order, out) if tune else Section([])
+    extra = [sens, versus, tuned]  # in the report's order
+    figures += [x.figure for x in extra if x.figure]
+    found = findings(
+        df,
+        t.comparisons,
+        t.effects,
+        t.reproduction,
+        t.ranking,
+        t.summary,
+        t.baseline_summary,
+        cell,
+        t.cell_rankings,
+        t.floor,
+    )
+    by_stem = {Path(rel).stem: (caption, rel) for caption, rel in figures}
+    gap = found.get(FLOOR_FINDINGS, [])
+    floor = Section([], [gap[-1], gap[-2]] if len(gap) > 1 else gap)  # the spline match, the last regime
+    own = [versus, tuned, floor, sens]  # which one's findings lead "At a glance", first that has any
+    shown = lambda *stems: _figures([by_stem[s] for s in stems if s in by_stem])  # noqa: E731
+    axis_stems = [s for s in by_stem if s.startswith("by_")] + ["tradeoff", "heatmap_width", "heatmap_width_weight"]
+    text = study_text(source)
+    lines = [f"# runge-bench report: {source.name}", ""]
+    if text["description"]:
+        lines += [text["description"], ""]
+    lines += _glance(text["question"], df, t, cell, order, found, own, by_stem)
+    lines += _study_section(source, df, order, cell, notes, training_versions(source.store, list(df.run_id)))
+    lines += ["", *_findings_section(found)]
+    lines += _reproduction_section(t.reproduction) + shown("reproduction")
+    lines += _summary_section(df, t.summary, compact) + shown("fits", "loss_curves", "fits_by_target", "distributions")
+    if any(s in by_stem for s in axis_stems):
+        lines += ["", "## Along the axes", "", *shown(*axis_stems)]
+    lines += _baselines_section(t.baseline_summary)
+    lines += _floor_section(t.floor, tables.cell_axes(df)) + shown("floor_gap")
+    lines += _refinement_section(t.refinement)
+    lines += _comparisons_section(t.comparisons, compact, df)
+    lines += _ranking_section(t.ranking) + shown("ranking", "profiles", "data_profiles")
+    for x in extra:
+        lines += x.lines
+    (out / "report.md").write_text("\n".join(tables.wrap_markdown(lines)).rstrip() + "\n")
 
 
-def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[str], d: Path) -> list[str]:
+@dataclass(frozen=True)
+class Section:
+    """A study-specific section: its lines (its figure among them), the findings it offers to
+    "At a glance" (best first), and its figure, if it draws one."""
+
+    lines: list[str]
+    glance: list = field(default_factory=list)  # findings.Finding
+    figure: tuple[str, str] | None = None
+
+
+def _figures(figs: list[tuple[str, str]]) -> list[str]:
+    """Figures where they belong: the image, then its caption in italics."""
+    lines = []
+    for caption, rel in figs:
+        lines += ["", f"![{Path(rel).stem}]({rel})", "", f"*{caption}.*"]
+    return lines + ([""] if lines else [])
+
+
+HEADLINE = ("relu", "tanh")  # the seed report's pair; another study's first two activations otherwise
+
+
+def _headline_pair(order: list[str]) -> tuple[str, str] | None:
+    if set(HEADLINE) <= set(order):
+        return HEADLINE
+    return (order[0], order[1]) if len(order) >= 2 else None
+
+
+FLOOR_FINDINGS = "The gap to the classical floor, per regime"  # findings()'s section title
+FIGURE_RULE = (
+    "zoo_versus",
+    "tuning_budget",
+    "floor_gap",
+    "sensitivity_lead",
+    "ranking_targets",
+    "heatmap_width_weight",
+    "reproduction",
+    "distributions",
+)
+
+
+def _glance(
+    question: str,
+    df: pd.DataFrame,
+    t: Tables,
+    cell: dict,
+    order: list[str],
+    found: dict,
+    extra: list[Section],
+    by_stem: dict[str, tuple[str, str]],
+) -> list[str]:
+    """The question, the study in a line, the one figure that answers it and at most five
+    findings, chosen by a stated rule from those the report states in full below."""
+    axes = tables.cell_axes(df)
+    levels = [f"{a} ({', '.join(tables.sci(v) for v in sorted(df[a].unique()))})" for a in axes]
+    acts = f"{df.activation.nunique()} activations ({', '.join(order)})"
+    seeds = f"{df.seed.nunique()} seeds"
+    cells = df.groupby(axes).ngroups if axes else 1
+    if cells == int(np.prod([df[a].nunique() for a in axes])):  # a full grid
+        line = f"{len(df)} runs: {' x '.join([acts, *levels, seeds])}; the rest fixed (see Study)."
+    else:
+        line = (
+            f"{len(df)} runs: {acts} x {seeds} in each of {cells} cells, not a full grid; the levels: "
+            f"{'; '.join(levels)}; the rest fixed (see Study)."
+        )
+    lines = ["## At a glance", ""]
+    if question:
+        lines += [f"**Question.** {question}", ""]
+    lines += [f"**Study.** {line}", ""]
+    stems = dict(by_stem)
+    if "target" in axes and "ranking" in stems:
+        stems["ranking_targets"] = stems["ranking"]
+    figure = next((stems[s] for s in FIGURE_RULE if s in stems), None)
+    if figure:
+        lines += _figures([figure])
+    picked, rule = _picked(df, t, cell, order, found, extra)
+    if picked:
+        lines += [
+            f"**Findings**, chosen by rule ({rule}); all of them are under Findings and in the sections below:",
+            "",
+        ]
+        lines += [*claims(picked[:5]), ""]
+    return lines
+
+
+def _picked(
+    df: pd.DataFrame, t: Tables, cell: dict, order: list[str], found: dict, extra: list[Section]
+) -> tuple[list, str]:
+    """The findings "At a glance" shows, and the rule that chose them (stated with them)."""
+    own = next((x.glance for x in extra if x.glance), [])  # the first study-specific section that offers any
+    tuned = any(x.glance and x.figure and "tuning_budget" in x.figure[1] for x in extra)
+    picked, rule = [], []
+    if not t.reproduction.empty:
+        picked.append(found[""][1])
+        rule.append("the reproduction")
+    pair = _headline_pair(order)
+    k, seeds = len(order), df[df.status == "ok"].seed.nunique()
+    reachable = seeds >= 2 and stats.min_wilcoxon_p(seeds) * k * (k - 1) / 2 <= stats.ALPHA
+    # Tuned, the reference cell is one setting of many; with many activations and few seeds the
+    # all-pairs family cannot reject at all (the study's own section tests what it can).
+    if pair and not t.comparisons.empty and (tuned or not reachable):
+        why = "the activations are tuned" if tuned else f"{seeds} seeds cannot reject among {k * (k - 1) // 2} pairs"
+        rule.append(f"not the reference cell's {pair[0]} vs {pair[1]} ({why})")
+    if pair and not t.comparisons.empty and not tuned and reachable:
+        a, b = pair
+        single = tables.select(t.comparisons, cell)
+        rows = single[(single.a == a) & (single.b == b)]
+        where = f"In the reference cell ({tables.describe_cell(cell)})" if cell else "Paired by seed"
+        for metric in ("grid_df_mse", "grid_f_mse"):
+            r = rows[rows.metric == metric]
+            if len(r):
+                claim, details = pair_sentence(r.iloc[0])
+                picked.append(
+                    (f"{where}, {claim[0].lower()}{claim[1:]}" if claim[:1] == "F" else f"{where}, {claim}", details)
+                )
+        rule.append(f"{a} vs {b} on f′ and f (dense-grid MSE) in the reference cell")
+        if tables.cell_axes(df) and not own:
+            across = [
+                f
+                for f in found.get("Across cells", [])
+                if f[0].startswith(f"{a} vs {b}, {METRIC_LABELS['grid_df_mse']}")
+            ]
+            picked += across[:1]
+            rule.append("the same pair over all cells on f′")
+    if not picked and not own:  # one activation: nothing to compare; what it ran and how close it got
+        picked = [found[""][0], *found.get("Against the baselines", [])[:2]]
+        rule.append("the runs, and the best network against the best baseline (one activation: no pair to compare)")
+    if own:
+        keep = max(5 - len(picked), 2)
+        picked = picked[: 5 - keep] + own[:keep]
+        rule.append(
+            "the headline findings of the study's own section (against the incumbent, tuned, the floor or the protocol)"
+        )
+    return picked[:5], "; ".join(rule)
+
+
+def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[str], out: Path) -> Section:
     """With cells one factor away from the reference (analysis.sensitivity): whether each verdict
-    survives each factor, the lead of the last activation over the first, and what the derivative
-    loss does where both lambdas were trained; their tables as CSV."""
+    survives each factor, the lead of the last activation over the first (with its figure), and
+    what the derivative loss does where both lambdas were trained; their tables as CSV."""
+    d = out / "tables"
     if not sensitivity.one_at_a_time(df):
-        return []
+        return Section([])
     steps = sensitivity.factor_steps(df, cell)
     if steps.empty:
-        return []
+        return Section([])
     order_t = sensitivity.order_table(t.comparisons, steps, list(KEY_METRICS))
     lam = sensitivity.lambda_table(df, list(KEY_METRICS), cell)
     if not order_t.empty:
@@ -225,6 +383,26 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
     if not lam.empty:
         lam.to_csv(d / "sensitivity_lambda.csv", index=False)
     lead = ("relu", "tanh") if {"relu", "tanh"} <= set(order) else None
+    said = sensitivity.findings(order_t, lam, lead)
+    figure = None
+    if lead and not order_t.empty:
+        a, b = lead
+        rows = order_t[(order_t.a == a) & (order_t.b == b)]
+        if not rows.empty:
+            fig = plots.lead_figure(
+                rows,
+                [m for m in KEY_METRICS if m.endswith("_mse")],
+                a,
+                b,
+                f"{b}'s lead over {a}, one factor away from the reference\n({tables.describe_cell(cell)})",
+            )
+            plots.save(fig, out / "figures" / "sensitivity_lead")
+            figure = (
+                f"Error ratio {a}/{b} (Hodges-Lehmann over seeds, exact 95% CI) in each cell one factor away from the "
+                "reference; filled: significant (Holm over the pairs of the cell)",
+                "figures/sensitivity_lead.png",
+            )
+    glance = [f for f in said if f[0].startswith(f"{lead[1]}'s lead")] if lead else []
     lines = [
         "## Sensitivity to the protocol",
         "",
@@ -235,15 +413,15 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
         "inconclusive in both. `tables/sensitivity_order.csv` has every verdict, `tables/sensitivity_lambda.csv` "
         "the derivative loss's effect (error at lambda 1 over error at lambda 0, paired by seed) per cell.",
         "",
-        *[f"- {s}" for s in sensitivity.findings(order_t, lam, lead)],
-        "",
+        *claims(said),
+        *(_figures([figure]) if figure else [""]),
     ]
     if not order_t.empty:
         moved = order_t[order_t.change.isin(["reversed", "lost", "gained"])]
         lines += ["Verdicts that changed:", "", tables.to_markdown(moved) if len(moved) else "(none)", ""]
     if not lam.empty:
         lines += ["The derivative loss, lambda 1 against 0:", "", tables.to_markdown(lam), ""]
-    return lines
+    return Section(lines, glance, figure)
 
 
 def claims(pairs: list[tuple[str, list[str]]]) -> list[str]:
@@ -268,15 +446,15 @@ SMOOTHNESS_COLUMNS = [
 ]
 
 
-def _zoo_section(df: pd.DataFrame, order: list[str], out: Path) -> list[str]:
+def _zoo_section(df: pd.DataFrame, order: list[str], out: Path) -> Section:
     """Many activations against the incumbent (analysis.zoo): who beats it and where, where each
     lands, whether smoothness orders them; tables as CSV, the ratios as a figure."""
     if not zoo.applies(df):
-        return []
+        return Section([])
     axes = tables.cell_axes(df)
     versus = zoo.versus_table(df, order, GRID_MSE)
     if versus.empty:
-        return []
+        return Section([])
     summary = zoo.versus_summary(versus, GRID_MSE, df)
     ranks = zoo.ranks_table(df, GRID_MSE, order)
     smooth = zoo.smoothness_table(df, GRID_MSE)
@@ -297,13 +475,15 @@ def _zoo_section(df: pd.DataFrame, order: list[str], out: Path) -> list[str]:
         "exact 95% CI; left of the dashed line: lower error than the incumbent)"
     )
     shown = summary.assign(
-        ratio=[
-            f"{tables.sci(r.ratio_across_cells)} ({tables.sci(r.ratio_across_lo)}-{tables.sci(r.ratio_across_hi)})"
-            for r in summary.itertuples()
-        ],
+        ratio=tables.with_ci(summary.ratio_across_cells, summary.ratio_across_lo, summary.ratio_across_hi),
         metric=summary.metric.map(METRIC_LABELS),
     )
-    return [
+    said = zoo.findings(summary, ranks, smooth, axes, versus=versus)
+    f_prime = METRIC_LABELS["grid_df_mse"]
+    glance = [f for f in said if f[0].startswith(f"{f_prime}, over all cells")]
+    glance += [f for f in said if f[0].startswith(f"{f_prime}: sine")]
+    glance += [f for f in said if f[0].startswith(f"{f_prime}, all cells")]
+    lines = [
         f"## Against {zoo.INCUMBENT}: {n} challengers",
         "",
         f"The seed report's winner, {zoo.INCUMBENT}, against each other activation, paired by seed in every cell: a "
@@ -313,23 +493,20 @@ def _zoo_section(df: pd.DataFrame, order: list[str], out: Path) -> list[str]:
         "`zoo_summary.csv` the counts and the ratios over cells, `zoo_ranks.csv` the ranks, "
         "`zoo_smoothness.csv` the smoothness test.",
         "",
-        *claims(zoo.findings(summary, ranks, smooth, axes, versus=versus)),
-        "",
+        *claims(said),
+        *_figures([(caption, "figures/zoo_versus.png")]),
         *(
             ["Smoothness, every metric and level:", "", tables.to_markdown(smooth[SMOOTHNESS_COLUMNS]), ""]
             if len(smooth)
             else []
         ),
-        f"![{caption}](figures/zoo_versus.png)",
-        "",
-        f"*{caption}.*",
-        "",
         tables.to_markdown(
             shown,
             ["a", "metric", "cells", "a_better", "b_better", "not_significant", "ratio", "p_across_cells_holm"],
         ),
         "",
     ]
+    return Section(lines, glance, (caption, "figures/zoo_versus.png"))
 
 
 DATA_PROFILE_FACTORS = (1, 2, 3, 4)  # panels: validation loss down 10^k from its first epoch
@@ -350,7 +527,7 @@ def _data_profiles(source: Source, df: pd.DataFrame, order: list[str], out: Path
     )
 
 
-def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Path) -> tuple[list[str], tuple]:
+def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Path) -> Section:
     """Each activation at its own best setting of the tuned axes (analysis.tuning): the settings,
     the comparison on the evaluation seeds, and the expected best against the tuning budget."""
     selecting, evaluating = tuning.split_seeds(df.seed)
@@ -385,19 +562,24 @@ def _tuned_section(df: pd.DataFrame, tune: list[str], order: list[str], out: Pat
         tables.to_markdown(chosen.drop(columns=["chosen"])),
         "",
     ]
-    key = compared[compared.metric.isin(KEY_METRICS)] if not compared.empty else compared
-    if not key.empty:
-        lines += [
-            *[f"- {s}" for s in tuning.findings(key)],
-            "",
-            tables.to_markdown(key),
-            "",
-        ]
     caption = (
         f"Expected best validation loss against the number of {names} settings tried, per activation "
         "(drawn without replacement from those run; band: one standard deviation of the best of k)"
     )
-    return lines, (caption, "figures/tuning_budget.png")
+    figure = (caption, "figures/tuning_budget.png")
+    key = compared[compared.metric.isin(KEY_METRICS)] if not compared.empty else compared
+    said = tuning.findings(key) if not key.empty else []
+    lines += [*claims(said), *_figures([figure])]
+    if not key.empty:
+        lines += [tables.to_markdown(_pairs_shown(key)), ""]
+    pair = _headline_pair(order)
+    glance = [
+        f for f in said if pair and f[0].startswith(f"Tuned, {METRIC_LABELS['val_df_mse']}: {pair[0]} vs {pair[1]}")
+    ]
+    glance += [
+        f for f in said if pair and f[0].startswith(f"Tuned, {METRIC_LABELS['val_f_mse']}: {pair[0]} vs {pair[1]}")
+    ]
+    return Section(lines, glance, figure)
 
 
 def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:
@@ -412,30 +594,20 @@ def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:
     return notes
 
 
-def _findings_section(df: pd.DataFrame, t: Tables, cell: dict) -> list[str]:
+def _findings_section(found: dict) -> list[str]:
     lines = [
         "## Findings",
         "",
-        "Generated from the tables below; each states where it holds. Significance: two-sided Wilcoxon "
-        "signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
-        "sentence names, p < 0.05.",
+        "Generated from the tables below; each claim is followed by its scope and test. Significance: two-sided "
+        "Wilcoxon signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
+        'finding names, p < 0.05. Not significant means inconclusive, never "no difference": the interval says '
+        "what remains possible.",
         "",
     ]
-    for title, sentences in findings(
-        df,
-        t.comparisons,
-        t.effects,
-        t.reproduction,
-        t.ranking,
-        t.summary,
-        t.baseline_summary,
-        cell,
-        t.cell_rankings,
-        t.floor,
-    ).items():
+    for title, said in found.items():
         if title:
             lines += [f"### {title}", ""]
-        lines += [*[f"- {s}" for s in sentences], ""]
+        lines += [*claims(said), ""]
     return lines
 
 
@@ -579,9 +751,11 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool, df: pd.DataFr
             "(the cells share their seeds' splits and initialisations, so they are not independent): per "
             "seed, the log ratio averaged over the cells; its Hodges-Lehmann estimate with the exact 95% "
             "CI (`ratio_across_cells`, `_lo`, `_hi`) and the Wilcoxon test over the seeds (Holm over the "
-            "pairs). `tables/comparisons.csv` has every cell.",
+            "pairs). `tables/comparisons.csv` has every cell; the columns here: cells where a (b) is significantly "
+            "lower, where neither is, where a (b) won every seed, the range of per-cell median ratios, the ratio "
+            "across cells with its CI and its Holm-adjusted p.",
             "",
-            tables.to_markdown(tables.compact_comparisons(comparisons, [*GRID_MSE, "grid_df_max"], df)),
+            tables.to_markdown(_compact_shown(tables.compact_comparisons(comparisons, [*GRID_MSE, "grid_df_max"], df))),
         ]
     return [
         "## Paired comparisons",
@@ -603,6 +777,49 @@ def _comparisons_section(comparisons: pd.DataFrame, compact: bool, df: pd.DataFr
         "",
         tables.to_markdown(comparisons[comparisons.metric.isin(KEY_METRICS)]),
     ]
+
+
+def _pairs_shown(c: pd.DataFrame) -> pd.DataFrame:
+    """tables.comparisons_table narrowed for reading: each interval in one column with its estimate."""
+    return pd.DataFrame(
+        {
+            "a": c.a,
+            "b": c.b,
+            "metric": c.metric,
+            "pairs": c.n_pairs,
+            "a lower": c.a_wins,
+            "ratio a/b (95% CI)": tables.with_ci(c.ratio, c.ratio_lo, c.ratio_hi),
+            "share a lower (95% CI)": [
+                f"{v:.2f} ({lo:.2f}-{hi:.2f})" if np.isfinite(lo) else f"{v:.2f}"
+                for v, lo, hi in zip(c.share_a_lower, c.share_lo, c.share_hi)
+            ],
+            "p (Holm)": c.p_holm,
+            "favours": c.favours,
+        }
+    )
+
+
+def _compact_shown(c: pd.DataFrame) -> pd.DataFrame:
+    """tables.compact_comparisons narrowed for reading: intervals and ranges in one column each."""
+    sci = tables.sci
+    return pd.DataFrame(
+        {
+            "a": c.a,
+            "b": c.b,
+            "metric": c.metric,
+            "cells": c.cells,
+            "a lower": c.a_better,
+            "b lower": c.b_better,
+            "neither": c.not_significant,
+            "a every seed": c.a_won_every_seed,
+            "b every seed": c.b_won_every_seed,
+            "per-cell median ratio": [
+                f"{sci(lo)} to {sci(hi)}" for lo, hi in zip(c.median_ratio_min, c.median_ratio_max)
+            ],
+            "ratio across cells (95% CI)": tables.with_ci(c.ratio_across_cells, c.ratio_across_lo, c.ratio_across_hi),
+            "p (Holm)": c.p_across_cells_holm,
+        }
+    )
 
 
 def _ranking_section(ranking: pd.DataFrame) -> list[str]:

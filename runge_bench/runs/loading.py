@@ -159,6 +159,16 @@ def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
     return df.reset_index(drop=True), notes
 
 
+def study_text(source: Source) -> dict[str, str]:
+    """The study's description and question: from its file when the report was given one, else as
+    the last sweep recorded them in the store (empty strings where neither says)."""
+    if source.study is not None:
+        return {"description": source.study.description, "question": source.study.question}
+    with Store(source.store) as store:
+        text = store.study_text()
+    return {"description": text.get("description", ""), "question": text.get("question", "")}
+
+
 def training_versions(path: Path, run_ids: list[str]) -> list[tuple[str, int]]:
     """The distinct library sets the runs were trained with, as text, with their run counts."""
     with Store(path) as store:

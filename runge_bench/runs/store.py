@@ -254,6 +254,21 @@ class Store:
                 path=self.path,
             ) from None
 
+    def study_text(self) -> dict[str, str]:
+        """What the last sweep into this store said of its study: "description" and "question"
+        (empty where no sweep recorded them), so that a report of the store alone can say them."""
+        rows = self._query("SELECT key, value FROM meta WHERE key IN ('study_description', 'study_question')")
+        return {k.removeprefix("study_"): v for k, v in rows}
+
+    def record_study(self, description: str, question: str) -> None:
+        """Record the study's description and question (the sweep does, each time it runs)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("study_description", description), ("study_question", question)],
+        )
+        self._db.execute("COMMIT")
+
     def write(self, result: RunResult) -> None:
         """Store one result in its own transaction, replacing any earlier row of the same run."""
         row = {

@@ -2,6 +2,7 @@
 
     name = "seed-replication"
     description = "..."
+    question = "..."             # optional: the one question the study answers (its report opens with it)
     [fixed]                      # scalars shared by every run
     width = 64
     [grid]                       # lists; the runs are their cartesian product
@@ -58,6 +59,7 @@ class Study:
     configs: tuple[RunConfig, ...]
     cases: tuple[dict[str, Any], ...] = ()  # [[case]] tables, in file order
     draws: dict[str, str] = field(default_factory=dict)  # a randomly drawn axis -> how it was drawn
+    question: str = ""  # the one question the study answers, for its report's "At a glance"
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -260,7 +262,7 @@ def apply_overrides(doc: dict, overrides: list[str]) -> dict:
 
 def parse_study(doc: dict, path: Path) -> Study:
     """Validate a parsed TOML document as a study (see the module docstring)."""
-    name, description = _header(doc, path)
+    name, description, question = _header(doc, path)
     fixed, grid = _table(doc, "fixed", path), _table(doc, "grid", path)
     for table_name, table in (("fixed", fixed), ("grid", grid)):
         for key in table:
@@ -299,6 +301,7 @@ def parse_study(doc: dict, path: Path) -> Study:
     return Study(
         name=name,
         description=description,
+        question=question,
         path=path,
         axes=axes,
         fixed=values,
@@ -353,12 +356,12 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
     return RunConfig(**values)
 
 
-def _header(doc: dict, path: Path) -> tuple[str, str]:
-    """The study's name (it names the results directory) and description, checked."""
-    unknown = set(doc) - {"name", "description", "fixed", "grid", "case"}
+def _header(doc: dict, path: Path) -> tuple[str, str, str]:
+    """The study's name (it names the results directory), description and question, checked."""
+    unknown = set(doc) - {"name", "description", "question", "fixed", "grid", "case"}
     if unknown:
         raise UserError(
-            "unknown top-level key (expected name, description, [fixed], [grid], [[case]])",
+            "unknown top-level key (expected name, description, question, [fixed], [grid], [[case]])",
             path=path,
             field=sorted(unknown)[0],
         )
@@ -367,10 +370,13 @@ def _header(doc: dict, path: Path) -> tuple[str, str]:
         raise UserError("required: a name for the study (it names the results directory)", path=path, field="name")
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise UserError(f"must be 1-64 letters, digits, '.', '_' or '-', got {name!r}", path=path, field="name")
-    description = doc.get("description", "")
-    if not isinstance(description, str):
-        raise UserError("must be a string", path=path, field="description")
-    return name, description
+    texts = []
+    for key in ("description", "question"):
+        text = doc.get(key, "")
+        if not isinstance(text, str):
+            raise UserError("must be a string", path=path, field=key)
+        texts.append(text)
+    return name, *texts
 
 
 def _fixed_value(key: str, v: Any, path: Path) -> Any:

@@ -70,6 +70,19 @@ class SweepSummary:
         )
 
 
+def _record_study(plan: Plan) -> None:
+    """A complete store learns its study's description and question too (for its report), where
+    it can be written; a read-only store keeps what it has."""
+    if not plan.store_path.exists():
+        return
+    try:
+        with Store(plan.store_path) as store:
+            if store.study_text() != {"description": plan.study.description, "question": plan.study.question}:
+                store.record_study(plan.study.description, plan.study.question)
+    except (sqlite3.OperationalError, UserError):
+        pass
+
+
 def run_sweep(
     plan: Plan,
     *,
@@ -91,6 +104,7 @@ def run_sweep(
     summary = SweepSummary()
     start = time.perf_counter()
     if not plan.todo:
+        _record_study(plan)
         return summary
     if tasks is None:
         free = device_free_bytes(device) if backend == "local" and on_accelerator(device) else None
@@ -98,6 +112,7 @@ def run_sweep(
             list(plan.todo), engine, workers=jobs or default_jobs(), device=device, device_free_bytes=free
         )
     with Store(plan.store_path, create=True) as store:
+        store.record_study(plan.study.description, plan.study.question)
         for result in execute(tasks, engine=engine, jobs=jobs, device=device, backend=backend, scheduler=scheduler):
             store_patiently(store, result, summary, on_wait)
             summary.counts[result.status] += 1
