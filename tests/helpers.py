@@ -46,6 +46,13 @@ def jitter(seed: int) -> float:
     return 1.0 + 0.01 * seed
 
 
+def report_text(path) -> str:
+    """A report's logical lines (wrapped prose joined), for checks of whole sentences."""
+    from runge_bench.analysis.tables import unwrap_markdown
+
+    return "\n".join(unwrap_markdown(Path(path).read_text()))
+
+
 def sweep_command(study, results, *extra) -> list[str]:
     """`runge-bench sweep STUDY --results-dir RESULTS ...` as a child process's argv."""
     return [sys.executable, "-m", "runge_bench", "sweep", str(study), "--results-dir", str(results), *extra]

@@ -20,7 +20,7 @@ from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
 from runge_bench.runs.sweep import run_sweep
 
-from .helpers import ROOT, sweep_command
+from .helpers import ROOT, report_text, sweep_command
 
 runner = CliRunner()
 
@@ -119,7 +119,7 @@ def test_edited_study_gets_new_ids_and_report_counts_the_ignored(write_study, tm
     run_sweep(plan, jobs=1)
     result = runner.invoke(app, ["report", str(path), "--results-dir", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    assert "4 stored runs are not in the current plan" in (tmp_path / "o" / "report.md").read_text()
+    assert "4 stored runs are not in the current plan" in report_text(tmp_path / "o" / "report.md")
     assert set(pd.read_csv(tmp_path / "o" / "tables" / "runs.csv").epochs) == {12}
 
 
@@ -137,8 +137,8 @@ def test_diverged_runs_are_stored_counted_and_excluded(write_study, tmp_path):
     summary_t = pd.read_csv(tmp_path / "div" / "tables" / "summary.csv")
     big = summary_t[summary_t.lr == 1e6]
     assert (big.n_diverged == 2).all() and (big.n_ok == 0).all() and big["median"].isna().all()
-    text = (tmp_path / "div" / "report.md").read_text()
-    assert "2 diverged" in text and "only ok runs enter the statistics" in text
+    text = report_text(tmp_path / "div" / "report.md")
+    assert "2 diverged" in text and "Only ok runs enter the statistics" in text
 
 
 def test_rows_of_an_older_protocol_are_ignored_with_a_note(tmp_path):
@@ -152,7 +152,7 @@ def test_rows_of_an_older_protocol_are_ignored_with_a_note(tmp_path):
     assert len(plan.todo) == 1  # the old row does not count as done
     run_sweep(plan, jobs=1)
     assert runner.invoke(app, ["report", "smoke", "--results-dir", str(tmp_path)]).exit_code == 0
-    assert "also holds 1 runs of older protocol version(s) 0, ignored" in (tmp_path / "smoke" / "report.md").read_text()
+    assert "also holds 1 runs of older protocol version(s) 0, ignored" in report_text(tmp_path / "smoke" / "report.md")
     assert len(pd.read_csv(tmp_path / "smoke" / "tables" / "runs.csv")) == len(load_study(smoke).configs) == 16
 
 

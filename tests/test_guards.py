@@ -23,7 +23,7 @@ from runge_bench.runs.store import Store
 from runge_bench.runs.study import load_study
 from runge_bench.runs.tasks import chunk_runs
 
-from .helpers import ROOT, sweep_command
+from .helpers import ROOT, report_text, sweep_command
 
 SMOKE = str(ROOT / "studies" / "smoke.toml")
 
@@ -113,7 +113,7 @@ def test_one_corrupt_blob_is_reported_and_left_out(tmp_path):
     db.commit()
     db.close()
     assert run(["report", str(path.parent), "--out", str(tmp_path / "r")]) == 0
-    text = (tmp_path / "r" / "report.md").read_text()
+    text = report_text(tmp_path / "r" / "report.md")
     assert (
         f"1 runs' curves and predictions could not be read (a damaged row) and are left out of the figures: {victim}"
         in text

@@ -6,14 +6,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from runge_bench.analysis.tables import unwrap_markdown
 from runge_bench.cli import app
 from runge_bench.problem.config import RunConfig, RunResult
 from runge_bench.problem.published import PUBLISHED
 from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store
 
-from .helpers import ROOT
+from .helpers import ROOT, report_text
 
 runner = CliRunner()
 
@@ -398,8 +397,3 @@ def test_a_report_does_not_depend_on_the_order_of_its_runs(tmp_path, monkeypatch
     for name in ["report.md", *sorted(p.name for p in (tmp_path / "sorted" / "tables").iterdir())]:
         rel = name if name == "report.md" else f"tables/{name}"
         assert (tmp_path / "shuffled" / rel).read_bytes() == (tmp_path / "sorted" / rel).read_bytes(), rel
-
-
-def report_text(path) -> str:
-    """A report's logical lines (wrapped prose joined), for checks of whole sentences."""
-    return "\n".join(unwrap_markdown(path.read_text()))

@@ -7,6 +7,7 @@ and on the dense grid. They put the networks' errors in perspective.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -135,21 +136,29 @@ def baseline_runs(
     """One row per (baseline, seed): the baseline's name, its parameter count, the eight metrics,
     for fits to `target` (a key of target.TARGETS) from the training data the networks of that seed
     see (with their noise: data.with_noise), scored against the truth."""
-    rows = []
-    t = get_target(target)
-    for seed in seeds:
-        split = make_split(n_points, val_fraction, seed)
-        x, xv = split.x_train, split.x_val
-        f, df = with_noise(t.f(x), t.df(x), noise, seed)
-        degree = best_degree(x, f, xv, t.f(xv), t.df(xv))
-        # No interpolation-degree polynomial: least squares at degree len(x) - 1 truncates the
-        # singular values below rcond, so its errors (1e4 on f') are set by rounding, and moved in the
-        # third digit when the data moved by a few ulps.
-        fits: list[tuple[str, int, Predictor]] = [
-            (CHEBYSHEV, degree + 1, _chebyshev(x, f, degree)),
-            ("cubic spline", 4 * (len(x) - 1), _spline(x, f)),
-            ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), _hermite(x, f, df)),
-        ]
-        for name, n_params, predict in fits:
-            rows.append({"baseline": name, "seed": seed, "n_params": n_params, **_score(predict, xv, t)})
+    rows = [dict(row) for seed in seeds for row in _seed_baselines(int(seed), n_points, val_fraction, target, noise)]
     return pd.DataFrame(rows)
+
+
+@functools.lru_cache(maxsize=8192)
+def _seed_baselines(seed: int, n_points: int, val_fraction: float, target: str, noise: float) -> tuple[dict, ...]:
+    """baseline_runs' rows for one seed: a function of the split and the target alone (not of any
+    network's engine, dtype or width), so the reports of one process share them (the committed
+    reports' tests regenerate the same 200 seeds for each engine)."""
+    t = get_target(target)
+    split = make_split(n_points, val_fraction, seed)
+    x, xv = split.x_train, split.x_val
+    f, df = with_noise(t.f(x), t.df(x), noise, seed)
+    degree = best_degree(x, f, xv, t.f(xv), t.df(xv))
+    # No interpolation-degree polynomial: least squares at degree len(x) - 1 truncates the
+    # singular values below rcond, so its errors (1e4 on f') are set by rounding, and moved in the
+    # third digit when the data moved by a few ulps.
+    fits: list[tuple[str, int, Predictor]] = [
+        (CHEBYSHEV, degree + 1, _chebyshev(x, f, degree)),
+        ("cubic spline", 4 * (len(x) - 1), _spline(x, f)),
+        ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), _hermite(x, f, df)),
+    ]
+    return tuple(
+        {"baseline": name, "seed": seed, "n_params": n_params, **_score(predict, xv, t)}
+        for name, n_params, predict in fits
+    )

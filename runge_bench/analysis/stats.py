@@ -53,6 +53,13 @@ def share_ci(wins: int, ties: int, n: int, level: float = 0.95) -> tuple[float, 
     """Exact (Clopper-Pearson) CI of the share of pairs in which a is lower, ties counting half:
     the lower bound as if every tie were a loss, the upper as if every tie were a win (so it covers
     the half-ties share). 20 of 20: [0.832, 1]; 10 of 10: [0.692, 1]. (nan, nan) without pairs."""
+    return _share_ci(int(wins), int(ties), int(n), float(level))
+
+
+@functools.lru_cache(maxsize=4096)
+def _share_ci(wins: int, ties: int, n: int, level: float) -> tuple[float, float]:
+    """share_ci's arithmetic: a function of four small numbers, so a report computes each once
+    (a root search per bound; thousands of pairs share a few dozen (wins, ties, n))."""
     if n == 0:
         return (float("nan"), float("nan"))
     lo = st.binomtest(wins, n).proportion_ci(confidence_level=level, method="exact").low

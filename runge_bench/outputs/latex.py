@@ -252,7 +252,7 @@ def reproduction_tex(reproduction: pd.DataFrame, study: str) -> str:
         f"{escape(study)}: the seed report's published numbers (one run each, validation split) against the same "
         f"protocol over {int(r.n.min())} seeds."
     )
-    return to_tex(display, caption, f"tab:{_label(study)}-reproduction", column_format="lllrlrrl")
+    return to_tex(display, caption, f"tab:{_label(study)}-reproduction", column_format="lllrlrrl", fit_width=True)
 
 
 def comparisons_tex(
@@ -286,7 +286,7 @@ def comparisons_tex(
             "(range) over cells of the per-cell median ratio; the ratio averaged over the cells per seed, "
             "its Hodges-Lehmann estimate (exact 95\\% CI) and Wilcoxon test over the seeds (Holm)."
         )
-        return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrrllr")
+        return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrrrllr", fit_width=True)
     c = comparisons[comparisons.metric.isin(metrics)]
     display = pd.DataFrame(
         {
@@ -310,7 +310,7 @@ def comparisons_tex(
         "signed-rank test on log error ratios, Holm over the pairs of a cell and metric, "
         "Benjamini-Hochberg over the report."
     )
-    return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrllrr")
+    return to_tex(display, caption, f"tab:{_label(study)}-comparisons", column_format="lllrrllrr", fit_width=True)
 
 
 def summary_tex(summary: pd.DataFrame, metrics: list[str], study: str) -> str:

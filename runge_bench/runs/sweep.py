@@ -71,8 +71,9 @@ class SweepSummary:
 
 
 def _record_study(plan: Plan) -> None:
-    """A complete store learns its study's description and question too (for its report), where
-    it can be written; a read-only store keeps what it has."""
+    """The store learns its study's description and question (for a report of the store alone),
+    where it can be written now: a read-only store, or one whose write lock another sweep holds,
+    keeps what it has (the next sweep records them)."""
     if not plan.store_path.exists():
         return
     try:
@@ -112,7 +113,6 @@ def run_sweep(
             list(plan.todo), engine, workers=jobs or default_jobs(), device=device, device_free_bytes=free
         )
     with Store(plan.store_path, create=True) as store:
-        store.record_study(plan.study.description, plan.study.question)
         for result in execute(tasks, engine=engine, jobs=jobs, device=device, backend=backend, scheduler=scheduler):
             store_patiently(store, result, summary, on_wait)
             summary.counts[result.status] += 1
@@ -120,4 +120,5 @@ def run_sweep(
             if on_result is not None:
                 on_result(result)
     summary.wall_s = time.perf_counter() - start
+    _record_study(plan)  # after the runs: a write lock another sweep holds can delay no result
     return summary
