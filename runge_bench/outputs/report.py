@@ -214,7 +214,7 @@ def _write_report(
     lines = [f"# runge-bench report: {source.name}", ""]
     if text["description"]:
         lines += [text["description"], ""]
-    lines += _glance(text["question"], df, t, cell, order, found, own, by_stem)
+    lines += _glance(text["question"], df, t, cell, order, found, own, by_stem, tuned=bool(tune))
     lines += _study_section(source, df, order, cell, notes, training_versions(source.store, list(df.run_id)))
     lines += ["", *_findings_section(found)]
     lines += _reproduction_section(t.reproduction) + shown("reproduction")
@@ -280,6 +280,7 @@ def _glance(
     found: dict,
     extra: list[Section],
     by_stem: dict[str, tuple[str, str]],
+    tuned: bool = False,
 ) -> list[str]:
     """The question, the study in a line, the one figure that answers it and at most five
     findings, chosen by a stated rule from those the report states in full below."""
@@ -305,7 +306,7 @@ def _glance(
     figure = next((stems[s] for s in FIGURE_RULE if s in stems), None)
     if figure:
         lines += _figures([figure])
-    picked, rule = _picked(df, t, cell, order, found, extra)
+    picked, rule = _picked(df, t, cell, order, found, extra, tuned)
     if picked:
         lines += [
             f"**Findings**, chosen by rule ({rule}); all of them are under Findings and in the sections below:",
@@ -316,11 +317,11 @@ def _glance(
 
 
 def _picked(
-    df: pd.DataFrame, t: Tables, cell: dict, order: list[str], found: dict, extra: list[Section]
+    df: pd.DataFrame, t: Tables, cell: dict, order: list[str], found: dict, extra: list[Section], tuned: bool
 ) -> tuple[list, str]:
-    """The findings "At a glance" shows, and the rule that chose them (stated with them)."""
+    """The findings "At a glance" shows, and the rule that chose them (stated with them). tuned:
+    the report compares the activations each at its own best setting (report --tune)."""
     own = next((x.glance for x in extra if x.glance), [])  # the first study-specific section that offers any
-    tuned = any(x.glance and x.figure and "tuning_budget" in x.figure[1] for x in extra)
     picked, rule = [], []
     if not t.reproduction.empty:
         picked.append(found[""][1])
@@ -382,7 +383,7 @@ def _sensitivity_section(df: pd.DataFrame, t: Tables, cell: dict, order: list[st
         order_t.to_csv(d / "sensitivity_order.csv", index=False)
     if not lam.empty:
         lam.to_csv(d / "sensitivity_lambda.csv", index=False)
-    lead = ("relu", "tanh") if {"relu", "tanh"} <= set(order) else None
+    lead = HEADLINE if set(HEADLINE) <= set(order) else None
     said = sensitivity.findings(order_t, lam, lead)
     figure = None
     if lead and not order_t.empty:
