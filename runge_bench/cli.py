@@ -72,13 +72,13 @@ def user_errors(fn: Callable) -> Callable:
 def stops_at_once(fn: Callable) -> Callable:
     """For commands that read stores and write staged outputs (report, show, compare): Ctrl-C and
     SIGTERM stop them every time, with exit status 130, leaving the earlier outputs as they were
-    (runs.files.stop_at_once)."""
+    (outputs.files.stop_at_once)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         import threading
 
-        from .runs.files import stop_at_once
+        from .outputs.files import stop_at_once
 
         if threading.current_thread() is not threading.main_thread():
             return fn(*args, **kwargs)
@@ -358,7 +358,8 @@ def compare(
 ) -> None:
     """Match two stores' runs by config and test, cell by cell, whether their errors changed."""
     from .analysis.compare import compare as compare_stores
-    from .analysis.compare import describe, failing, write_comparison
+    from .analysis.compare import failing
+    from .outputs.comparison import describe, write_comparison
     from .runs.loading import resolve
 
     fields = tuple(f.strip() for item in ignore or [] for f in item.split(",") if f.strip())

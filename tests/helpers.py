@@ -48,7 +48,7 @@ def jitter(seed: int) -> float:
 
 def report_text(path) -> str:
     """A report's logical lines (wrapped prose joined), for checks of whole sentences."""
-    from runge_bench.analysis.tables import unwrap_markdown
+    from runge_bench.outputs.markdown import unwrap_markdown
 
     return "\n".join(unwrap_markdown(Path(path).read_text()))
 

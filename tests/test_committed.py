@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from runge_bench.analysis.compare import compare, write_comparison
-from runge_bench.analysis.tables import unwrap_markdown
+from runge_bench.analysis.compare import compare
+from runge_bench.outputs.comparison import write_comparison
+from runge_bench.outputs.markdown import unwrap_markdown
 from runge_bench.outputs.report import build_report
 from runge_bench.runs.loading import resolve
 

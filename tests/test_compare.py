@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.analysis.compare import equivalence
-from runge_bench.analysis.tables import unwrap_markdown
 from runge_bench.cli import app
+from runge_bench.outputs.markdown import unwrap_markdown
 from runge_bench.problem.config import RunConfig, RunResult
 from runge_bench.problem.vocabulary import METRICS
 from runge_bench.runs.store import Store

@@ -2,7 +2,7 @@
 
 import re
 
-from runge_bench.analysis.tables import unwrap_markdown
+from runge_bench.outputs.markdown import unwrap_markdown
 
 from .helpers import ROOT
 

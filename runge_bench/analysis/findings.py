@@ -18,6 +18,7 @@ from . import stats, tables
 
 ALPHA = stats.ALPHA
 Finding = tuple[str, list[str]]  # a claim, and its scope, counts and test (a line each)
+FLOOR_FINDINGS = "The gap to the classical floor, per regime"  # a section title glance.py reads
 MAX_LISTED = 6  # a sentence names the cells of a category when it has at most this many
 
 
@@ -469,7 +470,7 @@ def findings(
     if not baseline_summary.empty:
         out["Against the baselines"] = against_baselines(summary, baseline_summary, axes)
     if floor is not None and not floor.empty and set(axes) & set(REGIME_AXES):
-        out["The gap to the classical floor, per regime"] = floor_sentences(floor, axes) + spline_match(floor, axes)
+        out[FLOOR_FINDINGS] = floor_sentences(floor, axes) + spline_match(floor, axes)
     if cell_rankings is not None and not cell_rankings.empty and set(axes) & set(CATEGORICAL_AXES):
         metrics = GRID_MSE
         out["Does the ranking hold?"] = ranking_shifts(cell_rankings, axes, cell, metrics)

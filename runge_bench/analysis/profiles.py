@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..problem.activations import activation_order
 from . import tables
 
 
@@ -79,7 +80,8 @@ def data_profiles(curves: dict, activation: dict, factors: tuple[int, ...], epoc
     by_act: dict[str, list[str]] = {}
     for rid in curves:
         by_act.setdefault(activation[rid], []).append(rid)
-    for act, ids in by_act.items():
+    for act in activation_order(by_act):  # rows in registry order, whatever the order of the runs
+        ids = by_act[act]
         for k in factors:
             reached = []
             for rid in ids:

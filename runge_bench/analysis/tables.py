@@ -1,4 +1,4 @@
-"""Runs DataFrame -> statistical tables (pandas), and their Markdown / LaTeX renderings.
+"""Runs DataFrame -> statistical tables (pandas); outputs/ renders them (markdown.py, latex.py).
 
 Every table is computed from the `ok` runs only; diverged and failed runs are counted per group
 and excluded from the statistics (the report says so). Bootstrap seeds derive from the group's
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
-import textwrap
 import zlib
 
 import numpy as np
@@ -421,7 +419,7 @@ def reproduction_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------------- rendering
+# ----------------------------------------------------------------------------- numbers as text
 
 
 def sci(x: float | int | str | None, digits: int = 3) -> str:
@@ -433,22 +431,6 @@ def sci(x: float | int | str | None, digits: int = 3) -> str:
     if x != 0 and not 1e-3 <= abs(x) < 1e4:
         return f"{x:.{digits - 1}e}"
     return f"{x:.{digits}g}"
-
-
-def with_ci(estimates, lows, highs) -> list[str]:
-    """Each estimate with its interval in one readable column: "1.41 (0.714-21.6)"."""
-    return [f"{sci(x)} ({sci(lo)}-{sci(hi)})" for x, lo, hi in zip(estimates, lows, highs)]
-
-
-def to_markdown(df: pd.DataFrame, columns: list[str] | None = None) -> str:
-    """A GitHub Markdown table of the given columns, numbers in readable significant figures."""
-    df = df if columns is None else df[columns]
-    if df.empty:
-        return "_(no rows)_\n"
-    head = "| " + " | ".join(df.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(sci(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body]) + "\n"
 
 
 def baseline_keys(frame: pd.DataFrame) -> list[str]:
@@ -667,53 +649,4 @@ def compact_comparisons(
         out["p_across_cells_holm"] = np.nan
         for _, idx in out.groupby("metric").groups.items():
             out.loc[idx, "p_across_cells_holm"] = stats.holm(out.loc[idx, "p_across_cells"].to_numpy(float))
-    return out
-
-
-WRAP = 110  # report.md's prose and list items are wrapped here; tables and images are not
-_KEEP = ("|", "#", "![", "    ", "```")
-
-
-def wrap_markdown(lines: list[str], width: int = WRAP) -> list[str]:
-    """Prose and list items wrapped at `width` (a list item's continuation indented under its
-    text, as Markdown reads it); tables, headings, images and code kept as they are."""
-    out: list[str] = []
-    for line in lines:
-        if not line.strip() and out and not out[-1].strip():
-            continue  # one blank line between blocks
-        if not line.strip() or line.startswith(_KEEP) or len(line) <= width:
-            out.append(line)
-            continue
-        m = re.match(r"^(\s*)(- )?", line)
-        first = m.group(0)
-        rest = " " * len(first)
-        out += textwrap.wrap(
-            line[len(first) :],
-            width=width,
-            initial_indent=first,
-            subsequent_indent=rest,
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
-    return out
-
-
-def unwrap_markdown(text: str) -> list[str]:
-    """The logical lines of a report (wrapped lines joined): what stays the same when a number's
-    width changes where a line wraps (tests compare reports this way). Reports hold no indented
-    code, so an indented line that starts no list item continues the one before."""
-    out: list[str] = []
-    for line in text.splitlines():
-        continues = (
-            out
-            and line.strip()
-            and out[-1].strip()
-            and not line.lstrip().startswith(("- ", "|", "#", "![", "*"))
-            and not out[-1].startswith(("|", "#", "!["))
-            and (line.startswith(" ") or not line.startswith("**"))
-        )
-        if continues:
-            out[-1] = f"{out[-1]} {line.strip()}"
-        else:
-            out.append(line)
     return out

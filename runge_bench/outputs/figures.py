@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import tables
+from ..analysis import tables, zoo
+from ..analysis.study import StudyResults
 from ..problem.data import plot_grid
 from ..problem.published import PUBLISHED, metric_column
 from ..problem.targets import get_target
@@ -26,7 +27,31 @@ from . import plots
 Figure = tuple[str, str]  # (caption, path relative to the report)
 
 
-def report_figures(
+def report_figures(r: StudyResults, fig_dir: Path) -> list[Figure]:
+    """Draw every figure that fits the study's results, in the order the report shows them."""
+    t, df, cell, order = r.tables, r.runs, r.cell, r.order
+    baselines = tables.select(t.baselines, {k: cell.get(k, df[k].iloc[0]) for k in tables.baseline_keys(t.baselines)})
+    out = _from_tables(
+        df,
+        t.summary,
+        t.ranking,
+        baselines,
+        cell,
+        order,
+        fig_dir,
+        r.fits.members,
+        r.fits.curves,
+        floor=t.floor,
+        target_members=r.fits.target_members,
+        profiles=t.profiles,
+    )
+    if len(order) >= 2:
+        out.append(_data_profiles(r, fig_dir))
+    drawn = (_sensitivity_lead(r, fig_dir), _zoo_versus(r, fig_dir), _tuning_budget(r, fig_dir))
+    return out + [f for f in drawn if f]
+
+
+def _from_tables(
     df: pd.DataFrame,
     summary: pd.DataFrame,
     ranking: pd.DataFrame,
@@ -140,7 +165,7 @@ def _distributions(ok: pd.DataFrame, baselines: pd.DataFrame, order: list[str], 
     for ax, metric in zip(fig.axes, METRICS):
         plots.baseline_lines(baselines, metric, ax)
     _legend(fig.axes[0], fontsize=6)
-    fig.tight_layout()  # again: room for the notes of baselines below the axes
+    plots.finish(fig)  # again: room for the notes of baselines below the axes
     plots.save(fig, fig_dir / "distributions")
     return f"Each metric over seeds, per activation ({where}), with the baselines", "figures/distributions.png"
 
@@ -161,7 +186,7 @@ def _by_axis(
         for ax, metric in zip(fig.axes, metrics):
             plots.baseline_lines(baselines, metric, ax)
         _legend(fig.axes[0], fontsize=6)
-        fig.tight_layout()
+        plots.finish(fig)
     plots.save(fig, fig_dir / f"by_{axis}")
     return f"Error against {axis}" + (" (log-log)" if axis == "width" else ""), f"figures/by_{axis}.png"
 
@@ -180,7 +205,7 @@ def _tradeoff(summary: pd.DataFrame, baselines: pd.DataFrame, cell: dict, order:
         "per (activation, λ)",
         fontsize=10,
     )
-    fig.tight_layout()
+    plots.finish(fig)
     plots.save(fig, fig_dir / "tradeoff")
     return "The deriv_weight trade-off: f error against f′ error", "figures/tradeoff.png"
 
@@ -193,7 +218,7 @@ def _heatmap_width(summary: pd.DataFrame, cell: dict, order: list[str], fig_dir:
         t = s[s.metric == metric].pivot_table(index="activation", columns="width", values="median").reindex(order)
         plots.heatmap_panel(t, metric, ax=ax)
     fig.suptitle(f"Median error over activation x width ({tables.describe_cell(others)})", fontsize=10)
-    fig.tight_layout()
+    plots.finish(fig)
     plots.save(fig, fig_dir / "heatmap_width")
     return "Median error over activation and width", "figures/heatmap_width.png"
 
@@ -217,7 +242,7 @@ def _heatmaps_width_weight(summary: pd.DataFrame, cell: dict, order: list[str], 
         f" ({tables.describe_cell(others)})" if others else ""
     )
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    plots.finish(fig)
     plots.save(fig, fig_dir / "heatmap_width_weight")
     return "Median error over width and derivative-loss weight, per activation", "figures/heatmap_width_weight.png"
 
@@ -263,7 +288,7 @@ def _floor_gap(floor: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path)
         "dense grid" + (f" ({tables.describe_cell(fixed)})" if fixed else ""),
         fontsize=10,
     )
-    fig.tight_layout()
+    plots.finish(fig)
     plots.save(fig, fig_dir / "floor_gap")
     return (
         "The gap to the classical floor per training regime: network max error over the best baseline's "
@@ -304,9 +329,71 @@ def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:
             f"(Friedman p = {tables.sci(float(r.friedman_p.iloc[0]))})",
             ax=ax,
         )
-    fig.tight_layout()
+    plots.finish(fig)
     plots.save(fig, fig_dir / "ranking")
     return (
         "Critical-difference diagram (Nemenyi, 0.05): a picture of the mean-rank order; which pairs differ is tested pair by pair (Rankings)",
         "figures/ranking.png",
+    )
+
+
+def _data_profiles(r: StudyResults, fig_dir: Path) -> Figure:
+    n = int(r.data_profiles.groupby("activation").runs.first().sum())  # the runs whose curves were read
+    fig = plots.data_profiles_figure(
+        r.data_profiles, r.order, f"Data profiles of training ({n} runs, every cell pooled)"
+    )
+    plots.save(fig, fig_dir / "data_profiles")
+    return (
+        "Data profiles (Moré & Wild 2009): the share of each activation's runs whose validation loss has fallen by "
+        "10^k from its first epoch within a number of epochs (every cell pooled; at stored epochs)",
+        "figures/data_profiles.png",
+    )
+
+
+def _sensitivity_lead(r: StudyResults, fig_dir: Path) -> Figure | None:
+    """The headline pair's error ratio in each cell one factor away from the reference."""
+    s = r.sensitivity
+    if s is None or s.lead is None or s.lead_rows.empty:
+        return None
+    a, b = s.lead
+    fig = plots.lead_figure(
+        s.lead_rows,
+        [m for m in KEY_METRICS if m.endswith("_mse")],
+        a,
+        b,
+        f"{b}'s lead over {a}, one factor away from the reference\n({tables.describe_cell(r.cell)})",
+    )
+    plots.save(fig, fig_dir / "sensitivity_lead")
+    return (
+        f"Error ratio {a}/{b} (Hodges-Lehmann over seeds, exact 95% CI) in each cell one factor away from the "
+        "reference; filled: significant (Holm over the pairs of the cell)",
+        "figures/sensitivity_lead.png",
+    )
+
+
+def _zoo_versus(r: StudyResults, fig_dir: Path) -> Figure | None:
+    if r.zoo is None:
+        return None
+    versus = r.zoo.versus
+    columns = "deriv_weight" if "deriv_weight" in tables.cell_axes(r.runs) else None
+    title = f"{versus.a.nunique()} activations against {zoo.INCUMBENT}, cell by cell"
+    fig = plots.versus_figure(versus, GRID_MSE, r.order, zoo.INCUMBENT, columns, title)
+    plots.save(fig, fig_dir / "zoo_versus")
+    return (
+        f"Each activation's error ratio to {zoo.INCUMBENT} per cell (Hodges-Lehmann estimate over seeds with its "
+        "exact 95% CI; left of the dashed line: lower error than the incumbent)",
+        "figures/zoo_versus.png",
+    )
+
+
+def _tuning_budget(r: StudyResults, fig_dir: Path) -> Figure | None:
+    if r.tuned is None:
+        return None
+    names, sel = ", ".join(r.tuned.axes), r.tuned.selecting
+    title = f"Expected best validation loss against {names} settings tried (seeds {sel[0]}-{sel[-1]})"
+    plots.save(plots.budget_figure(r.tuned.budget, r.order, title), fig_dir / "tuning_budget")
+    return (
+        f"Expected best validation loss against the number of {names} settings tried, per activation "
+        "(drawn without replacement from those run; band: one standard deviation of the best of k)",
+        "figures/tuning_budget.png",
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..analysis.tables import unwrap_markdown, wrap_markdown
 from ..problem.errors import UserError
+from .markdown import unwrap_markdown, wrap_markdown
 
 INDEX_NAME = "README.md"
 GLANCE = "## At a glance"

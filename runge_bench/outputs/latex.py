@@ -24,6 +24,7 @@ import pandas as pd
 from ..analysis import stats, tables
 from ..problem.config import CONFIG_FIELDS
 from ..problem.vocabulary import METRIC_LABELS_TEX
+from .markdown import to_markdown
 
 LONG_ROWS = 40
 HEADERS = {
@@ -189,7 +190,7 @@ def _axis_value(v) -> str:
 
 
 def cell_markdown(table: pd.DataFrame, order: list[str]) -> str:
-    return tables.to_markdown(_display(table, order, plain))
+    return to_markdown(_display(table, order, plain))
 
 
 def to_tex(

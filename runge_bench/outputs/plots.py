@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from pathlib import Path
-from unittest import mock
 
 import matplotlib.pyplot as plt
 import matplotlib.ticker
@@ -48,17 +47,22 @@ _SAVING = [True]  # drawing(False) turns save() into close(): a report's text an
 
 @contextlib.contextmanager
 def drawing(on: bool):
-    """Within it, save() writes figures (on) or only closes them: tests that compare a report's
-    text and tables with the committed ones skip the slowest part of a report, rendering."""
+    """Within it, figures are laid out and written (on), or only closed (finish() and save() skip
+    their work): tests that compare a report's text and tables with the committed ones skip the
+    slowest part of a report, rendering."""
     _SAVING.append(on)
     try:
-        if on:
-            yield
-        else:  # nothing is rendered, so nothing needs laying out either
-            with mock.patch.object(plt.Figure, "tight_layout", lambda *args, **kwargs: None):
-                yield
+        yield
     finally:
         _SAVING.pop()
+
+
+def finish(fig: plt.Figure, **layout) -> plt.Figure:
+    """Lay a figure out (tight_layout with `layout`), as every figure here is before it is saved;
+    nothing to do when nothing is drawn (drawing(False))."""
+    if _SAVING[-1]:
+        fig.tight_layout(**layout)
+    return fig
 
 
 def save(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -239,7 +243,7 @@ def fits_figure(
         axes[0, j].set_title(act)
         axes[3, j].set_xlabel("x")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -266,7 +270,7 @@ def curves_figure(curves: dict[str, dict[str, np.ndarray]], title: str) -> plt.F
         ax.set_xlabel("epoch")
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -275,7 +279,7 @@ def distributions_figure(df: pd.DataFrame, metrics: list[str], order: list[str],
     for ax, metric in zip(axes.flat, metrics):
         distribution_panel(df, metric, order, ax=ax)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -287,7 +291,7 @@ def axis_figure(summary: pd.DataFrame, axis: str, metrics: list[str], order: lis
         axis_panel(summary, axis, metric, order, log_x=log_x, ax=ax)
     axes[0, 0].legend(fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -371,7 +375,7 @@ def reproduction_figure(
         ax.set_ylabel(METRIC_LABELS.get(column, column), fontsize=8)
     np.atleast_1d(axes)[0].legend(fontsize=6, frameon=False, loc="best")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -548,7 +552,7 @@ def target_fits_figure(
     for ax in axes[-1]:
         ax.set_xlabel("x")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -570,7 +574,7 @@ def budget_figure(budget: pd.DataFrame, order: list[str], title: str) -> plt.Fig
     ax.set_ylabel("expected best validation loss")
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -601,7 +605,7 @@ def _share_panels(
     axes[0][0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    finish(fig)
     return fig
 
 
@@ -707,7 +711,7 @@ def versus_figure(
         labels.append("filled: differs from 1 (Holm over the challengers)")
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0.04 if axes_names else 0, 1, 1))
+    finish(fig, rect=(0, 0.04 if axes_names else 0, 1, 1))
     return fig
 
 
@@ -744,5 +748,5 @@ def lead_figure(rows: pd.DataFrame, metrics: list[str], a: str, b: str, title: s
         ax.set_title(METRIC_LABELS[metric], fontsize=8)
         ax.set_xlabel(f"error ratio {a}/{b} (> 1: {b} lower)", fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    finish(fig)
     return fig

@@ -18,9 +18,10 @@ from ..problem.data import plot_grid
 from ..problem.errors import UserError
 from ..problem.targets import get_target
 from ..problem.vocabulary import KEY_METRICS
-from ..runs.files import written_whole
 from ..runs.loading import Source, cell_arrays, load_runs, parse_value
 from . import plots
+from .files import written_whole
+from .markdown import to_markdown
 
 
 def parse_where(text: str, runs: pd.DataFrame) -> dict[str, object]:
@@ -96,7 +97,7 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
             lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
         summary = ok.groupby("activation", sort=False)[KEY_METRICS].median().reset_index()
         summary.insert(1, "n_ok", ok.groupby("activation", sort=False).size().to_numpy())
-        lines += ["Median over seeds (one seed: its value):", "", tables.to_markdown(summary)]
+        lines += ["Median over seeds (one seed: its value):", "", to_markdown(summary)]
         columns = ["run_id", "status", *CONFIG_FIELDS, *KEY_METRICS]
         selected[[c for c in columns if c in selected]].to_csv(staging / "runs.csv", index=False)
         if members:

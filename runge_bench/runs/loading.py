@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,11 +128,19 @@ def resolve(study: str | Path, results_dir: str | Path) -> Source:
 
 def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
     """The runs to report, and notes on what was left out."""
+    with _open(source) as store:
+        return _runs(source, store)
+
+
+def _open(source: Source) -> Store:
     check_location(source.store)
     if not source.store.exists():
         raise UserError("no results store here (run `runge-bench sweep` on the study first)", path=source.store)
-    with Store(source.store) as store:
-        runs, other_protocols, unreadable = store.runs(), store.other_protocols(), store.unreadable
+    return Store(source.store)
+
+
+def _runs(source: Source, store: Store) -> tuple[pd.DataFrame, list[str]]:
+    runs, other_protocols, unreadable = store.runs(), store.other_protocols(), store.unreadable
     notes = [n[0].upper() + n[1:] + "." for n in protocol_notes(other_protocols)]
     if unreadable:
         notes.append(
@@ -159,50 +168,67 @@ def load_runs(source: Source) -> tuple[pd.DataFrame, list[str]]:
     return df.reset_index(drop=True), notes
 
 
-def study_text(source: Source) -> dict[str, str]:
+@dataclass(frozen=True)
+class StoreContents:
+    """What a report reads of a store, read in one pass (read_store)."""
+
+    runs: pd.DataFrame  # load_runs's frame
+    notes: list[str]  # load_runs's notes
+    text: dict[str, str]  # the study's "description" and "question" (study_text)
+    versions: dict[str, dict[str, str]]  # run_id -> the library versions its run recorded
+    arrays: dict[str, tuple[dict, dict]]  # run_id -> (curves, predictions) of the runs asked for
+
+    def training_versions(self) -> list[tuple[str, int]]:
+        """The distinct library sets the runs were trained with, as text, with their run counts."""
+        counts: dict[str, int] = {}
+        for v in self.versions.values():
+            text = ", ".join(f"{k} {v[k]}" for k in sorted(v) if k != "runge_bench") or "not recorded"
+            counts[text] = counts.get(text, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def last_epochs(self) -> dict[str, float]:
+        """run_id -> the last epoch number of its stored curves, for the ok runs that were refined
+        after Adam (their curves go on past `epochs` for every iteration completed)."""
+        refined = self.runs[(self.runs.status == "ok") & (self.runs.optimizer != "adam")]
+        return {
+            rid: float(c["epoch"][-1])
+            for rid in refined.run_id
+            if rid in self.arrays and len((c := self.arrays[rid][0]).get("epoch", ()))
+        }
+
+
+def read_store(source: Source, arrays_for: Callable[[pd.DataFrame], list[str]]) -> StoreContents:
+    """The store opened once: its runs (load_runs), the study's text, every run's versions, and
+    the arrays of the runs arrays_for(runs) names (a damaged row's are left out)."""
+    with _open(source) as store:
+        df, notes = _runs(source, store)
+        text = _study_text(source, store)
+        versions = store.versions(list(df.run_id))
+        arrays = store.arrays(arrays_for(df))
+    return StoreContents(df, notes, text, versions, arrays)
+
+
+def _study_text(source: Source, store: Store) -> dict[str, str]:
     """The study's description and question: from its file when the report was given one, else as
     the last sweep recorded them in the store (empty strings where neither says)."""
     if source.study is not None:
         return {"description": source.study.description, "question": source.study.question}
-    with Store(source.store) as store:
-        text = store.study_text()
+    text = store.study_text()
     return {"description": text.get("description", ""), "question": text.get("question", "")}
 
 
-def training_versions(path: Path, run_ids: list[str]) -> list[tuple[str, int]]:
-    """The distinct library sets the runs were trained with, as text, with their run counts."""
-    with Store(path) as store:
-        versions = store.versions(run_ids)
-    counts: dict[str, int] = {}
-    for v in versions.values():
-        text = ", ".join(f"{k} {v[k]}" for k in sorted(v) if k != "runge_bench") or "not recorded"
-        counts[text] = counts.get(text, 0) + 1
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def last_epochs(source: Source, df: pd.DataFrame) -> dict[str, float]:
-    """run_id -> the last epoch number of its stored curves, for the ok runs that were refined
-    after Adam (their curves go on past `epochs` for every iteration completed)."""
-    refined = df[(df.status == "ok") & (df.optimizer != "adam")]
-    if refined.empty:
-        return {}
-    with Store(source.store) as store:
-        arrays = store.arrays(list(refined.run_id))
-    return {rid: float(c["epoch"][-1]) for rid, (c, _) in arrays.items() if len(c.get("epoch", ()))}
-
-
-def validation_curves(source: Source, df: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def validation_curves(
+    arrays: dict[str, tuple[dict, dict]], df: pd.DataFrame
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """run_id -> (epochs, validation loss MSE(f) + deriv_weight * MSE(f')) of the Adam epochs of
-    every run in df, as stored (thinned to at most store.MAX_CURVE_POINTS epochs, the first and
-    the last kept); runs whose curves cannot be read are left out."""
-    if df.empty:
-        return {}
-    with Store(source.store) as store:
-        arrays = store.arrays(list(df.run_id))
+    every run in df whose arrays are given (Store.arrays), as stored (thinned to at most
+    store.MAX_CURVE_POINTS epochs, the first and the last kept); runs whose curves cannot be read
+    are left out."""
     weight = dict(zip(df.run_id, df.deriv_weight.astype(float)))
     epochs = dict(zip(df.run_id, df.epochs.astype(int)))
     out = {}
-    for rid, (c, _) in arrays.items():
+    for rid in df.run_id:
+        c = arrays[rid][0] if rid in arrays else {}
         if not {"epoch", "val_f", "val_df"} <= set(c):
             continue
         e = np.asarray(c["epoch"], float)

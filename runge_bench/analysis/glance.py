@@ -1,0 +1,142 @@
+"""'At a glance': the one figure and at most five findings a report leads with, chosen by a rule
+that is stated beside them. Every renderer (report.md, the index) takes its lead from here.
+
+The findings: the reproduction of the seed report where the study has it; the headline pair
+(HEADLINE, else the first two activations) on f′ and f in the reference cell, where the seeds can
+reject in its family, and over all cells; then the headline findings of the study's own section
+(against the incumbent, tuned, the floor or the protocol: the first that offers any). The figure:
+the first of FIGURE_RULE that the report draws.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..problem.vocabulary import METRIC_LABELS
+from . import stats, tables
+from .findings import FLOOR_FINDINGS, Finding, pair_sentence
+
+HEADLINE = ("relu", "tanh")  # the seed report's pair; another study's first two activations otherwise
+MOST = 5  # findings at a glance
+FIGURE_RULE = (  # the figure at a glance: the first of these the report draws
+    "zoo_versus",
+    "tuning_budget",
+    "floor_gap",
+    "sensitivity_lead",
+    "ranking_targets",  # the ranking figure, where the study varies the target
+    "heatmap_width_weight",
+    "reproduction",
+    "distributions",
+)
+
+
+def headline_pair(order: list[str]) -> tuple[str, str] | None:
+    if set(HEADLINE) <= set(order):
+        return HEADLINE
+    return (order[0], order[1]) if len(order) >= 2 else None
+
+
+def figure_stem(drawn: list[str], axes: list[str]) -> str | None:
+    """The stem (file name) of the figure at a glance, of the figures a report drew."""
+    aliases = {"ranking_targets": "ranking"} if "target" in axes else {}
+    for stem in FIGURE_RULE:
+        if aliases.get(stem, stem) in drawn:
+            return aliases.get(stem, stem)
+    return None
+
+
+# What each study-specific section offers "At a glance", best first.
+
+
+def zoo_offer(said: list[Finding]) -> list[Finding]:
+    f_prime = METRIC_LABELS["grid_df_mse"]
+    return [
+        f
+        for prefix in (f"{f_prime}, over all cells", f"{f_prime}: sine", f"{f_prime}, all cells")
+        for f in said
+        if f[0].startswith(prefix)
+    ]
+
+
+def tuned_offer(said: list[Finding], order: list[str]) -> list[Finding]:
+    pair = headline_pair(order)
+    if not pair:
+        return []
+    return [
+        f
+        for metric in ("val_df_mse", "val_f_mse")
+        for f in said
+        if f[0].startswith(f"Tuned, {METRIC_LABELS[metric]}: {pair[0]} vs {pair[1]}")
+    ]
+
+
+def floor_offer(found: dict[str, list[Finding]]) -> list[Finding]:
+    """The spline match and the last regime's gap (findings.spline_match, floor_sentences)."""
+    gap = found.get(FLOOR_FINDINGS, [])
+    return [gap[-1], gap[-2]] if len(gap) > 1 else gap
+
+
+def sensitivity_offer(said: list[Finding], lead: tuple[str, str] | None) -> list[Finding]:
+    return [f for f in said if f[0].startswith(f"{lead[1]}'s lead")] if lead else []
+
+
+def select(
+    df: pd.DataFrame,
+    reproduction: pd.DataFrame,
+    comparisons: pd.DataFrame,
+    cell: dict,
+    order: list[str],
+    found: dict[str, list[Finding]],
+    offers: list[list[Finding]],
+    tuned: bool,
+) -> tuple[list[Finding], str]:
+    """The findings "At a glance" shows, and the rule that chose them (stated with them). offers:
+    each study section's (study.study_results); tuned: the report compares the activations each
+    at its own best setting (report --tune)."""
+    own = next((x for x in offers if x), [])
+    picked, rule = [], []
+    if not reproduction.empty:
+        picked.append(found[""][1])
+        rule.append("the reproduction")
+    pair = headline_pair(order)
+    k, seeds = len(order), df[df.status == "ok"].seed.nunique()
+    reachable = seeds >= 2 and stats.min_wilcoxon_p(seeds) * k * (k - 1) / 2 <= stats.ALPHA
+    # Tuned, the reference cell is one setting of many; with many activations and few seeds the
+    # all-pairs family cannot reject at all (the study's own section tests what it can).
+    if pair and not comparisons.empty and (tuned or not reachable):
+        why = "the activations are tuned" if tuned else f"{seeds} seeds cannot reject among {k * (k - 1) // 2} pairs"
+        rule.append(f"not the reference cell's {pair[0]} vs {pair[1]} ({why})")
+    if pair and not comparisons.empty and not tuned and reachable:
+        picked += _headline(comparisons, cell, pair)
+        rule.append(f"{pair[0]} vs {pair[1]} on f′ and f (dense-grid MSE) in the reference cell")
+        if tables.cell_axes(df) and not own:
+            prefix = f"{pair[0]} vs {pair[1]}, {METRIC_LABELS['grid_df_mse']}"
+            picked += [f for f in found.get("Across cells", []) if f[0].startswith(prefix)][:1]
+            rule.append("the same pair over all cells on f′")
+    if not picked and not own:  # one activation: nothing to compare; what it ran and how close it got
+        picked = [found[""][0], *found.get("Against the baselines", [])[:2]]
+        rule.append("the runs, and the best network against the best baseline (one activation: no pair to compare)")
+    if own:
+        keep = max(MOST - len(picked), 2)
+        picked = picked[: MOST - keep] + own[:keep]
+        rule.append(
+            "the headline findings of the study's own section (against the incumbent, tuned, the floor or the protocol)"
+        )
+    return picked[:MOST], "; ".join(rule)
+
+
+def _headline(comparisons: pd.DataFrame, cell: dict, pair: tuple[str, str]) -> list[Finding]:
+    """The pair on f′ and f (dense-grid MSE) in the reference cell, said as its sentence."""
+    a, b = pair
+    single = tables.select(comparisons, cell)
+    rows = single[(single.a == a) & (single.b == b)]
+    where = f"In the reference cell ({tables.describe_cell(cell)})" if cell else "Paired by seed"
+    out = []
+    for metric in ("grid_df_mse", "grid_f_mse"):
+        r = rows[rows.metric == metric]
+        if len(r):
+            claim, details = pair_sentence(r.iloc[0])
+            out.append(
+                (f"{where}, {claim[0].lower()}{claim[1:]}" if claim[:1] == "F" else f"{where}, {claim}", details)
+            )
+    return out

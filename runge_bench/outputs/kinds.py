@@ -1,0 +1,143 @@
+"""The report sections of particular kinds of study, rendered from analysis.study's results: the
+zoo (many activations against the incumbent), the sensitivity study (cells one factor away from
+the reference) and the tuned comparison (report --tune). Their numbers and findings are computed
+in analysis/ (zoo.py, sensitivity.py, tuning.py, gathered by study.py); their figures are drawn
+by figures.py; this module only writes their text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import tables, zoo
+from ..analysis.study import StudyResults
+from ..problem.vocabulary import METRIC_LABELS
+from .markdown import claims, figures, to_markdown, with_ci
+
+Figure = tuple[str, str]  # (caption, path relative to the report)
+
+
+def sensitivity_section(r: StudyResults, figure: Figure | None) -> list[str]:
+    """Whether each verdict survives each factor, the headline pair's lead (with its figure), and
+    what the derivative loss does where both lambdas were trained."""
+    s = r.sensitivity
+    if s is None:
+        return []
+    lines = [
+        "## Sensitivity to the protocol",
+        "",
+        f"Each cell one factor away from another (its parent: the reference cell {tables.describe_cell(r.cell)}, or "
+        "the cell that shares its derivative-loss weight or checkpoint): for every pair of activations and key "
+        "metric, the verdict in the parent and in the cell (Wilcoxon over seeds, Holm over the pairs of the cell) "
+        "and how it changed: kept, reversed, lost (significant in the parent only), gained (in the cell only), or "
+        "inconclusive in both. `tables/sensitivity_order.csv` has every verdict, `tables/sensitivity_lambda.csv` "
+        "the derivative loss's effect (error at lambda 1 over error at lambda 0, paired by seed) per cell.",
+        "",
+        *claims(s.findings),
+        *(figures([figure]) if figure else [""]),
+    ]
+    if not s.order.empty:
+        moved = s.order[s.order.change.isin(["reversed", "lost", "gained"])]
+        lines += ["Verdicts that changed:", "", to_markdown(moved) if len(moved) else "(none)", ""]
+    if not s.lam.empty:
+        lines += ["The derivative loss, lambda 1 against 0:", "", to_markdown(s.lam), ""]
+    return lines
+
+
+SMOOTHNESS_COLUMNS = [
+    "metric",
+    "deriv_weight",
+    "blocks",
+    "mean_rank_smooth",
+    "mean_rank_rough",
+    "p_exact",
+    "cells_separated",
+    "cells",
+    "lowest_smooth",
+    "best_rough",
+]
+
+
+def zoo_section(r: StudyResults, figure: Figure | None) -> list[str]:
+    """Who beats the incumbent and where, where each lands, whether smoothness orders them."""
+    z = r.zoo
+    if z is None:
+        return []
+    n = z.versus.a.nunique()
+    shown = z.summary.assign(
+        ratio=with_ci(z.summary.ratio_across_cells, z.summary.ratio_across_lo, z.summary.ratio_across_hi),
+        metric=z.summary.metric.map(METRIC_LABELS),
+    )
+    smooth = z.smoothness
+    return [
+        f"## Against {zoo.INCUMBENT}: {n} challengers",
+        "",
+        f"The seed report's winner, {zoo.INCUMBENT}, against each other activation, paired by seed in every cell: a "
+        f"family of {n} pairs per cell (all {n + 1} activations' pairs would be {n * (n + 1) // 2}, too many for "
+        f"Holm to reject in with {r.runs.seed.nunique()} seeds). Smoothness: twice continuously differentiable or "
+        "not, tested with the activations as the units (analysis/zoo.py). `tables/zoo_versus.csv` has every cell, "
+        "`zoo_summary.csv` the counts and the ratios over cells, `zoo_ranks.csv` the ranks, "
+        "`zoo_smoothness.csv` the smoothness test.",
+        "",
+        *claims(z.findings),
+        *(figures([figure]) if figure else []),
+        *(
+            ["Smoothness, every metric and level:", "", to_markdown(smooth[SMOOTHNESS_COLUMNS]), ""]
+            if len(smooth)
+            else []
+        ),
+        to_markdown(
+            shown,
+            ["a", "metric", "cells", "a_better", "b_better", "not_significant", "ratio", "p_across_cells_holm"],
+        ),
+        "",
+    ]
+
+
+def tuned_section(r: StudyResults, figure: Figure | None) -> list[str]:
+    """Each activation at its own best setting: the settings, the comparison on the evaluation
+    seeds, and the expected best against the tuning budget."""
+    tu = r.tuned
+    if tu is None:
+        return []
+    names = ", ".join(tu.axes)
+    lines = [
+        f"## Tuned comparison ({names})",
+        "",
+        f"Each activation at its own best {names}: chosen by the median validation loss (MSE(f) + deriv_weight x "
+        f"MSE(f')) over seeds {', '.join(map(str, tu.selecting))} (selection), then compared paired by seed on seeds "
+        f"{', '.join(map(str, tu.evaluating))} (evaluation) at those settings; no evaluation run enters a selection. "
+        f"Out of {tu.settings.groupby('activation').size().max()} settings per activation. Comparisons as in Paired "
+        "comparisons (Hodges-Lehmann ratio with its exact interval, Wilcoxon over the evaluation seeds, Holm over "
+        "the pairs of a cell).",
+        "",
+        "Chosen settings:",
+        "",
+        to_markdown(tu.chosen.drop(columns=["chosen"])),
+        "",
+        *claims(tu.findings),
+        *(figures([figure]) if figure else []),
+    ]
+    if not tu.key.empty:
+        lines += [to_markdown(pairs_shown(tu.key)), ""]
+    return lines
+
+
+def pairs_shown(c: pd.DataFrame) -> pd.DataFrame:
+    """tables.comparisons_table narrowed for reading: each interval in one column with its estimate."""
+    return pd.DataFrame(
+        {
+            "a": c.a,
+            "b": c.b,
+            "metric": c.metric,
+            "pairs": c.n_pairs,
+            "a lower": c.a_wins,
+            "ratio a/b (95% CI)": with_ci(c.ratio, c.ratio_lo, c.ratio_hi),
+            "share a lower (95% CI)": [
+                f"{v:.2f} ({lo:.2f}-{hi:.2f})" if np.isfinite(lo) else f"{v:.2f}"
+                for v, lo, hi in zip(c.share_a_lower, c.share_lo, c.share_hi)
+            ],
+            "p (Holm)": c.p_holm,
+            "favours": c.favours,
+        }
+    )
