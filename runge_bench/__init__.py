@@ -4,9 +4,6 @@ The package is layered, each layer importing only those before it (tests/test_la
 problem -> engine -> runs -> analysis -> outputs -> cli, api. README, Development, has the map.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from .problem.version import package_version
 
-try:
-    __version__ = version("runge-bench")  # pyproject.toml's, the one place it is written
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "unknown"
+__version__ = package_version()

@@ -7,6 +7,11 @@
     curves = api.curves("ablation", ids)               # run_id, epoch, curve, value (long)
     fits = api.predictions("ablation", ids)            # run_id, x, f, df, f_true, df_true (long)
 
+    r = api.results("ablation")                        # every table and finding of the report
+    r.tables.comparisons                               # = results/ablation/tables/comparisons.csv
+    r.findings["Across cells"]                         # [(claim, [scope, test, ...]), ...]
+    r.glance                                           # what "At a glance" leads with
+
 `study` is what `runge-bench report` takes: a study name (read from `results_dir/<name>/`), a
 study file, a results directory or a store file. Everything here reads; nothing trains or writes.
 
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .analysis.study import StudyResults, study_results
 from .problem.config import CONFIG_FIELDS
 from .problem.data import plot_grid
 from .problem.errors import UserError
@@ -46,6 +52,14 @@ def runs(study: str | Path, results_dir: str | Path = RESULTS) -> pd.DataFrame:
     df, notes_ = load_runs(source(study, results_dir))
     df.attrs["notes"] = notes_
     return df
+
+
+def results(study: str | Path, results_dir: str | Path = RESULTS, tune: list[str] | None = None) -> StudyResults:
+    """Every table, finding and figure's data of the study's report, computed as `runge-bench
+    report` computes them (analysis.study.study_results), without writing a file: `.tables`
+    (summary, comparisons, ranking, baselines, ...), `.findings` by section, `.glance`, and the
+    study kinds' own (`.zoo`, `.sensitivity`, `.tuned` where they apply). tune: as report --tune."""
+    return study_results(source(study, results_dir), tune)
 
 
 def notes(study: str | Path, results_dir: str | Path = RESULTS) -> list[str]:

@@ -116,12 +116,37 @@ def _root(
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where stores live: DIR/<study>/runs.sqlite.")]
 
 
+Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a study key: key=value, key=a,b,c or key=a:b (a range); repeatable."),
+]
+StudyName = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="The study's name (and results directory) [default: the file's, with --set items appended]."
+    ),
+]
+KernelsOption = Annotated[
+    Kernels,
+    typer.Option(
+        help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds."
+    ),
+]
+AllowLarge = Annotated[
+    bool,
+    typer.Option(
+        "--allow-large", help="Run even when the estimated peak memory exceeds what this machine has available."
+    ),
+]
+
+
 @app.command()
 @user_errors
 def sweep(
     study: Annotated[Path, typer.Argument(help="A study file (TOML), e.g. studies/smoke.toml.")],
     results_dir: ResultsDir = Path("results"),
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    jobs: Jobs = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and train nothing.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train runs stored as failed again.")] = False,
     engine: Annotated[
@@ -134,91 +159,45 @@ def sweep(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address, tcp://HOST:PORT [default: a LocalCluster here].")
     ] = None,
-    kernels: Annotated[
-        Kernels,
-        typer.Option(
-            help="The batched engine's elementwise work: native (fused C++, CPU), torch (any device); auto: native where it builds."
-        ),
-    ] = Kernels.auto,
+    kernels: KernelsOption = Kernels.auto,
     compile: Annotated[
         bool, typer.Option("--compile", help="torch.compile the batched engine's torch kernels (see README).")
     ] = False,
-    allow_large: Annotated[
-        bool,
-        typer.Option(
-            "--allow-large", help="Run even when the estimated peak memory exceeds what this machine has available."
-        ),
-    ] = False,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a study key: key=value, key=a,b,c or key=a:b (a range); repeatable."),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", help="The study's name (and results directory) [default: the file's, with --set items appended]."
-        ),
-    ] = None,
+    allow_large: AllowLarge = False,
+    set_: Overrides = None,
+    name: StudyName = None,
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .analysis.stats import reach
-    from .runs.options import check_options, device_jobs, resolve_engine, resolve_jobs
-    from .runs.plan import make_plan, plan_resources
-    from .runs.study import load_study
-    from .runs.tasks import on_accelerator
-    from .runs.workers import check_scheduler, device_free_bytes
+    from .runs.sweep import SweepOptions, prepare_sweep, sweep_engine
 
-    resolve_jobs(jobs)  # a bad --jobs is refused whatever the device
-    check_options(
-        family=engine.value,
-        kernels=kernels.value,
-        compile=compile,
-        device=device,
-        backend=backend.value,
-        scheduler=scheduler,
+    options = SweepOptions(
+        engine.value, kernels.value, compile, device, backend.value, scheduler, jobs, allow_large, retry_failed
     )
-    jobs, jobs_note = device_jobs(device, jobs)
-    plan = make_plan(load_study(study, set_, name), results_dir, retry_failed=retry_failed)
+    prepared = prepare_sweep(study, results_dir, options, set_, name)
+    plan = prepared.plan
     out.print(plan.describe(), markup=False)
     out.print(f"  statistics: {reach(len({c.seed for c in plan.study.configs}))}", markup=False)
     if not plan.todo:
         out.print("nothing to train: every run is stored")
         return
-    # The tasks are cut once, here, for the workers that will run them: the memory check below
-    # judges exactly what the sweep then trains.
-    threads = check_scheduler(scheduler) if scheduler is not None else None
-    free = device_free_bytes(device) if on_accelerator(device) and backend.value == "local" else None
-    tasks, estimate, warnings = plan_resources(
-        plan,
-        engine.value,
-        jobs,
-        backend=backend.value,
-        scheduler=scheduler,
-        scheduler_threads=threads,
-        allow_large=allow_large,
-        device=device,
-        device_free_bytes=free,
-    )
-    out.print(f"  {estimate.describe()}", markup=False)
-    for warning in warnings:
+    out.print(f"  {prepared.estimate.describe()}", markup=False)
+    for warning in prepared.warnings:
         err.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if dry_run:
         return
-    activations = {c.activation for c in plan.todo}
-    engine_name, note = resolve_engine(engine.value, kernels.value, compile, device, activations)
+    engine_name, note = sweep_engine(prepared, options)
     out.print(f"engine: {engine_name}" + (f" ({note})" if note else ""), markup=False)
-    if jobs_note:
-        out.print(jobs_note, markup=False)
-    summary = _train_with_progress(
-        plan, engine=engine_name, jobs=jobs, device=device, backend=backend.value, scheduler=scheduler, tasks=tasks
-    )
+    if prepared.jobs_note:
+        out.print(prepared.jobs_note, markup=False)
+    summary = _train_with_progress(prepared, options, engine_name)
     out.print(summary.describe() + f"; store: {plan.store_path}")
 
 
-def _train_with_progress(plan, **options):
-    """run_sweep under a progress bar (done/total, elapsed, ETA, ok/diverged/failed); Ctrl-C and
+def _train_with_progress(prepared, options, engine: str):
+    """The prepared sweep trained under a progress bar (done/total, elapsed, ETA, ok/diverged/failed); Ctrl-C and
     SIGTERM stop it with what was stored said in one line, exit status 130."""
-    from .runs.sweep import run_sweep
+    from .runs.sweep import train_prepared
 
     columns = (
         TextColumn("{task.description}"),
@@ -232,7 +211,7 @@ def _train_with_progress(plan, **options):
     counts = {"ok": 0, "diverged": 0, "failed": 0}
     said: set[str] = set()
     with Progress(*columns, console=err, transient=False) as progress:
-        task = progress.add_task("training", total=len(plan.todo), counts="")
+        task = progress.add_task("training", total=len(prepared.plan.todo), counts="")
 
         def on_result(result) -> None:
             counts[result.status] += 1
@@ -247,7 +226,7 @@ def _train_with_progress(plan, **options):
         # SIGTERM stops a sweep as Ctrl-C does: the workers are stopped, finished runs are stored.
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            return run_sweep(plan, on_result=on_result, on_wait=on_wait, **options)
+            return train_prepared(prepared, options, engine, on_result=on_result, on_wait=on_wait)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: {sum(counts.values())} runs stored; run the same command to resume")
@@ -380,7 +359,7 @@ def compare(
 @user_errors
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="A smaller workload (about a minute on 2 cores).")] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")] = None,
+    jobs: Jobs = None,
     repeat: Annotated[
         int,
         typer.Option(
@@ -413,46 +392,26 @@ def bench(
     ] = False,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
-    from .engine.native import unavailable
-    from .problem.vocabulary import ENGINES
-    from .runs.bench import format_table, regressions, run_bench
-    from .runs.options import check_bench_options, resolve_jobs
+    from .runs.bench import bench as measure
 
-    jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
-    check_bench_options(repeat=repeat, fail_below=fail_below, device=device, launch=launch)
-    if launch:
-        from .runs.bench import format_launch, measure_launch
+    def progress(m) -> None:
+        rounds = f" (round {m.round + 1})" if repeat > 1 else ""
+        err.print(f"  {m.case}, {m.engine}{rounds}: {m.model_epochs_per_s:.0f} model-epochs/s")
 
-        ms = measure_launch(device, members=(40,) if quick else (40, 1024))
-        out.print(format_launch(ms, device), markup=False)
-        return
-    if jobs_note:
-        out.print(jobs_note, markup=False)
-    out.print(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
-    engines = ENGINES
-    why = unavailable()
-    if why is not None:
-        engines = tuple(e for e in ENGINES if e != "batched+native")
-        out.print(f"batched+native left out: {why}", markup=False)
-    ms = run_bench(
+    slow = measure(
         quick=quick,
         jobs=jobs,
-        engines=engines,
         repeat=repeat,
+        fail_below=fail_below,
         device=device,
-        on_measurement=lambda m: err.print(
-            f"  {m.case}, {m.engine}{f' (round {m.round + 1})' if repeat > 1 else ''}: "
-            f"{m.model_epochs_per_s:.0f} model-epochs/s"
-        ),
+        launch=launch,
+        say=lambda text: out.print(text, markup=False),
+        on_measurement=progress,
     )
-    out.print(format_table(ms, jobs), markup=False)
-    if fail_below is not None:
-        slow = regressions(ms, fail_below)
-        for line in slow:
-            err.print(f"bench regression: {line}", markup=False)
-        if slow:
-            raise typer.Exit(1)
-        out.print(f"no regression: every gated ratio is at least {fail_below:g} x its usual one")
+    for line in slow:
+        err.print(f"bench regression: {line}", markup=False)
+    if slow:
+        raise typer.Exit(1)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

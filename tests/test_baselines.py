@@ -23,7 +23,7 @@ from runge_bench.problem.vocabulary import METRICS
 def test_splines_and_polynomials_reproduce_what_they_can_represent_exactly():
     x = np.linspace(-1, 1, 41)
     t = np.linspace(-0.9, 0.9, 7)
-    cubic, dcubic = lambda z: 2 * z**3 - z + 0.5, lambda z: 6 * z**2 - 1  # noqa: E731
+    cubic, dcubic = lambda z: 2 * z**3 - z + 0.5, lambda z: 6 * z**2 - 1
     for predict in (_spline(x, cubic(x)), _hermite(x, cubic(x), dcubic(x)), _chebyshev(x, cubic(x), 3)):
         f, df = predict(t)
         np.testing.assert_allclose(f, cubic(t), atol=1e-10)
@@ -34,7 +34,7 @@ def test_best_degree_finds_a_low_degree_target():
     x, xv = np.linspace(-1, 1, 101), np.linspace(-0.95, 0.95, 17)
     # A degree-4 polynomial is fitted exactly from degree 4 on: its loss there is rounding-level,
     # under the floor, so degree 4 is the smallest within the factor of the best.
-    p, dp = lambda z: 1 - 3 * z**2 + z**4, lambda z: -6 * z + 4 * z**3  # noqa: E731
+    p, dp = lambda z: 1 - 3 * z**2 + z**4, lambda z: -6 * z + 4 * z**3
     assert best_degree(x, p(x), xv, p(xv), dp(xv)) == 4
 
 

@@ -66,7 +66,7 @@ def test_the_graph_is_read():
     # a function-level one among them (cli imports its commands' modules inside the functions).
     assert "runge_bench.problem.config" in GRAPH["runge_bench.engine.batched"]
     assert "runge_bench.engine.stacked" in GRAPH["runge_bench.engine.refine"]
-    assert "runge_bench.runs.plan" in GRAPH["runge_bench.cli"]
+    assert "runge_bench.runs.sweep" in GRAPH["runge_bench.cli"]
     assert len(MODULES) > 30
 
 

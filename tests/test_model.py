@@ -106,14 +106,14 @@ def test_hand_written_backward_equals_autograd(name, depth, kernel_kind):
     per_member = ((y - f) ** 2).mean(dim=(1, 2)), ((dy - df) ** 2).mean(dim=(1, 2))
     loss = (per_member[0] + weight.view(3) * per_member[1]).sum()
     expected = torch.autograd.grad(loss, leaves)
-    step = lambda *args: loss_and_grads(params, get_activation(name), *args)  # noqa: E731
+    step = lambda *args: loss_and_grads(params, get_activation(name), *args)
     if kernel_kind == "native":
         from runge_bench.engine.native import NativeKernels, unavailable
 
         if unavailable("cpu", name) is not None:
             pytest.skip(f"no native kernels for {name}: its runs train with the torch kernels")
 
-        step = lambda *args: NativeKernels(name, torch.float64).loss_and_grads(params, *args)  # noqa: E731
+        step = lambda *args: NativeKernels(name, torch.float64).loss_and_grads(params, *args)
     alive = torch.ones(3, 1, 1, dtype=torch.bool)
     with torch.no_grad():
         got, sq_f, sq_df = step(x, f, df, weight, alive)

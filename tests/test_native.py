@@ -19,7 +19,7 @@ def _problem(dtype, M=3, N=37, H=11, depth=2, seed=0):
     """Random stacked parameters and data, scaled so that every activation's regions are visited.
     N = 37 leaves a partial row block; the widths leave columns outside the vector tiles."""
     g = torch.Generator().manual_seed(seed)
-    r = lambda *shape: (torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)  # noqa: E731
+    r = lambda *shape: (torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
     sizes = [1] + [H] * depth + [1]
     params = [(r(M, i, o) * 3 / i**0.5, r(M, 1, o)) for i, o in zip(sizes[:-1], sizes[1:])]
     x, f, df = r(M, N, 1), r(M, N, 1), r(M, N, 1)

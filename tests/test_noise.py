@@ -71,5 +71,5 @@ def test_noisy_runs_train_the_same_in_every_engine_and_score_against_the_truth()
 def test_baselines_see_the_noise_the_networks_see():
     clean = baseline_runs([0, 1], n_points=200)
     noisy = baseline_runs([0, 1], n_points=200, noise=0.1)
-    spline = lambda b: b[b.baseline == "cubic spline"].grid_f_mse.to_numpy()  # noqa: E731
+    spline = lambda b: b[b.baseline == "cubic spline"].grid_f_mse.to_numpy()
     assert (spline(noisy) > 100 * spline(clean)).all()  # an interpolant reproduces the noise

@@ -50,7 +50,7 @@ def test_jacobian_equals_autograd(activation, depth):
 def _data(c: RunConfig):
     split = make_split(c.n_points, c.val_fraction, c.seed)
     t = get_target(c.target)
-    stack = lambda x: tuple(a.unsqueeze(0) for a in as_tensors(x, torch.float64, "cpu", t))  # noqa: E731
+    stack = lambda x: tuple(a.unsqueeze(0) for a in as_tensors(x, torch.float64, "cpu", t))
     return stack(split.x_train), stack(split.x_val)
 
 
@@ -64,7 +64,7 @@ def test_refinement_lowers_the_loss_and_leaves_its_input_alone(optimizer, iters)
     assert all(torch.equal(a, t) for a, t in zip(before, [t for wb in params for t in wb]))
     y0, dy0, _ = forward(params, get_activation("tanh"), train[0])
     y1, dy1, _ = forward(r.params, get_activation("tanh"), train[0])
-    loss = lambda y, dy: float(((y - train[1]) ** 2).mean() + ((dy - train[2]) ** 2).mean())  # noqa: E731
+    loss = lambda y, dy: float(((y - train[1]) ** 2).mean() + ((dy - train[2]) ** 2).mean())
     assert loss(y1, dy1) < 0.1 * loss(y0, dy0)  # a refinement from the init: at least 10x
     assert r.stopped is None and r.iterations == c.refine_iters
     epochs = r.curves["epoch"]

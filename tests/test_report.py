@@ -380,19 +380,23 @@ def test_a_study_of_degenerate_cases_reports(write_study, tmp_path):
 def test_a_report_does_not_depend_on_the_order_of_its_runs(tmp_path, monkeypatch):
     """The same runs in another order (as another store, another SQLite or pandas version might
     hand them over): every table and report.md byte for byte the same."""
-    from runge_bench.outputs import report as report_module
+    import dataclasses
+
+    from runge_bench.analysis import study as study_module
     from runge_bench.outputs.report import build_report
     from runge_bench.runs.loading import resolve
 
     source = resolve(str(ROOT / "results" / "seed-replication"), ROOT / "results")
     build_report(source, tmp_path / "sorted")
-    real = report_module.load_runs
+    real = study_module.read_store
 
-    def shuffled(src):
-        df, notes = real(src)
-        return df.sample(frac=1.0, random_state=7).reset_index(drop=True), notes
+    def shuffled(src, arrays_for):
+        contents = real(src, arrays_for)
+        runs = contents.runs.sample(frac=1.0, random_state=7).reset_index(drop=True)
+        arrays = dict(reversed(list(contents.arrays.items())))
+        return dataclasses.replace(contents, runs=runs, arrays=arrays)
 
-    monkeypatch.setattr(report_module, "load_runs", shuffled)
+    monkeypatch.setattr(study_module, "read_store", shuffled)
     build_report(source, tmp_path / "shuffled")
     for name in ["report.md", *sorted(p.name for p in (tmp_path / "sorted" / "tables").iterdir())]:
         rel = name if name == "report.md" else f"tables/{name}"

@@ -408,9 +408,9 @@ def spline_match(floor: pd.DataFrame, axes: list[str], metric: str = "grid_df_ma
     if f.empty:
         return []
     width_of = (lambda r: r["width"]) if "width" in f else (lambda r: 0)
-    where = lambda r: ", ".join(f"{a}={r[a]}" for a in ["activation", *axes])  # noqa: E731
+    where = lambda r: ", ".join(f"{a}={r[a]}" for a in ["activation", *axes])
     facts = lambda r: (
-        f"median per-seed ratio to the cubic spline {tables.sci(r.spline_median_ratio)}, network lower "  # noqa: E731
+        f"median per-seed ratio to the cubic spline {tables.sci(r.spline_median_ratio)}, network lower "
         f"in a share {r.share_lower_than_spline:.2f} of seeds, Wilcoxon on log ratios p = "
         f"{tables.sci(r.p_vs_spline)} (unadjusted)"
     )

@@ -79,7 +79,7 @@ def reference_cell(df: pd.DataFrame) -> dict:
         return preferred
     ok = (df.status == "ok").rename("ok")
     cells = pd.concat([df[axes], ok], axis=1).groupby(axes, sort=True, dropna=False)["ok"].sum()
-    key = lambda item: (-sum(v == preferred[a] for a, v in zip(axes, item[0])), -item[1])  # noqa: E731
+    key = lambda item: (-sum(v == preferred[a] for a, v in zip(axes, item[0])), -item[1])
     best, _ = min(((k if isinstance(k, tuple) else (k,), n) for k, n in cells.items()), key=key)
     return dict(zip(axes, best))
 

@@ -65,8 +65,8 @@ def _compiled(activation: str, mode: str | None = None) -> tuple[Callable, Calla
     process and keyed by the activation's name and mode (inductor compiles again, and caches, per
     shape and dtype under dynamic=False). mode "reduce-overhead" replays each as a CUDA graph."""
     act = get_activation(activation)
-    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
-    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)
     if mode is None:
         return torch.compile(grads_fn, dynamic=False), torch.compile(val, dynamic=False)
 
@@ -105,10 +105,10 @@ def _functions(act: Activation, dtype: torch.dtype, kernels: str, compile_mode: 
     "native" (the whole step in C++)."""
     if kernels == "native":
         kernels_ = native.NativeKernels(act.name, dtype)
-        step = lambda p, x, f, df, w, alive, out: kernels_.loss_and_grads(p, x, f, df, w, alive, out)[1:]  # noqa: E731
+        step = lambda p, x, f, df, w, alive, out: kernels_.loss_and_grads(p, x, f, df, w, alive, out)[1:]
         return _Functions(step, kernels_.val_losses, kernels_.adam, kernels_.predict)
-    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)  # noqa: E731
-    val = lambda p, x, f, df: val_losses(p, act, x, f, df)  # noqa: E731
+    grads_fn = lambda p, x, f, df, w, alive: loss_and_grads(p, act, x, f, df, w, alive)
+    val = lambda p, x, f, df: val_losses(p, act, x, f, df)
     if kernels == "compile":
         grads_fn, val = _compiled(act.name, compile_mode)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import platform
 import re
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import scipy
+
+from ..problem.version import package_version
 
 
 def _cpu_model() -> str:
@@ -50,17 +51,6 @@ def _torch_blas(build: str) -> str:
     return found.group(1) if found else "unknown"
 
 
-def package_version() -> str:
-    """runge-bench's own version, as installed (pyproject.toml's, the one place it is written)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("runge-bench")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
-@cache
 def library_versions() -> dict[str, str]:
     """Versions of everything whose arithmetic can change a run's numbers (recorded per run)."""
     import torch

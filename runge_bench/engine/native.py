@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .reference import ADAM_BETAS, ADAM_EPS
+from .common import ADAM_BETAS, ADAM_EPS
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
 FLAGS = (

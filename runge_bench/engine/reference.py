@@ -88,7 +88,7 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
         member = [
             (m.weight.detach().T.unsqueeze(0).contiguous(), m.bias.detach().view(1, 1, -1).clone()) for m in linears
         ]
-        stack = lambda *ts: tuple(t.unsqueeze(0) for t in ts)  # noqa: E731  (N, 1) -> (1, N, 1)
+        stack = lambda *ts: tuple(t.unsqueeze(0) for t in ts)
         return finish_refined(
             config,
             member,

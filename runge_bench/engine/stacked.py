@@ -91,7 +91,7 @@ def loss_and_grads(
     r, q = y - f, dy - df  # (M, N, 1)
     gy = torch.where(alive, r * (2.0 / n), 0.0)  # where, not a multiply: NaN * 0 is NaN
     gdy = torch.where(alive, q * (2.0 / n) * weight, 0.0)
-    sq = lambda e: (e * e).sum(dim=(1, 2)).double()  # noqa: E731
+    sq = lambda e: (e * e).sum(dim=(1, 2)).double()
     return backward(params, tape, x, gy, gdy), sq(r), sq(q)
 
 

@@ -69,7 +69,7 @@ def write_report(r: StudyResults, out: Path) -> None:
 def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[str]:
     """report.md, line by line; by_stem: the figures drawn, (caption, path) by file stem."""
     t, df = r.tables, r.runs
-    shown = lambda *stems: figures([by_stem[s] for s in stems if s in by_stem])  # noqa: E731
+    shown = lambda *stems: figures([by_stem[s] for s in stems if s in by_stem])
     axis_stems = [s for s in by_stem if s.startswith("by_")] + ["tradeoff", "heatmap_width", "heatmap_width_weight"]
     lines = [f"# runge-bench report: {r.name}", ""]
     if r.description:

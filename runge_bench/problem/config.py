@@ -33,6 +33,17 @@ FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction", "noise")
 ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters", "noise", "checkpoint")
 
 
+def checkpoint_conflict(checkpoint: str, optimizer: str) -> str | None:
+    """Why a checkpoint cannot go with an optimizer, or None: only checkpoint "last" is defined
+    for a refinement (L-BFGS, Levenberg-Marquardt), which goes on from the last Adam epoch."""
+    if checkpoint != "last" and optimizer in REFINE_ITERS:
+        return (
+            f"checkpoint {checkpoint!r} with optimizer {optimizer!r}: a refinement goes on from the last "
+            "Adam epoch, so only checkpoint 'last' is defined for it"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Every input of one training run; the defaults are the seed report's protocol."""
@@ -70,10 +81,8 @@ class RunConfig:
                 object.__setattr__(self, iters, 0)
         if self.checkpoint not in CHECKPOINTS:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
-        if self.checkpoint != "last" and self.optimizer in REFINE_ITERS:
-            raise ValueError(
-                f"checkpoint {self.checkpoint!r} needs optimizer 'adam' (a refinement goes on from the last epoch)"
-            )
+        if conflict := checkpoint_conflict(self.checkpoint, self.optimizer):
+            raise ValueError(conflict)
 
     @property
     def refine_iters(self) -> int:

@@ -66,7 +66,7 @@ def with_noise(f: np.ndarray, df: np.ndarray, noise: float, seed: int) -> tuple[
         return f, df
     rng = np.random.default_rng(stream_seed(seed, NOISE_STREAM))
     zf, zdf = rng.standard_normal(len(f)), rng.standard_normal(len(df))
-    rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
+    rms = lambda a: float(np.sqrt(np.mean(np.square(a))))
     return f + noise * rms(f) * zf, df + noise * rms(df) * zdf
 
 

@@ -22,8 +22,10 @@ from statistics import median
 
 from joblib import Parallel, delayed
 
+from ..engine.native import unavailable
 from ..problem.config import RunConfig
 from ..problem.vocabulary import ENGINES
+from .options import check_bench_options, resolve_jobs
 from .resources import default_jobs
 from .tasks import chunk_runs
 from .workers import configure_worker, run_task
@@ -377,3 +379,38 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
             f"warm-up; {FLOOR}@DEVICE: the products alone there. Their per-core column counts one process.",
         ]
     return "\n".join(lines)
+
+
+def bench(
+    *,
+    quick: bool,
+    jobs: int | None,
+    repeat: int,
+    fail_below: float | None,
+    device: str | None,
+    launch: bool,
+    say: Callable[[str], None],
+    on_measurement: Callable[[Measurement], None] | None = None,
+) -> list[str]:
+    """The `bench` command: check its options, measure, and say the table (say(text) for each
+    block of output). Return the regressions found by --fail-below (empty without it)."""
+    jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
+    check_bench_options(repeat=repeat, fail_below=fail_below, device=device, launch=launch)
+    if launch:
+        say(format_launch(measure_launch(device, members=(40,) if quick else (40, 1024)), device))
+        return []
+    if jobs_note:
+        say(jobs_note)
+    say(f"training throughput on {jobs} worker(s), one torch thread each; seed network 1-64-64-1, tanh")
+    engines, why = ENGINES, unavailable()
+    if why is not None:
+        engines = tuple(e for e in ENGINES if e != "batched+native")
+        say(f"batched+native left out: {why}")
+    ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, device=device, on_measurement=on_measurement)
+    say(format_table(ms, jobs))
+    if fail_below is None:
+        return []
+    slow = regressions(ms, fail_below)
+    if not slow:
+        say(f"no regression: every gated ratio is at least {fail_below:g} x its usual one")
+    return slow

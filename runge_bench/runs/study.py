@@ -35,7 +35,7 @@ import numpy as np
 
 from ..problem.activations import ACTIVATIONS, check_formula_activation
 from ..problem.callables import is_callable_spec
-from ..problem.config import FLOAT_FIELDS, RunConfig
+from ..problem.config import FLOAT_FIELDS, RunConfig, checkpoint_conflict
 from ..problem.data import n_val
 from ..problem.errors import UserError
 from ..problem.formula import canonical
@@ -346,10 +346,9 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
             path=path,
             field=f"{where}.{iters}" if where.startswith("case") else iters,
         )
-    if iters is not None and values.get("checkpoint", "last") != "last":
+    if conflict := checkpoint_conflict(values.get("checkpoint", "last"), optimizer):
         raise UserError(
-            f"checkpoint {values['checkpoint']!r} with optimizer {optimizer!r}: a refinement goes on from the last "
-            "Adam epoch, so only checkpoint 'last' is defined for it",
+            conflict,
             path=path,
             field=f"{where}.checkpoint" if where.startswith("case") else "checkpoint",
         )

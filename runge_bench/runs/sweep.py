@@ -12,15 +12,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..problem.config import RunConfig, RunResult
 from ..problem.errors import UserError
 from ..problem.vocabulary import ENGINES
-from .plan import Plan
-from .resources import default_jobs
+from .options import check_options, device_jobs, resolve_engine, resolve_jobs
+from .plan import Plan, make_plan, plan_resources
+from .resources import Estimate, default_jobs
 from .store import Store
+from .study import load_study
 from .tasks import make_tasks, on_accelerator
-from .workers import device_free_bytes, execute
+from .workers import check_scheduler, device_free_bytes, execute
 
 LOCK_RETRY_S = (0.1, 5.0)  # first and longest pause between attempts to write a locked store
 
@@ -122,3 +125,93 @@ def run_sweep(
     summary.wall_s = time.perf_counter() - start
     _record_study(plan)  # after the runs: a write lock another sweep holds can delay no result
     return summary
+
+
+# ------------------------------------------------------------------ the `sweep` command's steps
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep trains (the sweep command's options)."""
+
+    engine: str = "batched"  # the family: batched or reference
+    kernels: str = "auto"  # the batched engine's elementwise work: auto, native or torch
+    compile: bool = False
+    device: str = "cpu"
+    backend: str = "local"  # local processes, or a Dask cluster
+    scheduler: str | None = None  # a Dask scheduler's address (a LocalCluster here when None)
+    jobs: int | None = None  # worker processes (all cores when None)
+    allow_large: bool = False  # run even when the estimated peak memory exceeds what is available
+    retry_failed: bool = False  # train runs stored as failed again
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    """A study's plan, cut into tasks for the workers that will train them and checked against
+    the machine's memory: exactly what the sweep then trains."""
+
+    plan: Plan
+    jobs: int
+    jobs_note: str | None  # why the workers are fewer than asked, if they are
+    tasks: list[list[RunConfig]]
+    estimate: Estimate | None  # None when nothing is left to train
+    warnings: list[str]
+
+
+def prepare_sweep(
+    study: Path, results_dir: Path, options: SweepOptions, overrides: list[str] | None = None, name: str | None = None
+) -> PreparedSweep:
+    """Check the options, plan the study against its store and cut what is left into tasks."""
+    resolve_jobs(options.jobs)  # a bad --jobs is refused whatever the device
+    check_options(
+        family=options.engine,
+        kernels=options.kernels,
+        compile=options.compile,
+        device=options.device,
+        backend=options.backend,
+        scheduler=options.scheduler,
+    )
+    jobs, jobs_note = device_jobs(options.device, options.jobs)
+    plan = make_plan(load_study(study, overrides, name), results_dir, retry_failed=options.retry_failed)
+    if not plan.todo:
+        return PreparedSweep(plan, jobs, jobs_note, [], None, [])
+    local_accelerator = on_accelerator(options.device) and options.backend == "local"
+    tasks, estimate, warnings = plan_resources(
+        plan,
+        options.engine,
+        jobs,
+        backend=options.backend,
+        scheduler=options.scheduler,
+        scheduler_threads=check_scheduler(options.scheduler) if options.scheduler is not None else None,
+        allow_large=options.allow_large,
+        device=options.device,
+        device_free_bytes=device_free_bytes(options.device) if local_accelerator else None,
+    )
+    return PreparedSweep(plan, jobs, jobs_note, tasks, estimate, warnings)
+
+
+def sweep_engine(prepared: PreparedSweep, options: SweepOptions) -> tuple[str, str | None]:
+    """The engine that trains the plan's runs, and a note on how it was chosen."""
+    activations = {c.activation for c in prepared.plan.todo}
+    return resolve_engine(options.engine, options.kernels, options.compile, options.device, activations)
+
+
+def train_prepared(
+    prepared: PreparedSweep,
+    options: SweepOptions,
+    engine: str,
+    on_result: Callable[[RunResult], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    """run_sweep on the prepared tasks."""
+    return run_sweep(
+        prepared.plan,
+        engine=engine,
+        jobs=prepared.jobs,
+        device=options.device,
+        backend=options.backend,
+        scheduler=options.scheduler,
+        tasks=prepared.tasks,
+        on_result=on_result,
+        on_wait=on_wait,
+    )
