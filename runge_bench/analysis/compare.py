@@ -294,37 +294,7 @@ def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] =
     rows = []
     for key, g in ok.groupby(axes, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        for metric in METRICS:
-            xa, xb = g[f"{metric}_a"].to_numpy(float), g[f"{metric}_b"].to_numpy(float)
-            e = equivalence(xa, xb, margin, seed=tables._seed(key, metric))
-            u = distributions(xa, xb, margin, seed=tables._seed("unpaired", key, metric))
-            rows.append(
-                {
-                    **dict(zip(axes, key)),
-                    "metric": metric,
-                    "n_matched": e.n,
-                    "median_ratio_b_a": e.median_ratio,
-                    "ratio_lo": e.ratio_ci[0],
-                    "ratio_hi": e.ratio_ci[1],
-                    "share_over_2x": e.over_2x,
-                    "share_over_10x": e.over_10x,
-                    "p_equivalent": e.p_equivalent,
-                    "p_different": e.p_different,
-                    "paired": e.verdict,
-                    "cell_median_ratio_b_a": u.median_ratio,
-                    "cell_ratio_lo": u.median_ratio_ci[0],
-                    "cell_ratio_hi": u.median_ratio_ci[1],
-                    "p_shift": u.p_shift,
-                    "tail_a": u.tail_a,
-                    "tail_b": u.tail_b,
-                    "p_tail": u.p_tail,
-                    "tail_detectable_b": u.tail_detectable,
-                    "pair_rho": u.pair_rho,
-                    "unpaired": u.verdict,
-                    "verdict": combined_verdict(e.verdict, u.verdict),
-                    "note": _reachable(e.n),
-                }
-            )
+        rows += [{**dict(zip(axes, key)), **row} for row in _cell_rows(g, key, margin)]
     if not rows and (da.empty or db.empty or ok.empty):
         raise UserError("no run is stored in both with status ok: nothing to compare", path=b.store)
     return Comparison(
@@ -338,6 +308,43 @@ def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] =
         status_changed=status_changed.reset_index(drop=True),
         conclusions=_conclusions(da[da.run_id.isin(ids_b)], db[db.run_id.isin(ids_a)]),
     )
+
+
+def _cell_rows(g: pd.DataFrame, key: tuple, margin: float) -> list[dict]:
+    """One cell's matched ok runs (columns METRIC_a, METRIC_b) compared, a row per metric: paired
+    (equivalence), unpaired (distributions) and the verdict of both."""
+    rows = []
+    for metric in METRICS:
+        xa, xb = g[f"{metric}_a"].to_numpy(float), g[f"{metric}_b"].to_numpy(float)
+        e = equivalence(xa, xb, margin, seed=tables._seed(key, metric))
+        u = distributions(xa, xb, margin, seed=tables._seed("unpaired", key, metric))
+        rows.append(
+            {
+                "metric": metric,
+                "n_matched": e.n,
+                "median_ratio_b_a": e.median_ratio,
+                "ratio_lo": e.ratio_ci[0],
+                "ratio_hi": e.ratio_ci[1],
+                "share_over_2x": e.over_2x,
+                "share_over_10x": e.over_10x,
+                "p_equivalent": e.p_equivalent,
+                "p_different": e.p_different,
+                "paired": e.verdict,
+                "cell_median_ratio_b_a": u.median_ratio,
+                "cell_ratio_lo": u.median_ratio_ci[0],
+                "cell_ratio_hi": u.median_ratio_ci[1],
+                "p_shift": u.p_shift,
+                "tail_a": u.tail_a,
+                "tail_b": u.tail_b,
+                "p_tail": u.p_tail,
+                "tail_detectable_b": u.tail_detectable,
+                "pair_rho": u.pair_rho,
+                "unpaired": u.verdict,
+                "verdict": combined_verdict(e.verdict, u.verdict),
+                "note": _reachable(e.n),
+            }
+        )
+    return rows
 
 
 def failing(c: Comparison, fail_on: str) -> int:

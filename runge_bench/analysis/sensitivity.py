@@ -194,30 +194,12 @@ def _levels(values) -> str:
 
 
 def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | None) -> list[Finding]:
-    """Findings from order_table and lambda_table, each naming its scope and test."""
-    out: list[Finding] = []
+    """Findings from order_table and lambda_table, each naming its scope and test: per factor, how
+    the verdicts changed; the lead pair's lead off the reference; the derivative loss per factor."""
     test = f"Wilcoxon over seeds, Holm over the pairs of each cell, p < {ALPHA}."
+    out: list[Finding] = []
     if not order.empty:
-        for factor, g in order.groupby("factor", sort=False):
-            counts = g.change.value_counts()
-            shown = ", ".join(f"{k} {int(counts.get(k, 0))}" for k in CHANGES)
-            levels = _levels(sorted(set(g.level)))
-            rev = g[g.change == "reversed"]
-            out.append(
-                (
-                    f"{factor} at {levels}: of {len(g)} verdicts (pair x metric x level), {shown}.",
-                    [
-                        f"Each level against {factor}={g.level_from.iloc[0]} with the rest equal; {test}",
-                        *[
-                            f"Reversed: {r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, {factor}={r.level}"
-                            f"{f' ({r.context})' if r.context else ''}: {r.verdict_from} at {factor}={r.level_from}, "
-                            f"{r.verdict} here (ratio {r.a}/{r.b} {tables.sci(r.ratio)}, 95% CI "
-                            f"{tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})."
-                            for r in rev.itertuples()
-                        ],
-                    ],
-                )
-            )
+        out += [_factor_finding(factor, g, test) for factor, g in order.groupby("factor", sort=False)]
     if lead is not None and not order.empty:
         a, b = lead
         g = order[(order.a == a) & (order.b == b) & order.metric.str.endswith("_mse")]  # the MSEs of f and f'
@@ -236,40 +218,62 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
                 )
             )
     if not lam.empty:
-        for (factor, metric), g in lam.groupby(["factor", "metric"], sort=False):
-            if not factor:
-                continue
-            details, helped, hurt = [], [], []
-            for act, ga in g.groupby("activation", sort=False):
-                ratios = ", ".join(
-                    f"{_levels([r.level])}: {tables.sci(r.ratio)} ({tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})"
-                    for r in ga.sort_values("level").itertuples()
-                )
-                helps = ga[ga.helps == "yes"].sort_values("level")
-                hurts = ga[ga.helps == "no: worse"].sort_values("level")
-                said = (
-                    f"helps significantly at {_levels(list(helps.level))}"
-                    if len(helps)
-                    else "helps significantly nowhere"
-                )
-                if len(hurts):
-                    said += f", hurts significantly at {_levels(list(hurts.level))}"
-                    hurt.append(act)
-                if len(helps) == len(ga):
-                    helped.append(act)
-                details.append(f"{act} {ratios}: {said}.")
-            out.append(
-                (
-                    f"The derivative loss by {factor}, {METRIC_LABELS[metric]}: helps at every level for "
-                    f"{', '.join(helped) or 'none'}; hurts somewhere for {', '.join(hurt) or 'none'}.",
-                    [
-                        f"Error at lambda 1 over lambda 0 per level, 95% CI; Wilcoxon over seeds, Holm over the levels "
-                        f"of {factor}, p < {ALPHA}.",
-                        *details,
-                    ],
-                )
-            )
+        out += [
+            _lambda_finding(factor, metric, g)
+            for (factor, metric), g in lam.groupby(["factor", "metric"], sort=False)
+            if factor
+        ]
     return out
+
+
+def _factor_finding(factor: str, g: pd.DataFrame, test: str) -> Finding:
+    """How the verdicts changed one factor away (order_table's rows of that factor), the
+    reversals named."""
+    counts = g.change.value_counts()
+    shown = ", ".join(f"{k} {int(counts.get(k, 0))}" for k in CHANGES)
+    levels = _levels(sorted(set(g.level)))
+    rev = g[g.change == "reversed"]
+    return (
+        f"{factor} at {levels}: of {len(g)} verdicts (pair x metric x level), {shown}.",
+        [
+            f"Each level against {factor}={g.level_from.iloc[0]} with the rest equal; {test}",
+            *[
+                f"Reversed: {r.a} vs {r.b}, {METRIC_LABELS[r.metric]}, {factor}={r.level}"
+                f"{f' ({r.context})' if r.context else ''}: {r.verdict_from} at {factor}={r.level_from}, "
+                f"{r.verdict} here (ratio {r.a}/{r.b} {tables.sci(r.ratio)}, 95% CI "
+                f"{tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})."
+                for r in rev.itertuples()
+            ],
+        ],
+    )
+
+
+def _lambda_finding(factor: str, metric: str, g: pd.DataFrame) -> Finding:
+    """The derivative loss along one factor on one metric (lambda_table's rows), per activation."""
+    details, helped, hurt = [], [], []
+    for act, ga in g.groupby("activation", sort=False):
+        ratios = ", ".join(
+            f"{_levels([r.level])}: {tables.sci(r.ratio)} ({tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})"
+            for r in ga.sort_values("level").itertuples()
+        )
+        helps = ga[ga.helps == "yes"].sort_values("level")
+        hurts = ga[ga.helps == "no: worse"].sort_values("level")
+        said = f"helps significantly at {_levels(list(helps.level))}" if len(helps) else "helps significantly nowhere"
+        if len(hurts):
+            said += f", hurts significantly at {_levels(list(hurts.level))}"
+            hurt.append(act)
+        if len(helps) == len(ga):
+            helped.append(act)
+        details.append(f"{act} {ratios}: {said}.")
+    return (
+        f"The derivative loss by {factor}, {METRIC_LABELS[metric]}: helps at every level for "
+        f"{', '.join(helped) or 'none'}; hurts somewhere for {', '.join(hurt) or 'none'}.",
+        [
+            f"Error at lambda 1 over lambda 0 per level, 95% CI; Wilcoxon over seeds, Holm over the levels "
+            f"of {factor}, p < {ALPHA}.",
+            *details,
+        ],
+    )
 
 
 def _where(rows: pd.DataFrame) -> str:

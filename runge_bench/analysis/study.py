@@ -154,18 +154,7 @@ def study_results(
             f"{len(bad)} runs' curves and predictions could not be read (a damaged row) and "
             f"are left out of the figures: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}."
         )
-    found = findings(
-        df,
-        t.comparisons,
-        t.effects,
-        t.reproduction,
-        t.ranking,
-        t.summary,
-        t.baseline_summary,
-        cell,
-        t.cell_rankings,
-        t.floor,
-    )
+    found = _findings(df, t, cell)
     sens, versus = _sensitivity(df, t, cell, order), _zoo(df, order)
     tuned = _tuned(df, tune, order) if tune else None
     offers = [  # in the order "At a glance" takes the first that offers any
@@ -196,6 +185,21 @@ def study_results(
         glance=picked,
         glance_rule=rule,
         offers=offers,
+    )
+
+
+def _findings(df: pd.DataFrame, t: Tables, cell: dict) -> dict[str, list[Finding]]:
+    return findings(
+        df,
+        t.comparisons,
+        t.effects,
+        t.reproduction,
+        t.ranking,
+        t.summary,
+        t.baseline_summary,
+        cell,
+        t.cell_rankings,
+        t.floor,
     )
 
 

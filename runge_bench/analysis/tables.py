@@ -147,44 +147,14 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None, against:
     """
     axes = cell_axes(df)
     order = order if order is not None else activation_order(df.activation)
-    ok = df[df.status == "ok"]
     rows = []
-    for key, g in _groups(ok, axes):
+    for key, g in _groups(df[df.status == "ok"], axes):
         acts = [a for a in order if a in set(g.activation)]
         if against is None:
             pairs = list(itertools.combinations(acts, 2))
         else:
             pairs = [(a, against) for a in acts if a != against] if against in acts else []
-        family = len(pairs)  # Holm's family: the pairs of this cell and metric
-        for a, b in pairs:
-            pa = g[g.activation == a].set_index("seed")
-            pb = g[g.activation == b].set_index("seed")
-            seeds = sorted(set(pa.index) & set(pb.index))
-            for metric in METRICS:
-                xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
-                t = stats.paired_test(xa, xb)
-                rows.append(
-                    {
-                        **dict(zip(axes, key)),
-                        "metric": metric,
-                        "a": a,
-                        "b": b,
-                        "n_pairs": t.n_pairs,
-                        "a_wins": t.a_wins,
-                        "ties": t.ties,
-                        "median_ratio": t.median_ratio,
-                        "ratio": t.ratio,
-                        "ratio_lo": t.ratio_ci[0],
-                        "ratio_hi": t.ratio_ci[1],
-                        "detectable_ratio": stats.detectable_ratio(xa, xb, family),
-                        "share_a_lower": t.share,
-                        "share_lo": t.share_ci[0],
-                        "share_hi": t.share_ci[1],
-                        "favours": t.favours,
-                        "p_wilcoxon": t.p_value,
-                        "note": t.note,
-                    }
-                )
+        rows += [{**dict(zip(axes, key)), **row} for row in _pair_rows(g, pairs)]
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -195,30 +165,66 @@ def comparisons_table(df: pd.DataFrame, order: list[str] | None = None, against:
     # The report-wide family: every pair of every cell and metric, false discovery rate controlled.
     out["p_bh"] = stats.benjamini_hochberg(out["p_wilcoxon"].to_numpy(float))
     out["p_by"] = stats.benjamini_yekutieli(out["p_wilcoxon"].to_numpy(float))  # any dependence
-    cols = [
-        *axes,
-        "metric",
-        "a",
-        "b",
-        "n_pairs",
-        "a_wins",
-        "ties",
-        "median_ratio",
-        "ratio",
-        "ratio_lo",
-        "ratio_hi",
-        "detectable_ratio",
-        "share_a_lower",
-        "share_lo",
-        "share_hi",
-        "favours",
-        "p_wilcoxon",
-        "p_holm",
-        "p_bh",
-        "p_by",
-        "note",
-    ]
-    return out[cols]
+    return out[[*axes, *COMPARISON_COLUMNS]]
+
+
+COMPARISON_COLUMNS = [  # comparisons_table's, after the cell's axes
+    "metric",
+    "a",
+    "b",
+    "n_pairs",
+    "a_wins",
+    "ties",
+    "median_ratio",
+    "ratio",
+    "ratio_lo",
+    "ratio_hi",
+    "detectable_ratio",
+    "share_a_lower",
+    "share_lo",
+    "share_hi",
+    "favours",
+    "p_wilcoxon",
+    "p_holm",
+    "p_bh",
+    "p_by",
+    "note",
+]
+
+
+def _pair_rows(g: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[dict]:
+    """The paired tests of one cell's ok runs `g`, every pair and metric (Holm's family: the pairs
+    of this cell and metric, len(pairs) of them)."""
+    rows = []
+    for a, b in pairs:
+        pa = g[g.activation == a].set_index("seed")
+        pb = g[g.activation == b].set_index("seed")
+        seeds = sorted(set(pa.index) & set(pb.index))
+        for metric in METRICS:
+            xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
+            t = stats.paired_test(xa, xb)
+            rows.append(
+                {
+                    "metric": metric,
+                    "a": a,
+                    "b": b,
+                    "n_pairs": t.n_pairs,
+                    "a_wins": t.a_wins,
+                    "ties": t.ties,
+                    "median_ratio": t.median_ratio,
+                    "ratio": t.ratio,
+                    "ratio_lo": t.ratio_ci[0],
+                    "ratio_hi": t.ratio_ci[1],
+                    "detectable_ratio": stats.detectable_ratio(xa, xb, len(pairs)),
+                    "share_a_lower": t.share,
+                    "share_lo": t.share_ci[0],
+                    "share_hi": t.share_ci[1],
+                    "favours": t.favours,
+                    "p_wilcoxon": t.p_value,
+                    "note": t.note,
+                }
+            )
+    return rows
 
 
 def axis_steps(df: pd.DataFrame, axis: str, reference: object) -> list[tuple[object, object]]:

@@ -125,15 +125,7 @@ def smoothness_table(df: pd.DataFrame, metrics: list[str], by: str | None = "der
             wide = wide.reindex(columns=known).dropna()
             if wide.empty:
                 continue
-            ranks = st.rankdata(wide.to_numpy(float), axis=1)
-            mean_rank = dict(zip(known, ranks.mean(axis=0)))
-            is_rough = np.array([a in rough for a in known])
-            observed = mean_rank_gap(ranks.mean(axis=0), is_rough)
-            gaps = [
-                mean_rank_gap(ranks.mean(axis=0), np.isin(np.arange(len(known)), pick))
-                for pick in itertools.combinations(range(len(known)), len(rough))
-            ]
-            p = float(np.mean(np.asarray(gaps) >= observed - 1e-12))
+            mean_rank, p = _exact_rank_test(wide, known, rough)
             med = part.groupby([*axes, "activation"])[metric].median().unstack("activation").reindex(columns=known)
             share, separated = [], 0
             for _, row in med.dropna().iterrows():
@@ -160,6 +152,21 @@ def smoothness_table(df: pd.DataFrame, metrics: list[str], by: str | None = "der
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _exact_rank_test(wide: pd.DataFrame, known: list[str], rough: list[str]) -> tuple[dict[str, float], float]:
+    """Within each block (a row of `wide`: errors of the `known` activations), ranks by error; the
+    mean rank of each activation, and the exact one-sided p of the rough ones' mean-rank gap over
+    every way to call as many of the known activations rough."""
+    ranks = st.rankdata(wide.to_numpy(float), axis=1)
+    mean_rank = dict(zip(known, ranks.mean(axis=0)))
+    is_rough = np.array([a in rough for a in known])
+    observed = mean_rank_gap(ranks.mean(axis=0), is_rough)
+    gaps = [
+        mean_rank_gap(ranks.mean(axis=0), np.isin(np.arange(len(known)), pick))
+        for pick in itertools.combinations(range(len(known)), len(rough))
+    ]
+    return mean_rank, float(np.mean(np.asarray(gaps) >= observed - 1e-12))
 
 
 def mean_rank_gap(mean_ranks: np.ndarray, is_rough: np.ndarray) -> float:
@@ -205,78 +212,85 @@ def findings(
     family = summary.a.nunique() if not summary.empty else 0
     grid = " x ".join(axes) or "one cell"
     for metric, g in summary.groupby("metric", sort=False):
-        label = METRIC_LABELS[metric]
-        cells, seeds = int(g.cells.max()), int(g.seeds.max())
-        sig = g.p_across_cells_holm < stats.ALPHA
-        lower, higher = g[sig & (g.ratio_across_cells < 1)], g[sig & (g.ratio_across_cells > 1)]
-        by_ratio = g.sort_values("ratio_across_cells")
-        out.append(
-            (
-                f"{label}, over all cells: {len(lower)} of {family} challengers below {INCUMBENT}, {len(higher)} above, "
-                f"{family - len(lower) - len(higher)} inconclusive; lowest ratio {_ratio(by_ratio.iloc[0])}, "
-                f"highest {_ratio(by_ratio.iloc[-1])}.",
-                [
-                    f"Error ratio challenger/{INCUMBENT}: per seed the log ratio averaged over the {cells} cells "
-                    f"({grid}); Hodges-Lehmann over {seeds} seeds, exact 95% CI.",
-                    f"Wilcoxon over seeds, Holm over the {family} challengers, p < {stats.ALPHA}.",
-                ],
-            )
-        )
-        beat = g[g.a_better > 0]
-        lost = g[g.b_better > 0]
-        out.append(
-            (
-                f"{label}, cell by cell: below {INCUMBENT} somewhere: "
-                + (
-                    ", ".join(
-                        f"{r.a} ({_cells(r.a_better)}{_where(versus, r.a, metric, axes)})" for r in beat.itertuples()
-                    )
-                    or "none"
-                )
-                + f"; {INCUMBENT} below: "
-                + (", ".join(f"{r.a} ({r.b_better})" for r in lost.itertuples()) or "none")
-                + ".",
-                [
-                    f"{family} challengers x {cells} cells ({grid}); Wilcoxon on log ratios over seeds, Holm over the "
-                    f"{family} challengers of each cell, p < {stats.ALPHA}.",
-                    "A cell without a verdict is inconclusive, not a tie.",
-                ],
-            )
-        )
+        out += _against_incumbent(metric, g, family, axes, versus)
     for metric, g in ranks.groupby("metric", sort=False):
-        if INCUMBENT not in set(g.activation) or "sin" not in set(g.activation):
-            continue
-        r = g[g.activation == "sin"].iloc[0]
-        t = g[g.activation == INCUMBENT].iloc[0]
-        out.append(
-            (
-                f"{METRIC_LABELS[metric]}: sine (SIREN's initialisation) ranks {r.best_rank:g}-{r.worst_rank:g} of "
-                f"{r.of} (median {r.median_rank:g}); {INCUMBENT} {t.best_rank:g}-{t.worst_rank:g} (median "
-                f"{t.median_rank:g}).",
-                [
-                    f"Rank by median error over seeds within each of {r.cells} cells ({grid}).",
-                    "Ranks say which is lower, not by how much (the ratios do).",
-                ],
-            )
-        )
+        if INCUMBENT in set(g.activation) and "sin" in set(g.activation):
+            out.append(_sine(metric, g, grid))
     for r in smoothness[smoothness.metric == focus].itertuples() if not smoothness.empty else []:
-        level = getattr(r, "deriv_weight", "all")
-        where = "all cells" if level == "all" else f"deriv_weight = {level:g}"
-        verdict = "rank lower (better) than" if r.mean_rank_smooth < r.mean_rank_rough else "rank no lower than"
-        significant = "significant" if r.p_exact < stats.ALPHA else "not significant: inconclusive"
-        out.append(
-            (
-                f"{METRIC_LABELS[r.metric]}, {where}: the smooth activations {verdict} the rough ones: mean rank "
-                f"{r.mean_rank_smooth:.2f} against {r.mean_rank_rough:.2f}; fully apart in {r.cells_separated} of "
-                f"{r.cells} cells.",
-                [
-                    f"Smooth (twice continuously differentiable): {r.smooth}; rough: {r.rough}.",
-                    f"Ranks within {r.blocks} (cell, seed) blocks; worst smooth {r.lowest_smooth}, best rough "
-                    f"{r.best_rough}.",
-                    f"Exact one-sided test over the {r.labelings} ways to call {len(r.rough.split(', '))} of the "
-                    f"activations rough: p = {tables.sci(r.p_exact)}, {significant} (smallest possible p "
-                    f"{tables.sci(1 / r.labelings)}).",
-                ],
-            )
-        )
+        out.append(_smoothness_finding(r))
     return out
+
+
+def _against_incumbent(
+    metric: str, g: pd.DataFrame, family: int, axes: list[str], versus: pd.DataFrame
+) -> list[Finding]:
+    """versus_summary's rows of one metric: the challengers over all cells, then cell by cell."""
+    grid = " x ".join(axes) or "one cell"
+    label = METRIC_LABELS[metric]
+    cells, seeds = int(g.cells.max()), int(g.seeds.max())
+    sig = g.p_across_cells_holm < stats.ALPHA
+    lower, higher = g[sig & (g.ratio_across_cells < 1)], g[sig & (g.ratio_across_cells > 1)]
+    by_ratio = g.sort_values("ratio_across_cells")
+    over_all = (
+        f"{label}, over all cells: {len(lower)} of {family} challengers below {INCUMBENT}, {len(higher)} above, "
+        f"{family - len(lower) - len(higher)} inconclusive; lowest ratio {_ratio(by_ratio.iloc[0])}, "
+        f"highest {_ratio(by_ratio.iloc[-1])}.",
+        [
+            f"Error ratio challenger/{INCUMBENT}: per seed the log ratio averaged over the {cells} cells "
+            f"({grid}); Hodges-Lehmann over {seeds} seeds, exact 95% CI.",
+            f"Wilcoxon over seeds, Holm over the {family} challengers, p < {stats.ALPHA}.",
+        ],
+    )
+    beat = g[g.a_better > 0]
+    lost = g[g.b_better > 0]
+    by_cell = (
+        f"{label}, cell by cell: below {INCUMBENT} somewhere: "
+        + (
+            ", ".join(f"{r.a} ({_cells(r.a_better)}{_where(versus, r.a, metric, axes)})" for r in beat.itertuples())
+            or "none"
+        )
+        + f"; {INCUMBENT} below: "
+        + (", ".join(f"{r.a} ({r.b_better})" for r in lost.itertuples()) or "none")
+        + ".",
+        [
+            f"{family} challengers x {cells} cells ({grid}); Wilcoxon on log ratios over seeds, Holm over the "
+            f"{family} challengers of each cell, p < {stats.ALPHA}.",
+            "A cell without a verdict is inconclusive, not a tie.",
+        ],
+    )
+    return [over_all, by_cell]
+
+
+def _sine(metric: str, g: pd.DataFrame, grid: str) -> Finding:
+    """Where sine (SIREN's initialisation) and the incumbent rank (ranks_table's rows of a metric)."""
+    r = g[g.activation == "sin"].iloc[0]
+    t = g[g.activation == INCUMBENT].iloc[0]
+    return (
+        f"{METRIC_LABELS[metric]}: sine (SIREN's initialisation) ranks {r.best_rank:g}-{r.worst_rank:g} of "
+        f"{r.of} (median {r.median_rank:g}); {INCUMBENT} {t.best_rank:g}-{t.worst_rank:g} (median "
+        f"{t.median_rank:g}).",
+        [
+            f"Rank by median error over seeds within each of {r.cells} cells ({grid}).",
+            "Ranks say which is lower, not by how much (the ratios do).",
+        ],
+    )
+
+
+def _smoothness_finding(r) -> Finding:
+    """One row of smoothness_table, said."""
+    level = getattr(r, "deriv_weight", "all")
+    where = "all cells" if level == "all" else f"deriv_weight = {level:g}"
+    verdict = "rank lower (better) than" if r.mean_rank_smooth < r.mean_rank_rough else "rank no lower than"
+    significant = "significant" if r.p_exact < stats.ALPHA else "not significant: inconclusive"
+    return (
+        f"{METRIC_LABELS[r.metric]}, {where}: the smooth activations {verdict} the rough ones: mean rank "
+        f"{r.mean_rank_smooth:.2f} against {r.mean_rank_rough:.2f}; fully apart in {r.cells_separated} of "
+        f"{r.cells} cells.",
+        [
+            f"Smooth (twice continuously differentiable): {r.smooth}; rough: {r.rough}.",
+            f"Ranks within {r.blocks} (cell, seed) blocks; worst smooth {r.lowest_smooth}, best rough {r.best_rough}.",
+            f"Exact one-sided test over the {r.labelings} ways to call {len(r.rough.split(', '))} of the "
+            f"activations rough: p = {tables.sci(r.p_exact)}, {significant} (smallest possible p "
+            f"{tables.sci(1 / r.labelings)}).",
+        ],
+    )

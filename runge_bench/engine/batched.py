@@ -182,57 +182,67 @@ def train_batched(
         best.restore(s.theta, torch.tensor([c.checkpoint == "best_val" for c in configs], device=device))
     engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
     wall_each = (time.perf_counter() - start) / M
-    results = []
-    for i, config in enumerate(configs):
-        member_curves = dict(zip(CURVES, history[:, i]))
-        if i in diverged_at:
-            results.append(
-                make_result(
-                    config,
-                    "diverged",
-                    member_curves,
-                    diverged_at[i],
-                    start,
-                    engine,
-                    device,
-                    diverged_epoch=diverged_at[i],
-                    wall_s=wall_each,
-                )
-            )
-            continue
-        member = [(w[i : i + 1], b[i : i + 1]) for w, b in s.params]
-        if config.optimizer != "adam":
-            results.append(
-                finish_refined(
-                    config,
-                    member,
-                    splits[i],
-                    member_curves,
-                    start,
-                    engine,
-                    device,
-                    tuple(t[i : i + 1] for t in train),
-                    tuple(t[i : i + 1] for t in val),
-                    wall_adam=wall_each,
-                )
-            )
-            continue
-        results.append(
-            make_result(
-                config,
-                "ok",
-                member_curves,
-                c0.epochs,
-                start,
-                engine,
-                device,
-                predict=predictor(member, fns.predict, dtype, device),
-                split=splits[i],
-                wall_s=wall_each,
-                best_epochs=best_history[i] if config.checkpoint == "best_val" else None,
-            )
+    trained = _Trained(s, history, diverged_at, best_history, splits, train, val, wall_each)
+    return [_member_result(trained, i, c, engine, fns, start, device) for i, c in enumerate(configs)]
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """A stacked model after its epochs, with what each member's result is made from."""
+
+    stack: _Stack
+    history: np.ndarray  # CURVES x members x epochs
+    diverged_at: dict[int, int]  # member -> the epoch its loss turned non-finite
+    best_history: np.ndarray  # members x epochs: the best epoch so far (checkpoint "best_val")
+    splits: list[Split]
+    train: tuple[Tensor, ...]  # x, f, f' each (M, Ntr, 1)
+    val: tuple[Tensor, ...]
+    wall_each: float  # the group's wall time so far, shared by its members
+
+
+def _member_result(t: _Trained, i: int, config: RunConfig, engine: str, fns, start: float, device: str) -> RunResult:
+    """Member i's result: diverged, refined after Adam (finish_refined), or scored as trained."""
+    wall_each = t.wall_each
+    member_curves = dict(zip(CURVES, t.history[:, i]))
+    if i in t.diverged_at:
+        return make_result(
+            config,
+            "diverged",
+            member_curves,
+            t.diverged_at[i],
+            start,
+            engine,
+            device,
+            diverged_epoch=t.diverged_at[i],
+            wall_s=wall_each,
         )
-    return results
+    member = [(w[i : i + 1], b[i : i + 1]) for w, b in t.stack.params]
+    if config.optimizer != "adam":
+        return finish_refined(
+            config,
+            member,
+            t.splits[i],
+            member_curves,
+            start,
+            engine,
+            device,
+            tuple(x[i : i + 1] for x in t.train),
+            tuple(x[i : i + 1] for x in t.val),
+            wall_adam=wall_each,
+        )
+    return make_result(
+        config,
+        "ok",
+        member_curves,
+        t.history.shape[2],
+        start,
+        engine,
+        device,
+        predict=predictor(member, fns.predict, t.train[0].dtype, device),
+        split=t.splits[i],
+        wall_s=wall_each,
+        best_epochs=t.best_history[i] if config.checkpoint == "best_val" else None,
+    )
 
 
 def _check_group(configs: list[RunConfig], device: str, kernels: str) -> None:

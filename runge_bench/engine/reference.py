@@ -28,6 +28,9 @@ def shuffled_batches(n: int, batch_size: int | None, g: torch.Generator) -> list
 
 def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
     """Train one run the seed report's way: nn.Sequential, double backward, torch.optim.Adam."""
+    # One function on purpose (over the package's 60 lines, tests/test_layers.py lists it): this
+    # is the yardstick every other engine is tested against, and it reads as the seed report's
+    # loop does, top to bottom: data, model, epochs, checkpoint, refinement or result.
     start = time.perf_counter()
     dtype = getattr(torch, config.dtype)
     split = make_split(config.n_points, config.val_fraction, config.seed)

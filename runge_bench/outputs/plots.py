@@ -641,6 +641,41 @@ def data_profiles_figure(table: pd.DataFrame, order: list[str], title: str) -> p
     )
 
 
+VERSUS_MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]  # one per cell of the other axes
+
+
+def _versus_marks(
+    ax: Axes, g: pd.DataFrame, cells: pd.DataFrame, axes_names: list[str], acts: list[str], label: bool
+) -> None:
+    """One panel's ratios (versus_table's rows `g`): per challenger a row, per cell a marker and
+    its interval, offset along the row; filled where significant. label: name the cells (the
+    first panel's first row) for the legend."""
+    for k, (_, cell) in enumerate(cells.iterrows()):
+        c = g
+        for name in axes_names:
+            c = c[c[name] == cell[name]]
+        offset = (k - (len(cells) - 1) / 2) * 0.8 / max(len(cells), 1)
+        for row, act in enumerate(acts):
+            r = c[c.a == act]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            y = row + offset
+            sig = bool(r.p_holm < 0.05)
+            if np.isfinite(r.ratio_lo):
+                ax.plot([r.ratio_lo, r.ratio_hi], [y, y], color=PALETTE[act], lw=1)
+            ax.plot(
+                [r.ratio],
+                [y],
+                marker=VERSUS_MARKERS[k % len(VERSUS_MARKERS)],
+                ms=4,
+                color=PALETTE[act],
+                mfc=PALETTE[act] if sig else "white",
+                ls="none",
+                label=", ".join(f"{n} {cell[n]}" for n in axes_names) if row == 0 and label else None,
+            )
+
+
 def versus_figure(
     versus: pd.DataFrame, metrics: list[str], order: list[str], incumbent: str, columns: str | None, title: str
 ) -> plt.Figure:
@@ -653,7 +688,7 @@ def versus_figure(
     levels = list(dict.fromkeys(sorted(versus[columns].unique()))) if columns else [None]
     axes_names = [c for c in versus.columns[: list(versus.columns).index("metric")] if c != columns]
     cells = versus[axes_names].drop_duplicates().sort_values(axes_names) if axes_names else pd.DataFrame([{}])
-    markers = ["o", "s", "D", "^", "v", "P", "X", "*"]
+    markers = VERSUS_MARKERS
     fig, grid = plt.subplots(
         len(metrics),
         len(levels),
@@ -667,31 +702,7 @@ def versus_figure(
             g = versus[versus.metric == metric]
             if columns:
                 g = g[g[columns] == level]
-            for k, (_, cell) in enumerate(cells.iterrows()):
-                c = g
-                for name in axes_names:
-                    c = c[c[name] == cell[name]]
-                offset = (k - (len(cells) - 1) / 2) * 0.8 / max(len(cells), 1)
-                for row, act in enumerate(acts):
-                    r = c[c.a == act]
-                    if r.empty:
-                        continue
-                    r = r.iloc[0]
-                    y = row + offset
-                    sig = bool(r.p_holm < 0.05)
-                    if np.isfinite(r.ratio_lo):
-                        ax.plot([r.ratio_lo, r.ratio_hi], [y, y], color=PALETTE[act], lw=1)
-                    label = ", ".join(f"{n} {cell[n]}" for n in axes_names) if row == 0 and i == j == 0 else None
-                    ax.plot(
-                        [r.ratio],
-                        [y],
-                        marker=markers[k % len(markers)],
-                        ms=4,
-                        color=PALETTE[act],
-                        mfc=PALETTE[act] if sig else "white",
-                        ls="none",
-                        label=label,
-                    )
+            _versus_marks(ax, g, cells, axes_names, acts, label=i == j == 0)
             ax.axvline(1.0, color=PALETTE[incumbent], lw=1, ls="--")
             ax.set_xscale("log")
             ax.set_yticks(range(len(acts)), acts if j == 0 else [""] * len(acts), fontsize=7)
