@@ -10,6 +10,8 @@ from runge_bench.engine.reference import train_reference
 from runge_bench.problem.config import RunConfig
 from runge_bench.runs.store import Store, thin_curves
 
+from .helpers import ROOT
+
 # A learning rate high enough that the validation loss is not monotone: the best epoch is not the last.
 RUN = RunConfig("tanh", seed=1, width=16, n_points=200, epochs=200, lr=3e-2, checkpoint="best_val")
 
@@ -54,3 +56,27 @@ def test_the_best_epoch_survives_storage(tmp_path):
         store.write(result)
         curves, _ = store.arrays([result.run_id])[result.run_id]
     assert int(curves["best_epoch"][-1]) == result.best_epoch
+
+
+def test_the_stored_best_epoch_reaches_the_report(tmp_path):
+    """A store of best_val runs: the results object and report.md say the epoch each was scored at,
+    as stored, and a study without the checkpoint has no such section."""
+    from runge_bench import api
+    from runge_bench.outputs.report import build_report
+    from runge_bench.runs.loading import resolve
+
+    runs = [dataclasses.replace(RUN, seed=s, epochs=60) for s in (1, 2, 3)]
+    runs += [dataclasses.replace(r, checkpoint="last") for r in runs]
+    results = train_batched(runs)
+    with Store(tmp_path / "s" / "runs.sqlite", create=True) as store:
+        for r in results:
+            store.write(r)
+    table = api.results(tmp_path / "s").tables.checkpoints
+    assert len(table) == 1 and table.iloc[0].n_ok == 3  # the best_val runs only
+    best = sorted(r.best_epoch for r in results if r.best_epoch is not None)
+    assert table.iloc[0].best_epoch_min == best[0] and table.iloc[0].best_epoch_max == best[-1]
+    assert table.iloc[0].before_last == sum(b < 60 for b in best)
+    build_report(resolve(str(tmp_path / "s"), tmp_path), draw=False)
+    text = (tmp_path / "s" / "report.md").read_text()
+    assert "## Checkpoints" in text and (tmp_path / "s" / "tables" / "checkpoints.csv").exists()
+    assert "## Checkpoints" not in (ROOT / "results" / "smoke" / "report.md").read_text()

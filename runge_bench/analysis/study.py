@@ -51,6 +51,7 @@ class Tables:
     profiles: pd.DataFrame  # profiles.profiles_table (empty with one activation or one cell)
     floor: pd.DataFrame  # tables.floor_table
     refinement: pd.DataFrame  # tables.refinement_table
+    checkpoints: pd.DataFrame  # tables.checkpoint_table (empty without checkpoint "best_val")
     compact: bool  # many cells: the report shows compact views of the summary and comparisons
 
 
@@ -205,12 +206,13 @@ def _findings(df: pd.DataFrame, t: Tables, cell: dict) -> dict[str, list[Finding
 
 def _arrays_wanted(df: pd.DataFrame) -> list[str]:
     """The runs whose curves and predictions a report reads: every run for the data profiles (two
-    or more activations), else the reference cell's ok runs (of every target) and the refined ones."""
+    or more activations), else the reference cell's ok runs (of every target), the refined ones
+    and those scored at their best epoch."""
     if df.activation.nunique() >= 2:
         return list(df.run_id)
     ok = df[df.status == "ok"]
     cell = {k: v for k, v in tables.reference_cell(df).items() if k != "target"}
-    wanted = set(tables.select(ok, cell).run_id) | set(ok[ok.optimizer != "adam"].run_id)
+    wanted = set(tables.select(ok, cell).run_id) | set(ok[(ok.optimizer != "adam") | (ok.checkpoint != "last")].run_id)
     return sorted(wanted)
 
 
@@ -242,6 +244,7 @@ def _tables(df: pd.DataFrame, cell: dict, order: list[str], contents: StoreConte
         cell_rankings=tables.cell_rankings(df, GRID_MSE, order),
         floor=tables.floor_table(df, summary, baselines, bsum),
         refinement=tables.refinement_table(df, contents.last_epochs()),
+        checkpoints=tables.checkpoint_table(df, contents.best_epochs(), order),
         profiles=(
             profiles.profiles_table(df, list(KEY_METRICS), order)
             if len(order) >= 2 and profiles.has_cells(df)

@@ -574,6 +574,37 @@ def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.Data
     return pd.DataFrame(rows)
 
 
+def checkpoint_table(df: pd.DataFrame, best_epochs: dict[str, float], order: list[str]) -> pd.DataFrame:
+    """Per cell and activation of the runs scored at their best validation epoch (checkpoint
+    "best_val"): the epoch each was scored at, as stored with it (its median and range), and how
+    many stopped improving before their last epoch. best_epochs: run_id -> that epoch. Empty when
+    no run uses the checkpoint."""
+    ok = df[(df.status == "ok") & (df.checkpoint == "best_val")]
+    if ok.empty:
+        return pd.DataFrame()
+    axes = [a for a in cell_axes(df) if a != "checkpoint" and ok[a].nunique() > 1]  # where these runs differ
+    rank = {a: i for i, a in enumerate(order)}
+    rows = []
+    for key, g in _groups(ok, axes):
+        for act, ga in sorted(g.groupby("activation"), key=lambda item: rank.get(item[0], len(rank))):
+            best = np.array([best_epochs.get(r, np.nan) for r in ga.run_id])
+            known = np.isfinite(best)
+            rows.append(
+                {
+                    "activation": act,
+                    **dict(zip(axes, key)),
+                    "n_ok": len(ga),
+                    "epochs": int(ga.epochs.max()),
+                    "best_epoch_median": float(np.median(best[known])) if known.any() else np.nan,
+                    "best_epoch_min": int(best[known].min()) if known.any() else pd.NA,
+                    "best_epoch_max": int(best[known].max()) if known.any() else pd.NA,
+                    "before_last": int((best[known] < ga.epochs.to_numpy()[known]).sum()),
+                    "not_recorded": int((~known).sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 MAX_SUMMARY_COLUMNS = 6  # more levels than this become rows, not columns (a page's width)
 
 

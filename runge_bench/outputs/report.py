@@ -86,6 +86,7 @@ def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[s
     lines += _baselines_section(t.baseline_summary)
     lines += _floor_section(t.floor, tables.cell_axes(df)) + shown("floor_gap")
     lines += _refinement_section(t.refinement)
+    lines += _checkpoints_section(t.checkpoints)
     lines += _comparisons_section(t.comparisons, t.compact, df)
     lines += _ranking_section(t.ranking) + shown("ranking", "profiles", "data_profiles")
     lines += sensitivity_section(r, by_stem.get("sensitivity_lead"))
@@ -268,6 +269,21 @@ def _refinement_section(refinement: pd.DataFrame) -> list[str]:
         "as ok.",
         "",
         to_markdown(refinement),
+    ]
+
+
+def _checkpoints_section(checkpoints: pd.DataFrame) -> list[str]:
+    if checkpoints.empty:
+        return []
+    return [
+        "## Checkpoints",
+        "",
+        "Runs with checkpoint best_val are scored with the parameters of the epoch whose validation loss "
+        "(MSE(f) + deriv_weight x MSE(f′)) was lowest: per cell, that epoch as stored with each run (median and "
+        "range), and the runs whose best epoch came before their last. The validation split chose the "
+        "epoch, so these runs' validation errors are optimistic; their dense-grid errors are not.",
+        "",
+        to_markdown(checkpoints.assign(best_epoch_median=[f"{v:g}" for v in checkpoints.best_epoch_median])),
     ]
 
 

@@ -36,6 +36,7 @@ def write_tables(r: StudyResults, d: Path) -> None:
         "reproduction": t.reproduction,
         "cell_rankings": t.cell_rankings,
         "refinement": t.refinement,
+        "checkpoints": t.checkpoints,
         "profiles": t.profiles,
     }
     if r.sensitivity:

@@ -196,6 +196,16 @@ class StoreContents:
             if rid in self.arrays and len((c := self.arrays[rid][0]).get("epoch", ()))
         }
 
+    def best_epochs(self) -> dict[str, float]:
+        """run_id -> the epoch whose parameters an ok checkpoint "best_val" run was scored with, as
+        its stored curves record it (RunResult.best_epoch)."""
+        scored = self.runs[(self.runs.status == "ok") & (self.runs.checkpoint == "best_val")]
+        return {
+            rid: float(c["best_epoch"][-1])
+            for rid in scored.run_id
+            if rid in self.arrays and len((c := self.arrays[rid][0]).get("best_epoch", ()))
+        }
+
 
 def read_store(source: Source, arrays_for: Callable[[pd.DataFrame], list[str]]) -> StoreContents:
     """The store opened once: its runs (load_runs), the study's text, every run's versions, and
