@@ -280,7 +280,10 @@ def index(
     """Write RESULTS_DIR/README.md: one page over every report and comparison in it (from the reports)."""
     from .outputs.index import write_index
 
-    out.print(f"wrote {write_index(results_dir)}", markup=False)
+    path, skipped = write_index(results_dir)
+    for line in skipped:
+        err.print(f"skipped {line}", markup=False, soft_wrap=True)
+    out.print(f"wrote {path}", markup=False)
 
 
 @app.command()

@@ -62,11 +62,11 @@ def tuned_offer(said: list[Finding], order: list[str]) -> list[Finding]:
     pair = headline_pair(order)
     if not pair:
         return []
-    return [
+    return [  # in each cell of the other axes, where the study has them (tuning.findings names it)
         f
         for metric in ("val_df_mse", "val_f_mse")
         for f in said
-        if f[0].startswith(f"Tuned, {METRIC_LABELS[metric]}: {pair[0]} vs {pair[1]}")
+        if f[0].startswith("Tuned") and f", {METRIC_LABELS[metric]}: {pair[0]} vs {pair[1]}:" in f[0]
     ]
 
 

@@ -67,13 +67,24 @@ def _share_ci(wins: int, ties: int, n: int, level: float) -> tuple[float, float]
     return float(lo), float(hi)
 
 
+EXACT_NULL_MAX = 400  # pairs: the signed-rank null exact up to here, its normal approximation beyond
+
+
 def _signed_rank_null(n: int) -> np.ndarray:
-    """P(W+ <= w) for w = 0 .. n(n+1)/2 under the null (exact: the counts of subsets of 1..n by sum)."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
+    """P(W+ <= w) for w = 0 .. n(n+1)/2 under the null: exact (the counts of subsets of 1..n by
+    sum, halved at each step so that no count overflows: halving is exact in binary floating
+    point) up to EXACT_NULL_MAX pairs; beyond, the normal approximation with continuity
+    correction (the exact recursion's cost grows as n^3)."""
+    top = n * (n + 1) // 2
+    if n > EXACT_NULL_MAX:
+        mean, sd = top / 2.0, math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+        return st.norm.cdf((np.arange(top + 1) + 0.5 - mean) / sd)
+    counts = np.zeros(top + 1)
     counts[0] = 1.0
     for r in range(1, n + 1):
-        counts[r:] = counts[r:] + counts[:-r].copy()
-    return np.cumsum(counts) / 2.0**n
+        counts[r:] = (counts[r:] + counts[:-r].copy()) / 2.0
+        counts[:r] /= 2.0
+    return np.cumsum(counts)
 
 
 def hodges_lehmann(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -179,7 +190,7 @@ def log_ratios(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
 def min_wilcoxon_p(n_pairs: int) -> float:
     """The smallest two-sided p-value the exact Wilcoxon signed-rank test can give on n pairs:
     all differences of one sign, probability 2 / 2^n."""
-    return min(1.0, 2.0 / 2.0**n_pairs) if n_pairs > 0 else 1.0
+    return min(1.0, math.ldexp(2.0, -n_pairs)) if n_pairs > 0 else 1.0  # 2 / 2^n, 0.0 past float range
 
 
 def detectable_ratio(a: np.ndarray, b: np.ndarray, family: int = 1, alpha: float = ALPHA, power: float = 0.8) -> float:

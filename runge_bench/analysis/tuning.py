@@ -32,6 +32,14 @@ EVALUATE = "evaluation"
 
 def check_tuned(df: pd.DataFrame, tune: list[str]) -> None:
     axes = tables.cell_axes(df)
+    if len(set(tune)) < len(tune):
+        raise UserError(f"an axis is named twice ({', '.join(tune)}): name each once", field="--tune")
+    if "deriv_weight" in tune:
+        raise UserError(
+            "deriv_weight cannot be tuned: the selection loss, MSE(f) + deriv_weight x MSE(f'), depends on it "
+            "(deriv_weight 0 would win by construction); compare its levels as an axis instead",
+            field="--tune",
+        )
     for t in tune:
         if t not in axes:
             raise UserError(
@@ -120,7 +128,9 @@ def findings(compared: pd.DataFrame) -> list[Finding]:
     """One finding per tuned comparison (tables.comparisons_table of tuned_runs): verdict, ratio
     and interval, then the test."""
     out: list[Finding] = []
+    axes = list(compared.columns[: list(compared.columns).index("metric")]) if not compared.empty else []
     for r in compared.itertuples():
+        where = f" ({', '.join(f'{a}={getattr(r, a)}' for a in axes)})" if axes else ""  # the other axes' cell
         verdict = (
             f"{r.a if r.favours == 'a' else r.b} significantly lower"
             if r.p_holm < stats.ALPHA and r.favours in ("a", "b")
@@ -129,7 +139,8 @@ def findings(compared: pd.DataFrame) -> list[Finding]:
         ci = f" (95% CI {tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})" if np.isfinite(r.ratio_lo) else ""
         out.append(
             (
-                f"Tuned, {METRIC_LABELS[r.metric]}: {r.a} vs {r.b}: {verdict}; ratio {r.a}/{r.b} {tables.sci(r.ratio)}{ci}.",
+                f"Tuned{where}, {METRIC_LABELS[r.metric]}: {r.a} vs {r.b}: {verdict}; ratio {r.a}/{r.b} "
+                f"{tables.sci(r.ratio)}{ci}.",
                 [
                     f"Over {r.n_pairs} evaluation seeds; "
                     + (

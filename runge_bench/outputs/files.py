@@ -1,5 +1,9 @@
 """Output files written whole: a report, a `show` or a comparison appears complete or not at all.
 
+No file is written through a symbolic link the suite did not make: an output directory, a lock or
+an index that is a link is refused in one line (a results directory from someone else may carry
+links to anywhere); entries that are links are replaced, never followed.
+
 Everything is written into a fresh hidden directory inside the output directory, then each entry
 it holds replaces the entry of the same name there (a directory whole, with nothing of the earlier
 one left), under a lock, so that two commands writing one directory at once do not mix: the last
@@ -16,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +28,7 @@ from pathlib import Path
 from ..problem.errors import UserError
 
 LOCK_NAME = ".runge-bench.lock"
+STALE_STAGING_S = 3600.0  # a staging directory this old is a killed command's: removed by the next one
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C
 
 _staging: set[Path] = set()  # staging directories being written now
@@ -52,6 +58,55 @@ def _exit_interrupted() -> None:
     os._exit(INTERRUPTED)
 
 
+def refuse_link(path: Path, why: str) -> None:
+    """A UserError when `path` is a symbolic link: the suite writes nothing through a link it did
+    not make."""
+    if Path(path).is_symlink():
+        raise UserError(f"is a symbolic link: {why}", path=path)
+
+
+def check_output(out: Path, what: str) -> None:
+    """Refuse an output directory, or its lock, that is a symbolic link (written_whole checks them
+    again when it writes; a command calls this first to refuse before its work)."""
+    refuse_link(out, f"{what} is not written through it; choose another --out")
+    refuse_link(Path(out) / LOCK_NAME, "the lock file is not opened through it")
+
+
+def open_lock(out: Path):
+    """out's lock file, opened for appending without following a symbolic link (O_NOFOLLOW)."""
+    path = Path(out) / LOCK_NAME
+    refuse_link(path, "the lock file is not opened through it")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    return os.fdopen(fd, "a")
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    """path's new text, written into a fresh temporary file beside it (created exclusively: never
+    an existing file or link) and renamed over it, so that a reader sees the old text or the new.
+    An OSError is the caller's to turn into a UserError."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)  # replaces a link at path, never what it points to
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Staging directories a killed command left behind (older than STALE_STAGING_S; a running
+    command's are fresh), removed without following links."""
+    now = time.time()
+    for d in out.glob(".staging-*"):
+        try:
+            if not d.is_symlink() and d.is_dir() and now - d.stat().st_mtime > STALE_STAGING_S:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _why(e: OSError) -> str:
     if e.errno == errno.ENOSPC:
         return "the disk is full"
@@ -66,8 +121,10 @@ def written_whole(out: Path, what: str) -> Iterator[Path]:
     error, its entries replace out's entries of the same names. An OSError (no space, no
     permission) becomes a UserError naming `out`; out keeps what it had."""
     out = Path(out)
+    refuse_link(out, f"{what} is not written through it; choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(out)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     except OSError as e:
         raise UserError(f"cannot write {what} here ({_why(e)}); choose another --out", path=out) from None
@@ -90,7 +147,7 @@ def _swap_in(staging: Path, out: Path) -> None:
     """Move every entry of staging into out, replacing out's entry of the same name whole (the
     earlier one goes into staging, to be removed with it), holding out's lock meanwhile."""
     global _swapping
-    with open(out / LOCK_NAME, "a") as lock:
+    with open_lock(out) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _swapping = True
         try:

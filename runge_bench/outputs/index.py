@@ -8,10 +8,13 @@ report does not. The same reports always give the same page (tests check it is c
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..problem.errors import UserError
+from .files import refuse_link, write_text_whole
 from .markdown import unwrap_markdown, wrap_markdown
 
 INDEX_NAME = "README.md"
@@ -29,9 +32,40 @@ class Glance:
     findings: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
+MAX_READ = 16 * 2**20  # bytes: a report.md or compare.md larger than this is not read
+
+
+class Unreadable(ValueError):
+    """Why a report.md or compare.md cannot be read, in a few words."""
+
+
+def read_bounded(path: Path) -> str:
+    """A report's text: a regular file (never a device or a FIFO, which could give bytes forever or
+    none), at most MAX_READ bytes, UTF-8; else Unreadable saying which."""
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise Unreadable("a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable("not a regular file")
+        if info.st_size > MAX_READ:
+            raise Unreadable(f"larger than {MAX_READ // 2**20} MB")
+        with open(path, "rb") as f:
+            data = f.read(MAX_READ + 1)
+    except OSError as e:
+        raise Unreadable(e.strerror or type(e).__name__) from None
+    if len(data) > MAX_READ:
+        raise Unreadable(f"larger than {MAX_READ // 2**20} MB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unreadable("not UTF-8 text") from None
+
+
 def read_glance(report: Path) -> Glance:
-    """The "At a glance" of a report.md (a report without one gives an empty Glance)."""
-    lines = unwrap_markdown(report.read_text())
+    """The "At a glance" of a report.md (a report without one gives an empty Glance); Unreadable
+    when the file cannot be read."""
+    lines = unwrap_markdown(read_bounded(report))
     g = Glance(report.parent.name)
     if GLANCE not in lines:
         return g
@@ -43,7 +77,7 @@ def read_glance(report: Path) -> Glance:
             g.question = line.removeprefix("**Question.** ")
         elif line.startswith("**Study.** "):
             g.study = line.removeprefix("**Study.** ")
-        elif line.startswith("![") and g.figure is None:
+        elif line.startswith("![") and "](" in line and line.endswith(")") and g.figure is None:
             rel = line[line.index("](") + 2 : -1]
             caption = next((c.strip("*").rstrip(".") for c in part[i + 1 :] if c.startswith("*")), "")
             g.figure = (caption, rel)
@@ -56,20 +90,31 @@ def read_glance(report: Path) -> Glance:
 
 def _comparison(path: Path) -> tuple[str, str, str]:
     """(A, B, the verdict counts line) of a compare.md."""
-    lines = unwrap_markdown(path.read_text())
+    lines = unwrap_markdown(read_bounded(path))
     a = next((line.removeprefix("- A: ") for line in lines if line.startswith("- A: ")), "?")
     b = next((line.removeprefix("- B: ") for line in lines if line.startswith("- B: ")), "?")
     verdict = next((line for line in lines if line.startswith("In all: ")), "")
     return a, b, verdict
 
 
-def index_text(results: Path) -> str:
-    """results/README.md's text: a table of the reports, each report's glance, the comparisons."""
+def index_text(results: Path) -> tuple[str, list[str]]:
+    """results/README.md's text: a table of the reports, each report's glance, the comparisons;
+    and the files left out because they cannot be read, each with why."""
     reports = sorted(results.glob("*/report.md"))
-    comparisons = sorted(results.glob("*/compare*/compare.md"))
-    if not reports and not comparisons:
+    found = sorted(results.glob("*/compare*/compare.md"))
+    if not reports and not found:
         raise UserError("no report.md or compare.md under it (run `runge-bench report` first)", path=results)
-    glances = [read_glance(r) for r in reports]
+    glances, comparisons, skipped = [], [], []
+    for r in reports:
+        try:
+            glances.append(read_glance(r))
+        except Unreadable as e:
+            skipped.append(f"{r}: {e}")
+    for c in found:
+        try:
+            comparisons.append((c, _comparison(c)))
+        except Unreadable as e:
+            skipped.append(f"{c}: {e}")
     out = [
         "# Results",
         "",
@@ -104,26 +149,24 @@ def index_text(results: Path) -> str:
             "count cells x metrics.",
             "",
         ]
-        for path in comparisons:
-            a, b, verdict = _comparison(path)
+        for path, (a, b, verdict) in comparisons:
             rel = path.relative_to(results).as_posix()
             out += [f"- [{rel}]({rel}): A {a}, B {b}.", f"  - {verdict}" if verdict else "  - (no verdict line)"]
         out.append("")
-    return "\n".join(wrap_markdown(out)).rstrip() + "\n"
+    return "\n".join(wrap_markdown(out)).rstrip() + "\n", skipped
 
 
-def write_index(results: Path) -> Path:
-    """Write results/README.md (whole: a temporary file renamed over it)."""
+def write_index(results: Path) -> tuple[Path, list[str]]:
+    """Write results/README.md (whole: a fresh temporary file renamed over it); return its path
+    and the reports left out, each with why."""
     results = Path(results)
     if not results.is_dir():
         raise UserError("no such results directory", path=results)
-    text = index_text(results)
+    refuse_link(results, "the index is not written through it")
+    text, skipped = index_text(results)
     path = results / INDEX_NAME
-    tmp = path.with_name(f".{INDEX_NAME}.tmp")
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text_whole(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write the index ({e.strerror})", path=path) from None
-    return path
+    return path, skipped

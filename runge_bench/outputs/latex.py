@@ -175,7 +175,15 @@ def _entry(row: pd.Series, act: str, fmt, stacked: bool = False) -> str:
 
 def _display(table: pd.DataFrame, order: list[str], fmt) -> pd.DataFrame:
     axes = [c for c in table.columns if c in CONFIG_FIELDS]
-    out = pd.DataFrame({HEADERS.get(a, a): [_axis_value(v) for v in table[a]] for a in axes})
+    tex = fmt is num  # LaTeX cells: every name and value escaped (a Python target's name has "_")
+    out = pd.DataFrame(
+        {
+            HEADERS.get(a, escape(a) if tex else a): [
+                escape(_axis_value(v)) if tex else _axis_value(v) for v in table[a]
+            ]
+            for a in axes
+        }
+    )
     present = [act for act in order if f"{act}_median" in table]
     stacked = fmt is num and len(present) > STACK_ABOVE
     for act in present:

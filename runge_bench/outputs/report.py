@@ -22,7 +22,7 @@ from ..problem.vocabulary import GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS,
 from ..runs.loading import Source
 from . import plots
 from .figures import report_figures
-from .files import written_whole
+from .files import check_output, written_whole
 from .kinds import sensitivity_section, tuned_section, zoo_section
 from .markdown import claims, figures, to_markdown, with_ci, write_markdown
 from .tablefiles import write_tables
@@ -52,6 +52,7 @@ def build_report(
             raise UserError("exists and is not a directory: the report cannot be written there", path=d)
     if (out / "report.md").is_dir():
         raise UserError("is a directory: the report cannot be written there", path=out / "report.md")
+    check_output(out, "the report")  # before the work: a link where it writes is refused at once
     results = study_results(source, tune, on_stage=stage)
     stage("drawing figures")
     with written_whole(out, "the report") as staging, plots.drawing(draw):

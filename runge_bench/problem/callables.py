@@ -46,15 +46,39 @@ def is_callable_spec(text: object) -> bool:
     return isinstance(text, str) and SPEC.match(text) is not None
 
 
+IMPORT_BYTES: dict[str, float] = {}  # module -> the memory its first import took here (resident set growth)
+
+
+def _rss() -> float:
+    """This process's resident memory in bytes (Linux; 0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return float(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def import_bytes(spec: str) -> float:
+    """The memory importing spec's module took in this process (0 before it is imported here, or
+    for a module imported before the suite looked)."""
+    m = SPEC.match(spec)
+    return IMPORT_BYTES.get(m["module"], 0.0) if m else 0.0
+
+
 def _import(module: str, name: str) -> tuple[Callable, str]:
     """The function and its source file's digest."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
+    before, bytecode = _rss(), sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # no __pycache__ left beside the user's module (a dry run writes nothing)
     try:
         mod = importlib.import_module(module)
-    except Exception as e:  # the user's module: any exception it raises on import
+    except (Exception, SystemExit) as e:  # the user's module: anything it raises on import, sys.exit too
         raise CallableError(f"cannot import {module!r}: {type(e).__name__}: {e}") from None
+    finally:
+        sys.dont_write_bytecode = bytecode
+    IMPORT_BYTES.setdefault(module, max(0.0, _rss() - before))
     fn = getattr(mod, name, None)
     if not callable(fn):
         raise CallableError(f"module {module!r} ({getattr(mod, '__file__', '?')}) has no function {name!r}")
@@ -77,30 +101,48 @@ def load(spec: str) -> tuple[str, Callable[[np.ndarray], np.ndarray], Callable[[
     if m["digest"] is not None and m["digest"] != digest:
         raise CallableError(
             f"{m['module']}:{m['name']} has changed since these runs were made: its source file's digest is "
-            f"{digest}, the runs were trained with {m['digest']} (restore that file, or sweep again to train "
-            f"the new code as new runs)"
+            f"{digest}, the runs were trained with {m['digest']} (restore that file to use these runs; a sweep "
+            f"of the study file trains the new code as new runs beside them, and `sweep --retry-failed` trains "
+            f"again runs stored as failed for this reason)"
         )
+
+    def call(t):
+        # The user's code gets a copy, and one that it changed in place is refused: the suite's own
+        # points must never move (they are the data every run trains on), and f' by autograd is
+        # wrong for a function whose input was rewritten under it.
+        kept = t.detach().clone()
+        y = fn(t)
+        if not torch_equal(t.detach(), kept):
+            raise CallableError(f"{spec} changed its input in place: a target must compute f(x) without modifying x")
+        return y
 
     def f(x):
         import torch
 
         if isinstance(x, torch.Tensor):
-            return fn(x)
+            return call(x.clone())
         with torch.no_grad():
-            return _as_array(fn(torch.as_tensor(np.asarray(x, dtype=np.float64))), np.shape(x), spec)
+            return _as_array(call(torch.tensor(np.asarray(x, dtype=np.float64))), np.shape(x), spec)
 
     def df(x):
         import torch
 
-        t = torch.as_tensor(np.asarray(x, dtype=np.float64)).clone().requires_grad_(True)
+        t = torch.tensor(np.asarray(x, dtype=np.float64)).requires_grad_(True)
         with torch.enable_grad():
-            y = fn(t)
+            y = call(t)
             if not isinstance(y, torch.Tensor) or not y.requires_grad:
                 return np.zeros(np.shape(x))  # a constant (or detached) function: f' = 0
             (g,) = torch.autograd.grad(y.sum(), t, allow_unused=True)
         return np.zeros(np.shape(x)) if g is None else g.detach().numpy().astype(np.float64)
 
     return f"{m['module']}:{m['name']}@{digest}", f, df
+
+
+def torch_equal(a, b) -> bool:
+    """Whether two tensors hold the same values (nan equal to nan)."""
+    import torch
+
+    return bool(torch.equal(a, b) or torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
 
 
 def _as_array(y, shape: tuple, spec: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -132,6 +133,7 @@ def _convert(node: ast.AST, symbol, variable: str, sp, functions: dict, constant
                 raise FormulaError("an exponent must be a number (for other powers write exp(a*log(x)))")
             if abs(p) > MAX_EXPONENT:
                 raise FormulaError(f"the exponent {p!r} is larger than {MAX_EXPONENT}")
+            _check_power(left, p)
             return left ** _convert(node.right, symbol, variable, sp, functions, constants)
         right = _convert(node.right, symbol, variable, sp, functions, constants)
         return {ast.Add: sp.Add, ast.Mult: sp.Mul}.get(type(node.op), _binary(node.op))(left, right)
@@ -146,6 +148,25 @@ def _convert(node: ast.AST, symbol, variable: str, sp, functions: dict, constant
     if isinstance(node, ast.BinOp):
         raise FormulaError(f"operator {type(node.op).__name__} is not allowed (allowed: + - * / **)")
     raise FormulaError(f"{_WHAT.get(type(node), type(node).__name__)} is not allowed in a formula")
+
+
+MAX_MAGNITUDE = 300  # decades: a constant power beyond 1e300 (or below 1e-300) is refused, never computed
+
+
+def _check_power(base, p: float) -> None:
+    """A constant raised to a power is computed exactly by sympy: refuse it, before it is
+    computed, when its size is beyond float64's (`((10**64)**64)**64` would take minutes and
+    gigabytes, and could only be infinite in training)."""
+    if not base.is_number or base.is_zero:
+        return
+    try:
+        decades = abs(p) * math.log10(abs(complex(base.evalf(20))))
+    except (OverflowError, ValueError, TypeError):
+        decades = math.inf
+    if not decades <= MAX_MAGNITUDE:
+        raise FormulaError(
+            f"a constant raised to {p!r} is beyond float64's range (about 1e{MAX_MAGNITUDE}): write a smaller one"
+        )
 
 
 def _binary(op: ast.operator) -> Callable:
@@ -207,11 +228,16 @@ def _array_valued(fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
 def _torch_functions() -> dict:
     """sympy's names -> torch functions, for lambdify (DiracDelta, the derivative of a jump, is 0
     almost everywhere, as ReLU's sigma'' is taken to be)."""
-    import math
-
     import torch
 
-    return {
+    def on_numbers_too(fn: Callable) -> Callable:
+        # sympy keeps a function of a constant exact (sqrt(2), erf's 2/sqrt(pi)): lambdify then
+        # calls it on a Python number, which torch's functions refuse; a number gives a float64 number
+        return lambda a: (
+            fn(a) if isinstance(a, torch.Tensor) else fn(torch.tensor(float(a), dtype=torch.float64)).item()
+        )
+
+    names = {
         "sin": torch.sin,
         "cos": torch.cos,
         "tan": torch.tan,
@@ -225,6 +251,9 @@ def _torch_functions() -> dict:
         "atan": torch.atan,
         "erf": torch.erf,
         "sign": torch.sign,
+    }
+    return {
+        **{name: on_numbers_too(fn) for name, fn in names.items()},
         "DiracDelta": torch.zeros_like,
         "pi": math.pi,
         "E": math.e,
@@ -245,7 +274,7 @@ def torch_derivatives(text: str, variable: str = "z") -> tuple[Callable, ...]:
         e = sp.diff(expr, symbol, k) if k else expr
         # sign as a function call (the plain code printer writes a Python conditional, not elementwise)
         e = e.replace(sp.sign, sp.Function("sgn"))
-        fn = sp.lambdify(symbol, e, modules=[{**_torch_functions(), "sgn": __import__("torch").sign}])
+        fn = sp.lambdify(symbol, e, modules=[{**_torch_functions(), "sgn": torch.sign}])
 
         def call(z, fn=fn):
             y = fn(z)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import callables
+from .errors import UserError
 from .formula import FormulaError, canonical, compiled
 
 
@@ -92,6 +93,14 @@ def target_order(names: Iterable[str]) -> list[str]:
     return [t for t in TARGETS if t in present] + sorted(present - set(TARGETS))
 
 
+class TargetError(UserError, KeyError):
+    """A target that cannot be had: a KeyError (as a registry lookup's) that the CLI prints as one
+    line with exit status 2 (a UserError)."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get_target(name: str) -> Target:
     """A registered target by name, a formula in x (problem.formula; a run stores its canonical
     form) or a Python function "module:function@digest" (problem.callables); raises KeyError
@@ -102,7 +111,7 @@ def get_target(name: str) -> Target:
         try:
             spec, f, df = callables.load(name)
         except callables.CallableError as e:
-            raise KeyError(f"target {name!r}: {e}") from None
+            raise TargetError(f"target {name!r}: {e}") from None
         return Target(spec, f"f = {spec} (Python; f' by autograd)", f, df)
     try:
         return formula_target(name)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..problem import callables
 from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS, FLOAT_FIELDS, RunConfig
 from ..problem.errors import UserError
@@ -158,6 +159,8 @@ def _runs(source: Source, store: Store) -> tuple[pd.DataFrame, list[str]]:
         if len(kept) < len(planned):
             notes.append(f"{len(planned) - len(kept)} runs of the plan are not stored yet.")
         runs = kept
+    runs, stale = _loadable_targets(runs)
+    notes += stale
     if runs.empty:
         raise UserError(" ".join(["the store holds no runs to report", *notes]), path=source.store)
     df = prepare(runs)
@@ -166,6 +169,20 @@ def _runs(source: Source, store: Store) -> tuple[pd.DataFrame, list[str]]:
     rank = {a: i for i, a in enumerate(activation_order(df.activation))}
     df = df.sort_values(["activation", "seed", "run_id"], key=lambda c: c.map(rank) if c.name == "activation" else c)
     return df.reset_index(drop=True), notes
+
+
+def _loadable_targets(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The runs whose target can be had now, and a note for each Python target that cannot (its
+    module was edited or removed since the runs were trained): its runs are left out, said why."""
+    notes, keep = [], pd.Series(True, index=runs.index)
+    for spec in sorted(t for t in runs.target.unique() if callables.is_callable_spec(t)):
+        try:
+            callables.load(spec)
+        except callables.CallableError as e:
+            mine = runs.target == spec
+            keep &= ~mine
+            notes.append(f"{int(mine.sum())} runs fitted {spec}, which cannot be loaded now, and were left out: {e}.")
+    return runs[keep], notes
 
 
 @dataclass(frozen=True)

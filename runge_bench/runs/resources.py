@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..engine.model import n_parameters
 from ..engine.refine import LBFGS_HISTORY
+from ..problem import callables
 from ..problem.config import RunConfig
 from ..problem.data import n_val
 from ..problem.errors import UserError
@@ -36,7 +37,7 @@ MEMORY_SHARE = 0.8  # of the memory available now that a sweep's workers may pla
 
 def member_bytes(c: RunConfig, engine: str = "batched") -> float:
     """Estimated memory one more member adds to a stacked model (task_bytes without the process)."""
-    return task_bytes([c], engine) - BASE_BYTES - refine_bytes(c)
+    return task_bytes([c], engine) - BASE_BYTES - refine_bytes(c) - user_code_bytes([c])
 
 
 def task_bytes(task: list[RunConfig], engine: str) -> float:
@@ -47,7 +48,14 @@ def task_bytes(task: list[RunConfig], engine: str) -> float:
     points = n_train if c.batch_size is None else min(c.batch_size, n_train)
     act = ACTIVATION_WORDS["reference" if engine == "reference" else "batched"]
     adam = word * m * (act * points * c.width * c.depth + PARAM_WORDS * n_parameters(c.width, c.depth))
-    return BASE_BYTES + adam + max(refine_bytes(x) for x in task)
+    return BASE_BYTES + adam + max(refine_bytes(x) for x in task) + user_code_bytes(task)
+
+
+def user_code_bytes(task: list[RunConfig]) -> float:
+    """What a worker's import of the task's Python targets takes, as measured when the plan
+    imported them to check them (problem.callables.import_bytes): every worker imports them too."""
+    specs = {c.target for c in task if callables.is_callable_spec(c.target)}
+    return sum(callables.import_bytes(spec) for spec in specs)
 
 
 def refine_bytes(c: RunConfig) -> float:

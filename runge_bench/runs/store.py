@@ -140,6 +140,9 @@ def thin_curves(curves: dict[str, np.ndarray], max_points: int = MAX_CURVE_POINT
     return {k: v[keep] for k, v in curves.items()}
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # what SQLite creates beside a database
+
+
 class Store:
     """A study's runs on disk. Use as a context manager, or call close()."""
 
@@ -147,6 +150,9 @@ class Store:
         self.path = Path(path)
         self.read_only = False
         self.unreadable: list[str] = []  # run ids whose arrays could not be read (see arrays())
+        for p in (self.path, *(self.path.with_name(self.path.name + s) for s in SQLITE_SIDE_FILES)):
+            if p.is_symlink():  # SQLite would write through it (the store, its WAL, its shared memory)
+                raise UserError("is a symbolic link: a store and its side files are not opened through one", path=p)
         if not self.path.exists():
             if not create:
                 raise UserError("no results store here (run `runge-bench sweep` first)", path=self.path)
