@@ -29,8 +29,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, emoji=False)  # user text (":ok:" in a value) printed as written
+out = Console(highlight=False, soft_wrap=True, emoji=False)
 
 
 class Engine(str, Enum):

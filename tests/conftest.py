@@ -42,3 +42,15 @@ def kernel_kind(request) -> str:
     if request.param == "native":
         request.getfixturevalue("native_built")
     return request.param
+
+
+def pytest_collection_finish(session) -> None:
+    """Say, before the first dot, what the run holds: the slow tests train and report real studies
+    and take most of its minutes (README, Quick start, states the times)."""
+    slow = sum(1 for item in session.items if item.get_closest_marker("slow"))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and session.items:
+        reporter.write_line(
+            f"runge-bench: {len(session.items)} tests, {slow} of them slow (end-to-end sweeps, committed reports "
+            "regenerated: most of the time); -m 'not slow' skips those"
+        )

@@ -305,3 +305,75 @@ def test_per_cell_latex_tables_escape_every_name():
     tex = latex.cell_tex(table, ["tanh"], "grid_f_mse", "s")
     assert r"my\_mod:f\_1@abc" in tex and r"lm\_iters" in tex
     assert "my_mod" not in tex.replace(r"my\_mod", "")
+
+
+# ------------------------------------------------------------------ minor, and what a newcomer trips on
+
+
+def test_a_huge_value_is_shortened_in_its_one_line_error(write_study, tmp_path):
+    study = write_study('name = "long"\n[fixed]\nactivation = "' + "z+" * 50000 + 'z"\n[grid]\nseed = [0]\n')
+    result = _invoke("sweep", study, "--results-dir", tmp_path, "--dry-run")
+    _one_line_error(result, "fixed.activation", "characters)...")
+    assert len(result.output) < 1000
+
+
+def test_user_text_is_printed_as_written(write_study, tmp_path):
+    study = write_study('name = "emoji"\n[fixed]\nactivation = ":ok: z"\n[grid]\nseed = [0]\n')
+    result = _invoke("sweep", study, "--results-dir", tmp_path, "--dry-run")
+    assert ":ok:" in result.output and "🆗" not in result.output
+
+
+def test_show_says_when_its_selection_spans_several_cells(tmp_path):
+    result = _invoke("show", ROOT / "results" / "ablation", "--where", "width=16", "--out", tmp_path / "s")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "s" / "show.md").read_text()
+    assert "spans 4 cells (deriv_weight: 0.0, 0.1, 1.0, 10.0)" in text
+    assert "| relu | 0 | 10 |" in text  # per cell: 10 seeds each, not 40 pooled
+
+
+def test_two_activations_with_few_seeds_lead_with_their_pair():
+    """The example study of a user's activation (two activations, four seeds): "At a glance"
+    answers its question with the pair's effect sizes, saying the seeds cannot reject."""
+    import pandas as pd
+
+    from runge_bench.analysis import glance
+    from runge_bench.analysis.tables import comparisons_table
+
+    from .helpers import jitter, synthetic_runs
+
+    df = synthetic_runs(lambda act, w, lam, seed: (2.0 if act == "relu" else 1.0) * jitter(seed))
+    df = df[(df.seed < 4) & (df.width == 16) & (df.deriv_weight == 1.0)].reset_index(drop=True)
+    comparisons = comparisons_table(df, ["relu", "tanh"])
+    found = {"": [("runs", [])]}
+    picked, rule = glance.select(df, pd.DataFrame(), comparisons, {}, ["relu", "tanh"], found, [[]], False)
+    assert [c.split(":")[0] for c, _ in picked] == [
+        "Paired by seed, f′ MSE (dense grid)",
+        "Paired by seed, f MSE (dense grid)",
+    ]
+    assert "4 seeds cannot reject" in rule and "one activation" not in rule
+
+
+def test_no_activation_is_drawn_in_the_baselines_grey():
+    import seaborn as sns
+
+    from runge_bench.outputs.plots import GREY, PALETTE
+
+    grey = {tuple(sns.color_palette(name, 10)[GREY]) for name in ("colorblind", "dark")}
+    names = ["relu", "tanh", "silu", "softplus", "gelu", "elu", "mish", "leaky_relu", "sin"]
+    names += [f"z*tanh({k}*z)" for k in range(40)]  # formula activations: colours by digest
+    assert not {tuple(PALETTE[n]) for n in names} & grey
+
+
+@pytest.mark.parametrize(
+    "text,says",
+    [
+        ("1/0*x", "infinite or undefined as written"),
+        ("x*0/0", "infinite or undefined as written"),
+        ("((x**64)**64)**64", "powers of powers"),
+    ],
+)
+def test_formula_errors_name_what_the_user_wrote(text, says):
+    """Not sympy's names ("zoo", "nan") or an exponent the user never wrote (262144)."""
+    with pytest.raises(formula.FormulaError) as e:
+        formula.canonical(text)
+    assert says in str(e.value) and not {"zoo", "nan", "262144"} & set(str(e.value).replace(",", " ").split())

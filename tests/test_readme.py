@@ -47,3 +47,25 @@ def test_the_python_example_runs(monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert len(namespace["tanh64"]) == 10 and set(namespace["fits"].columns) >= {"x", "f", "f_true"}
+
+
+def test_docs_commands_lists_every_option_of_every_command():
+    """docs/commands.md says it has every command and option: each command's usage block there
+    names every option `--help` shows (read from the CLI itself, so a new option fails here)."""
+    import typer
+
+    from runge_bench.cli import app
+
+    text = (ROOT / "docs" / "commands.md").read_text()
+    group = typer.main.get_command(app)
+    assert len(group.commands) >= 6
+    for name, command in group.commands.items():
+        lines = text.splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith(f"    runge-bench {name}")), None)
+        assert first is not None, f"docs/commands.md has no usage block for {name}"
+        end = next((i for i in range(first + 1, len(lines)) if not lines[i].startswith("    ")), len(lines))
+        section = "\n".join(lines[first:end])  # the usage block: the indented lines
+        for param in command.params:
+            if param.param_type_name == "option" and "--help" not in param.opts:
+                long = [o for o in param.opts + param.secondary_opts if o.startswith("--")]
+                assert any(o in section for o in long), f"docs/commands.md, {name}: {long} missing"

@@ -57,7 +57,7 @@ def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
     # of its numbers ((seed + 1) / 10 < 1), seeds 10-19 above on all four.
     text = report_text(tmp_path / "out" / "report.md")
     assert (
-        "relu: the published run is within our distribution, taken jointly: worse than 9 of our 20 seeds on "
+        "relu: taken jointly, the published run is not beyond all 20 of our seeds: worse than 9 of them on "
         "every one of its 4 numbers, better than 10 on every one." in text
     )
 

@@ -232,9 +232,12 @@ def published_runs(df: pd.DataFrame, reproduction: pd.DataFrame) -> list[Finding
         else:
             out.append(
                 (
-                    f"{act}: the published run is within our distribution, taken jointly: worse than {worse} of our "
-                    f"{n} seeds on every one of its {k} numbers, better than {better} on every one.",
-                    ["One run per activation, its numbers taken together (they are not independent)."],
+                    f"{act}: taken jointly, the published run is not beyond all {n} of our seeds: worse than {worse} "
+                    f"of them on every one of its {k} numbers, better than {better} on every one.",
+                    [
+                        "One run per activation, its numbers taken together (they are not independent); a number "
+                        "outside our 5-95% range can still be inside the range of all our seeds.",
+                    ],
                 )
             )
     return out
@@ -250,7 +253,7 @@ def reproduction_sentence(reproduction: pd.DataFrame) -> Finding:
             "They are the numbers of one run per activation: not independent events.",
             *[
                 f"Outside: {r.activation} {r.quantity} {r.metric} (published {tables.sci(r.published)}, "
-                f"{r.verdict} our range, percentile {r.percentile:.0f})."
+                f"{r.verdict} our 5-95% range, percentile {r.percentile:.0f})."
                 for r in outside.itertuples()
             ],
         ],

@@ -103,9 +103,15 @@ def select(
     reachable = seeds >= 2 and stats.min_wilcoxon_p(seeds) * k * (k - 1) / 2 <= stats.ALPHA
     # Tuned, the reference cell is one setting of many; with many activations and few seeds the
     # all-pairs family cannot reject at all (the study's own section tests what it can).
-    if pair and not comparisons.empty and (tuned or not reachable):
-        why = "the activations are tuned" if tuned else f"{seeds} seeds cannot reject among {k * (k - 1) // 2} pairs"
+    cannot = f"{seeds} seeds cannot reject among {k * (k - 1) // 2} pairs"
+    if pair and not comparisons.empty and (tuned or (not reachable and own)):
+        why = "the activations are tuned" if tuned else cannot
         rule.append(f"not the reference cell's {pair[0]} vs {pair[1]} ({why})")
+    if pair and not comparisons.empty and not tuned and not reachable and not own:  # its effect, said as inconclusive
+        picked += _headline(comparisons, cell, pair)
+        rule.append(
+            f"{pair[0]} vs {pair[1]} on f′ and f (dense-grid MSE) in the reference cell ({cannot}: the intervals say what is possible)"
+        )
     if pair and not comparisons.empty and not tuned and reachable:
         picked += _headline(comparisons, cell, pair)
         rule.append(f"{pair[0]} vs {pair[1]} on f′ and f (dense-grid MSE) in the reference cell")

@@ -376,7 +376,8 @@ def _zoo_versus(r: StudyResults, fig_dir: Path) -> Figure | None:
         return None
     versus = r.zoo.versus
     columns = "deriv_weight" if "deriv_weight" in tables.cell_axes(r.runs) else None
-    title = f"{versus.a.nunique()} activations against {zoo.INCUMBENT}, cell by cell"
+    n = versus.a.nunique()
+    title = f"{n} challengers against {zoo.INCUMBENT} ({n + 1} activations), cell by cell"
     fig = plots.versus_figure(versus, GRID_MSE, r.order, zoo.INCUMBENT, columns, title)
     plots.save(fig, fig_dir / "zoo_versus")
     return (

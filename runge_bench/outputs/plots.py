@@ -22,16 +22,24 @@ from ..problem.vocabulary import METRIC_LABELS
 Color = str | tuple[float, ...]  # a matplotlib colour: a name, or an RGB(A) tuple
 
 
+GREY = 7  # seaborn's 10-colour palettes put grey here: the baselines' colour, no activation's
+
+
+def _no_grey(name: str) -> list[Color]:
+    return [c for i, c in enumerate(sns.color_palette(name, 10)) if i != GREY]
+
+
 class _Palette(dict):
-    """Activation -> colour: the registry's in order (colorblind palette, 10 colours), a formula
-    activation a colour of its own from a stable digest of its name (the same in every figure)."""
+    """Activation -> colour: the registry's in order (colorblind palette, grey left out), a formula
+    activation a colour of its own from a stable digest of its name (the same in every figure; the
+    dark palette, grey left out)."""
 
     def __missing__(self, name: str) -> Color:
-        extra = sns.color_palette("dark", 10)
+        extra = _no_grey("dark")
         return extra[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(extra)]
 
 
-PALETTE = _Palette(zip(ACTIVATIONS, sns.color_palette("colorblind", 10)))
+PALETTE = _Palette(zip(ACTIVATIONS, _no_grey("colorblind")))
 TRUTH = "black"
 FLOOR = 1e-12  # pointwise errors are drawn on a log axis; exact zeros are clipped to this
 
@@ -231,13 +239,13 @@ def fits_figure(
         error_panel(
             x, np.abs(m["f"] - truth_f), np.abs(m["f"][i] - truth_f), color=color, ylabel="|error of f|", ax=axes[1, j]
         )
-        fit_panel(x, truth_df, m["df"][i], m["df"], color=color, label=act, ylabel="f′(x)", ax=axes[2, j])
+        fit_panel(x, truth_df, m["df"][i], m["df"], color=color, label=act, ylabel=r"$f'(x)$", ax=axes[2, j])
         error_panel(
             x,
             np.abs(m["df"] - truth_df),
             np.abs(m["df"][i] - truth_df),
             color=color,
-            ylabel="|error of f′|",
+            ylabel=r"|error of $f'$|",
             ax=axes[3, j],
         )
         axes[0, j].set_title(act)

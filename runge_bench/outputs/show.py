@@ -95,8 +95,23 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
         ]
         if left_out:
             lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
-        summary = ok.groupby("activation", sort=False)[KEY_METRICS].median().reset_index()
-        summary.insert(1, "n_ok", ok.groupby("activation", sort=False).size().to_numpy())
+        # The axes the selection leaves open: its runs are then several cells, said, and tabled apart.
+        spans = [a for a in tables.cell_axes(runs) if a != "activation" and ok[a].nunique() > 1]
+        if spans:
+            levels = "; ".join(f"{a}: {', '.join(map(str, sorted(ok[a].unique())))}" for a in spans)
+            cells = ok.groupby(spans).ngroups
+            lines += [
+                f"This selection spans {cells} cells ({levels}): the figures pool them; the table below is per "
+                f"cell. Add {spans[0]}=VALUE (and so on) to --where for one cell.",
+                "",
+            ]
+        keys = ["activation", *spans]
+        summary = ok.groupby(keys, sort=False)[KEY_METRICS].median()
+        summary.insert(0, "n_ok", ok.groupby(keys, sort=False).size())
+        rank = {a: i for i, a in enumerate(dict.fromkeys(ok.activation))}  # the runs' (registry) order
+        summary = summary.reset_index().sort_values(
+            keys, key=lambda c: c.map(rank) if c.name == "activation" else c, kind="stable"
+        )
         lines += ["Median over seeds (one seed: its value):", "", to_markdown(summary)]
         columns = ["run_id", "status", *CONFIG_FIELDS, *KEY_METRICS]
         selected[[c for c in columns if c in selected]].to_csv(staging / "runs.csv", index=False)

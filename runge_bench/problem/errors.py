@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+LONGEST_WORD = 120  # characters: a user's value longer than this is shortened in an error line
+_LONG = re.compile(rf"[^\s:,;/]{{{LONGEST_WORD},}}")  # a path is cut at its slashes, never shortened
+
+
+def _shortened(text: str) -> str:
+    """text with every run of over LONGEST_WORD characters without a space or separator (a user's
+    100,000-character formula, echoed) cut to its start and end, saying how long it was."""
+    return _LONG.sub(lambda m: f"{m[0][:60]}...({len(m[0])} characters)...{m[0][-20:]}", text)
 
 
 class UserError(Exception):
@@ -14,4 +24,4 @@ class UserError(Exception):
 
     def __init__(self, message: str, *, path: str | Path | None = None, field: str | None = None):
         parts = [str(p) for p in (path, field) if p is not None]
-        super().__init__(": ".join([*parts, message]))
+        super().__init__(_shortened(": ".join([*parts, message])))

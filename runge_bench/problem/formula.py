@@ -95,7 +95,10 @@ def parse(text: str, variable: str = "x"):
         raise FormulaError(f"not a formula ({type(e).__name__}: {getattr(e, 'msg', e)})") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
         raise FormulaError(f"more than {MAX_NODES} parts: write a shorter formula")
-    return _convert(tree.body, sp.Symbol(variable, real=True), variable, sp, *_sympy_names(sp))
+    expr = _convert(tree.body, sp.Symbol(variable, real=True), variable, sp, *_sympy_names(sp))
+    if expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):  # sympy's names for these: "zoo", "nan", "oo"
+        raise FormulaError("it is infinite or undefined as written (a division by zero, log(0), 0/0)")
+    return expr
 
 
 def _number(node: ast.AST) -> float | int | None:
@@ -134,7 +137,10 @@ def _convert(node: ast.AST, symbol, variable: str, sp, functions: dict, constant
             if abs(p) > MAX_EXPONENT:
                 raise FormulaError(f"the exponent {p!r} is larger than {MAX_EXPONENT}")
             _check_power(left, p)
-            return left ** _convert(node.right, symbol, variable, sp, functions, constants)
+            power = left ** _convert(node.right, symbol, variable, sp, functions, constants)
+            if power.is_Pow and power.exp.is_number and abs(float(power.exp)) > MAX_EXPONENT:
+                raise FormulaError(f"powers of powers multiply to an exponent above {MAX_EXPONENT}: write one power")
+            return power
         right = _convert(node.right, symbol, variable, sp, functions, constants)
         return {ast.Add: sp.Add, ast.Mult: sp.Mul}.get(type(node.op), _binary(node.op))(left, right)
     if isinstance(node, ast.Call):
