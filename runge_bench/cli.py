@@ -360,6 +360,50 @@ def compare(
 
 @app.command()
 @user_errors
+def confirm(
+    study: Annotated[Path, typer.Argument(help="A study file (TOML) that declares [[hypothesis]] tables.")],
+    results_dir: ResultsDir = Path("results"),
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="Fresh seeds to train [default: as many as the study has].")
+    ] = None,
+    jobs: Jobs = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and train nothing.")] = False,
+) -> None:
+    """Re-test a study's declared hypotheses on fresh seeds: train their cells into STUDY-confirm, then
+    say of each whether it replicated."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .analysis.hypotheses import confirmation
+    from .outputs.confirmation import write_confirmation
+    from .runs.confirm import confirmation_plan
+    from .runs.loading import Source
+    from .runs.sweep import SweepOptions, prepare_plan, sweep_engine
+
+    options = SweepOptions(jobs=jobs)
+    original, plan = confirmation_plan(study, results_dir, seeds)
+    out.print(plan.describe(), markup=False)
+    prepared = prepare_plan(plan, options)
+    if plan.todo:
+        out.print(f"  {prepared.estimate.describe()}", markup=False)
+        for warning in prepared.warnings:
+            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        if dry_run:
+            return
+        engine_name, _ = sweep_engine(prepared, options)
+        out.print(_train_with_progress(prepared, options, engine_name).describe())
+    elif dry_run:
+        return
+    fresh = Source(plan.store_path, plan.study.name, plan.study)
+    table, engines = confirmation(original, fresh)
+    path = write_confirmation(table, engines, original, fresh, plan.store_path.parent)
+    counts = table.confirmation.value_counts()
+    out.print(", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("replicated", "not replicated", "inconclusive")))
+    out.print(f"wrote {path}", markup=False)
+
+
+@app.command()
+@user_errors
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="A smaller workload (about a minute on 2 cores).")] = False,
     jobs: Jobs = None,

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..problem.hypothesis import DEFAULT_PRIMARY
 from ..problem.vocabulary import METRIC_LABELS
 from . import stats, tables
 from .findings import FLOOR_FINDINGS, Finding, pair_sentence
 
+HEADLINE_METRICS = ("grid_df_mse", "grid_f_mse")  # the primary, then the first other of these
 HEADLINE = ("relu", "tanh")  # the seed report's pair; another study's first two activations otherwise
 MOST = 5  # findings at a glance
+DECLARED_FIRST = 3  # of them, at most this many declared hypotheses
 FIGURE_RULE = (  # the figure at a glance: the first of these the report draws
     "zoo_versus",
     "tuning_budget",
@@ -89,12 +92,17 @@ def select(
     found: dict[str, list[Finding]],
     offers: list[list[Finding]],
     tuned: bool,
+    primary: str = DEFAULT_PRIMARY,
+    declared: list[Finding] | None = None,
 ) -> tuple[list[Finding], str]:
     """The findings "At a glance" shows, and the rule that chose them (stated with them). offers:
     each study section's (study.study_results); tuned: the report compares the activations each
-    at its own best setting (report --tune)."""
+    at its own best setting (report --tune); primary: the study's primary metric; declared: the
+    findings of its declared hypotheses, which lead."""
     own = next((x for x in offers if x), [])
-    picked, rule = [], []
+    picked, rule = list((declared or [])[:DECLARED_FIRST]), []
+    if picked:
+        rule.append("the declared hypotheses (one family, Holm; confirmatory where declared before their runs)")
     if not reproduction.empty:
         picked.append(found[""][1])
         rule.append("the reproduction")
@@ -107,18 +115,18 @@ def select(
     if pair and not comparisons.empty and (tuned or (not reachable and own)):
         why = "the activations are tuned" if tuned else cannot
         rule.append(f"not the reference cell's {pair[0]} vs {pair[1]} ({why})")
+    metrics = [primary, *[m for m in HEADLINE_METRICS if m != primary]][:2]
+    on = f"on {METRIC_LABELS[metrics[0]]} (the primary metric) and {METRIC_LABELS[metrics[1]]}"
     if pair and not comparisons.empty and not tuned and not reachable and not own:  # its effect, said as inconclusive
-        picked += _headline(comparisons, cell, pair)
-        rule.append(
-            f"{pair[0]} vs {pair[1]} on f′ and f (dense-grid MSE) in the reference cell ({cannot}: the intervals say what is possible)"
-        )
+        picked += _headline(comparisons, cell, pair, metrics)
+        rule.append(f"{pair[0]} vs {pair[1]} {on} in the reference cell ({cannot}: the intervals say what is possible)")
     if pair and not comparisons.empty and not tuned and reachable:
-        picked += _headline(comparisons, cell, pair)
-        rule.append(f"{pair[0]} vs {pair[1]} on f′ and f (dense-grid MSE) in the reference cell")
+        picked += _headline(comparisons, cell, pair, metrics)
+        rule.append(f"{pair[0]} vs {pair[1]} {on} in the reference cell")
         if tables.cell_axes(df) and not own:
-            prefix = f"{pair[0]} vs {pair[1]}, {METRIC_LABELS['grid_df_mse']}"
+            prefix = f"{pair[0]} vs {pair[1]}, {METRIC_LABELS[metrics[0]]}"
             picked += [f for f in found.get("Across cells", []) if f[0].startswith(prefix)][:1]
-            rule.append("the same pair over all cells on f′")
+            rule.append("the same pair over all cells on the primary metric")
     if not picked and not own:  # one activation: nothing to compare; what it ran and how close it got
         picked = [found[""][0], *found.get("Against the baselines", [])[:2]]
         rule.append("the runs, and the best network against the best baseline (one activation: no pair to compare)")
@@ -131,14 +139,14 @@ def select(
     return picked[:MOST], "; ".join(rule)
 
 
-def _headline(comparisons: pd.DataFrame, cell: dict, pair: tuple[str, str]) -> list[Finding]:
-    """The pair on f′ and f (dense-grid MSE) in the reference cell, said as its sentence."""
+def _headline(comparisons: pd.DataFrame, cell: dict, pair: tuple[str, str], metrics: list[str]) -> list[Finding]:
+    """The pair on the primary metric and one other in the reference cell, said as its sentence."""
     a, b = pair
     single = tables.select(comparisons, cell)
     rows = single[(single.a == a) & (single.b == b)]
     where = f"In the reference cell ({tables.describe_cell(cell)})" if cell else "Paired by seed"
     out = []
-    for metric in ("grid_df_mse", "grid_f_mse"):
+    for metric in metrics:
         r = rows[rows.metric == metric]
         if len(r):
             claim, details = pair_sentence(r.iloc[0])

@@ -28,10 +28,11 @@ import pandas as pd
 
 from ..engine.environment import analysis_versions
 from ..problem.activations import activation_order
+from ..problem.hypothesis import DEFAULT_PRIMARY
 from ..problem.targets import target_order
 from ..problem.vocabulary import GRID_MSE, KEY_METRICS, METRICS
 from ..runs.loading import Source, StoreContents, per_seed_arrays, read_store, validation_curves
-from . import glance, profiles, sensitivity, tables, tuning, zoo
+from . import glance, hypotheses, profiles, sensitivity, tables, tuning, zoo
 from .baselines import study_baselines
 from .findings import Finding, findings
 
@@ -128,6 +129,9 @@ class StudyResults:
     tuned: Tuned | None
     glance: list[Finding]  # at most five findings, chosen by glance_rule
     glance_rule: str
+    primary: str = DEFAULT_PRIMARY  # the metric the headline findings use (the study's `primary`)
+    hypotheses: pd.DataFrame = field(default_factory=pd.DataFrame)  # hypotheses.hypotheses_table
+    hypothesis_findings: list[Finding] = field(default_factory=list)  # confirmatory or exploratory, each said
     offers: list[list[Finding]] = field(default_factory=list)  # the study sections' headline findings
 
 
@@ -164,7 +168,11 @@ def study_results(
         glance.floor_offer(found),
         glance.sensitivity_offer(sens.findings if sens else [], sens.lead if sens else None),
     ]
-    picked, rule = glance.select(df, t.reproduction, t.comparisons, cell, order, found, offers, bool(tune))
+    declared = hypotheses.hypotheses_table(df, contents.hypotheses, contents.finished)
+    declared_found = hypotheses.findings(declared)
+    picked, rule = glance.select(
+        df, t.reproduction, t.comparisons, cell, order, found, offers, bool(tune), contents.primary, declared_found
+    )
     return StudyResults(
         name=source.name,
         source=source,
@@ -186,6 +194,9 @@ def study_results(
         glance=picked,
         glance_rule=rule,
         offers=offers,
+        primary=contents.primary,
+        hypotheses=declared,
+        hypothesis_findings=declared_found,
     )
 
 

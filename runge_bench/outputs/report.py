@@ -76,8 +76,9 @@ def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[s
     if r.description:
         lines += [r.description, ""]
     lines += _glance(r, by_stem)
+    lines += _hypotheses_section(r)
     lines += _study_section(r)
-    lines += ["", *_findings_section(r.findings)]
+    lines += ["", *_findings_section(r.findings, declared=not r.hypotheses.empty)]
     lines += _reproduction_section(t.reproduction) + shown("reproduction")
     lines += _summary_section(df, t.summary, t.compact) + shown(
         "fits", "loss_curves", "fits_by_target", "distributions"
@@ -131,10 +132,42 @@ def _glance(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[str]:
     return lines
 
 
-def _findings_section(found: dict) -> list[str]:
+HYPOTHESIS_COLUMNS = ["hypothesis", "cells", "seeds", "ratio", "p_holm", "verdict", "status", "declared_at"]
+
+
+def _hypotheses_section(r: StudyResults) -> list[str]:
+    """The study file's declared hypotheses, tested in one family (analysis.hypotheses)."""
+    h = r.hypotheses
+    if h.empty:
+        return []
+    shown = h.assign(ratio=with_ci(h.ratio, h.ratio_lo, h.ratio_hi))
+    return [
+        "## Declared hypotheses",
+        "",
+        f"The study file's [[hypothesis]] tables, tested exactly as declared: per seed, log(error(better)) - "
+        f"log(error(worse)) (averaged over its cells when it spans several), the Hodges-Lehmann ratio "
+        f"better/worse with its exact 95% CI, the two-sided Wilcoxon signed-rank test, Holm over the {len(h)} "
+        "of them (one family). Supported or contradicted where Holm p < 0.05, else inconclusive. "
+        "Confirmatory where the hypothesis was declared (recorded by a sweep) before the first of its runs "
+        "was trained; exploratory otherwise, until `runge-bench confirm` re-tests it on fresh seeds. "
+        "`tables/hypotheses.csv` has every column.",
+        "",
+        *claims(r.hypothesis_findings),
+        "",
+        to_markdown(shown, HYPOTHESIS_COLUMNS),
+    ]
+
+
+def _findings_section(found: dict, declared: bool = False) -> list[str]:
+    status = (
+        "unlike the declared hypotheses above, which are confirmatory where declared before their runs"
+        if declared
+        else "a study file's [[hypothesis]] tables declare confirmatory ones"
+    )
     lines = [
         "## Findings",
         "",
+        f"Exploratory: chosen and tested after the data ({status}). "
         "Generated from the tables below; each claim is followed by its scope and test. Significance: two-sided "
         "Wilcoxon signed-rank test on log error ratios, paired by seed, Holm-corrected over the family each "
         'finding names, p < 0.05. Not significant means inconclusive, never "no difference": the interval says '
@@ -157,6 +190,7 @@ def _study_section(r: StudyResults) -> list[str]:
     lines.append(f"- seeds: {df.seed.nunique()} ({df.seed.min()}-{df.seed.max()}); {stats.reach(df.seed.nunique())}")
     fixed = [c for c in CONFIG_FIELDS if c != "seed" and c not in tables.varying_axes(df)]
     lines.append("- fixed: " + ", ".join(f"{c}={df[c].iloc[0]}" for c in fixed))
+    lines.append(f"- primary metric: {METRIC_LABELS[r.primary]} (the study's `primary`; the headline findings use it)")
     if cell:
         lines.append(f"- reference cell (the per-cell figures): {tables.describe_cell(cell)}")
     lines.append(

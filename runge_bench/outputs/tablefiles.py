@@ -37,6 +37,7 @@ def write_tables(r: StudyResults, d: Path) -> None:
         "cell_rankings": t.cell_rankings,
         "refinement": t.refinement,
         "checkpoints": t.checkpoints,
+        "hypotheses": r.hypotheses,
         "profiles": t.profiles,
     }
     if r.sensitivity:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..problem import callables
 from ..problem.activations import activation_order
 from ..problem.config import CONFIG_FIELDS, FLOAT_FIELDS, RunConfig
 from ..problem.errors import UserError
+from ..problem.hypothesis import DEFAULT_PRIMARY, Hypothesis
 from ..problem.vocabulary import METRICS
 from .store import STORE_NAME, Store, check_location, protocol_notes, store_path
 from .study import Study, load_study
@@ -194,6 +195,9 @@ class StoreContents:
     text: dict[str, str]  # the study's "description" and "question" (study_text)
     versions: dict[str, dict[str, str]]  # run_id -> the library versions its run recorded
     arrays: dict[str, tuple[dict, dict]]  # run_id -> (curves, predictions) of the runs asked for
+    primary: str = DEFAULT_PRIMARY  # the study's primary metric (its file's, else as recorded)
+    hypotheses: tuple[tuple[Hypothesis, str | None], ...] = ()  # each with when it was declared (None: never)
+    finished: dict[str, str] = field(default_factory=dict)  # run_id -> when it was stored
 
     def training_versions(self) -> list[tuple[str, int]]:
         """The distinct library sets the runs were trained with, as text, with their run counts."""
@@ -232,7 +236,20 @@ def read_store(source: Source, arrays_for: Callable[[pd.DataFrame], list[str]]) 
         text = _study_text(source, store)
         versions = store.versions(list(df.run_id))
         arrays = store.arrays(arrays_for(df))
-    return StoreContents(df, notes, text, versions, arrays)
+        primary, hypotheses = _declared(source, store)
+        finished = store.finished(list(df.run_id))
+    return StoreContents(df, notes, text, versions, arrays, primary, hypotheses, finished)
+
+
+def _declared(source: Source, store: Store) -> tuple[str, tuple[tuple[Hypothesis, str | None], ...]]:
+    """The primary metric and the hypotheses to test, each with when a sweep first declared it:
+    the study file's when the report was given one (a hypothesis no sweep recorded: None), else as
+    the store recorded them."""
+    primary, recorded = store.hypotheses()
+    when = {Hypothesis.from_dict(h).text(): h.get("declared_at") for h in recorded}
+    if source.study is not None:
+        return source.study.primary, tuple((h, when.get(h.text())) for h in source.study.hypotheses)
+    return primary or DEFAULT_PRIMARY, tuple((Hypothesis.from_dict(h), h.get("declared_at")) for h in recorded)
 
 
 def _study_text(source: Source, store: Store) -> dict[str, str]:

@@ -275,6 +275,36 @@ class Store:
         )
         self._db.execute("COMMIT")
 
+    def hypotheses(self) -> tuple[str, list[dict]]:
+        """The primary metric and the hypotheses sweeps declared into this store: each a
+        Hypothesis.to_dict() with "declared_at", the time a sweep first recorded it (ISO, UTC)."""
+        meta = dict(self._query("SELECT key, value FROM meta WHERE key IN ('study_primary', 'hypotheses')"))
+        try:
+            declared = json.loads(meta.get("hypotheses", "[]"))
+        except ValueError:
+            declared = []
+        return meta.get("study_primary", ""), declared if isinstance(declared, list) else []
+
+    def record_hypotheses(self, primary: str, hypotheses: list[dict]) -> None:
+        """Record the study's primary metric and its hypotheses; one recorded before keeps the
+        time it was first declared, a new one gets now."""
+        _, known = self.hypotheses()
+        texts = {json.dumps({k: v for k, v in h.items() if k != "declared_at"}, sort_keys=True) for h in known}
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        new = [{**h, "declared_at": now} for h in hypotheses if json.dumps(h, sort_keys=True) not in texts]
+        if self.read_only:
+            raise UserError("the store is read-only (a read-only filesystem or no permission)", path=self.path)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("study_primary", primary), ("hypotheses", json.dumps(known + new, sort_keys=True))],
+        )
+        self._db.execute("COMMIT")
+
+    def finished(self, run_ids: list[str]) -> dict[str, str]:
+        """run_id -> when its result was stored (ISO, UTC)."""
+        return {rid: t for rid, t in self._by_ids("finished_at", run_ids) if t}
+
     def write(self, result: RunResult) -> None:
         """Store one result in its own transaction, replacing any earlier row of the same run."""
         row = {

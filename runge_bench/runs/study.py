@@ -3,6 +3,12 @@
     name = "seed-replication"
     description = "..."
     question = "..."             # optional: the one question the study answers (its report opens with it)
+    primary = "grid_df_mse"      # optional: the metric its headline findings use (this one by default)
+    [[hypothesis]]               # optional, declared before training: tested in one family, confirmatory
+    better = "tanh"              # tanh's error below relu's ...
+    worse = "relu"
+    metric = "grid_df_mse"       # ... on this metric (the primary by default)
+    where = { width = 64 }       # ... in these cells (every cell when left out: tested across them)
     [fixed]                      # scalars shared by every run
     width = 64
     [grid]                       # lists; the runs are their cartesian product
@@ -39,8 +45,9 @@ from ..problem.config import FLOAT_FIELDS, RunConfig, checkpoint_conflict
 from ..problem.data import n_val
 from ..problem.errors import UserError
 from ..problem.formula import canonical
+from ..problem.hypothesis import DEFAULT_PRIMARY, Hypothesis
 from ..problem.targets import TARGETS, check_target, normalise_target
-from ..problem.vocabulary import CHECKPOINTS, OPTIMIZERS, REFINE_ITERS
+from ..problem.vocabulary import CHECKPOINTS, METRICS, OPTIMIZERS, REFINE_ITERS
 
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
 MAX_STUDY_BYTES = 1 << 20  # read whole: a study is a few hundred bytes; a larger file is not one
@@ -60,6 +67,8 @@ class Study:
     cases: tuple[dict[str, Any], ...] = ()  # [[case]] tables, in file order
     draws: dict[str, str] = field(default_factory=dict)  # a randomly drawn axis -> how it was drawn
     question: str = ""  # the one question the study answers, for its report's "At a glance"
+    primary: str = DEFAULT_PRIMARY  # the metric its headline findings use
+    hypotheses: tuple[Hypothesis, ...] = ()  # declared in the file ([[hypothesis]])
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -298,10 +307,13 @@ def parse_study(doc: dict, path: Path) -> Study:
                 )
             seen.add(config.run_id)
             configs.append(config)
+    primary = _primary(doc, path)
     return Study(
         name=name,
         description=description,
         question=question,
+        primary=primary,
+        hypotheses=_hypotheses(doc, path, primary, configs),
         path=path,
         axes=axes,
         fixed=values,
@@ -357,10 +369,11 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
 
 def _header(doc: dict, path: Path) -> tuple[str, str, str]:
     """The study's name (it names the results directory), description and question, checked."""
-    unknown = set(doc) - {"name", "description", "question", "fixed", "grid", "case"}
+    unknown = set(doc) - {"name", "description", "question", "primary", "fixed", "grid", "case", "hypothesis"}
     if unknown:
         raise UserError(
-            "unknown top-level key (expected name, description, question, [fixed], [grid], [[case]])",
+            "unknown top-level key (expected name, description, question, primary, [fixed], [grid], [[case]], "
+            "[[hypothesis]])",
             path=path,
             field=sorted(unknown)[0],
         )
@@ -376,6 +389,67 @@ def _header(doc: dict, path: Path) -> tuple[str, str, str]:
             raise UserError("must be a string", path=path, field=key)
         texts.append(text)
     return name, *texts
+
+
+def _primary(doc: dict, path: Path) -> str:
+    primary = doc.get("primary", DEFAULT_PRIMARY)
+    if primary not in METRICS:
+        raise UserError(f"must be one of {', '.join(METRICS)}, got {primary!r}", path=path, field="primary")
+    return primary
+
+
+HYPOTHESIS_KEYS = ("better", "worse", "metric", "where")
+
+
+def _hypotheses(doc: dict, path: Path, primary: str, configs: list[RunConfig]) -> tuple[Hypothesis, ...]:
+    """The [[hypothesis]] tables, checked against the plan: activations it trains, a metric, cells
+    it has."""
+    tables_ = doc.get("hypothesis", [])
+    if not isinstance(tables_, list) or not all(isinstance(t, dict) for t in tables_):
+        raise UserError("must be [[hypothesis]] tables", path=path, field="hypothesis")
+    acts = {c.activation for c in configs}
+    out, seen = [], set()
+    for i, t in enumerate(tables_):
+        at = f"hypothesis[{i}]"
+        unknown = set(t) - set(HYPOTHESIS_KEYS)
+        if unknown:
+            raise UserError(
+                f"unknown key (valid: {', '.join(HYPOTHESIS_KEYS)})", path=path, field=f"{at}.{sorted(unknown)[0]}"
+            )
+        for key in ("better", "worse"):
+            if t.get(key) not in acts:
+                raise UserError(
+                    f"must be an activation the study trains ({', '.join(sorted(acts))}), got {t.get(key)!r}",
+                    path=path,
+                    field=f"{at}.{key}",
+                )
+        if t["better"] == t["worse"]:
+            raise UserError("better and worse are the same activation", path=path, field=f"{at}.worse")
+        metric = t.get("metric", primary)
+        if metric not in METRICS:
+            raise UserError(f"must be one of {', '.join(METRICS)}, got {metric!r}", path=path, field=f"{at}.metric")
+        where = t.get("where", {})
+        if not isinstance(where, dict):
+            raise UserError("must be a table of field = value, e.g. { width = 64 }", path=path, field=f"{at}.where")
+        cell = {}
+        for key, v in where.items():
+            if key not in FIELDS or key in ("activation", "seed"):
+                raise UserError("not a field that fixes cells", path=path, field=f"{at}.where.{key}")
+            try:
+                cell[key] = _normalise(key, v)
+            except (TypeError, ValueError) as e:  # a formula error is a ValueError too
+                raise UserError(f"not a value of {key} ({e})", path=path, field=f"{at}.where.{key}") from None
+        pairs = {c.activation for c in configs if all(getattr(c, k) == v for k, v in cell.items())}
+        if not {t["better"], t["worse"]} <= pairs:
+            raise UserError(
+                f"no cell of the plan has both {t['better']} and {t['worse']} there", path=path, field=f"{at}.where"
+            )
+        h = Hypothesis(t["better"], t["worse"], metric, tuple(sorted(cell.items())))
+        if h.text() in seen:
+            raise UserError("declared twice", path=path, field=at)
+        seen.add(h.text())
+        out.append(h)
+    return tuple(out)
 
 
 def _fixed_value(key: str, v: Any, path: Path) -> Any:

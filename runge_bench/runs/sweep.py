@@ -7,6 +7,7 @@ running it again trains only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections import Counter
@@ -83,8 +84,15 @@ def _record_study(plan: Plan) -> None:
         with Store(plan.store_path) as store:
             if store.study_text() != {"description": plan.study.description, "question": plan.study.question}:
                 store.record_study(plan.study.description, plan.study.question)
+            declare(plan, store)
     except (sqlite3.OperationalError, UserError):
         pass
+
+
+def declare(plan: Plan, store: Store) -> None:
+    """Record the study's primary metric and hypotheses in its store (a hypothesis keeps the time
+    it was first declared)."""
+    store.record_hypotheses(plan.study.primary, [h.to_dict() for h in plan.study.hypotheses])
 
 
 def run_sweep(
@@ -116,6 +124,10 @@ def run_sweep(
             list(plan.todo), engine, workers=jobs or default_jobs(), device=device, device_free_bytes=free
         )
     with Store(plan.store_path, create=True) as store:
+        # Before any run is trained: what makes a hypothesis confirmatory. Another sweep holding the
+        # lock: it is declared later (so exploratory for the runs trained meanwhile).
+        with contextlib.suppress(sqlite3.OperationalError):
+            declare(plan, store)
         for result in execute(tasks, engine=engine, jobs=jobs, device=device, backend=backend, scheduler=scheduler):
             store_patiently(store, result, summary, on_wait)
             summary.counts[result.status] += 1
@@ -171,8 +183,15 @@ def prepare_sweep(
         backend=options.backend,
         scheduler=options.scheduler,
     )
-    jobs, jobs_note = device_jobs(options.device, options.jobs)
     plan = make_plan(load_study(study, overrides, name), results_dir, retry_failed=options.retry_failed)
+    return prepare_plan(plan, options)
+
+
+def prepare_plan(plan: Plan, options: SweepOptions) -> PreparedSweep:
+    """A plan's remaining runs cut into tasks for the workers that will train them, checked against
+    the machine's memory (what prepare_sweep does after planning)."""
+    resolve_jobs(options.jobs)
+    jobs, jobs_note = device_jobs(options.device, options.jobs)
     if not plan.todo:
         return PreparedSweep(plan, jobs, jobs_note, [], None, [])
     local_accelerator = on_accelerator(options.device) and options.backend == "local"
