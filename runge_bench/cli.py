@@ -169,7 +169,7 @@ def sweep(
 ) -> None:
     """Train every run of a study that is not stored yet, in parallel, and store each result."""
     from .analysis.stats import reach
-    from .runs.sweep import SweepOptions, prepare_sweep, sweep_engine
+    from .runs.sweep import SweepOptions, prepare_sweep, record_study, sweep_engine
 
     options = SweepOptions(
         engine.value, kernels.value, compile, device, backend.value, scheduler, jobs, allow_large, retry_failed
@@ -179,6 +179,8 @@ def sweep(
     out.print(plan.describe(), markup=False)
     out.print(f"  statistics: {reach(len({c.seed for c in plan.study.configs}))}", markup=False)
     if not plan.todo:
+        if not dry_run:
+            record_study(plan)  # its text and hypotheses, as a sweep that trains records them
         out.print("nothing to train: every run is stored")
         return
     out.print(f"  {prepared.estimate.describe()}", markup=False)

@@ -290,7 +290,7 @@ class Store:
         time it was first declared, a new one gets now."""
         _, known = self.hypotheses()
         texts = {json.dumps({k: v for k, v in h.items() if k != "declared_at"}, sort_keys=True) for h in known}
-        now = datetime.now(UTC).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="microseconds")  # finer than a run's: ties go to exploratory
         new = [{**h, "declared_at": now} for h in hypotheses if json.dumps(h, sort_keys=True) not in texts]
         if self.read_only:
             raise UserError("the store is read-only (a read-only filesystem or no permission)", path=self.path)
@@ -318,7 +318,7 @@ class Store:
             "device": result.device,
             "wall_s": float(result.wall_s),
             "versions": json.dumps(result.versions, sort_keys=True),
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "finished_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             **{m: result.metrics.get(m) for m in METRICS},
             "curves": _pack(thin_curves(result.curves)),
             "predictions": _pack(result.predictions),

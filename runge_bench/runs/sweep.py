@@ -74,7 +74,7 @@ class SweepSummary:
         )
 
 
-def _record_study(plan: Plan) -> None:
+def record_study(plan: Plan) -> None:
     """The store learns its study's description and question (for a report of the store alone),
     where it can be written now: a read-only store, or one whose write lock another sweep holds,
     keeps what it has (the next sweep records them)."""
@@ -116,7 +116,7 @@ def run_sweep(
     summary = SweepSummary()
     start = time.perf_counter()
     if not plan.todo:
-        _record_study(plan)
+        record_study(plan)
         return summary
     if tasks is None:
         free = device_free_bytes(device) if backend == "local" and on_accelerator(device) else None
@@ -135,7 +135,7 @@ def run_sweep(
             if on_result is not None:
                 on_result(result)
     summary.wall_s = time.perf_counter() - start
-    _record_study(plan)  # after the runs: a write lock another sweep holds can delay no result
+    record_study(plan)  # after the runs: a write lock another sweep holds can delay no result
     return summary
 
 
