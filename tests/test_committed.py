@@ -78,6 +78,9 @@ TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regene
         "tuning",
         "sensitivity",
         "activations",
+        "seed-replication-confirm",
+        "sensitivity-confirm",
+        "activations-confirm",
     ],
 )
 def test_committed_report_regenerates(study, tmp_path):
@@ -134,3 +137,23 @@ def test_no_line_of_a_committed_report_is_over_200_characters():
     for path in sorted([ROOT / "results" / "README.md", *pages]):
         long = [line for line in path.read_text().splitlines() if len(line) > 200]
         assert not long, f"{path}: {len(long)} lines over 200 characters, e.g. {long[0][:100]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["seed-replication", "sensitivity", "activations"])
+def test_the_committed_confirmations_regenerate(study, tmp_path):
+    """results/<study>-confirm/confirm.md is what `runge-bench confirm` makes of the two committed
+    stores (nothing is trained: every fresh run is stored)."""
+    from runge_bench.analysis.hypotheses import confirmation
+    from runge_bench.outputs.confirmation import write_confirmation
+    from runge_bench.runs.confirm import confirmation_plan
+    from runge_bench.runs.loading import Source
+
+    original, plan = confirmation_plan(ROOT / "studies" / f"{study}.toml", ROOT / "results")
+    assert not plan.todo, "a fresh run of the confirmation is not stored"
+    fresh = Source(plan.store_path, plan.study.name, plan.study)
+    table, engines = confirmation(original, fresh)
+    path = write_confirmation(table, engines, original, fresh, tmp_path)
+    committed = ROOT / "results" / f"{study}-confirm" / "confirm.md"
+    new = path.read_text().replace(f"{ROOT}/", "")  # the stores' paths as the committed run named them
+    assert_same_text(new, committed.read_text(), str(committed))

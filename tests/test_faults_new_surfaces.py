@@ -377,3 +377,10 @@ def test_formula_errors_name_what_the_user_wrote(text, says):
     with pytest.raises(formula.FormulaError) as e:
         formula.canonical(text)
     assert says in str(e.value) and not {"zoo", "nan", "262144"} & set(str(e.value).replace(",", " ").split())
+
+
+def test_draw_bounds_whose_width_overflows_are_refused(write_study, tmp_path):
+    study = write_study(
+        'name = "wide"\n[fixed]\nactivation = "tanh"\n[grid]\nnoise = { uniform = [-1e308, 1e308], n = 3, seed = 0 }\n'
+    )
+    _one_line_error(_invoke("sweep", study, "--results-dir", tmp_path, "--dry-run"), "grid.noise", "finite")

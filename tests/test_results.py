@@ -46,7 +46,9 @@ def test_results_hold_what_the_report_shows():
     assert list(r.data_profiles.activation.unique()) == ["relu", "tanh"]
     assert r.zoo is None and r.tuned is None  # kinds that do not apply are None, not empty
     # "At a glance": the headline pair on f′ and f, by the rule it states
-    assert r.glance_rule == "relu vs tanh on f′ and f (dense-grid MSE) in the reference cell"
+    assert r.glance_rule == (
+        "relu vs tanh on f′ MSE (dense grid) (the primary metric) and f MSE (dense grid) in the reference cell"
+    )
     assert [claim.split(":")[0] for claim, _ in r.glance] == [
         "Paired by seed, f′ MSE (dense grid)",
         "Paired by seed, f MSE (dense grid)",

@@ -488,8 +488,9 @@ def _draw(key: str, v: dict, path: Path, where: str) -> tuple[list[float], str]:
         or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
         or not bounds[0] < bounds[1]
         or (kind == "log_uniform" and bounds[0] <= 0)
+        or not math.isfinite(float(bounds[1]) - float(bounds[0]))  # a width beyond float64: draws all inf
     ):
-        need = "0 < low < high" if kind == "log_uniform" else "low < high"
+        need = "0 < low < high" if kind == "log_uniform" else "low < high, high - low finite"
         raise UserError(f"{kind} takes [low, high] with {need}, got {bounds!r}", path=path, field=where)
     for name, x, hi in (("n", n, 10_000), ("seed", seed, 2**63 - 1)):
         if isinstance(x, bool) or not isinstance(x, int) or not (1 if name == "n" else 0) <= x <= hi:
