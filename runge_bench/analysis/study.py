@@ -261,7 +261,8 @@ def _tables(df: pd.DataFrame, cell: dict, order: list[str], contents: StoreConte
             if len(order) >= 2 and profiles.has_cells(df)
             else pd.DataFrame()
         ),
-        compact=bool(len(summary) > 16 * len(METRICS) and tables.cell_axes(df)),
+        # many cells, or so many axes that the full tables would not fit a page's width
+        compact=bool(tables.cell_axes(df)) and (len(summary) > 16 * len(METRICS) or len(tables.cell_axes(df)) >= 3),
     )
 
 

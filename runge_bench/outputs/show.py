@@ -59,6 +59,30 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("=", "-")).strip("_")[:100] or "selection"
 
 
+def _cells_lines(runs: pd.DataFrame, ok: pd.DataFrame) -> list[str]:
+    """The selection's medians per activation and cell; when it leaves axes open (several cells),
+    a line that says so."""
+    lines = []
+    # The axes the selection leaves open: its runs are then several cells, said, and tabled apart.
+    spans = [a for a in tables.cell_axes(runs) if a != "activation" and ok[a].nunique() > 1]
+    if spans:
+        levels = "; ".join(f"{a}: {', '.join(map(str, sorted(ok[a].unique())))}" for a in spans)
+        cells = ok.groupby(spans).ngroups
+        lines += [
+            f"This selection spans {cells} cells ({levels}): the figures pool them; the table below is per "
+            f"cell. Add {spans[0]}=VALUE (and so on) to --where for one cell.",
+            "",
+        ]
+    keys = ["activation", *spans]
+    summary = ok.groupby(keys, sort=False)[KEY_METRICS].median()
+    summary.insert(0, "n_ok", ok.groupby(keys, sort=False).size())
+    rank = {a: i for i, a in enumerate(dict.fromkeys(ok.activation))}  # the runs' (registry) order
+    summary = summary.reset_index().sort_values(
+        keys, key=lambda c: c.map(rank) if c.name == "activation" else c, kind="stable"
+    )
+    return lines + ["Median over seeds (one seed: its value):", "", to_markdown(summary)]
+
+
 def show(src: Source, *, where: str | None = None, run_id: str | None = None, out_dir: Path | None = None) -> Path:
     """Draw the fits and loss curves of one cell (`where`) or one run (`run_id`) and write a short
     table; return the path of show.md."""
@@ -95,24 +119,7 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
         ]
         if left_out:
             lines += [f"Left out of the figures (arrays unreadable): {', '.join(left_out)}.", ""]
-        # The axes the selection leaves open: its runs are then several cells, said, and tabled apart.
-        spans = [a for a in tables.cell_axes(runs) if a != "activation" and ok[a].nunique() > 1]
-        if spans:
-            levels = "; ".join(f"{a}: {', '.join(map(str, sorted(ok[a].unique())))}" for a in spans)
-            cells = ok.groupby(spans).ngroups
-            lines += [
-                f"This selection spans {cells} cells ({levels}): the figures pool them; the table below is per "
-                f"cell. Add {spans[0]}=VALUE (and so on) to --where for one cell.",
-                "",
-            ]
-        keys = ["activation", *spans]
-        summary = ok.groupby(keys, sort=False)[KEY_METRICS].median()
-        summary.insert(0, "n_ok", ok.groupby(keys, sort=False).size())
-        rank = {a: i for i, a in enumerate(dict.fromkeys(ok.activation))}  # the runs' (registry) order
-        summary = summary.reset_index().sort_values(
-            keys, key=lambda c: c.map(rank) if c.name == "activation" else c, kind="stable"
-        )
-        lines += ["Median over seeds (one seed: its value):", "", to_markdown(summary)]
+        lines += _cells_lines(runs, ok)
         columns = ["run_id", "status", *CONFIG_FIELDS, *KEY_METRICS]
         selected[[c for c in columns if c in selected]].to_csv(staging / "runs.csv", index=False)
         if members:
