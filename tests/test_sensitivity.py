@@ -1,6 +1,8 @@
 """One factor at a time: the steps, the order changes and the derivative loss's effect, on
 hand-made runs whose answers are known."""
 
+import re
+
 import pandas as pd
 
 from runge_bench.analysis import sensitivity, tables
@@ -93,6 +95,9 @@ def test_order_changes_are_classified_and_stated():
     assert any(d.startswith("Reversed: relu vs tanh, f MSE (dense grid), lr=0.01") for _, ds in said for d in ds)
     lead = next(s for s in lines if s.startswith("tanh's lead over relu"))
     assert "below 10x in 2 of 5 cells off the reference" in lead and "not significant or reversed in 2" in lead
+    surely, maybe = map(int, re.search(r"by their 95% CIs, (\d+) to (\d+)", lead).groups())
+    assert surely <= 2 <= maybe  # the count the point estimates give lies in the range the intervals allow
+    assert "The 5 cells are" in lead and "changes of the protocol" in lead
 
 
 def test_the_derivative_loss_is_measured_where_both_lambdas_exist():

@@ -206,11 +206,17 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
         for metric, gm in g.groupby("metric", sort=False):
             below = gm[gm.ratio < 10]
             gone = gm[gm.verdict != f"{b} lower"]
+            # the counts the intervals allow: cells whose whole CI is below 10x, and those where it reaches below
+            surely, maybe = int((gm.ratio_hi < 10).sum()), int((gm.ratio_lo < 10).sum())
             out.append(
                 (
                     f"{b}'s lead over {a} on {METRIC_LABELS[metric]} (ratio {a}/{b}): below 10x in {len(below)} of "
-                    f"{len(gm)} cells off the reference; not significant or reversed in {len(gone)}.",
+                    f"{len(gm)} cells off the reference (by their 95% CIs, {surely} to {maybe}); not significant or "
+                    f"reversed in {len(gone)}.",
                     [
+                        f"The {len(gm)} cells are {len(gm[['factor', 'level']].drop_duplicates())} changes of the "
+                        "protocol, some of them trained at two settings of another factor (the cell's context): "
+                        "they are not independent.",
                         *([f"Below 10x: {_where(below)}."] if len(below) else []),
                         *([f"Not significant or reversed: {_where(gone)}."] if len(gone) else []),
                         test,
