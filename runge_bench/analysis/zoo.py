@@ -292,5 +292,7 @@ def _smoothness_finding(r) -> Finding:
             f"Exact one-sided test over the {r.labelings} ways to call {len(r.rough.split(', '))} of the "
             f"activations rough: p = {tables.sci(r.p_exact)}, {significant} (smallest possible p "
             f"{tables.sci(1 / r.labelings)}).",
+            "Descriptive of these activations: they were chosen, not sampled, so the test says how unusual this "
+            "order is among the ways to label them, not that smoothness would order others.",
         ],
     )
