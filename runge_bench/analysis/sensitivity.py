@@ -214,9 +214,7 @@ def findings(order: pd.DataFrame, lam: pd.DataFrame, lead: tuple[str, str] | Non
                     f"{len(gm)} cells off the reference (by their 95% CIs, {surely} to {maybe}); not significant or "
                     f"reversed in {len(gone)}.",
                     [
-                        f"The {len(gm)} cells are {len(gm[['factor', 'level']].drop_duplicates())} changes of the "
-                        "protocol, some of them trained at two settings of another factor (the cell's context): "
-                        "they are not independent.",
+                        _changes(gm),
                         *([f"Below 10x: {_where(below)}."] if len(below) else []),
                         *([f"Not significant or reversed: {_where(gone)}."] if len(gone) else []),
                         test,
@@ -279,6 +277,16 @@ def _lambda_finding(factor: str, metric: str, g: pd.DataFrame) -> Finding:
             f"of {factor}, p < {ALPHA}.",
             *details,
         ],
+    )
+
+
+def _changes(cells: pd.DataFrame) -> str:
+    """How many protocol changes the cells one factor away are, and why they are not independent."""
+    changes = len(cells[["factor", "level"]].drop_duplicates())
+    some = ", some trained at two settings of another factor (the cell's context)" if changes < len(cells) else ""
+    return (
+        f"The {len(cells)} cells are {changes} changes of the protocol{some}; they share their seeds' splits and "
+        "initialisations, so they are not independent."
     )
 
 
