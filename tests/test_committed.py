@@ -9,10 +9,6 @@ precision the reports print them, 3 significant figures, allowing the printed la
 baselines' chosen degrees and printed digits survive such a perturbation.
 """
 
-import re
-
-import numpy as np
-import pandas as pd
 import pytest
 
 from runge_bench.analysis.compare import compare
@@ -21,41 +17,7 @@ from runge_bench.outputs.markdown import unwrap_markdown
 from runge_bench.outputs.report import build_report
 from runge_bench.runs.loading import resolve
 
-from .helpers import ROOT
-
-NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-MACHINE_LINE = "- this report's baselines and statistics computed with:"
-PRINTED = 5e-3  # relative: 3 significant figures, the last one free to flip
-
-
-def assert_same_text(new: str, old: str, where: str) -> None:
-    """Line by line (logical lines: where prose wraps moves with a number's width): equal, or equal
-    but for numbers that agree to within a printed last digit."""
-    new_lines = [line for line in unwrap_markdown(new) if not line.startswith(MACHINE_LINE)]
-    old_lines = [line for line in unwrap_markdown(old) if not line.startswith(MACHINE_LINE)]
-    assert len(new_lines) == len(old_lines), where
-    for a, b in zip(new_lines, old_lines):
-        if a == b:
-            continue
-        assert NUMBER.split(a) == NUMBER.split(b), f"{where}: {a[:160]} != {b[:160]}"
-        x, y = (np.array([float(v) for v in NUMBER.findall(line)]) for line in (a, b))
-        np.testing.assert_allclose(x, y, rtol=PRINTED, err_msg=f"{where}: {a[:160]}")
-
-
-def assert_same_csv(new, old) -> None:
-    if not old.read_text().strip():  # a table with no rows or columns (one activation: no pairs)
-        assert not new.read_text().strip(), new
-        return
-    a, b = pd.read_csv(new), pd.read_csv(old)
-    assert list(a.columns) == list(b.columns) and len(a) == len(b), new
-    for c in a.columns:
-        if pd.api.types.is_numeric_dtype(a[c]) and pd.api.types.is_numeric_dtype(b[c]):
-            np.testing.assert_allclose(
-                a[c].to_numpy(float), b[c].to_numpy(float), rtol=PRINTED, atol=0, equal_nan=True, err_msg=f"{new}: {c}"
-            )
-        else:
-            assert a[c].fillna("").astype(str).tolist() == b[c].fillna("").astype(str).tolist(), f"{new}: {c}"
-
+from .helpers import ROOT, assert_same_csv, assert_same_text
 
 TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regenerate)
 

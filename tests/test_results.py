@@ -13,8 +13,7 @@ from runge_bench.outputs.report import build_report
 from runge_bench.runs import store as store_module
 from runge_bench.runs.loading import resolve
 
-from .helpers import ROOT
-from .test_committed import assert_same_csv
+from .helpers import ROOT, assert_same_csv
 
 RESULTS = ROOT / "results"
 

@@ -98,7 +98,7 @@ def findings(table: pd.DataFrame) -> list[Finding]:
     declared against when its runs were trained, and the test."""
     out = []
     for r in table.itertuples():
-        ci = f" (95% CI {tables.sci(r.ratio_lo)}-{tables.sci(r.ratio_hi)})" if np.isfinite(r.ratio_lo) else ""
+        ci = _ci(r.ratio_lo, r.ratio_hi)
         if r.status == "confirmatory":
             when = f"Declared {r.declared_at}, before its first run was trained ({r.first_run_at})."
         elif r.declared_at:
@@ -147,12 +147,11 @@ def _ci(lo: float, hi: float) -> str:
 def confirmation_findings(table: pd.DataFrame) -> list[Finding]:
     out = []
     for r in table.itertuples():
-        ci = _ci
         out.append(
             (
                 f"{r.hypothesis}: {r.confirmation} on fresh seeds; ratio {tables.sci(r.ratio_fresh)}"
-                f"{ci(r.ratio_lo_fresh, r.ratio_hi_fresh)} over {r.seeds_fresh} fresh seeds, "
-                f"{tables.sci(r.ratio)}{ci(r.ratio_lo, r.ratio_hi)} over the {r.seeds} original ones.",
+                f"{_ci(r.ratio_lo_fresh, r.ratio_hi_fresh)} over {r.seeds_fresh} fresh seeds, "
+                f"{tables.sci(r.ratio)}{_ci(r.ratio_lo, r.ratio_hi)} over the {r.seeds} original ones.",
                 [
                     f"Fresh: {r.verdict_fresh} (Holm p = {tables.sci(r.p_holm_fresh)}); original: {r.verdict} "
                     f"(Holm p = {tables.sci(r.p_holm)}).",

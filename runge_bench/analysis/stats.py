@@ -71,20 +71,29 @@ EXACT_NULL_MAX = 400  # pairs: the signed-rank null exact up to here, its normal
 
 
 def _signed_rank_null(n: int) -> np.ndarray:
-    """P(W+ <= w) for w = 0 .. n(n+1)/2 under the null: exact (the counts of subsets of 1..n by
-    sum, halved at each step so that no count overflows: halving is exact in binary floating
-    point) up to EXACT_NULL_MAX pairs; beyond, the normal approximation with continuity
-    correction (the exact recursion's cost grows as n^3)."""
-    top = n * (n + 1) // 2
-    if n > EXACT_NULL_MAX:
-        mean, sd = top / 2.0, math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
-        return st.norm.cdf((np.arange(top + 1) + 0.5 - mean) / sd)
-    counts = np.zeros(top + 1)
+    """P(W+ <= w) for w = 0 .. n(n+1)/2 under the null, exact: the counts of subsets of 1..n by
+    sum, halved at each step so that no count overflows (halving is exact in binary floating
+    point). Its cost grows as n^3: _critical_rank goes over to the normal approximation past
+    EXACT_NULL_MAX pairs."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
     counts[0] = 1.0
     for r in range(1, n + 1):
         counts[r:] = (counts[r:] + counts[:-r].copy()) / 2.0
         counts[:r] /= 2.0
     return np.cumsum(counts)
+
+
+def _critical_rank(n: int, level: float) -> tuple[int, float] | None:
+    """The largest w with P(W+ <= w) <= (1 - level) / 2 under the null, and that probability; None
+    where no w qualifies. Exact up to EXACT_NULL_MAX pairs, beyond it the normal approximation with
+    continuity correction (no array of n^2 / 2 probabilities)."""
+    if n <= EXACT_NULL_MAX:
+        cdf = _signed_rank_null(n)
+        below = np.flatnonzero(cdf <= (1.0 - level) / 2.0)
+        return (int(below[-1]), float(cdf[below[-1]])) if len(below) else None
+    mean, sd = n * (n + 1) / 4.0, math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+    c = math.floor(mean + sd * float(st.norm.ppf((1.0 - level) / 2.0)) - 0.5)
+    return (c, float(st.norm.cdf((c + 0.5 - mean) / sd))) if c >= 0 else None
 
 
 def hodges_lehmann(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
@@ -103,12 +112,11 @@ def hodges_lehmann(d: np.ndarray, level: float = 0.95) -> tuple[float, float, fl
         walsh = np.sort((d[i] + d[j]) / 2.0)
     walsh = walsh[~np.isnan(walsh)]  # inf + -inf: a pair of opposite exact fits says nothing
     estimate = float(np.median(walsh)) if len(walsh) else float("nan")
-    cdf = _signed_rank_null(n)
-    below = np.flatnonzero(cdf <= (1.0 - level) / 2.0)
-    if len(below) == 0 or len(walsh) < len(i):
+    critical = _critical_rank(n, level)
+    if critical is None or len(walsh) < len(i):
         return estimate, float("nan"), float("nan"), float("nan")
-    c = int(below[-1])
-    return estimate, float(walsh[c]), float(walsh[len(walsh) - 1 - c]), 1.0 - 2.0 * float(cdf[c])
+    c, p = critical
+    return estimate, float(walsh[c]), float(walsh[len(walsh) - 1 - c]), 1.0 - 2.0 * p
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:

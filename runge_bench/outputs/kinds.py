@@ -12,9 +12,8 @@ import pandas as pd
 from ..analysis import tables, zoo
 from ..analysis.study import StudyResults
 from ..problem.vocabulary import METRIC_LABELS
+from .figures import Figure
 from .markdown import claims, figures, to_markdown, with_ci
-
-Figure = tuple[str, str]  # (caption, path relative to the report)
 
 
 def sensitivity_section(r: StudyResults, figure: Figure | None) -> list[str]:

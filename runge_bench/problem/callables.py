@@ -142,7 +142,7 @@ def torch_equal(a, b) -> bool:
     """Whether two tensors hold the same values (nan equal to nan)."""
     import torch
 
-    return bool(torch.equal(a, b) or torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
+    return bool(torch.allclose(a, b, rtol=0, atol=0, equal_nan=True))
 
 
 def _as_array(y, shape: tuple, spec: str) -> np.ndarray:

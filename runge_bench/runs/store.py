@@ -268,11 +268,14 @@ class Store:
 
     def record_study(self, description: str, question: str) -> None:
         """Record the study's description and question (the sweep does, each time it runs)."""
+        self._write_meta([("study_description", description), ("study_question", question)])
+
+    def _write_meta(self, items: list[tuple[str, str]]) -> None:
+        """Set meta keys in one transaction."""
+        if self.read_only:
+            raise UserError("the store is read-only (a read-only filesystem or no permission)", path=self.path)
         self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [("study_description", description), ("study_question", question)],
-        )
+        self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", items)
         self._db.execute("COMMIT")
 
     def hypotheses(self) -> tuple[str, list[dict]]:
@@ -292,14 +295,7 @@ class Store:
         texts = {json.dumps({k: v for k, v in h.items() if k != "declared_at"}, sort_keys=True) for h in known}
         now = datetime.now(UTC).isoformat(timespec="microseconds")  # finer than a run's: ties go to exploratory
         new = [{**h, "declared_at": now} for h in hypotheses if json.dumps(h, sort_keys=True) not in texts]
-        if self.read_only:
-            raise UserError("the store is read-only (a read-only filesystem or no permission)", path=self.path)
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [("study_primary", primary), ("hypotheses", json.dumps(known + new, sort_keys=True))],
-        )
-        self._db.execute("COMMIT")
+        self._write_meta([("study_primary", primary), ("hypotheses", json.dumps(known + new, sort_keys=True))])
 
     def finished(self, run_ids: list[str]) -> dict[str, str]:
         """run_id -> when its result was stored (ISO, UTC)."""
