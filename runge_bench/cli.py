@@ -326,6 +326,17 @@ def compare(
     b: Annotated[str, typer.Argument(help="Store B, compared with A.")],
     results_dir: ResultsDir = Path("results"),
     margin: Annotated[float, typer.Option(help="Equivalence margin: errors within this factor count as equal.")] = 2.0,
+    tail_margin: Annotated[
+        float,
+        typer.Option(
+            help="Tail margin: shares of runs in the tail (beyond 10x the pooled median) within this difference "
+            "count as equal, e.g. 0.1 (ten runs in a hundred)."
+        ),
+    ] = 0.1,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="Only runs with seeds START:STOP (STOP excluded), in both stores, e.g. 40:200."),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output directory [default: B's, under compare/].")
     ] = None,
@@ -345,9 +356,12 @@ def compare(
     from .analysis.compare import failing
     from .outputs.comparison import describe, write_comparison
     from .runs.loading import resolve
+    from .runs.options import seed_range
 
     fields = tuple(f.strip() for item in ignore or [] for f in item.split(",") if f.strip())
-    c = compare_stores(resolve(a, results_dir), resolve(b, results_dir), margin, fields)
+    c = compare_stores(
+        resolve(a, results_dir), resolve(b, results_dir), margin, fields, tail_margin, seed_range(seeds, "--seeds")
+    )
     path = write_comparison(c, out_dir if out_dir is not None else c.b.store.parent / "compare")
     out.print(describe(c), markup=False)
     out.print(f"wrote {path}", markup=False)

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from runge_bench.analysis.compare import equivalence
+from runge_bench.analysis import stats
+from runge_bench.analysis.compare import distributions, equivalence
 from runge_bench.cli import app
 from runge_bench.outputs.markdown import unwrap_markdown
 from runge_bench.problem.config import RunConfig, RunResult
@@ -113,15 +114,56 @@ def test_unmatched_and_changed_runs_are_listed_never_dropped(tmp_path):
 
 
 def test_a_store_compared_with_itself_is_equivalent_everywhere(tmp_path):
-    result = _compare(SMOKE, SMOKE, tmp_path, "--fail-on", "not-equivalent")
+    # 8 runs a cell: no tail share can be shown within ±0.1 (the default tail margin), so a store
+    # is only inconclusive against itself there; at ±0.3, which 8 runs can show, equivalent.
+    result = _compare(SMOKE, SMOKE, tmp_path, "--fail-on", "not-equivalent", "--tail-margin", "0.3")
     assert result.exit_code == 0, result.output
     assert "16 equivalent" in result.output and "0 changed" in result.output
+    result = _compare(SMOKE, SMOKE, tmp_path, "--fail-on", "not-equivalent")
+    assert result.exit_code == 1, result.output
+    assert "0 equivalent, 16 inconclusive, 0 different" in result.output
+
+
+def test_tails_a_fisher_test_does_not_tell_apart_are_not_equivalent():
+    """Equivalence of the tails needs their difference bounded by the tail margin: 5 of 40 runs in
+    the tail against 9 of 40 is not rejected by Fisher's test (p ~ 0.38), and it is inconclusive,
+    not equivalent; 0 of 200 against 0 of 200 is equivalent at the default margin."""
+    rng = np.random.default_rng(0)
+    base = np.exp(rng.normal(0, 0.1, 40))
+    a, b = base.copy(), base * np.exp(rng.normal(0, 0.01, 40))
+    a[:5] *= 1e3
+    b[10:19] *= 1e3
+    u = distributions(a, b, 2.0, seed=0)
+    assert u.tail_a == 5 and u.tail_b == 9 and u.p_tail > 0.05
+    assert u.tail_diff_ci[0] < 0 < 0.1 < u.tail_diff_ci[1]
+    assert u.verdict == "inconclusive"
+    clean = np.exp(rng.normal(0, 0.1, 200))
+    u = distributions(clean, clean * 1.01, 2.0, seed=0)
+    assert u.tail_a == u.tail_b == 0 and u.verdict == "equivalent"
+    assert distributions(clean, clean * 1.01, 2.0, seed=0, tail_margin=0.01).verdict == "inconclusive"
+
+
+def test_share_difference_interval_matches_newcombe():
+    """Newcombe (Stat. Med. 1998, table II, method 10) at 95%: 56/70 - 48/80 and 9/10 - 3/10."""
+    lo, hi = stats.share_difference_ci(48, 80, 56, 70, level=0.95)
+    assert (round(lo, 4), round(hi, 4)) == (0.0524, 0.3339)
+    lo, hi = stats.share_difference_ci(3, 10, 9, 10, level=0.95)
+    assert (round(lo, 4), round(hi, 4)) == (0.1705, 0.809)
+
+
+def test_compare_on_a_range_of_seeds(tmp_path):
+    result = _compare(SMOKE, SMOKE, tmp_path, "--seeds", "2:6")
+    assert result.exit_code == 0, result.output
+    assert "matched runs: 8;" in result.output
+    assert "only seeds 2-5" in (tmp_path / "out" / "compare.md").read_text()
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--margin", "1"], "--margin: must be a finite factor above 1"),
+        (["--tail-margin", "1.5"], "--tail-margin: must be a share between 0 and 1"),
+        (["--seeds", "9:3"], "--seeds: must be START:STOP"),
         (["--fail-on", "sometimes"], "--fail-on"),
     ],
 )
@@ -142,7 +184,10 @@ def test_other_engines_reproduce_the_committed_smoke_store(tmp_path, engine_args
         ["sweep", str(ROOT / "studies" / "smoke.toml"), "--results-dir", str(tmp_path), "--jobs", "1", *engine_args],
     )
     assert result.exit_code == 0, result.output
-    result = _compare(SMOKE, tmp_path / "smoke", tmp_path, "--margin", "1.5", "--fail-on", "not-equivalent")
+    # Tails at ±0.3: what 8 runs a cell can show (at the default ±0.1 they are inconclusive).
+    result = _compare(
+        SMOKE, tmp_path / "smoke", tmp_path, "--margin", "1.5", "--tail-margin", "0.3", "--fail-on", "not-equivalent"
+    )
     assert result.exit_code == 0, result.output
     assert (pd.read_csv(tmp_path / "out" / "compare.csv").n_matched == 8).all()
     with Store(SMOKE / "runs.sqlite") as a, Store(tmp_path / "smoke" / "runs.sqlite") as b:

@@ -137,3 +137,15 @@ def flat(finding: findings.Finding) -> str:
     """A finding's claim and details as one line, for substring checks."""
     claim, details = finding
     return " ".join([claim, *details])
+
+
+def test_a_comparison_across_engines_is_marked():
+    """relu trained by one engine and tanh by another: every relu-tanh row says so; one engine for
+    both, no mark."""
+    df = synthetic_runs(lambda act, width, lam, seed: (1e-3 if act == "relu" else 1e-4) * jitter(seed))
+    same = tables.comparisons_table(df.assign(engine="batched+native"))
+    assert not same.note.str.contains("engines differ").any()
+    mixed = df.assign(engine=np.where(df.activation == "relu", "batched+native", "batched"))
+    notes = tables.comparisons_table(mixed).note
+    assert (notes == "engines differ: relu batched+native, tanh batched").all()
+    assert tables.engines_of(mixed) == {"relu": "batched+native", "tanh": "batched"}

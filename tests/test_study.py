@@ -116,6 +116,10 @@ BAD_STUDIES = [
         "grid: two runs of the plan are the same run",
     ),
     ('name = "s"\ncase = 3\n[fixed]\nactivation = "relu"', "case: cases are tables"),
+    (
+        'name = "s"\nkernels = "fast"\n[fixed]\nactivation = "relu"',
+        "kernels: must be one of auto, native, torch, got 'fast'",
+    ),
 ]
 
 
@@ -310,3 +314,35 @@ def test_bad_random_axes_are_one_line_naming_the_key(tmp_path, axis, key, messag
     with pytest.raises(UserError, match=re.escape(message)) as e:
         _drawn(tmp_path, axis, key)
     assert f"grid.{key}" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--kernels", "native"], "--kernels: contradicts the study: {path} sets kernels = 'torch'"),
+        (
+            ["--engine", "reference"],
+            "--engine: the study asks for the batched engine's torch kernels: {path} sets kernels = 'torch'",
+        ),
+    ],
+)
+def test_a_study_that_pins_its_kernels_refuses_a_contradicting_flag(write_study, tmp_path, flags, message):
+    path = write_study('name = "s"\nkernels = "torch"\n[fixed]\nactivation = "relu"\nepochs = 2\nn_points = 20')
+    result = runner.invoke(app, ["sweep", str(path), "--results-dir", str(tmp_path / "r"), *flags])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [f"error: {message.format(path=path)}"]
+    assert not (tmp_path / "r").exists()  # refused before the store is made
+
+
+def test_a_study_that_pins_its_kernels_trains_with_them(write_study, tmp_path):
+    """kernels = "torch" trains ReLU (which has native kernels) with the torch kernels, unasked;
+    --kernels torch agrees with it."""
+    from runge_bench.runs.store import Store
+
+    path = write_study('name = "s"\nkernels = "torch"\n[fixed]\nactivation = "relu"\nepochs = 2\nn_points = 20')
+    assert load_study(path).kernels == "torch"
+    result = runner.invoke(app, ["sweep", str(path), "--results-dir", str(tmp_path), "--kernels", "torch"])
+    assert result.exit_code == 0, result.output
+    assert "engine: batched\n" in result.stdout
+    with Store(tmp_path / "s" / "runs.sqlite") as store:
+        assert set(store.runs().engine) == {"batched"}

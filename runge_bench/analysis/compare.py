@@ -84,6 +84,7 @@ def equivalence(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> Eq
 
 
 TAIL_FACTOR = 10.0  # a run "in the tail": its error beyond this factor times the pooled median
+TAIL_MARGIN = 0.1  # tails are equivalent when the shares in the tail are shown to differ by less than this
 
 
 @dataclass(frozen=True)
@@ -97,20 +98,27 @@ class Distributions:
     tail_b: int
     p_tail: float  # Fisher's exact test of tail_a of n_a against tail_b of n_b, two-sided
     tail_detectable: float  # the share of B's runs in the tail that test finds with 80% power, A's being tail_a / n
+    tail_diff_ci: tuple[float, float]  # 90% CI of B's share in the tail minus A's (Newcombe): TOST at ALPHA
     pair_rho: float  # Spearman correlation of the matched runs' log errors: ~0 when runs are chaotic
     verdict: str
 
 
-def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> Distributions:
+def distributions(
+    a: np.ndarray, b: np.ndarray, margin: float, *, seed: int, tail_margin: float = TAIL_MARGIN
+) -> Distributions:
     """Do the two cells' distributions differ, whatever the pairing? a, b: (n,) matched errors.
 
     "different": the ratio of the cell medians lies beyond the margin with its whole CI, or the
     share of runs far out in the tail differs (Fisher p < ALPHA); "equivalent": the median ratio's
-    CI lies within the margin and the tails do not differ; "inconclusive" otherwise."""
+    CI lies within the margin and the shares in the tail are shown to differ by less than
+    `tail_margin` (the 90% interval of their difference inside ±tail_margin: a tail test that does
+    not reject is not enough); "inconclusive" otherwise."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     n = len(a)
     if n == 0:
-        return Distributions(np.nan, (np.nan, np.nan), np.nan, 0, 0, np.nan, np.nan, np.nan, "inconclusive")
+        return Distributions(
+            np.nan, (np.nan, np.nan), np.nan, 0, 0, np.nan, np.nan, (np.nan, np.nan), np.nan, "inconclusive"
+        )
     la, lb = np.log(np.clip(a, 1e-300, None)), np.log(np.clip(b, 1e-300, None))
     ratio = float(np.exp(np.median(lb) - np.median(la)))
     rng = np.random.default_rng(seed)
@@ -124,15 +132,18 @@ def distributions(a: np.ndarray, b: np.ndarray, margin: float, *, seed: int) -> 
     tail_a, tail_b = int(np.sum(la > far)), int(np.sum(lb > far))
     p_tail = float(st.fisher_exact([[tail_a, n - tail_a], [tail_b, n - tail_b]]).pvalue)
     detectable = stats.detectable_tail(n, n, tail_a / n)
+    tail_lo, tail_hi = stats.share_difference_ci(tail_a, n, tail_b, n)
     rho = float(st.spearmanr(la, lb).statistic) if n >= 3 and np.ptp(la) > 0 and np.ptp(lb) > 0 else np.nan
     m = margin
     if (lo > m or hi < 1 / m) or p_tail < stats.ALPHA:
         verdict = "different"
-    elif 1 / m <= lo and hi <= m and p_tail >= stats.ALPHA:
+    elif 1 / m <= lo and hi <= m and -tail_margin < tail_lo and tail_hi < tail_margin:
         verdict = "equivalent"
     else:
         verdict = "inconclusive"
-    return Distributions(ratio, (float(lo), float(hi)), p_shift, tail_a, tail_b, p_tail, detectable, rho, verdict)
+    return Distributions(
+        ratio, (float(lo), float(hi)), p_shift, tail_a, tail_b, p_tail, detectable, (tail_lo, tail_hi), rho, verdict
+    )
 
 
 def _reachable(n: int) -> str:
@@ -160,6 +171,8 @@ class Comparison:
     a: Source
     b: Source
     margin: float
+    tail_margin: float  # the largest difference in the shares of runs in the tail that counts as equal
+    seeds: range | None  # only runs with these seeds were compared (None: every seed)
     cells: pd.DataFrame
     ignored: tuple[str, ...]  # config fields left out of the matching (--ignore), e.g. dtype
     only_a: pd.DataFrame  # runs stored in A only (run_id, status, axes)
@@ -266,13 +279,23 @@ def _change(a: str, b: str) -> str:
     return "changed"
 
 
-def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] = ()) -> Comparison:
+def compare(
+    a: Source,
+    b: Source,
+    margin: float = 2.0,
+    ignore: tuple[str, ...] = (),
+    tail_margin: float = TAIL_MARGIN,
+    seeds: range | None = None,
+) -> Comparison:
     """Match the runs of two stores by config and compare them cell by cell (module docstring).
     ignore: config fields left out of the matching, so that the same plan trained in another dtype
     (or with another optimizer, ...) is matched run by run: each store must then hold one run per
-    config without them."""
+    config without them. seeds: only runs with these seeds (e.g. those that did not raise the
+    question a comparison answers), in both stores."""
     if not (margin > 1.0 and math.isfinite(margin)):
         raise UserError(f"must be a finite factor above 1, got {margin}", field="--margin")
+    if not 0 < tail_margin < 1:
+        raise UserError(f"must be a share between 0 and 1, got {tail_margin}", field="--tail-margin")
     for field in ignore:
         if field not in CONFIG_FIELDS or field in ("activation", "seed"):
             raise UserError(
@@ -281,6 +304,8 @@ def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] =
             )
     da, _ = load_runs(a)
     db, _ = load_runs(b)
+    if seeds is not None:
+        da, db = da[da.seed.isin(seeds)], db[db.seed.isin(seeds)]
     if ignore:  # match on every other field: the key stands in for the run id
         da, db = _keyed(da, ignore, a), _keyed(db, ignore, b)
     axes = [x for x in _axes(da, db) if x not in ignore]
@@ -294,13 +319,15 @@ def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] =
     rows = []
     for key, g in ok.groupby(axes, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        rows += [{**dict(zip(axes, key)), **row} for row in _cell_rows(g, key, margin)]
+        rows += [{**dict(zip(axes, key)), **row} for row in _cell_rows(g, key, margin, tail_margin)]
     if not rows and (da.empty or db.empty or ok.empty):
         raise UserError("no run is stored in both with status ok: nothing to compare", path=b.store)
     return Comparison(
         a=a,
         b=b,
         margin=margin,
+        tail_margin=tail_margin,
+        seeds=seeds,
         cells=pd.DataFrame(rows),
         ignored=tuple(ignore),
         only_a=only_a,
@@ -310,14 +337,14 @@ def compare(a: Source, b: Source, margin: float = 2.0, ignore: tuple[str, ...] =
     )
 
 
-def _cell_rows(g: pd.DataFrame, key: tuple, margin: float) -> list[dict]:
+def _cell_rows(g: pd.DataFrame, key: tuple, margin: float, tail_margin: float) -> list[dict]:
     """One cell's matched ok runs (columns METRIC_a, METRIC_b) compared, a row per metric: paired
     (equivalence), unpaired (distributions) and the verdict of both."""
     rows = []
     for metric in METRICS:
         xa, xb = g[f"{metric}_a"].to_numpy(float), g[f"{metric}_b"].to_numpy(float)
         e = equivalence(xa, xb, margin, seed=tables._seed(key, metric))
-        u = distributions(xa, xb, margin, seed=tables._seed("unpaired", key, metric))
+        u = distributions(xa, xb, margin, seed=tables._seed("unpaired", key, metric), tail_margin=tail_margin)
         rows.append(
             {
                 "metric": metric,
@@ -338,6 +365,8 @@ def _cell_rows(g: pd.DataFrame, key: tuple, margin: float) -> list[dict]:
                 "tail_b": u.tail_b,
                 "p_tail": u.p_tail,
                 "tail_detectable_b": u.tail_detectable,
+                "tail_diff_lo": u.tail_diff_ci[0],
+                "tail_diff_hi": u.tail_diff_ci[1],
                 "pair_rho": u.pair_rho,
                 "unpaired": u.verdict,
                 "verdict": combined_verdict(e.verdict, u.verdict),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..problem.hypothesis import DEFAULT_PRIMARY
-from ..problem.vocabulary import METRIC_LABELS
+from ..problem.vocabulary import GRID_MSE, METRIC_LABELS
 from . import stats, tables
 from .findings import FLOOR_FINDINGS, Finding, pair_sentence
 
@@ -67,10 +67,10 @@ def tuned_offer(said: list[Finding], order: list[str]) -> list[Finding]:
         return []
     return [  # in each cell of the other axes, where the study has them (tuning.findings names it)
         f
-        for metric in ("val_df_mse", "val_f_mse")
+        for metric in GRID_MSE[::-1]  # f′ (the default primary), then f
         for f in said
-        if f[0].startswith("Tuned") and f", {METRIC_LABELS[metric]}: {pair[0]} vs {pair[1]}:" in f[0]
-    ]
+        if f[0].startswith("Tuned") and f", {METRIC_LABELS[metric]} (" in f[0] and f": {pair[0]} vs {pair[1]}:" in f[0]
+    ] + [f for f in said if "edge of the searched range" in f[0]]
 
 
 def floor_offer(found: dict[str, list[Finding]]) -> list[Finding]:

@@ -103,6 +103,7 @@ class Tuned:
     compared: pd.DataFrame  # tables.comparisons_table of the tuned runs
     key: pd.DataFrame  # compared, key metrics only
     budget: pd.DataFrame
+    splits: tuning.Splits  # the selection repeated over random halvings of the seeds
     findings: list[Finding]
 
 
@@ -161,7 +162,7 @@ def study_results(
         )
     found = _findings(df, t, cell)
     sens, versus = _sensitivity(df, t, cell, order), _zoo(df, order)
-    tuned = _tuned(df, tune, order) if tune else None
+    tuned = _tuned(df, tune, order, contents.primary) if tune else None
     offers = [  # in the order "At a glance" takes the first that offers any
         glance.zoo_offer(versus.findings if versus else []),
         glance.tuned_offer(tuned.findings if tuned else [], order),
@@ -314,14 +315,18 @@ def _zoo(df: pd.DataFrame, order: list[str]) -> Zoo | None:
     return Zoo(versus, summary, ranks, smooth, said)
 
 
-def _tuned(df: pd.DataFrame, tune: list[str], order: list[str]) -> Tuned:
+def _tuned(df: pd.DataFrame, tune: list[str], order: list[str], primary: str) -> Tuned:
     """Each activation at its own best setting: the settings, the comparison on the evaluation
     seeds, and the expected best against the tuning budget."""
     selecting, evaluating = tuning.split_seeds(df.seed)
     settings = tuning.settings_table(df, tune)
     compared = tables.comparisons_table(tuning.tuned_runs(df, tune, settings), order)
     chosen = settings[settings.chosen].sort_values("activation", key=lambda a: a.map(order.index), kind="stable")
-    key = compared[compared.metric.isin(KEY_METRICS)] if not compared.empty else compared
+    chosen = chosen.assign(edge=tuning.edges(df, tune, chosen))
+    key = compared[compared.metric.isin(tuning.METRICS_TUNED)] if not compared.empty else compared
+    if not key.empty:  # the primary metric's first
+        key = key.sort_values("metric", key=lambda m: m != primary, kind="stable")
+    splits = tuning.splits_table(df, tune, order)
     return Tuned(
         axes=list(tune),
         selecting=selecting,
@@ -331,5 +336,6 @@ def _tuned(df: pd.DataFrame, tune: list[str], order: list[str]) -> Tuned:
         compared=compared,
         key=key,
         budget=tuning.budget_table(settings, tune),
-        findings=tuning.findings(key) if not key.empty else [],
+        splits=splits,
+        findings=tuning.findings(key, splits, chosen, selecting, evaluating, primary) if not key.empty else [],
     )

@@ -200,6 +200,7 @@ def _pair_rows(g: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[dict]:
         pa = g[g.activation == a].set_index("seed")
         pb = g[g.activation == b].set_index("seed")
         seeds = sorted(set(pa.index) & set(pb.index))
+        mixed = engines_differ(g, a, b)
         for metric in METRICS:
             xa, xb = pa.loc[seeds, metric].to_numpy(float), pb.loc[seeds, metric].to_numpy(float)
             t = stats.paired_test(xa, xb)
@@ -221,10 +222,27 @@ def _pair_rows(g: pd.DataFrame, pairs: list[tuple[str, str]]) -> list[dict]:
                     "share_hi": t.share_ci[1],
                     "favours": t.favours,
                     "p_wilcoxon": t.p_value,
-                    "note": t.note,
+                    "note": "; ".join(n for n in (t.note, mixed) if n),
                 }
             )
     return rows
+
+
+def engines_of(df: pd.DataFrame) -> dict[str, str]:
+    """activation -> the engine(s) its runs were trained by ("batched+native", or several joined
+    by ", "), in the order of the rows' activations."""
+    if "engine" not in df:
+        return {}
+    return {a: ", ".join(sorted(set(g.engine))) for a, g in df.groupby("activation", sort=False)}
+
+
+def engines_differ(g: pd.DataFrame, a: str, b: str) -> str:
+    """A note marking a comparison of activations whose runs different engines trained (the
+    comparison then carries the engines' difference too), else ""."""
+    engines = engines_of(g[g.activation.isin([a, b])])
+    if len(engines) < 2 or engines[a] == engines[b]:
+        return ""
+    return f"engines differ: {a} {engines[a]}, {b} {engines[b]}"
 
 
 def axis_steps(df: pd.DataFrame, axis: str, reference: object) -> list[tuple[object, object]]:

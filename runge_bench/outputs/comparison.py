@@ -49,6 +49,7 @@ def _cells_shown(cells: pd.DataFrame) -> pd.DataFrame:
             "cell medians B/A (95% CI)": with_ci(cells.cell_median_ratio_b_a, cells.cell_ratio_lo, cells.cell_ratio_hi),
             "tail A, B": [f"{a}, {b}" for a, b in zip(cells.tail_a, cells.tail_b)],
             "p tail": cells.p_tail,
+            "tail B-A (90% CI)": [f"{lo:+.3f} to {hi:+.3f}" for lo, hi in zip(cells.tail_diff_lo, cells.tail_diff_hi)],
             "rho": cells.pair_rho,
             "paired": cells.paired,
             "unpaired": cells.unpaired,
@@ -66,7 +67,8 @@ def describe(c: Comparison) -> str:
         f"B: {c.b.store}",
         f"matched runs: {int(c.cells.groupby('metric').n_matched.sum().max()) if not c.cells.empty else 0}; "
         f"only in A: {len(c.only_a)}; only in B: {len(c.only_b)}; status changed: {len(c.status_changed)}",
-        f"cells x metrics at margin x{c.margin:g}: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS),
+        f"cells x metrics at margin x{c.margin:g} (tails ±{c.tail_margin:g}): "
+        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS),
         f"study-level conclusions (on the runs both hold): {len(c.conclusions) - len(changed) - untestable} same, "
         f"{untestable} not comparable, {len(changed)} changed",
     ]
@@ -107,7 +109,9 @@ def _tails(c: Comparison) -> list[str]:
         lines.append(
             f"- {where}: {r.verdict}; beyond {TAIL_FACTOR:g}x the pooled median, {r.tail_a} of {n} runs in A "
             f"({r.tail_a / n:.2f}) and {r.tail_b} of {n} in B ({r.tail_b / n:.2f}), Fisher p = {sci(r.p_tail)}; "
-            f"{found}; cell medians B/A {sci(r.cell_median_ratio_b_a)} (95% CI "
+            f"{found}; the difference in shares B-A {r.tail_diff_lo:+.3f} to {r.tail_diff_hi:+.3f} (90% CI; "
+            f"{'within' if -c.tail_margin < r.tail_diff_lo and r.tail_diff_hi < c.tail_margin else 'not shown within'} "
+            f"the tail margin ±{c.tail_margin:g}); cell medians B/A {sci(r.cell_median_ratio_b_a)} (95% CI "
             f"{sci(r.cell_ratio_lo)}-{sci(r.cell_ratio_hi)})."
         )
     return [*lines, ""]
@@ -141,6 +145,7 @@ def _head(c: Comparison) -> list[str]:
         )
         + f"only in A {len(c.only_a)}, only in B {len(c.only_b)}, "
         f"stored in both with another status {len(c.status_changed)}",
+        *([f"- only seeds {c.seeds.start}-{c.seeds.stop - 1} (`--seeds`), in both stores"] if c.seeds else []),
         "",
         "Per cell and metric, two views of the matched ok runs. Paired: d = log(error in B) - "
         f"log(error in A) run by run; equivalent within x{c.margin:g} by TOST (both one-sided Wilcoxon "
@@ -153,8 +158,11 @@ def _head(c: Comparison) -> list[str]:
         f"{TAIL_FACTOR:g}x the pooled median, in A and in B (Fisher's exact test, `p_tail`; `tail_detectable_b`, the share of B's runs in the tail "
         "it would find with 80% power, A's share being tail_a / n, says what a tail test that does not reject "
         "could have seen); equivalent "
-        f"when the median ratio's CI lies within x{c.margin:g} and the tails do not differ, different when "
-        f"the CI lies wholly beyond x{c.margin:g} or the tails differ (p < {stats.ALPHA}). **equivalent**: "
+        f"when the median ratio's CI lies within x{c.margin:g} and the shares of runs in the tail are shown to "
+        f"differ by less than {c.tail_margin:g} (tail margin: the 90% Newcombe interval of B's share minus A's, "
+        f"`tail_diff_lo`-`tail_diff_hi`, inside ±{c.tail_margin:g}; a tail test that does not reject is not "
+        f"enough), different when the CI lies wholly beyond x{c.margin:g} or the tails differ (p < {stats.ALPHA}). "
+        "**equivalent**: "
         "both views equivalent; **different**: either view different; **inconclusive**: the rest, "
         "including cells too small for a test.",
         "",

@@ -11,6 +11,8 @@ import pandas as pd
 
 from ..analysis import tables, zoo
 from ..analysis.study import StudyResults
+from ..analysis.tables import sci
+from ..analysis.tuning import SPLIT_SEED
 from ..problem.vocabulary import METRIC_LABELS
 from .figures import Figure
 from .markdown import claims, figures, to_markdown, with_ci
@@ -110,9 +112,23 @@ def tuned_section(r: StudyResults, figure: Figure | None) -> list[str]:
         "comparisons (Hodges-Lehmann ratio with its exact interval, Wilcoxon over the evaluation seeds, Holm over "
         "the pairs of a cell).",
         "",
-        "Chosen settings:",
+        f"One split is one draw of which seeds select, and that can decide a finding: the selection and the "
+        f"comparison are repeated over {tu.splits.n} random splits of the seeds into halves (drawn from seed "
+        f"{SPLIT_SEED}). Each finding says in what share of them it holds (significant, Holm over the cell's "
+        "pairs); its pooled ratio is the median of the splits' estimates on the log scale, with a standard error "
+        "that adds their spread around it to each split's own (as in repeated cross-fitting, Chernozhukov et al. "
+        "2018): the splits share their runs, so no test treats them as independent. A chosen setting at the "
+        "lowest or highest value searched is flagged (`edge`). Metrics: the dense grid's MSE of f′ (the primary) "
+        "and of f (secondary); `tables/tuned_comparisons.csv` has every metric of the first split, "
+        "`tables/tuning_splits.csv` every pair of every split's summary.",
+        "",
+        "Chosen settings (first split):",
         "",
         to_markdown(tu.chosen.drop(columns=["chosen"])),
+        "",
+        f"How often each setting is chosen over the {tu.splits.n} splits:",
+        "",
+        to_markdown(_choice_summary(tu)),
         "",
         *claims(tu.findings),
         *(figures([figure]) if figure else []),
@@ -120,6 +136,23 @@ def tuned_section(r: StudyResults, figure: Figure | None) -> list[str]:
     if not tu.key.empty:
         lines += [to_markdown(pairs_shown(tu.key)), ""]
     return lines
+
+
+def _choice_summary(tu) -> pd.DataFrame:
+    """Per activation (and cell of the other axes), the settings chosen over the splits, most often
+    first: "value (share)", at most five, the rest counted."""
+    keys = [c for c in tu.splits.choices.columns if c not in (*tu.axes, "splits", "share", "edge")]
+    rows = []
+    for key, g in tu.splits.choices.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        said = [
+            f"{', '.join(sci(getattr(r, a)) for a in tu.axes)} ({r.share:.0%}{', edge' if r.edge else ''})"
+            for r in g.head(5).itertuples()
+        ]
+        if len(g) > 5:
+            said.append(f"{len(g) - 5} more ({g.share.iloc[5:].sum():.0%})")
+        rows.append({**dict(zip(keys, key)), "chosen in the splits": "; ".join(said)})
+    return pd.DataFrame(rows)
 
 
 def pairs_shown(c: pd.DataFrame) -> pd.DataFrame:

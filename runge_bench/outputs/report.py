@@ -193,16 +193,30 @@ def _study_section(r: StudyResults) -> list[str]:
     lines.append(f"- primary metric: {METRIC_LABELS[r.primary]} (the study's `primary`; the headline findings use it)")
     if cell:
         lines.append(f"- reference cell (the per-cell figures): {tables.describe_cell(cell)}")
-    lines.append(
-        f"- engines: {', '.join(sorted(df.engine.unique()))}; "
-        f"total training time {df.wall_s.sum() / 60:.1f} min (summed over workers)"
-    )
+    lines.append(_engines_line(df, order))
+    lines.append(f"- total training time {df.wall_s.sum() / 60:.1f} min (summed over workers)")
     lines += [f"- trained with: {v} ({n} runs)" for v, n in r.training_versions]
     lines.append(
         "- this report's baselines and statistics computed with: "
         + ", ".join(f"{k} {v}" for k, v in r.analysis_versions.items())
     )
     return lines + [f"- note: {n}" for n in r.notes]
+
+
+def _engines_line(df: pd.DataFrame, order: list[str]) -> str:
+    """The engine of every activation; where they differ, that their comparisons are marked."""
+    engines = tables.engines_of(df)
+    if len(set(engines.values())) <= 1:
+        return f"- engine: {', '.join(sorted(df.engine.unique()))} (every run)"
+    by_engine: dict[str, list[str]] = {}
+    for a in order:
+        if a in engines:
+            by_engine.setdefault(engines[a], []).append(a)
+    said = "; ".join(f"{e} ({', '.join(acts)})" for e, acts in by_engine.items())
+    return (
+        f"- engines: {said}. A comparison of activations trained by different engines carries the engines' "
+        'difference too: its row\'s note says "engines differ" (the fidelity studies measure that difference)'
+    )
 
 
 def _reproduction_section(reproduction: pd.DataFrame) -> list[str]:

@@ -50,6 +50,8 @@ def write_tables(r: StudyResults, d: Path) -> None:
             "tuning_settings": r.tuned.settings,
             "tuned_comparisons": r.tuned.compared,
             "tuning_budget": r.tuned.budget,
+            "tuning_choices": r.tuned.splits.choices,
+            "tuning_splits": r.tuned.splits.holds,
         }
     _csv(d, always)
     _csv(d, {name: table for name, table in nonempty.items() if not table.empty})

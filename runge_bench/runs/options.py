@@ -131,3 +131,18 @@ def resolve_jobs(requested: int | None) -> tuple[int, str | None]:
     if requested > cap:
         return cap, f"--jobs {requested} capped at {cap} ({MAX_JOBS_PER_CORE} per core on {cores} cores)"
     return requested, None
+
+
+def seed_range(text: str | None, field: str) -> range | None:
+    """START:STOP (STOP excluded) as a range of seeds, or None for every seed; anything else, or
+    an empty range, is a UserError naming the flag."""
+    if text is None:
+        return None
+    start, sep, stop = text.partition(":")
+    try:
+        seeds = range(int(start), int(stop)) if sep else None
+    except ValueError:
+        seeds = None
+    if seeds is None or not 0 <= seeds.start < seeds.stop:
+        raise UserError(f"must be START:STOP with 0 <= START < STOP, e.g. 40:200, got {text!r}", field=field)
+    return seeds

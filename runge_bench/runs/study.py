@@ -4,6 +4,8 @@
     description = "..."
     question = "..."             # optional: the one question the study answers (its report opens with it)
     primary = "grid_df_mse"      # optional: the metric its headline findings use (this one by default)
+    kernels = "torch"            # optional: the batched engine's kernels for every run (auto by default),
+                                 # so that comparisons between activations never mix engines
     [[hypothesis]]               # optional, declared before training: tested in one family, confirmatory
     better = "tanh"              # tanh's error below relu's ...
     worse = "relu"
@@ -49,6 +51,7 @@ from ..problem.hypothesis import DEFAULT_PRIMARY, Hypothesis
 from ..problem.targets import TARGETS, check_target, normalise_target
 from ..problem.vocabulary import CHECKPOINTS, METRICS, OPTIMIZERS, REFINE_ITERS
 
+KERNELS = ("auto", "native", "torch")  # the batched engine's kernels (the sweep's --kernels)
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
 MAX_STUDY_BYTES = 1 << 20  # read whole: a study is a few hundred bytes; a larger file is not one
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" would let a trailing "\n" in
@@ -69,6 +72,7 @@ class Study:
     question: str = ""  # the one question the study answers, for its report's "At a glance"
     primary: str = DEFAULT_PRIMARY  # the metric its headline findings use
     hypotheses: tuple[Hypothesis, ...] = ()  # declared in the file ([[hypothesis]])
+    kernels: str = "auto"  # the batched engine's kernels the study asks for (the sweep's --kernels default)
 
 
 def _int(lo: int, hi: int) -> Callable[[Any], str | None]:
@@ -308,7 +312,11 @@ def parse_study(doc: dict, path: Path) -> Study:
             seen.add(config.run_id)
             configs.append(config)
     primary = _primary(doc, path)
+    kernels = doc.get("kernels", "auto")
+    if kernels not in KERNELS:
+        raise UserError(f"must be one of {', '.join(KERNELS)}, got {kernels!r}", path=path, field="kernels")
     return Study(
+        kernels=kernels,
         name=name,
         description=description,
         question=question,
@@ -369,11 +377,21 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
 
 def _header(doc: dict, path: Path) -> tuple[str, str, str]:
     """The study's name (it names the results directory), description and question, checked."""
-    unknown = set(doc) - {"name", "description", "question", "primary", "fixed", "grid", "case", "hypothesis"}
+    unknown = set(doc) - {
+        "name",
+        "description",
+        "question",
+        "primary",
+        "kernels",
+        "fixed",
+        "grid",
+        "case",
+        "hypothesis",
+    }
     if unknown:
         raise UserError(
-            "unknown top-level key (expected name, description, question, primary, [fixed], [grid], [[case]], "
-            "[[hypothesis]])",
+            "unknown top-level key (expected name, description, question, primary, kernels, [fixed], [grid], "
+            "[[case]], [[hypothesis]])",
             path=path,
             field=sorted(unknown)[0],
         )

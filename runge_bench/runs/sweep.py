@@ -22,7 +22,7 @@ from .options import check_options, device_jobs, resolve_engine, resolve_jobs
 from .plan import Plan, make_plan, plan_resources
 from .resources import Estimate, default_jobs
 from .store import Store
-from .study import load_study
+from .study import Study, load_study
 from .tasks import make_tasks, on_accelerator
 from .workers import check_scheduler, device_free_bytes, execute
 
@@ -191,6 +191,7 @@ def prepare_plan(plan: Plan, options: SweepOptions) -> PreparedSweep:
     """A plan's remaining runs cut into tasks for the workers that will train them, checked against
     the machine's memory (what prepare_sweep does after planning)."""
     resolve_jobs(options.jobs)
+    study_kernels(plan.study, options)  # refused before anything is recorded or trained
     jobs, jobs_note = device_jobs(options.device, options.jobs)
     if not plan.todo:
         return PreparedSweep(plan, jobs, jobs_note, [], None, [])
@@ -210,9 +211,27 @@ def prepare_plan(plan: Plan, options: SweepOptions) -> PreparedSweep:
 
 
 def sweep_engine(prepared: PreparedSweep, options: SweepOptions) -> tuple[str, str | None]:
-    """The engine that trains the plan's runs, and a note on how it was chosen."""
+    """The engine that trains the plan's runs, and a note on how it was chosen. A study file's
+    `kernels` is the default of --kernels; a --kernels or --compile that contradicts it is refused."""
     activations = {c.activation for c in prepared.plan.todo}
-    return resolve_engine(options.engine, options.kernels, options.compile, options.device, activations)
+    kernels = study_kernels(prepared.plan.study, options)
+    return resolve_engine(options.engine, kernels, options.compile, options.device, activations)
+
+
+def study_kernels(study: Study, options: SweepOptions) -> str:
+    """The kernels a sweep of `study` uses: the study file's `kernels` unless --kernels says
+    otherwise; a contradiction between the two is a UserError naming the flag."""
+    pinned = study.kernels
+    if pinned == "auto":
+        return options.kernels
+    where = f"{study.path} sets kernels = {pinned!r}" if study.path else f"the study sets kernels = {pinned!r}"
+    if options.kernels not in ("auto", pinned):
+        raise UserError(f"contradicts the study: {where}", field="--kernels")
+    if options.engine != "batched":
+        raise UserError(f"the study asks for the batched engine's {pinned} kernels: {where}", field="--engine")
+    if options.compile and pinned == "native":
+        raise UserError(f"compiles the torch kernels; {where}", field="--compile")
+    return pinned
 
 
 def train_prepared(
