@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..problem.vocabulary import CATEGORICAL_AXES, GRID_MAX, GRID_MSE, KEY_METRICS, METRIC_LABELS, REGIME_AXES
+from ..problem.vocabulary import (
+    CATEGORICAL_AXES,
+    GRID_MAX,
+    GRID_METRICS,
+    GRID_MSE,
+    METRIC_LABELS,
+    REGIME_AXES,
+)
 from . import stats, tables
 
 ALPHA = stats.ALPHA
@@ -450,8 +457,10 @@ def findings(
     cell: dict,
     cell_rankings: pd.DataFrame | None = None,
     floor: pd.DataFrame | None = None,
+    primary: str = "grid_df_mse",
 ) -> dict[str, list[Finding]]:
-    """Every finding of a report, by section title ("" for the opening ones)."""
+    """Every finding of a report, by section title ("" for the opening ones). In the reference
+    cell, the primary metric leads, then the dense grid's other metrics (those "At a glance" quotes)."""
     axes = tables.cell_axes(df)
     head = [run_counts(df)]
     if not reproduction.empty:
@@ -460,10 +469,13 @@ def findings(
     out = {"": head}
     if not comparisons.empty:
         single = tables.select(comparisons, cell)
-        # Every key metric for one pair; for more, the two the seed report tabled (fewer sentences).
-        metrics = KEY_METRICS if df.activation.nunique() <= 2 else ["val_f_mse", "val_df_mse"]
+        # The primary metric first, then the dense grid's others: all four for one pair; for more
+        # pairs, the two MSEs (fewer sentences). The validation split is small and, with best-validation
+        # checkpoints, the stopping rule too: its metrics stay in the tables.
+        grid = GRID_METRICS if df.activation.nunique() <= 2 else GRID_MSE
+        metrics = [primary, *[m for m in grid if m != primary]]
         title = f"In the reference cell ({tables.describe_cell(cell)})" if axes else "Paired by seed"
-        out[title] = [pair_sentence(r) for r in single.itertuples() if r.metric in metrics]
+        out[title] = [pair_sentence(r) for m in metrics for r in single.itertuples() if r.metric == m]
         if axes:
             out["Across cells"] = across_cells(comparisons, axes, GRID_MSE, df)
     if not ranking.empty:

@@ -160,7 +160,7 @@ def study_results(
             f"{len(bad)} runs' curves and predictions could not be read (a damaged row) and "
             f"are left out of the figures: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}."
         )
-    found = _findings(df, t, cell)
+    found = _findings(df, t, cell, contents.primary)
     sens, versus = _sensitivity(df, t, cell, order), _zoo(df, order)
     tuned = _tuned(df, tune, order, contents.primary) if tune else None
     offers = [  # in the order "At a glance" takes the first that offers any
@@ -201,7 +201,7 @@ def study_results(
     )
 
 
-def _findings(df: pd.DataFrame, t: Tables, cell: dict) -> dict[str, list[Finding]]:
+def _findings(df: pd.DataFrame, t: Tables, cell: dict, primary: str) -> dict[str, list[Finding]]:
     return findings(
         df,
         t.comparisons,
@@ -213,6 +213,7 @@ def _findings(df: pd.DataFrame, t: Tables, cell: dict) -> dict[str, list[Finding
         cell,
         t.cell_rankings,
         t.floor,
+        primary,
     )
 
 
@@ -282,7 +283,17 @@ def _data_profiles(df: pd.DataFrame, order: list[str], contents: StoreContents) 
     curves = validation_curves(contents.arrays, df)
     top = int(df.epochs.max())
     epochs = np.unique(np.concatenate([[1], np.geomspace(1, top, 120).round(), [top]]).astype(int))
-    return profiles.data_profiles(curves, dict(zip(df.run_id, df.activation)), DATA_PROFILE_FACTORS, epochs)
+    if df.deriv_weight.nunique() < 2:
+        return profiles.data_profiles(curves, dict(zip(df.run_id, df.activation)), DATA_PROFILE_FACTORS, epochs)
+    # The validation loss is MSE(f) + lambda MSE(f'): runs of different lambdas minimise different
+    # objectives, so their profiles are kept apart, one per lambda.
+    parts = []
+    for lam, g in df.groupby("deriv_weight", sort=True):
+        own = {rid: curves[rid] for rid in g.run_id if rid in curves}
+        table = profiles.data_profiles(own, dict(zip(g.run_id, g.activation)), DATA_PROFILE_FACTORS, epochs)
+        parts.append(table.assign(deriv_weight=lam))
+    table = pd.concat(parts, ignore_index=True)
+    return table[["deriv_weight", *[c for c in table.columns if c != "deriv_weight"]]]
 
 
 def _sensitivity(df: pd.DataFrame, t: Tables, cell: dict, order: list[str]) -> Sensitivity | None:

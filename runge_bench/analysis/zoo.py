@@ -256,9 +256,25 @@ def _against_incumbent(
             f"{family} challengers x {cells} cells ({grid}); Wilcoxon on log ratios over seeds, Holm over the "
             f"{family} challengers of each cell, p < {stats.ALPHA}.",
             "A cell without a verdict is inconclusive, not a tie.",
+            _count_ranges(versus, metric, cells),
         ],
     )
     return [over_all, by_cell]
+
+
+def _count_ranges(versus: pd.DataFrame, metric: str, cells: int) -> str:
+    """The counts of cells below the incumbent that the cells' intervals allow: from those whose
+    whole 95% CI is below 1 to those whose CI reaches below 1, per challenger that has any."""
+    g = versus[versus.metric == metric] if "ratio_lo" in versus else versus.iloc[0:0]
+    said = []
+    for a, rows in g.groupby("a", sort=False):
+        surely, maybe = int((rows.ratio_hi < 1).sum()), int((rows.ratio_lo < 1).sum())
+        if maybe:
+            said.append(f"{a} {surely}-{maybe}" if maybe > surely else f"{a} {surely}")
+    return (
+        f"Cells below {INCUMBENT} by the cells' 95% CIs (unadjusted; from wholly below to reaching below), "
+        f"of {cells}: " + (", ".join(said) if said else "none in any cell") + "."
+    )
 
 
 def _sine(metric: str, g: pd.DataFrame, grid: str) -> Finding:

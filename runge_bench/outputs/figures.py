@@ -338,14 +338,20 @@ def _ranking(ranking: pd.DataFrame, fig_dir: Path) -> Figure:
 
 
 def _data_profiles(r: StudyResults, fig_dir: Path) -> Figure:
-    n = int(r.data_profiles.groupby("activation").runs.first().sum())  # the runs whose curves were read
-    fig = plots.data_profiles_figure(
-        r.data_profiles, r.order, f"Data profiles of training ({n} runs, every cell pooled)"
-    )
+    table = r.data_profiles
+    by_lambda = "deriv_weight" in table
+    keys = ["deriv_weight", "activation"] if by_lambda else ["activation"]
+    n = int(table.groupby(keys).runs.first().sum())  # the runs whose curves were read
+    pooled = "the cells of each derivative-loss weight pooled, one row per weight" if by_lambda else "every cell pooled"
+    fig = plots.data_profiles_figure(table, r.order, f"Data profiles of training ({n} runs, {pooled})")
     plots.save(fig, fig_dir / "data_profiles")
     return (
         "Data profiles (Moré & Wild 2009): the share of each activation's runs whose validation loss has fallen by "
-        "10^k from its first epoch within a number of epochs (every cell pooled; at stored epochs)",
+        f"10^k from its first epoch within a number of epochs ({pooled}, since the validation loss is "
+        "MSE(f) + deriv_weight x MSE(f′); at stored epochs)"
+        if by_lambda
+        else "Data profiles (Moré & Wild 2009): the share of each activation's runs whose validation loss has fallen "
+        "by 10^k from its first epoch within a number of epochs (every cell pooled; at stored epochs)",
         "figures/data_profiles.png",
     )
 

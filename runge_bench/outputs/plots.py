@@ -596,21 +596,29 @@ def _share_panels(
     ylabel: str,
     title: str,
     panel_size: tuple[float, float] = (3.2, 3.0),
+    rows_by: str | None = None,
 ) -> plt.Figure:
-    """One panel per value of `by`: per activation, a step line of the share against `x` (log axis)."""
+    """One panel per value of `by` (and a row of panels per value of `rows_by`, if given): per
+    activation, a step line of the share against `x` (log axis)."""
     keys = list(dict.fromkeys(table[by]))
+    row_keys = list(dict.fromkeys(table[rows_by])) if rows_by else [None]
     width, height = panel_size
-    fig, axes = plt.subplots(1, len(keys), figsize=(width * len(keys), height), sharey=True, squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        g = table[table[by] == key]
-        for act in [a for a in order if a in set(g.activation)]:
-            ga = g[g.activation == act].sort_values(x)
-            ax.step(ga[x], ga.share, where="post", color=PALETTE.get(act), label=act)
-        ax.set_xscale("log")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel(xlabel)
-        ax.set_title(panel_title(key, g), fontsize=8)
-    axes[0][0].set_ylabel(ylabel)
+    fig, axes = plt.subplots(
+        len(row_keys), len(keys), figsize=(width * len(keys), height * len(row_keys)), sharey=True, squeeze=False
+    )
+    for axes_row, row_key in zip(axes, row_keys):
+        rows = table if rows_by is None else table[table[rows_by] == row_key]
+        for ax, key in zip(axes_row, keys):
+            g = rows[rows[by] == key]
+            for act in [a for a in order if a in set(g.activation)]:
+                ga = g[g.activation == act].sort_values(x)
+                ax.step(ga[x], ga.share, where="post", color=PALETTE.get(act), label=act)
+            ax.set_xscale("log")
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel(xlabel)
+            said = panel_title(key, g) if len(g) else str(key)
+            ax.set_title(said if rows_by is None else f"{rows_by} {row_key:g}: {said}", fontsize=8)
+        axes_row[0].set_ylabel(ylabel)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     finish(fig)
@@ -646,6 +654,7 @@ def data_profiles_figure(table: pd.DataFrame, order: list[str], title: str) -> p
         "share of runs",
         title,
         panel_size=(3.0, 2.9),
+        rows_by="deriv_weight" if "deriv_weight" in table else None,  # losses of different objectives apart
     )
 
 
