@@ -171,7 +171,7 @@ def tested(source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def confirmation(original: Source, fresh: Source) -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """confirmation_table of the two stores, and the engines that trained each (a confirmation on
-    another engine agrees in distribution, not run by run: it says so)."""
+    another engine is a re-test across engines too: it says so)."""
     runs_a, a = tested(original)
     runs_b, b = tested(fresh)
     if a.empty or b.empty:

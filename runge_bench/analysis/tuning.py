@@ -192,6 +192,10 @@ def findings(
             out.append((f"{said}; ratio {tables.sci(r.ratio)}{ci}.", [first]))
             continue
         x = h.iloc[0]
+        if not np.isfinite(x.ratio):  # no split's comparison could estimate it (too few pairs)
+            said = f"Tuned{where}, {METRIC_LABELS[r.metric]} ({role(r.metric, primary)}): {r.a} vs {r.b}: {verdict}"
+            out.append((f"{said} in every one of {splits.n} splits of the seeds; no ratio estimated.", [first]))
+            continue
         (first_side, first_share), (other_side, other_share) = sorted(
             [(r.b, x.b_lower), (r.a, x.a_lower)], key=lambda t: -t[1]
         )
@@ -208,18 +212,22 @@ def findings(
                 ],
             )
         )
-    return out + _edge_findings(chosen)
+    return out + _edge_findings(chosen, axes)
 
 
-def _edge_findings(chosen: pd.DataFrame) -> list[Finding]:
-    return [
-        (
-            f"{r.activation}'s chosen setting sits at the edge of the searched range ({r.edge}): "
-            "its best may lie outside it.",
-            ["The range is the study file's; widen it and sweep again."],
+def _edge_findings(chosen: pd.DataFrame, axes: list[str]) -> list[Finding]:
+    """A finding per chosen setting at the lowest or highest value searched, naming its cell."""
+    out = []
+    for _, r in chosen[chosen.edge != ""].iterrows():
+        where = f" ({', '.join(f'{a}={r[a]}' for a in axes if a in r)})" if axes else ""
+        out.append(
+            (
+                f"Tuned{where}: {r.activation}'s chosen setting sits at the edge of the searched range "
+                f"({r.edge}): its best may lie outside it.",
+                ["The range is the study file's; widen it and sweep again."],
+            )
         )
-        for r in chosen[chosen.edge != ""].itertuples()
-    ]
+    return out
 
 
 N_SPLITS = 200  # random splits of the seeds into selection and evaluation halves

@@ -37,8 +37,9 @@ def write_confirmation(
         + ", ".join(f"{int(counts.get(k, 0))} {k}" for k in ("replicated", "not replicated", "inconclusive"))
         + "."
         + (
-            " The two were trained by different engines, which agree in distribution, not run by run "
-            "(docs/engines.md): a confirmation is a statement about the distribution."
+            " The two were trained by different engines, whose runs differ after many float32 epochs even on "
+            "the same seed (docs/engines.md measures by how much): the fresh seeds re-test the finding, with "
+            "the engine change part of what it must survive."
             if engines["original"] != engines["fresh"]
             else ""
         ),
