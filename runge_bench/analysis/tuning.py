@@ -149,9 +149,10 @@ def role(metric: str, primary: str) -> str:
     return "the primary metric" if metric == primary else "secondary"
 
 
-def _share(x: float) -> str:
-    """A share of splits as a percentage; never "0%" for a share that is not zero."""
-    return "<1%" if 0 < x < 0.005 else f"{x:.0%}"
+def share(x: float) -> str:
+    """A share of splits as a percentage; one decimal below 1%, so that no share that is not zero
+    reads "0%"."""
+    return f"{x:.1%}" if 0 < x < 0.01 else f"{x:.0%}"
 
 
 def findings(
@@ -202,8 +203,8 @@ def findings(
         out.append(
             (
                 f"Tuned{where}, {METRIC_LABELS[r.metric]} ({role(r.metric, primary)}): {r.a} vs {r.b}: {first_side} "
-                f"significantly lower in {_share(first_share)} of {splits.n} splits of the seeds, {other_side} in "
-                f"{_share(other_share)}, inconclusive in {_share(x.inconclusive)}; pooled ratio {r.a}/{r.b} "
+                f"significantly lower in {share(first_share)} of {splits.n} splits of the seeds, {other_side} in "
+                f"{share(other_share)}, inconclusive in {share(x.inconclusive)}; pooled ratio {r.a}/{r.b} "
                 f"{tables.sci(x.ratio)} (95% CI {tables.sci(x.ratio_lo)}-{tables.sci(x.ratio_hi)}).",
                 [
                     f"The splits' ratios: {tables.sci(x.split_ratio_p5)}-{tables.sci(x.split_ratio_p95)} "

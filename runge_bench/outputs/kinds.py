@@ -12,7 +12,7 @@ import pandas as pd
 from ..analysis import tables, zoo
 from ..analysis.study import StudyResults
 from ..analysis.tables import sci
-from ..analysis.tuning import SPLIT_SEED
+from ..analysis.tuning import SPLIT_SEED, share
 from ..problem.vocabulary import METRIC_LABELS
 from .figures import Figure
 from .markdown import claims, figures, to_markdown, with_ci
@@ -146,11 +146,11 @@ def _choice_summary(tu) -> pd.DataFrame:
     for key, g in tu.splits.choices.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         said = [
-            f"{', '.join(sci(getattr(r, a)) for a in tu.axes)} ({r.share:.0%}{', edge' if r.edge else ''})"
+            f"{', '.join(sci(getattr(r, a)) for a in tu.axes)} ({share(r.share)}{', edge' if r.edge else ''})"
             for r in g.head(5).itertuples()
         ]
         if len(g) > 5:
-            said.append(f"{len(g) - 5} more ({g.share.iloc[5:].sum():.0%})")
+            said.append(f"{len(g) - 5} more ({share(g.share.iloc[5:].sum())})")
         rows.append({**dict(zip(keys, key)), "chosen in the splits": "; ".join(said)})
     return pd.DataFrame(rows)
 
