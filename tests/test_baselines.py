@@ -4,7 +4,9 @@ from numpy.polynomial import chebyshev as cheb
 
 from runge_bench.analysis import baselines
 from runge_bench.analysis.baselines import (
+    AAA,
     CHEBYSHEV,
+    FLOATER_HORMANN,
     LOSS_FLOOR,
     MAX_SCAN_DEGREE,
     _chebyshev,
@@ -13,6 +15,7 @@ from runge_bench.analysis.baselines import (
     baseline_runs,
     best_degree,
     chosen_degree,
+    report_floor,
     validation_losses,
 )
 from runge_bench.problem.data import make_split
@@ -93,14 +96,17 @@ def test_printed_baselines_survive_the_blas_kernels(target, monkeypatch):
     seeds = [0, 7, 19]
     clean = baseline_runs(seeds, target=target)
     wobble = lambda x: 1 + 4 * np.finfo(float).eps * np.sin(1e4 * x)  # deterministic, a few ulps
-    for name in ("best_degree", "_chebyshev", "_spline", "_hermite"):  # what fits the training data
+    # what fits the training data (the rational fits check themselves against one ulp: a fit whose
+    # result moves is not reported, NaN, and must be NaN on the shaken data too)
+    for name in ("best_degree", "_chebyshev", "_spline", "_hermite", "floater_hormann", "aaa"):
         real = getattr(baselines, name)
         moved = lambda x, f, *rest, real=real: real(x, f * wobble(x), *rest)
         monkeypatch.setattr(baselines, name, moved)
     baselines._seed_baselines.cache_clear()  # the fits are cached by split: these are other fits
     shaken = baseline_runs(seeds, target=target)
     baselines._seed_baselines.cache_clear()
-    assert list(shaken.n_params) == list(clean.n_params)  # the same degrees
+    same = ["n_params", "setting"]  # the same degrees, blending degrees and terms
+    assert shaken[same].fillna(-1).equals(clean[same].fillna(-1)), (shaken[same], clean[same])
     for metric in METRICS:
         # The Hermite spline fits |x| exactly (errors 0: exact data, no BLAS): moved data leave
         # rounding there, which no other machine would. Nothing else may be exact.
@@ -114,7 +120,14 @@ def test_printed_baselines_survive_the_blas_kernels(target, monkeypatch):
 
 def test_baselines_on_the_runge_function():
     df = baseline_runs([0, 1], n_points=1000, val_fraction=0.2).set_index(["baseline", "seed"])
-    assert len(df) == 6
+    assert len(df) == 10
+    # Rational: AAA finds the type-(2, 2) function with 3 terms, and both rational fits reach the
+    # reporting floor (their errors are rounding, reported at the floor) on f and f′.
+    aaa, fh = df.xs(AAA), df.xs(FLOATER_HORMANN)
+    assert (aaa.setting == 3).all() and (aaa.n_params == 9).all() and fh.setting.between(3, 8).all()
+    for metric in ("grid_f_max", "grid_df_max", "grid_f_mse", "grid_df_mse"):
+        assert (aaa[metric] == report_floor(metric)).all(), metric
+        assert (fh[metric] <= 2 * report_floor(metric)).all(), metric
     hermite, spline = df.xs("cubic Hermite spline (uses f')"), df.xs("cubic spline")
     assert (hermite.grid_f_max < 1e-4).all() and (spline.grid_f_max < 1e-4).all()
     assert (hermite.grid_df_mse < spline.grid_df_mse).all()  # the derivative data helps
@@ -151,6 +164,7 @@ def test_far_baselines_are_written_not_drawn():
     ax2.plot([0, 1], [1e-8, 1e-6])  # data near the baselines: drawn as lines
     plots.baseline_lines(base, "grid_f_max", ax2)
     assert len([line for line in ax2.get_lines() if line.get_label().startswith("baseline")]) == 3
-    assert not ax2.texts
+    (note,) = [t.get_text() for t in ax2.texts]  # the rational fits sit at their floor, 1e-10: written
+    assert "Floater-Hormann: ≤1.0e-10" in note and "AAA: ≤1.0e-10" in note and "Chebyshev" not in note
     plots.plt.close(fig)
     plots.plt.close(fig2)

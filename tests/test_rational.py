@@ -75,3 +75,39 @@ def test_a_hand_checkable_interpolant():
     r, dr = rational.evaluate(x, x**2, w, t)
     np.testing.assert_allclose(r, t**2, atol=1e-15)
     np.testing.assert_allclose(dr, 2 * t, atol=1e-14)
+
+
+def test_a_fit_that_moves_with_an_ulp_is_not_reported():
+    """baselines._reproducible fits twice, the second time to data moved by one ulp: a fit whose
+    result depends on that (here, by construction) is NaN, setting and errors; a steady one is kept."""
+    from runge_bench.analysis import baselines
+
+    t = get_target("runge")
+    split = make_split(1000, 0.2, 0)
+    x, xv = split.x_train, split.x_val
+
+    f0 = t.f(x)
+
+    def jumpy(x, f, *validation):  # a setting that follows the data's last bits
+        setting = 0 if np.array_equal(f, f0) else 1
+        return setting, lambda s: (t.f(s) * (1 + 1e-2 * setting), t.df(s))
+
+    def steady(x, f, *validation):
+        return 7, lambda s: (t.f(s) + 1e-6, t.df(s))
+
+    setting, scores = baselines._reproducible(jumpy, x, f0, xv, t)
+    assert np.isnan(setting) and all(np.isnan(v) for v in scores.values())
+    setting, scores = baselines._reproducible(steady, x, t.f(x), xv, t)
+    assert setting == 7 and scores["grid_f_max"] == pytest.approx(1e-6)
+
+
+def test_which_targets_are_rational():
+    assert [get_target(n).rational for n in ("runge", "runge5", "runge100", "sin4pi", "abs")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert get_target("(1 + x)/(2 + x**2)").rational is True
+    assert get_target("exp(x)").rational is False and get_target("sqrt(1 + x**2)").rational is False

@@ -3,6 +3,16 @@
 Each baseline sees exactly what a network with the same seed sees: the training points of that
 seed's split (x, f(x) and, for the Hermite spline, f'(x)), and is scored on its validation split
 and on the dense grid. They put the networks' errors in perspective.
+
+The floor is the best of them, and the best a numerical analyst would use on clean samples of a
+smooth function is rational: Floater-Hormann interpolation (blending degree chosen on the
+validation split) and AAA (its number of terms chosen there), both with f′ in closed form
+(analysis.rational). A rational target (the Runge family, 1/(1 + a x²)) AAA recovers exactly, to
+rounding; the reports say so. Errors below REPORT_FLOOR are rounding, not approximation: a few ulps
+of change in the training values move them by 20-180% (f max errors below 1e-12, f′ below 1e-9,
+measured) and by up to 5% just above 1e-11, so no digit of them would reproduce on another machine;
+every baseline's error is reported as max(error, floor), and a value at the floor reads "at or
+below" it. A rational fit whose result still moves under a few ulps is not reported (_reproducible).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from ..engine.metrics import Predictor, errors
 from ..problem.data import dense_grid, make_split, with_noise
 from ..problem.targets import Target, get_target, target_order
 from ..problem.vocabulary import SPLIT_FIELDS
+from . import rational
 from .tables import select
 
 # The validation scan for a degree stops at MAX_SCAN_DEGREE: past it, a few ulps of change in the
@@ -37,6 +48,36 @@ DEGREE_RULE = (
     f"the best degree's (1-{MAX_SCAN_DEGREE}), losses below {LOSS_FLOOR:g} counting as "
     f"{LOSS_FLOOR:g}"
 )
+
+
+# The rational baselines' scans and rule: blending degrees 0..MAX_BLEND, AAA terms 1..MAX_TERMS, the
+# smallest whose validation loss is within DEGREE_FACTOR of the best, losses below
+# RATIONAL_LOSS_FLOOR counting as equal (f′ RMS 1e-9: rounding moves losses there by < 1e-3).
+MAX_BLEND = 20
+MAX_TERMS = 64
+RATIONAL_LOSS_FLOOR = 1e-18
+FLOATER_HORMANN = "Floater-Hormann, blending degree by validation rule"
+AAA = "AAA rational, terms by validation rule"
+RATIONAL_RULE = (
+    f"the smallest blending degree (0-{MAX_BLEND}) or number of terms (1-{MAX_TERMS}) whose validation loss "
+    f"is within {DEGREE_FACTOR:g}x of the best, losses below {RATIONAL_LOSS_FLOOR:g} counting as equal"
+)
+# Reported errors are at least these (module docstring): the MSE floors are the max floors squared.
+REPORT_FLOOR = {"f_max": 1e-10, "df_max": 1e-7, "f_mse": 1e-20, "df_mse": 1e-14}
+
+
+def report_floor(metric: str) -> float:
+    """The reporting floor of a metric name (val_f_max, grid_df_mse, ...)."""
+    return REPORT_FLOOR[metric.split("_", 1)[1]]
+
+
+def at_floor(metric: str, value: float) -> bool:
+    """Whether a reported baseline error sits at its floor (the error is at or below it)."""
+    return bool(value <= report_floor(metric) * (1 + 1e-9))
+
+
+def _floored(metrics: dict[str, float]) -> dict[str, float]:
+    return {m: max(v, report_floor(m)) if np.isfinite(v) else v for m, v in metrics.items()}
 
 
 def _chebyshev(x, f, degree: int) -> Predictor:
@@ -59,7 +100,39 @@ def _hermite(x, f, df) -> Predictor:
 
 def _score(predict: Predictor, x_val: np.ndarray, target: Target) -> dict[str, float]:
     grid = dense_grid()
-    return errors(x_val, *predict(x_val), "val", target) | errors(grid, *predict(grid), "grid", target)
+    return _floored(errors(x_val, *predict(x_val), "val", target) | errors(grid, *predict(grid), "grid", target))
+
+
+def _loss(predict: Predictor, x_val: np.ndarray, f_val: np.ndarray, df_val: np.ndarray) -> float:
+    fv, dfv = predict(x_val)
+    loss = float(np.mean((fv - f_val) ** 2) + np.mean((dfv - df_val) ** 2))
+    return loss if np.isfinite(loss) else np.inf
+
+
+def floater_hormann(x, f, x_val, f_val, df_val) -> tuple[int, Predictor]:
+    """The Floater-Hormann interpolant of (x, f) whose blending degree RATIONAL_RULE picks on the
+    validation points: (d, predictor)."""
+    order = np.argsort(x)
+    xs, fs = x[order], f[order]
+    fits = [
+        (d, _barycentric(xs, fs, rational.floater_hormann_weights(xs, d)))
+        for d in range(min(MAX_BLEND, len(xs) - 1) + 1)
+    ]
+    losses = np.array([_loss(p, x_val, f_val, df_val) for _, p in fits])
+    return fits[chosen_degree(losses, RATIONAL_LOSS_FLOOR) - 1]
+
+
+def _barycentric(nodes: np.ndarray, values: np.ndarray, weights: np.ndarray) -> Predictor:
+    return lambda t: rational.evaluate(nodes, values, weights, t)
+
+
+def aaa(x, f, x_val, f_val, df_val) -> tuple[int, Predictor]:
+    """The AAA approximation of (x, f) whose number of terms RATIONAL_RULE picks on the validation
+    points (every length of one greedy iteration scanned): (terms, predictor)."""
+    path = rational.aaa_path(x, f, MAX_TERMS)
+    fits = [(len(zs), _barycentric(zs, vs, ws)) for zs, vs, ws in path]
+    losses = np.array([_loss(p, x_val, f_val, df_val) for _, p in fits])
+    return fits[chosen_degree(losses, RATIONAL_LOSS_FLOOR) - 1]
 
 
 def validation_losses(
@@ -153,12 +226,93 @@ def _seed_baselines(seed: int, n_points: int, val_fraction: float, target: str, 
     # No interpolation-degree polynomial: least squares at degree len(x) - 1 truncates the
     # singular values below rcond, so its errors (1e4 on f') are set by rounding, and moved in the
     # third digit when the data moved by a few ulps.
-    fits: list[tuple[str, int, Predictor]] = [
-        (CHEBYSHEV, degree + 1, _chebyshev(x, f, degree)),
-        ("cubic spline", 4 * (len(x) - 1), _spline(x, f)),
-        ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), _hermite(x, f, df)),
+    # (name, parameters, the setting chosen on validation, predictor). Floater-Hormann stores every
+    # value it interpolates; AAA's m terms are m support points, values and weights.
+    fits: list[tuple[str, int, float, Predictor]] = [
+        (CHEBYSHEV, degree + 1, degree, _chebyshev(x, f, degree)),
+        ("cubic spline", 4 * (len(x) - 1), np.nan, _spline(x, f)),
+        ("cubic Hermite spline (uses f')", 4 * (len(x) - 1), np.nan, _hermite(x, f, df)),
     ]
-    return tuple(
-        {"baseline": name, "seed": seed, "n_params": n_params, **_score(predict, xv, t)}
-        for name, n_params, predict in fits
-    )
+    rows = [
+        {"baseline": name, "seed": seed, "n_params": n_params, "setting": setting, **_score(predict, xv, t)}
+        for name, n_params, setting, predict in fits
+    ]
+    for name, fit, params in ((FLOATER_HORMANN, floater_hormann, lambda k: len(x)), (AAA, aaa, lambda k: 3 * k)):
+        setting, scores = _reproducible(fit, x, f, xv, t)
+        rows.insert(-2, {"baseline": name, "seed": seed, "n_params": params(setting), "setting": setting, **scores})
+    return tuple(rows)
+
+
+UNSTABLE = 1e-3  # relative: a rational fit whose errors move more than this under a few ulps is not reported
+
+
+def _reproducible(fit, x, f, xv, t: Target) -> tuple[float, dict[str, float]]:
+    """A rational fit's setting and scores, checked against the same fit to data moved by one ulp,
+    alternately up and down: where the chosen setting or any error moves by more than UNSTABLE, the
+    result depends on rounding (AAA's greedy path on |x|, whose samples tie in pairs, does), and
+    another machine's BLAS would print other digits: the setting and every error are NaN, and the
+    report says the fit is not reported there."""
+    nudged = np.nextafter(f, np.where(np.arange(len(f)) % 2, np.inf, -np.inf))
+    (a, pa), (b, pb) = (fit(x, g, xv, t.f(xv), t.df(xv)) for g in (f, nudged))
+    sa, sb = _score(pa, xv, t), _score(pb, xv, t)
+    moved = max(abs(sa[m] - sb[m]) / sa[m] if np.isfinite(sa[m]) and sa[m] > 0 else np.inf for m in sa)
+    if a != b or not moved <= UNSTABLE:
+        return np.nan, dict.fromkeys(sa, np.nan)
+    return a, sa
+
+
+def rational_targets(baselines: pd.DataFrame) -> list[str]:
+    """A paragraph (lines) saying which of the baselines' targets are rational, so that AAA recovers
+    them exactly (with the terms it took, median over seeds), and which are not; [] without targets."""
+    if baselines.empty or "target" not in baselines:
+        return []
+    kinds: dict[bool | None, list[str]] = {True: [], False: [], None: []}
+    for name in target_order(baselines.target):
+        kinds[get_target(name).rational].append(name)
+    said = []
+    if kinds[True]:
+        terms = [
+            f"{baselines[(baselines.target == n) & (baselines.baseline == AAA)].setting.median():g}"
+            for n in kinds[True]
+        ]
+        one = len(kinds[True]) == 1
+        said.append(
+            f"{_names(kinds[True])} {'is' if one else 'are'} rational (a ratio of polynomials): AAA recovers "
+            f"{'it' if one else 'each'} exactly, to rounding, from {', '.join(terms)} terms (median over seeds), so "
+            f"on {'it' if one else 'them'} the floor is rounding and tells nothing of networks against classical "
+            "methods in general"
+        )
+    if kinds[False]:
+        one = len(kinds[False]) == 1
+        said.append(f"{_names(kinds[False])} {'is' if one else 'are'} not rational: no rational method is exact there")
+    if kinds[None]:
+        said.append(f"whether {_names(kinds[None])} is rational is not known here (a Python function)")
+    text = "; ".join(said)
+    return [text[0].upper() + text[1:] + ".", ""]
+
+
+def _names(targets: list[str]) -> str:
+    said = ", ".join(targets[:-1]) + (" and " if len(targets) > 1 else "") + targets[-1]
+    return f"target{'s' if len(targets) > 1 else ''} {said}"
+
+
+def unreported(baselines: pd.DataFrame) -> list[str]:
+    """A paragraph (lines) naming the rational fits left out because their result moved under one
+    ulp of change in the data (_reproducible), per target and split; [] when there are none."""
+    if baselines.empty:
+        return []
+    keys = [k for k in baselines.columns if k in ("target", *SPLIT_FIELDS)]
+    said = []
+    for key, g in baselines.groupby([*keys, "baseline"], sort=False):
+        missing = int(g.grid_f_max.isna().sum())
+        if missing:
+            *where, name = key if isinstance(key, tuple) else (key,)
+            at = ", ".join(f"{k}={v}" for k, v in zip(keys, where))
+            said.append(f"{name.split(',')[0]} at {at}: {missing} of {len(g)} seeds")
+    if not said:
+        return []
+    return [
+        "Not reported, since their result moved by more than 0.1% under one ulp of change in the data (no digit "
+        "of it would reproduce on another machine): " + "; ".join(said) + ". Their summaries are over the other seeds.",
+        "",
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..problem.targets import get_target
 from ..problem.vocabulary import (
     CATEGORICAL_AXES,
     GRID_MAX,
@@ -22,6 +23,7 @@ from ..problem.vocabulary import (
     REGIME_AXES,
 )
 from . import stats, tables
+from .baselines import at_floor
 
 ALPHA = stats.ALPHA
 Finding = tuple[str, list[str]]  # a claim, and its scope, counts and test (a line each)
@@ -267,6 +269,11 @@ def reproduction_sentence(reproduction: pd.DataFrame) -> Finding:
     )
 
 
+def baseline_value(metric: str, value: float) -> str:
+    """A baseline's error as printed: "at or below" its reporting floor where it sits there."""
+    return f"at or below {tables.sci(value)} (rounding)" if at_floor(metric, value) else tables.sci(value)
+
+
 def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axes: list[str]) -> list[Finding]:
     """The best network cell (by median over seeds) against the best baseline, per max error and
     per target and split (a network and a baseline are compared on the same data only)."""
@@ -285,13 +292,14 @@ def against_baselines(summary: pd.DataFrame, baseline_summary: pd.DataFrame, axe
             best = s.loc[s["median"].idxmin()]
             where = ", ".join(f"{a}={best[a]}" for a in ["activation", *axes] if a != "target")
             bb = b.loc[b["median"].idxmin()]
+            floored = at_floor(metric, bb["median"])  # the baseline is at or below its value: the gap at least
             out.append(
                 (
-                    f"Best network cell{on} on {METRIC_LABELS[metric]}: {tables.sci(best['median'] / bb['median'])}x the "
-                    "best baseline.",
+                    f"Best network cell{on} on {METRIC_LABELS[metric]}: {'at least ' if floored else ''}"
+                    f"{tables.sci(best['median'] / bb['median'])}x the best baseline.",
                     [
                         f"Network: {where}, {tables.sci(best['median'])} (median over seeds).",
-                        f"Baseline: {bb.baseline}, {tables.sci(bb['median'])}.",
+                        f"Baseline: {bb.baseline}, {baseline_value(metric, bb['median'])}.",
                     ],
                 )
             )
@@ -373,7 +381,7 @@ def ranking_shifts(cell_rankings: pd.DataFrame, axes: list[str], cell: dict, met
     return out
 
 
-def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[Finding]:
+def floor_sentences(floor: pd.DataFrame, axes: list[str], target: str | None = None) -> list[Finding]:
     """How close each activation gets to the classical floor in each regime (cells of the regime
     axes): its best cell over the other axes, on f and f' max error, as a multiple of the best
     baseline's median; and the smallest networks whose f' max error matches the cubic spline's."""
@@ -395,17 +403,24 @@ def floor_sentences(floor: pd.DataFrame, axes: list[str]) -> list[Finding]:
             for act, ga in gm.groupby("activation", sort=False):
                 b = ga.loc[ga["median"].idxmin()]
                 at = f" at {', '.join(f'{a}={b[a]}' for a in others)}" if others else ""
-                each.append(f"{act} {tables.sci(b['median'])}{at} ({tables.sci(b.ratio_to_best)}x)")
+                least = "≥" if at_floor(metric, b.baseline_median) else ""
+                each.append(f"{act} {tables.sci(b['median'])}{at} ({least}{tables.sci(b.ratio_to_best)}x)")
             base = gm.iloc[0]
             parts.append(
                 f"{METRIC_LABELS[metric]}: {'; '.join(each)} (best baseline: {base.best_baseline}, "
-                f"{tables.sci(base.baseline_median)})."
+                f"{baseline_value(metric, base.baseline_median)})."
             )
         closest = g[g.metric.isin(GRID_MAX)].dropna(subset=["ratio_to_best"])
         claim = f"{name}: the best median over seeds per activation, as a multiple of the best baseline's"
         if not closest.empty:
             c = closest.loc[closest.ratio_to_best.idxmin()]
-            claim += f"; closest: {c.activation}, {tables.sci(c.ratio_to_best)}x on {METRIC_LABELS[c.metric]}"
+            least = "≥" if at_floor(c.metric, c.baseline_median) else ""
+            claim += f"; closest: {c.activation}, {least}{tables.sci(c.ratio_to_best)}x on {METRIC_LABELS[c.metric]}"
+        on = key[-1] if "target" in axes else target  # target: the study's one target, where it has one
+        if on is not None and get_target(str(on)).rational:
+            parts.append(
+                "The target is rational: a rational method recovers it to rounding, so this floor is rounding."
+            )
         out.append((claim + ".", parts))
     return out
 
@@ -485,7 +500,8 @@ def findings(
     if not baseline_summary.empty:
         out["Against the baselines"] = against_baselines(summary, baseline_summary, axes)
     if floor is not None and not floor.empty and set(axes) & set(REGIME_AXES):
-        out[FLOOR_FINDINGS] = floor_sentences(floor, axes) + spline_match(floor, axes)
+        one = df.target.iloc[0] if df.target.nunique() == 1 else None
+        out[FLOOR_FINDINGS] = floor_sentences(floor, axes, one) + spline_match(floor, axes)
     if cell_rankings is not None and not cell_rankings.empty and set(axes) & set(CATEGORICAL_AXES):
         metrics = GRID_MSE
         out["Does the ranking hold?"] = ranking_shifts(cell_rankings, axes, cell, metrics)

@@ -30,6 +30,8 @@ CHUNK = 2048  # evaluation points per block: (CHUNK, nodes) temporaries
 def evaluate(nodes, values, weights, t):
     """r(t) and r'(t) of the barycentric rational function with these nodes, values and weights."""
     nodes, values, weights = (np.asarray(a, float) for a in (nodes, values, weights))
+    keep = weights != 0  # a support point of weight zero takes no part (and is no node of r)
+    nodes, values, weights = nodes[keep], values[keep], weights[keep]
     t = np.asarray(t, float)
     r, dr = np.empty(t.shape), np.empty(t.shape)
     for s in range(0, t.size, CHUNK):

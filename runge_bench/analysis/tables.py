@@ -470,17 +470,19 @@ def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for values, g in baselines.groupby([*keys, "baseline"], sort=False):
         *key, name = values
+        params = g.n_params.dropna()  # a fit not reported (not reproducible to rounding) has none
         for metric in METRICS:
             x = g[metric].to_numpy(float)
+            x = x[~np.isnan(x)]  # the seeds whose fit is reported
             lo, hi, _ = stats.median_ci(x)
             rows.append(
                 {
                     **dict(zip(keys, key)),
                     "baseline": name,
-                    "n_params": int(g.n_params.median()),
+                    "n_params": int(params.median()) if len(params) else pd.NA,
                     "metric": metric,
                     "n": len(x),
-                    "median": float(np.median(x)),
+                    "median": float(np.median(x)) if len(x) else np.nan,
                     "median_lo": lo,
                     "median_hi": hi,
                 }

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from ..analysis.baselines import CHEBYSHEV
+from ..analysis.baselines import AAA, CHEBYSHEV, FLOATER_HORMANN, at_floor
 from ..problem.activations import ACTIVATIONS
 from ..problem.vocabulary import METRIC_LABELS
 
@@ -307,6 +307,8 @@ BASELINE_STYLES = {  # every baseline of baselines.baseline_runs, drawn as a ref
     "cubic spline": dict(color="0.35", ls="--"),
     "cubic Hermite spline (uses f')": dict(color="0.35", ls=":"),
     CHEBYSHEV: dict(color="0.35", ls="-."),
+    FLOATER_HORMANN: dict(color="0.15", ls=(0, (5, 1))),
+    AAA: dict(color="0.15", ls=(0, (1, 1, 3, 1))),
 }
 
 
@@ -314,6 +316,8 @@ BASELINE_SHORT = {
     "cubic spline": "cubic spline",
     "cubic Hermite spline (uses f')": "Hermite spline",
     CHEBYSHEV: "Chebyshev",
+    FLOATER_HORMANN: "Floater-Hormann",
+    AAA: "AAA",
 }
 MAX_DECADES = 1.0  # a baseline further than this below the data is written, not drawn
 
@@ -387,6 +391,11 @@ def reproduction_figure(
     return fig
 
 
+def _value(metric: str, value: float) -> str:
+    """A baseline's error as a figure writes it: "≤" where it sits at its reporting floor."""
+    return f"≤{value:.1e}" if at_floor(metric, value) else f"{value:.1e}"
+
+
 def baseline_lines(baselines: pd.DataFrame, metric: str, ax: Axes, *, vertical: bool = False) -> None:
     """Median over seeds of each baseline as a labelled reference line where it lies within
     MAX_DECADES of the data already drawn; one further below (the classical floor is often 1e3-1e8
@@ -394,12 +403,12 @@ def baseline_lines(baselines: pd.DataFrame, metric: str, ax: Axes, *, vertical: 
     lo = (ax.get_xlim() if vertical else ax.get_ylim())[0]
     far = []
     for name, style in BASELINE_STYLES.items():
-        v = baselines.loc[baselines.baseline == name, metric]
+        v = baselines.loc[baselines.baseline == name, metric].dropna()  # NaN: a fit not reported
         if v.empty:
             continue
         value = float(np.median(v))
         if value < lo / 10**MAX_DECADES:
-            far.append(f"{BASELINE_SHORT[name]}: {value:.1e}")
+            far.append(f"{BASELINE_SHORT[name]}: {_value(metric, value)}")
             continue
         draw = ax.axvline if vertical else ax.axhline
         draw(value, lw=1.0, label=f"baseline: {name}", **style)
@@ -411,13 +420,13 @@ def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax: A
     within MAX_DECADES of the data on both axes; else written in the panel (baseline_lines)."""
     (x_lo, _), (y_lo, _) = ax.get_xlim(), ax.get_ylim()
     far = []
-    for marker, (name, style) in zip("XPD", BASELINE_STYLES.items()):
-        b = baselines[baselines.baseline == name]
+    for marker, (name, style) in zip("XPDsv", BASELINE_STYLES.items(), strict=True):
+        b = baselines[baselines.baseline == name].dropna(subset=[x_metric, y_metric])
         if b.empty:
             continue
         x, y = float(np.median(b[x_metric])), float(np.median(b[y_metric]))
         if x < x_lo / 10**MAX_DECADES or y < y_lo / 10**MAX_DECADES:
-            far.append(f"{BASELINE_SHORT[name]}: ({x:.1e}, {y:.1e})")
+            far.append(f"{BASELINE_SHORT[name]}: ({_value(x_metric, x)}, {_value(y_metric, y)})")
             continue
         ax.plot(x, y, marker=marker, color=style["color"], ms=6, ls="none", label=f"baseline: {name}")
     _far_note(ax, far)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import glance, stats, tables
-from ..analysis.baselines import DEGREE_RULE
+from ..analysis.baselines import DEGREE_RULE, RATIONAL_RULE, REPORT_FLOOR, at_floor, rational_targets, unreported
 from ..analysis.study import StudyResults, study_results
 from ..problem.config import CONFIG_FIELDS, PROTOCOL_VERSION
 from ..problem.errors import UserError
@@ -85,7 +85,7 @@ def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[s
     )
     if any(s in by_stem for s in axis_stems):
         lines += ["", "## Along the axes", "", *shown(*axis_stems)]
-    lines += _baselines_section(t.baseline_summary)
+    lines += _baselines_section(t.baseline_summary, t.baselines)
     lines += _floor_section(t.floor, tables.cell_axes(df)) + shown("floor_gap")
     lines += _refinement_section(t.refinement)
     lines += _checkpoints_section(t.checkpoints)
@@ -260,18 +260,39 @@ def _summary_section(df: pd.DataFrame, summary: pd.DataFrame, compact: bool) -> 
     return lines + ["", to_markdown(md_summary, columns)]
 
 
-def _baselines_section(baseline_summary: pd.DataFrame) -> list[str]:
+def _e(x: float) -> str:
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
+def _floor_marked(summary: pd.DataFrame) -> pd.DataFrame:
+    """The baseline summary with each value at its reporting floor written "≤floor"."""
+    out = summary.astype(dict.fromkeys(("median", "median_lo", "median_hi"), object))
+    for c in ("median", "median_lo", "median_hi"):
+        out[c] = [f"≤{tables.sci(v)}" if at_floor(m, v) else v for m, v in zip(summary.metric, summary[c])]
+    return out
+
+
+def _baselines_section(baseline_summary: pd.DataFrame, baselines: pd.DataFrame) -> list[str]:
+    floors = REPORT_FLOOR
     return [
         "## Baselines",
         "",
         "Classical approximators fitted to the same training points of each seed's split and scored "
         "on the same validation split and dense grid (median over seeds with its order-statistic 95% CI). The "
         f"Chebyshev least-squares fit's degree is chosen per seed on the validation split by a rule "
-        f"that no rounding-level difference between machines can flip: {DEGREE_RULE}. Its validation "
-        "errors are therefore optimistic; its dense-grid errors are not. `tables/baselines.csv` has "
-        "every seed.",
+        f"that no rounding-level difference between machines can flip: {DEGREE_RULE}. The rational ones are "
+        "the floor a numerical analyst would use on clean samples of a smooth function: Floater-Hormann "
+        "interpolation and AAA, their blending degree or number of terms chosen per seed the same way "
+        f"({RATIONAL_RULE}), f′ the exact derivative of the barycentric formula, not a difference. Chosen on "
+        "the validation split, their validation errors are optimistic; their dense-grid errors are not. Errors "
+        f"below {_e(floors['f_max'])} (f max), {_e(floors['df_max'])} (f′ max), {_e(floors['f_mse'])} and "
+        f"{_e(floors['df_mse'])} (the MSEs) are rounding, which a few ulps of change in the data move by 20-180%: "
+        "they are reported at those floors, marked ≤. `tables/baselines.csv` has every seed and the setting "
+        "chosen (the degree, blending degree or number of terms).",
         "",
-        to_markdown(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)]),
+        *rational_targets(baselines),
+        *unreported(baselines),
+        to_markdown(_floor_marked(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])),
     ]
 
 

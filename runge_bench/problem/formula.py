@@ -199,6 +199,12 @@ def canonical(text: str, variable: str = "x") -> str:
     return _printer().doprint(parse(text, variable))
 
 
+def is_rational(text: str, variable: str = "x") -> bool:
+    """Whether the formula is a ratio of polynomials in `variable` (sympy decides)."""
+    expr = parse(text, variable)
+    return bool(expr.is_rational_function(*expr.free_symbols))
+
+
 @functools.lru_cache(maxsize=256)
 def compiled(text: str, variable: str = "x", order: int = 1) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
     """numpy functions (float64 arrays in and out) of the formula and its derivatives up to

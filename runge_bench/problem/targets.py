@@ -11,7 +11,7 @@ import numpy as np
 
 from . import callables
 from .errors import UserError
-from .formula import FormulaError, canonical, compiled
+from .formula import FormulaError, canonical, compiled, is_rational
 
 
 def runge(x: np.ndarray) -> np.ndarray:
@@ -37,12 +37,15 @@ class Target:
         name: the registry key used in study files (the `target` run parameter).
         doc: one line saying what it is, for reports.
         f, df: the function and its derivative.
+        rational: whether f is a ratio of polynomials (AAA then recovers it exactly, to rounding);
+            None where it is not known (a Python function).
     """
 
     name: str
     doc: str
     f: Callable[[np.ndarray], np.ndarray]
     df: Callable[[np.ndarray], np.ndarray]
+    rational: bool | None = None  # a ratio of polynomials (a rational method can be exact); None: unknown
 
 
 def _ns(x):
@@ -73,15 +76,15 @@ def _sign(x: np.ndarray) -> np.ndarray:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("runge", "1/(1+25x²), the seed report's Runge function", runge, runge_derivative),
-        Target("runge5", "1/(1+5x²), a gentler Runge bump", *_runge_a(5.0)),
-        Target("runge100", "1/(1+100x²), a sharper Runge bump", *_runge_a(100.0)),
-        Target("sin4pi", "sin(4πx), two periods: oscillatory", _sin4pi, _sin4pi_derivative),
+        Target("runge", "1/(1+25x²), the seed report's Runge function", runge, runge_derivative, True),
+        Target("runge5", "1/(1+5x²), a gentler Runge bump", *_runge_a(5.0), True),
+        Target("runge100", "1/(1+100x²), a sharper Runge bump", *_runge_a(100.0), True),
+        Target("sin4pi", "sin(4πx), two periods: oscillatory", _sin4pi, _sin4pi_derivative, False),
         # The seed protocol's 1000 points (an even number, symmetric) never include x = 0, so
         # training never sees the step of f'; the dense grid (10,001 points) does, and scores f'(0)
         # against 0, the mean of the one-sided derivatives. Any continuous f' is >= 1 away from
         # sign(x) somewhere near 0, so f' max errors on this target are at least ~1 by construction.
-        Target("abs", "|x|, a kink at 0: f' = sign(x), a step (f'(0) taken as 0)", _abs, _sign),
+        Target("abs", "|x|, a kink at 0: f' = sign(x), a step (f'(0) taken as 0)", _abs, _sign, False),
     )
 }
 
@@ -123,7 +126,7 @@ def get_target(name: str) -> Target:
 def formula_target(text: str) -> Target:
     """The target f(x) = text, f' derived exactly (problem.formula)."""
     f, df = compiled(text, "x", 1)
-    return Target(text, f"f(x) = {text}", f, df)
+    return Target(text, f"f(x) = {text}", f, df, is_rational(text))
 
 
 def normalise_target(text: str) -> str:
