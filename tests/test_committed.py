@@ -41,8 +41,10 @@ TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regene
         "sensitivity",
         "activations",
         "seed-replication-confirm",
+        "ablation-confirm",
         "sensitivity-confirm",
         "activations-confirm",
+        "tuning-confirm",
     ],
 )
 def test_committed_report_regenerates(study, tmp_path):
@@ -102,7 +104,7 @@ def test_no_line_of_a_committed_report_is_over_200_characters():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", ["seed-replication", "sensitivity", "activations"])
+@pytest.mark.parametrize("study", ["seed-replication", "ablation", "sensitivity", "activations", "tuning"])
 def test_the_committed_confirmations_regenerate(study, tmp_path):
     """results/<study>-confirm/confirm.md is what `runge-bench confirm` makes of the two committed
     stores (nothing is trained: every fresh run is stored)."""

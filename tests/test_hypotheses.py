@@ -48,6 +48,16 @@ def _file(write_study, hypotheses: str = "", primary: str = "", name: str = "stu
         ('better = "tanh"\nworse = "relu"\nwhere = { width = 64 }', "hypothesis[0].where", "no cell"),
         ('better = "tanh"\nworse = "relu"\nwhere = { deriv_weight = "x" }', "where.deriv_weight", "not a value"),
         ('better = "tanh"\nworse = "relu"\nbeter = 1', "hypothesis[0].beter", "unknown key"),
+        (
+            'better = "tanh"\nworse = "relu"\nbetter_at = { deriv_weight = 1.0 }',
+            "hypothesis[0].worse_at",
+            "set the same fields",
+        ),
+        (
+            'better = "tanh"\nworse = "relu"\nbetter_at = { deriv_weight = 1.0 }\nworse_at = { deriv_weight = 5.0 }',
+            "hypothesis[0].worse_at",
+            "no run of the plan has relu there",
+        ),
     ],
 )
 def test_a_bad_hypothesis_is_one_line_naming_its_field(write_study, table, field, says):
@@ -141,3 +151,23 @@ def test_confirm_needs_declared_hypotheses_and_a_store(write_study, tmp_path):
     study = _file(write_study, TANH_BELOW)
     result = runner.invoke(app, ["confirm", str(study), "--results-dir", str(tmp_path)])
     assert result.exit_code == 2 and "sweep the study first" in result.output
+
+
+def test_each_side_at_its_own_setting_pairs_by_seed_across_them():
+    """A tuned comparison: tanh at deriv_weight 1 against relu at deriv_weight 0 (standing for each
+    one's own best rate), paired by seed across the two settings, and averaged over widths."""
+
+    def error(act, width, lam, seed):
+        if act == "tanh":
+            return (0.01 if lam == 1.0 else 5.0) * jitter(seed)  # tanh is good at its own setting only
+        return (1.0 if lam == 0.0 else 100.0) * jitter(seed)
+
+    df = synthetic_runs(error)
+    own = Hypothesis("tanh", "relu", "grid_df_mse", (), (("deriv_weight", 1.0),), (("deriv_weight", 0.0),))
+    shared = Hypothesis("tanh", "relu", "grid_df_mse", (("deriv_weight", 0.0),))
+    table = hypotheses_table(df, ((own, None), (shared, None)), {})
+    assert own.text() == "tanh (deriv_weight=1.0) below relu (deriv_weight=0.0) on f′ MSE (dense grid) (every cell)"
+    assert table.cells.tolist() == [2, 2] and table.seeds.tolist() == [8, 8]  # two widths each
+    assert table.ratio.iloc[0] == pytest.approx(0.01) and table.verdict.iloc[0] == "supported"
+    assert table.ratio.iloc[1] == pytest.approx(5.0) and table.verdict.iloc[1] == "contradicted"
+    assert Hypothesis.from_dict(own.to_dict()) == own and "better_at" not in shared.to_dict()

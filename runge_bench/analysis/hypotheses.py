@@ -33,9 +33,11 @@ ALPHA = stats.ALPHA
 def _seed_log_ratios(df: pd.DataFrame, h: Hypothesis) -> tuple[np.ndarray, int, list[str]]:
     """Per seed, log(better) - log(worse) averaged over the hypothesis's cells (seeds that have an
     ok run of both in every one of them); the number of cells; the runs tested."""
-    ok = select(df[df.status == "ok"], {k: frame_value(k, v) for k, v in h.where})
-    ok = ok[ok.activation.isin([h.better, h.worse])]
-    axes = [a for a in tables.cell_axes(df) if ok[a].nunique() > 1]
+    ok = df[df.status == "ok"]
+    sides = [select(ok[ok.activation == a], {k: frame_value(k, v) for k, v in h.side(a)}) for a in (h.better, h.worse)]
+    ok = pd.concat(sides)
+    own = {k for k, _ in h.better_at + h.worse_at}  # each side's own settings: not cells to pair within
+    axes = [a for a in tables.cell_axes(df) if a not in own and ok[a].nunique() > 1]
     wide = ok.pivot_table(index=[*axes, "seed"], columns="activation", values=h.metric, aggfunc="first")
     wide = wide.reindex(columns=[h.better, h.worse]).dropna()
     if wide.empty:

@@ -26,7 +26,7 @@ MAX_FRESH_SEEDS = 1000  # fresh seeds per confirmation: past this, a typo rather
 
 def covers(h: Hypothesis, c: RunConfig) -> bool:
     """Whether run config c is one the hypothesis is tested on."""
-    return c.activation in (h.better, h.worse) and all(getattr(c, k) == v for k, v in h.where)
+    return c.activation in (h.better, h.worse) and all(getattr(c, k) == v for k, v in h.side(c.activation))
 
 
 def confirmation_study(study_file: Path, results_dir: Path, seeds: int | None = None) -> tuple[Study, Study]:

@@ -11,6 +11,8 @@
     worse = "relu"
     metric = "grid_df_mse"       # ... on this metric (the primary by default)
     where = { width = 64 }       # ... in these cells (every cell when left out: tested across them)
+    better_at = { lr = 1e-2 }    # optional, with worse_at: each side at its own setting of these
+    worse_at = { lr = 3.16e-4 }  # fields (a tuned comparison), paired by seed
     [fixed]                      # scalars shared by every run
     width = 64
     [grid]                       # lists; the runs are their cartesian product
@@ -416,7 +418,7 @@ def _primary(doc: dict, path: Path) -> str:
     return primary
 
 
-HYPOTHESIS_KEYS = ("better", "worse", "metric", "where")
+HYPOTHESIS_KEYS = ("better", "worse", "metric", "where", "better_at", "worse_at")
 
 
 def _hypotheses(doc: dict, path: Path, primary: str, configs: list[RunConfig]) -> tuple[Hypothesis, ...]:
@@ -446,28 +448,57 @@ def _hypotheses(doc: dict, path: Path, primary: str, configs: list[RunConfig]) -
         metric = t.get("metric", primary)
         if metric not in METRICS:
             raise UserError(f"must be one of {', '.join(METRICS)}, got {metric!r}", path=path, field=f"{at}.metric")
-        where = t.get("where", {})
-        if not isinstance(where, dict):
-            raise UserError("must be a table of field = value, e.g. { width = 64 }", path=path, field=f"{at}.where")
-        cell = {}
-        for key, v in where.items():
-            if key not in FIELDS or key in ("activation", "seed"):
-                raise UserError("not a field that fixes cells", path=path, field=f"{at}.where.{key}")
-            try:
-                cell[key] = _normalise(key, v)
-            except (TypeError, ValueError) as e:  # a formula error is a ValueError too
-                raise UserError(f"not a value of {key} ({e})", path=path, field=f"{at}.where.{key}") from None
-        pairs = {c.activation for c in configs if all(getattr(c, k) == v for k, v in cell.items())}
-        if not {t["better"], t["worse"]} <= pairs:
-            raise UserError(
-                f"no cell of the plan has both {t['better']} and {t['worse']} there", path=path, field=f"{at}.where"
-            )
-        h = Hypothesis(t["better"], t["worse"], metric, tuple(sorted(cell.items())))
+        cell, better_at, worse_at = (_hypothesis_cells(t, key, at, path) for key in ("where", "better_at", "worse_at"))
+        _check_sides(t, configs, cell, better_at, worse_at, path, at)
+        h = Hypothesis(
+            t["better"], t["worse"], metric, *(tuple(sorted(c.items())) for c in (cell, better_at, worse_at))
+        )
         if h.text() in seen:
             raise UserError("declared twice", path=path, field=at)
         seen.add(h.text())
         out.append(h)
     return tuple(out)
+
+
+def _hypothesis_cells(t: dict, key: str, at: str, path: Path) -> dict[str, Any]:
+    """A hypothesis's `where` (or one side's `better_at` / `worse_at`): fields and values, checked."""
+    where = t.get(key, {})
+    if not isinstance(where, dict):
+        raise UserError("must be a table of field = value, e.g. { width = 64 }", path=path, field=f"{at}.{key}")
+    cell = {}
+    for k, v in where.items():
+        if k not in FIELDS or k in ("activation", "seed"):
+            raise UserError("not a field that fixes cells", path=path, field=f"{at}.{key}.{k}")
+        try:
+            cell[k] = _normalise(k, v)
+        except (TypeError, ValueError) as e:  # a formula error is a ValueError too
+            raise UserError(f"not a value of {k} ({e})", path=path, field=f"{at}.{key}.{k}") from None
+    return cell
+
+
+def _check_sides(t: dict, configs, cell: dict, better_at: dict, worse_at: dict, path: Path, at: str) -> None:
+    """Both sides have runs where the hypothesis looks: in one cell of the plan when they share
+    their settings, each at its own settings (better_at, worse_at) otherwise."""
+
+    def has(act: str, fixed: dict) -> bool:
+        return any(c.activation == act and all(getattr(c, k) == v for k, v in fixed.items()) for c in configs)
+
+    if not better_at and not worse_at:
+        pairs = {c.activation for c in configs if all(getattr(c, k) == v for k, v in cell.items())}
+        if not {t["better"], t["worse"]} <= pairs:
+            raise UserError(
+                f"no cell of the plan has both {t['better']} and {t['worse']} there", path=path, field=f"{at}.where"
+            )
+        return
+    if set(better_at) != set(worse_at) or set(better_at) & set(cell):
+        raise UserError(
+            "better_at and worse_at set the same fields (each side's own value of them), none of them in where",
+            path=path,
+            field=f"{at}.worse_at",
+        )
+    for act, own, key in ((t["better"], better_at, "better_at"), (t["worse"], worse_at, "worse_at")):
+        if not has(act, {**cell, **own}):
+            raise UserError(f"no run of the plan has {act} there", path=path, field=f"{at}.{key}")
 
 
 def _fixed_value(key: str, v: Any, path: Path) -> Any:
