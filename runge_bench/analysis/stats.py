@@ -107,6 +107,8 @@ def hodges_lehmann(d: np.ndarray, level: float = 0.95) -> tuple[float, float, fl
     n = len(d)
     if n == 0:
         return (float("nan"),) * 4
+    if n > WALSH_DIRECT:  # n(n+1)/2 averages would not fit: select the ones needed
+        return _hodges_lehmann_large(d, level)
     i, j = np.triu_indices(n)
     with np.errstate(invalid="ignore"):
         walsh = np.sort((d[i] + d[j]) / 2.0)
@@ -117,6 +119,51 @@ def hodges_lehmann(d: np.ndarray, level: float = 0.95) -> tuple[float, float, fl
         return estimate, float("nan"), float("nan"), float("nan")
     c, p = critical
     return estimate, float(walsh[c]), float(walsh[len(walsh) - 1 - c]), 1.0 - 2.0 * p
+
+
+WALSH_DIRECT = 3000  # up to this many pairs, all n(n+1)/2 Walsh averages are formed (36 MB at 3000)
+
+
+def _hodges_lehmann_large(d: np.ndarray, level: float) -> tuple[float, float, float, float]:
+    """hodges_lehmann for sorted d past WALSH_DIRECT pairs, the same numbers without forming the
+    Walsh averages: each order statistic by selection (kth_walsh), O(n log n) memory-light steps.
+    Infinite log ratios (zero errors) leave no interval here (a pair of opposite ones has no
+    average): the estimate is then over the finite ones and the interval nan."""
+    finite = d[np.isfinite(d)]
+    m = len(finite) * (len(finite) + 1) // 2
+    if m == 0:
+        return (float("nan"),) * 4
+    mid = (kth_walsh(finite, (m - 1) // 2) + kth_walsh(finite, m // 2)) / 2.0
+    critical = _critical_rank(len(d), level)
+    if critical is None or len(finite) < len(d):
+        return mid, float("nan"), float("nan"), float("nan")
+    c, p = critical
+    return mid, kth_walsh(finite, c), kth_walsh(finite, m - 1 - c), 1.0 - 2.0 * p
+
+
+def _count_walsh(d: np.ndarray, t: float) -> int:
+    """How many Walsh averages (d_i + d_j) / 2, i <= j, of sorted finite d are at or below t."""
+    j = np.searchsorted(d, 2.0 * t - d, side="right")
+    return int(np.sum(np.maximum(j - np.arange(len(d)), 0)))
+
+
+def kth_walsh(d: np.ndarray, k: int) -> float:
+    """The k-th smallest (0-based) Walsh average of sorted finite d, exactly, without forming all
+    n(n+1)/2 of them: bisect on the value until at most 4n averages lie in the bracket (counting
+    them costs O(n log n)), then sort just those."""
+    n, idx = len(d), np.arange(len(d))
+    lo, hi = float(d[0]) - 1.0, float(d[-1])  # no average is at or below lo; every one at or below hi
+    for _ in range(200):  # float bisection ends well before: the bracket holds few averages
+        start = np.maximum(np.searchsorted(d, 2.0 * lo - d, side="right"), idx)
+        inside = int(np.sum(np.maximum(np.searchsorted(d, 2.0 * hi - d, side="right") - start, 0)))
+        mid = lo + (hi - lo) / 2.0
+        if inside <= 4 * n or not lo < mid < hi:
+            break
+        lo, hi = (lo, mid) if _count_walsh(d, mid) > k else (mid, hi)
+    start = np.maximum(np.searchsorted(d, 2.0 * lo - d, side="right"), idx)
+    stop = np.searchsorted(d, 2.0 * hi - d, side="right")
+    bracket = np.sort(np.concatenate([(d[r] + d[start[r] : stop[r]]) / 2.0 for r in np.flatnonzero(stop > start)]))
+    return float(bracket[k - _count_walsh(d, lo)])
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:

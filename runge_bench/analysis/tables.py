@@ -479,7 +479,7 @@ def baseline_summary(baselines: pd.DataFrame) -> pd.DataFrame:
                 {
                     **dict(zip(keys, key)),
                     "baseline": name,
-                    "n_params": int(params.median()) if len(params) else pd.NA,
+                    "n_params": int(params.median()) if len(params) else np.nan,
                     "metric": metric,
                     "n": len(x),
                     "median": float(np.median(x)) if len(x) else np.nan,
