@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+import sys
 import textwrap
 from pathlib import Path
 
@@ -19,6 +21,29 @@ def write_study(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture
+def python_module(tmp_path: Path, monkeypatch):
+    """A factory: python_module(text, prefix) writes a module into tmp_path, which becomes the
+    current directory (as a user's file beside their study is), and returns its name, unique per
+    test since Python caches imported modules; the modules are forgotten afterwards."""
+    made: list[str] = []
+
+    def make(text: str, prefix: str = "usermodule") -> str:
+        name = f"{prefix}_{abs(hash(tmp_path)) % 10**8}"
+        (tmp_path / f"{name}.py").write_text(text)
+        made.append(name)
+        return name
+
+    monkeypatch.chdir(tmp_path)
+    yield make
+    from runge_bench.problem import callables
+
+    for name in made:
+        sys.modules.pop(name, None)
+    callables.load.cache_clear()
+    importlib.invalidate_caches()
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 file's digest, checked at plan time, and importable by every kind of worker."""
 
 import dataclasses
-import importlib
 import subprocess
 import sys
 import textwrap
@@ -42,16 +41,9 @@ def constant(x):
 
 
 @pytest.fixture
-def user_module(tmp_path, monkeypatch):
-    """A module `usertarget_<n>.py` in a fresh directory that is the current one (as a user's file
-    beside their study is); a unique name per test, since Python caches imported modules."""
-    name = f"usertarget_{abs(hash(tmp_path)) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.chdir(tmp_path)
-    yield name
-    sys.modules.pop(name, None)
-    callables.load.cache_clear()
-    importlib.invalidate_caches()
+def user_module(python_module):
+    """A module `usertarget_<n>.py` with MODULE's functions, beside the tests' study files."""
+    return python_module(MODULE, "usertarget")
 
 
 def _bump(x):

@@ -1,7 +1,6 @@
 """Faults on the newer surfaces (formulas, Python targets, the index, --tune) and the files every
 command writes: each class of what an adversarial round broke, with its replay."""
 
-import importlib
 import os
 import sys
 import time
@@ -132,14 +131,8 @@ def mut(x):
 
 
 @pytest.fixture
-def module(tmp_path, monkeypatch):
-    name = f"faulty_{abs(hash(tmp_path)) % 10**8}"
-    (tmp_path / f"{name}.py").write_text(MODULE)
-    monkeypatch.chdir(tmp_path)
-    yield name
-    sys.modules.pop(name, None)
-    callables.load.cache_clear()
-    importlib.invalidate_caches()
+def module(python_module):
+    return python_module(MODULE, "faulty")
 
 
 def _study_file(tmp_path, name, target, activation="tanh"):
