@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..analysis import tables, zoo
+from ..analysis.baselines import at_floor
 from ..analysis.study import StudyResults
 from ..problem.data import plot_grid
 from ..problem.published import PUBLISHED, metric_column
@@ -276,10 +277,16 @@ def _floor_gap(floor: pd.DataFrame, cell: dict, order: list[str], fig_dir: Path)
         for j, level in enumerate(levels):
             part = f[(f.metric == metric) & ((f[panel_axis] == level) if panel_axis else True)]
             best = part.best_baseline.iloc[0] if len(part) else ""
+            value = part.baseline_median.iloc[0] if len(part) else float("nan")
+            said = (
+                f"≤{tables.sci(value)}, the rounding floor: ratios are at least"
+                if at_floor(metric, value)
+                else tables.sci(value)
+            )
             title = (
                 f"{METRIC_LABELS[metric]}"
                 + (f", {panel_axis}={level}" if panel_axis else "")
-                + f"\n(1 = {plots.BASELINE_SHORT.get(best, best)}, {tables.sci(part.baseline_median.iloc[0]) if len(part) else ''})"
+                + f"\n(1 = {plots.BASELINE_SHORT.get(best, best)}, {said})"
             )
             plots.floor_panel(part, regimes, order, title, ax=axes[i, j])
     _legend(axes[0, 0], fontsize=7)
