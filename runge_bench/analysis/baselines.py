@@ -10,9 +10,10 @@ validation split) and AAA (its number of terms chosen there), both with f′ in 
 (analysis.rational). A rational target (the Runge family, 1/(1 + a x²)) AAA recovers exactly, to
 rounding; the reports say so. Errors below REPORT_FLOOR are rounding, not approximation: a few ulps
 of change in the training values move them by 20-180% (f max errors below 1e-12, f′ below 1e-9,
-measured) and by up to 5% just above 1e-11, so no digit of them would reproduce on another machine;
-every baseline's error is reported as max(error, floor), and a value at the floor reads "at or
-below" it. A rational fit whose result still moves under a few ulps is not reported (_reproducible).
+measured) and by more than 0.1% just above 1e-11 (Floater-Hormann on sin 4πx), so no digit of them
+would reproduce on another machine; every baseline's error is reported as max(error, floor), and a
+value at the floor reads "at or below" it. A rational fit whose result still moves under a few ulps
+is not reported (_reproducible).
 """
 
 from __future__ import annotations
