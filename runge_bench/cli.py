@@ -183,9 +183,7 @@ def sweep(
             record_study(plan)  # its text and hypotheses, as a sweep that trains records them
         out.print("nothing to train: every run is stored")
         return
-    out.print(f"  {prepared.estimate.describe()}", markup=False)
-    for warning in prepared.warnings:
-        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+    _announce(prepared)
     if dry_run:
         return
     engine_name, note = sweep_engine(prepared, options)
@@ -194,6 +192,13 @@ def sweep(
         out.print(prepared.jobs_note, markup=False)
     summary = _train_with_progress(prepared, options, engine_name)
     out.print(summary.describe() + f"; store: {plan.store_path}")
+
+
+def _announce(prepared) -> None:
+    """What a prepared sweep will cost, and its warnings (before it trains, or instead, on --dry-run)."""
+    out.print(f"  {prepared.estimate.describe()}", markup=False)
+    for warning in prepared.warnings:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 
 def _train_with_progress(prepared, options, engine: str):
@@ -401,9 +406,7 @@ def confirm(
     out.print(plan.describe(), markup=False)
     prepared = prepare_plan(plan, options)
     if plan.todo:
-        out.print(f"  {prepared.estimate.describe()}", markup=False)
-        for warning in prepared.warnings:
-            err.print(f"warning: {warning}", markup=False, soft_wrap=True)
+        _announce(prepared)
         if dry_run:
             return
         engine_name, _ = sweep_engine(prepared, options)

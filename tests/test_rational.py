@@ -111,3 +111,18 @@ def test_which_targets_are_rational():
     ]
     assert get_target("(1 + x)/(2 + x**2)").rational is True
     assert get_target("exp(x)").rational is False and get_target("sqrt(1 + x**2)").rational is False
+
+
+def test_rational_fits_are_not_made_past_their_size_and_the_report_says_so():
+    """Past RATIONAL_MAX_POINTS training points the scans (points x nodes) are not run: the other
+    baselines are, and the report's sentence names the split."""
+    import pandas as pd
+
+    from runge_bench.analysis import baselines
+
+    big = baselines.baseline_runs([0], n_points=7000, val_fraction=0.2)
+    assert set(big.baseline) == {baselines.CHEBYSHEV, "cubic spline", "cubic Hermite spline (uses f')"}
+    runs = pd.DataFrame({"n_points": [1000, 7000], "val_fraction": [0.2, 0.2]})
+    (said, _) = baselines.rational_skipped(runs)
+    assert "more than 5,000 training points (here 5,600)" in said
+    assert baselines.rational_skipped(runs.iloc[:1]) == []

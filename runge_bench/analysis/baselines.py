@@ -29,7 +29,7 @@ from scipy.interpolate import CubicHermiteSpline, CubicSpline
 from scipy.linalg import solve_triangular
 
 from ..engine.metrics import Predictor, errors
-from ..problem.data import dense_grid, make_split, with_noise
+from ..problem.data import dense_grid, make_split, n_val, with_noise
 from ..problem.targets import Target, get_target, target_order
 from ..problem.vocabulary import SPLIT_FIELDS
 from . import rational
@@ -56,6 +56,10 @@ DEGREE_RULE = (
 # RATIONAL_LOSS_FLOOR counting as equal (f′ RMS 1e-9: rounding moves losses there by < 1e-3).
 MAX_BLEND = 20
 MAX_TERMS = 64
+# Above this many training points the rational fits are not made: each scan evaluates every fit at
+# the validation points against every node (points x nodes x 2 x 21 per seed) and, for AAA, solves
+# an SVD of points x terms per step; 5,000 points take about a second a seed.
+RATIONAL_MAX_POINTS = 5000
 RATIONAL_LOSS_FLOOR = 1e-18
 FLOATER_HORMANN = "Floater-Hormann, blending degree by validation rule"
 AAA = "AAA rational, terms by validation rule"
@@ -238,6 +242,8 @@ def _seed_baselines(seed: int, n_points: int, val_fraction: float, target: str, 
         {"baseline": name, "seed": seed, "n_params": n_params, "setting": setting, **_score(predict, xv, t)}
         for name, n_params, setting, predict in fits
     ]
+    if len(x) > RATIONAL_MAX_POINTS:  # their scans cost points x nodes: not fitted (the report says so)
+        return tuple(rows)
     for name, fit, params in ((FLOATER_HORMANN, floater_hormann, lambda k: len(x)), (AAA, aaa, lambda k: 3 * k)):
         setting, scores = _reproducible(fit, x, f, xv, t)
         rows.insert(-2, {"baseline": name, "seed": seed, "n_params": params(setting), "setting": setting, **scores})
@@ -315,5 +321,19 @@ def unreported(baselines: pd.DataFrame) -> list[str]:
     return [
         "Not reported, since their result moved by more than 0.1% under one ulp of change in the data (no digit "
         "of it would reproduce on another machine): " + "; ".join(said) + ". Their summaries are over the other seeds.",
+        "",
+    ]
+
+
+def rational_skipped(runs: pd.DataFrame) -> list[str]:
+    """A sentence (lines) when some of the study's splits have more training points than the
+    rational fits are made for; [] otherwise."""
+    sizes = {int(n) - n_val(int(n), float(v)) for n, v in zip(runs.n_points, runs.val_fraction)}
+    big = sorted(k for k in sizes if k > RATIONAL_MAX_POINTS)
+    if not big:
+        return []
+    return [
+        f"The rational fits are not made for splits of more than {RATIONAL_MAX_POINTS:,} training points (here "
+        f"{', '.join(f'{k:,}' for k in big)}): their validation scans grow with points x nodes.",
         "",
     ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CHUNK = 2048  # evaluation points per block: (CHUNK, nodes) temporaries
+BLOCK_ELEMENTS = 1 << 21  # evaluation points x nodes per block: each temporary at most 16 MB
 
 
 def evaluate(nodes, values, weights, t):
@@ -34,8 +34,9 @@ def evaluate(nodes, values, weights, t):
     nodes, values, weights = nodes[keep], values[keep], weights[keep]
     t = np.asarray(t, float)
     r, dr = np.empty(t.shape), np.empty(t.shape)
-    for s in range(0, t.size, CHUNK):
-        tt = t.ravel()[s : s + CHUNK]
+    rows = max(1, BLOCK_ELEMENTS // max(len(nodes), 1))
+    for s in range(0, t.size, rows):
+        tt = t.ravel()[s : s + rows]
         diff = tt[:, None] - nodes[None, :]
         exact = diff == 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -47,7 +48,7 @@ def evaluate(nodes, values, weights, t):
             other = np.arange(len(nodes)) != k
             rr[i] = values[k]
             drr[i] = -np.sum(weights[other] * (values[k] - values[other]) / (nodes[k] - nodes[other])) / weights[k]
-        r.ravel()[s : s + CHUNK], dr.ravel()[s : s + CHUNK] = rr, drr
+        r.ravel()[s : s + rows], dr.ravel()[s : s + rows] = rr, drr
     return r, dr
 
 
@@ -59,13 +60,14 @@ def floater_hormann_weights(x, d: int) -> np.ndarray:
     n = len(x) - 1
     if not 0 <= d <= n:
         raise ValueError(f"blending degree {d} outside 0..{n}")
-    i = np.arange(n - d + 1)
-    block = x[i[:, None] + np.arange(d + 1)[None, :]]  # (n-d+1, d+1): x_i .. x_{i+d}
-    gaps = np.abs(block[:, :, None] - block[:, None, :])  # |x_{i+m} - x_{i+l}|
-    gaps[:, np.arange(d + 1), np.arange(d + 1)] = 1.0
-    terms = 1.0 / np.prod(gaps, axis=2)  # (n-d+1, d+1): the i-th block's product at x_{i+m}
+    starts = n - d + 1  # the blocks x_i .. x_{i+d}, i = 0 .. n - d
     w = np.zeros(n + 1)
-    np.add.at(w, (i[:, None] + np.arange(d + 1)[None, :]).ravel(), terms.ravel())
+    for m in range(d + 1):  # the i-th block's product at its m-th node, x_{i+m}, for every i at once
+        product = np.ones(starts)
+        for step in range(d + 1):
+            if step != m:
+                product *= np.abs(x[m : m + starts] - x[step : step + starts])
+        w[m : m + starts] += 1.0 / product
     return w * (-1.0) ** (np.arange(n + 1) - d)
 
 

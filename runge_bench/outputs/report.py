@@ -13,7 +13,15 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import glance, stats, tables
-from ..analysis.baselines import DEGREE_RULE, RATIONAL_RULE, REPORT_FLOOR, at_floor, rational_targets, unreported
+from ..analysis.baselines import (
+    DEGREE_RULE,
+    RATIONAL_RULE,
+    REPORT_FLOOR,
+    at_floor,
+    rational_skipped,
+    rational_targets,
+    unreported,
+)
 from ..analysis.study import StudyResults, study_results
 from ..problem.config import CONFIG_FIELDS, PROTOCOL_VERSION
 from ..problem.errors import UserError
@@ -85,7 +93,7 @@ def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[s
     )
     if any(s in by_stem for s in axis_stems):
         lines += ["", "## Along the axes", "", *shown(*axis_stems)]
-    lines += _baselines_section(t.baseline_summary, t.baselines)
+    lines += _baselines_section(t.baseline_summary, t.baselines, df)
     lines += _floor_section(t.floor, tables.cell_axes(df)) + shown("floor_gap")
     lines += _refinement_section(t.refinement)
     lines += _checkpoints_section(t.checkpoints)
@@ -272,7 +280,7 @@ def _floor_marked(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _baselines_section(baseline_summary: pd.DataFrame, baselines: pd.DataFrame) -> list[str]:
+def _baselines_section(baseline_summary: pd.DataFrame, baselines: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     floors = REPORT_FLOOR
     return [
         "## Baselines",
@@ -292,6 +300,7 @@ def _baselines_section(baseline_summary: pd.DataFrame, baselines: pd.DataFrame) 
         "",
         *rational_targets(baselines),
         *unreported(baselines),
+        *rational_skipped(runs),
         to_markdown(_floor_marked(baseline_summary[baseline_summary.metric.isin(KEY_METRICS)])),
     ]
 
