@@ -90,7 +90,7 @@ BAD_STUDIES = [
     ),
     (
         'name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "sgd"',
-        "fixed.optimizer: unknown optimizer 'sgd' (valid: adam, adam+lbfgs, adam+lm)",
+        "fixed.optimizer: unknown optimizer 'sgd' (valid: adam, adam+lbfgs, adam+lm, adam+gn)",
     ),
     (
         'name = "s"\n[fixed]\nactivation = "relu"\noptimizer = "adam+lm"',

@@ -36,6 +36,7 @@ from .common import CURVES, as_tensors, batch_generator, make_result, training_t
 from .model import init_params, stack_params
 from .refine import finish_refined
 from .stacked import adam_step, forward, loss_and_grads, packed, predictor, val_losses
+from .stages import finish_staged
 
 
 def _stacked_data(
@@ -183,6 +184,8 @@ def train_batched(
     engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
     wall_each = (time.perf_counter() - start) / M
     trained = _Trained(s, history, diverged_at, best_history, splits, train, val, wall_each)
+    if c0.staged:
+        return _staged_results(trained, configs, engine, start, device)
     return [_member_result(trained, i, c, engine, fns, start, device) for i, c in enumerate(configs)]
 
 
@@ -243,6 +246,32 @@ def _member_result(t: _Trained, i: int, config: RunConfig, engine: str, fns, sta
         wall_s=wall_each,
         best_epochs=t.best_history[i] if config.checkpoint == "best_val" else None,
     )
+
+
+def _staged_results(t: _Trained, configs: list[RunConfig], engine: str, start: float, device: str) -> list[RunResult]:
+    """The group's results where it finishes on the whole stack (stages.finish_staged): the live
+    members refine and train their later stages together; diverged ones are scored as such."""
+    live = [i for i in range(len(configs)) if i not in t.diverged_at]
+    results: dict[int, RunResult] = {}
+    if live:
+        idx = torch.tensor(live, device=device)
+        params = [(w[idx].clone(), b[idx].clone()) for w, b in t.stack.params]
+        done = finish_staged(
+            [configs[i] for i in live],
+            params,
+            [t.splits[i] for i in live],
+            [dict(zip(CURVES, t.history[:, i])) for i in live],
+            tuple(x[idx] for x in t.train),
+            tuple(x[idx] for x in t.val),
+            (engine, device, start, t.wall_each),
+        )
+        results = dict(zip(live, done))
+    for i, e in t.diverged_at.items():
+        curves = dict(zip(CURVES, t.history[:, i]))
+        results[i] = make_result(
+            configs[i], "diverged", curves, e, start, engine, device, diverged_epoch=e, wall_s=t.wall_each
+        )
+    return [results[i] for i in range(len(configs))]
 
 
 def _check_group(configs: list[RunConfig], device: str, kernels: str) -> None:

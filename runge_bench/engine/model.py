@@ -23,13 +23,14 @@ def n_parameters(width: int, depth: int) -> int:
     return sum((i + 1) * o for i, o in zip(s[:-1], s[1:]))
 
 
-def init_params(config: RunConfig) -> Params:
-    """PyTorch's default nn.Linear initialisation, drawn from a generator seeded by the run's seed.
+def init_params(config: RunConfig, seed: int | None = None) -> Params:
+    """PyTorch's default nn.Linear initialisation, drawn from a generator seeded by the run's seed
+    (or by `seed`: a multi-stage run's later stages, stages.py).
 
     The draws are those nn.Linear makes after torch.manual_seed(seed) (tested), without touching
     the global generator.
     """
-    g = torch.Generator().manual_seed(config.seed)
+    g = torch.Generator().manual_seed(config.seed if seed is None else seed)
     dtype = getattr(torch, config.dtype)
     custom = get_activation(config.activation).init  # an activation's own initialisation (SIREN's)
     params = []

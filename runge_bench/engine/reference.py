@@ -16,6 +16,7 @@ from ..problem.targets import get_target
 from .common import ADAM_BETAS, ADAM_EPS, CURVES, as_tensors, batch_generator, make_result, training_tensors
 from .model import build_sequential, init_params
 from .refine import finish_refined
+from .stages import finish_staged
 
 
 def shuffled_batches(n: int, batch_size: int | None, g: torch.Generator) -> list[Tensor | None]:
@@ -86,12 +87,17 @@ def train_reference(config: RunConfig, device: str = "cpu") -> RunResult:
         y, dy = value_and_grad(torch.as_tensor(x, dtype=dtype, device=device).unsqueeze(-1), False)
         return y.detach().cpu().double().numpy()[:, 0], dy.cpu().double().numpy()[:, 0]
 
-    if config.optimizer != "adam":  # the refinement works on the batched layout, a stack of one
+    if config.optimizer != "adam" or config.staged:  # refinements work on the batched layout, a stack of one
         linears = [m for m in model if isinstance(m, torch.nn.Linear)]
         member = [
             (m.weight.detach().T.unsqueeze(0).contiguous(), m.bias.detach().view(1, 1, -1).clone()) for m in linears
         ]
         stack = lambda *ts: tuple(t.unsqueeze(0) for t in ts)
+        if config.staged:
+            run = ("reference", device, start, time.perf_counter() - start)
+            return finish_staged(
+                [config], member, [split], [curves], stack(x_tr, y_tr, dy_tr), stack(x_va, y_va, dy_va), run
+            )[0]
         return finish_refined(
             config,
             member,

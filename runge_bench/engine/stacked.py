@@ -81,6 +81,30 @@ def backward(params: Params, tape: Tape, x: Tensor, gy: Tensor, gdy: Tensor) -> 
     return grads[::-1]
 
 
+def tangent(params: Params, tape: Tape, x: Tensor, v: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """The directional derivative (JVP) of y and dy/dx, each (M, N, 1), along parameters v (shaped
+    like `params`' tensors, in the order [w1, b1, w2, b2, ...]), from the tape of `forward`:
+
+        dz1 = x dW1 + db1,  du1 = dW1
+        da = s dz,  dt = s'' u dz + s du               through a = sigma(z), t = sigma'(z) u
+        dz' = da W + a dW + db,  du' = dt W + t dW     the next layer
+
+    The Gauss-Newton solver's J v (gauss_newton.py), as `backward` is its J^T u."""
+    dz = torch.addcmul(v[1], x, v[0])  # (M, N, H)
+    du: Tensor = v[0]  # (M, 1, H)
+    for (w, _), dw, db, (a, t, s, s2, u) in zip(params[1:], v[2::2], v[3::2], tape):
+        da = s * dz
+        dt = s * du if s2 is None else torch.addcmul(s * du, s2 * u, dz)
+        if w.shape[-1] == 1:  # the output layer: weighted sums
+            wt, dwt = w.transpose(1, 2), dw.transpose(1, 2)
+            dz = (da * wt + a * dwt).sum(-1, keepdim=True).add_(db)
+            du = (dt * wt + t * dwt).sum(-1, keepdim=True)
+        else:
+            dz = torch.baddbmm(torch.baddbmm(db, da, w), a, dw)
+            du = torch.baddbmm(torch.bmm(dt, w), t, dw)
+    return dz, du
+
+
 def loss_and_grads(
     params: Params, act: Activation, x: Tensor, f: Tensor, df: Tensor, weight: Tensor, alive: Tensor
 ) -> tuple[list[Tensor], Tensor, Tensor]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .vocabulary import CHECKPOINTS, REFINE_ITERS
+from .vocabulary import CHECKPOINTS, MAX_STAGES, REFINE_ITERS, STAGED_OPTIMIZERS
 
 PROTOCOL_VERSION = 1
 
@@ -30,7 +30,7 @@ FLOAT_FIELDS = ("deriv_weight", "lr", "val_fraction", "noise")
 # Fields added after protocol 1's stores were written. At their defaults they are left out of the
 # run id's hash, so every run stored before they existed keeps its id (and a store stays valid);
 # a run that sets one gets an id of its own.
-ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters", "noise", "checkpoint")
+ADDED_FIELDS = ("target", "optimizer", "lbfgs_iters", "lm_iters", "noise", "checkpoint", "gn_iters", "stages")
 
 
 def checkpoint_conflict(checkpoint: str, optimizer: str) -> str | None:
@@ -41,6 +41,19 @@ def checkpoint_conflict(checkpoint: str, optimizer: str) -> str | None:
             f"checkpoint {checkpoint!r} with optimizer {optimizer!r}: a refinement goes on from the last "
             "Adam epoch, so only checkpoint 'last' is defined for it"
         )
+    return None
+
+
+def stages_conflict(values: dict[str, Any]) -> str | None:
+    """Why a run's fields (a dict of RunConfig's, defaults omitted) cannot go with its number of
+    stages, or None."""
+    stages, optimizer = values.get("stages", 1), values.get("optimizer", "adam")
+    if not 1 <= stages <= MAX_STAGES:
+        return f"stages must be 1 to {MAX_STAGES}, got {stages}"
+    if stages > 1 and optimizer not in STAGED_OPTIMIZERS:
+        return f"stages > 1 trains every stage with {' or '.join(STAGED_OPTIMIZERS)}, not {optimizer!r}"
+    if stages > 1 and (values.get("batch_size") is not None or values.get("checkpoint", "last") != "last"):
+        return "stages > 1 needs full-batch Adam (batch_size 'full') and checkpoint 'last'"
     return None
 
 
@@ -66,6 +79,8 @@ class RunConfig:
     noise: float = 0.0  # Gaussian noise on the training targets f and f', sd noise x each one's RMS (data.with_noise)
     checkpoint: str = "last"  # scored with the last epoch's parameters, or "best_val": those of the epoch
     # with the lowest validation loss (MSE(f) + deriv_weight * MSE(f') on the validation split)
+    gn_iters: int = 0  # matrix-free Gauss-Newton iterations after the Adam epochs (optimizer "adam+gn")
+    stages: int = 1  # networks trained one after another, each on the scaled residual of the others (stages.py)
 
     def __post_init__(self) -> None:
         # One run, one id: 1 and 1.0, -0.0 and 0.0 are the same value of a float field, and must not
@@ -83,6 +98,14 @@ class RunConfig:
             raise ValueError(f"checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
         if conflict := checkpoint_conflict(self.checkpoint, self.optimizer):
             raise ValueError(conflict)
+        if conflict := stages_conflict(self.to_dict()):
+            raise ValueError(conflict)
+
+    @property
+    def staged(self) -> bool:
+        """Whether the run finishes on the whole stack after Adam (engine/stages.py): more than one
+        stage, or the matrix-free Gauss-Newton refinement."""
+        return self.stages > 1 or self.optimizer == "adam+gn"
 
     @property
     def refine_iters(self) -> int:
@@ -107,7 +130,8 @@ class RunConfig:
         return cls(**data)
 
     def shape_key(self) -> tuple:
-        """Runs with equal shape keys can be trained as one stacked model (batched engine)."""
+        """Runs with equal shape keys can be trained as one stacked model (batched engine); runs
+        that finish on the whole stack (`staged`) share their stages and Gauss-Newton iterations too."""
         return (
             self.activation,
             self.width,
@@ -117,6 +141,9 @@ class RunConfig:
             self.n_points,
             self.val_fraction,
             self.dtype,
+            self.staged,
+            self.stages,
+            self.gn_iters,
         )
 
 

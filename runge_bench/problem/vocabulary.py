@@ -84,8 +84,12 @@ def engine_family(engine: str) -> str:
 
 # How a run's Adam epochs may be followed by a second-order refinement (engine/refine.py), and the
 # iteration count field each refinement reads.
-OPTIMIZERS = ("adam", "adam+lbfgs", "adam+lm")
-REFINE_ITERS = {"adam+lbfgs": "lbfgs_iters", "adam+lm": "lm_iters"}
+OPTIMIZERS = ("adam", "adam+lbfgs", "adam+lm", "adam+gn")
+REFINE_ITERS = {"adam+lbfgs": "lbfgs_iters", "adam+lm": "lm_iters", "adam+gn": "gn_iters"}
+# The optimizers a multi-stage run (stages > 1, engine/stages.py) trains each stage with: those
+# refined on the whole stack at once.
+STAGED_OPTIMIZERS = ("adam", "adam+gn")
+MAX_STAGES = 8
 
 # Which parameters a run is scored with: its last epoch's, or its best epoch's by validation loss.
 CHECKPOINTS = ("last", "best_val")

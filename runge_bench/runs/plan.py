@@ -41,13 +41,19 @@ class Plan:
             lines.append(f"  fixed {key:<13} {'full' if key == 'batch_size' and value is None else value}")
         for i, case in enumerate(s.cases):
             lines.append(f"  case  {i:<13} " + ", ".join(f"{k}={v}" for k, v in case.items()))
-        refined = [c for c in s.configs if c.optimizer != "adam"]
+        refined = [c for c in s.configs if c.optimizer != "adam" and not c.staged]
         if refined:
             lines.append(
                 f"  refinement: {len(refined)} runs go on after Adam with L-BFGS or Levenberg-Marquardt, "
                 "one run at a time in the worker that trained them (refine.py)"
             )
             lines += [f"  {line}" for line in lm_costs(refined)]
+        staged = [c for c in s.configs if c.staged]
+        if staged:
+            lines.append(
+                f"  stages: {len(staged)} runs go on after Adam with matrix-free Gauss-Newton and/or later "
+                "stages fitted to their residual, every stacked model's members together (stages.py)"
+            )
         stored = ", ".join(f"{n} {k}" for k, n in sorted(self.stored.items())) or "none"
         lines.append(f"  stored: {stored}; to train: {len(self.todo)}")
         if self.other_stored:

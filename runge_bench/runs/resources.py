@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..engine.gauss_newton import CG_ITERS
 from ..engine.model import n_parameters
 from ..engine.refine import LBFGS_HISTORY
 from ..problem import callables
@@ -68,7 +69,7 @@ def refine_bytes(c: RunConfig) -> float:
         return word * p * 2 * LBFGS_HISTORY
     if c.optimizer == "adam+lm":
         return word * (3.0 * rows * p + 2.0 * min(rows, p) ** 2)
-    return 0.0
+    return 0.0  # adam+gn: a few parameter vectors per member, counted in member_bytes' PARAM_WORDS
 
 
 def run_flops(c: RunConfig) -> float:
@@ -76,7 +77,7 @@ def run_flops(c: RunConfig) -> float:
     tangent) and back (two products per product forward), and every validation point forward."""
     layer = 2.0 * (c.width * c.width * (c.depth - 1) + 4 * c.width)  # multiply-adds of one point, one layer set
     n_v = n_val(c.n_points, c.val_fraction)
-    return c.epochs * ((c.n_points - n_v) * 6 * layer + n_v * 2 * layer) + refine_flops(c)
+    return c.stages * (c.epochs * ((c.n_points - n_v) * 6 * layer + n_v * 2 * layer) + refine_flops(c))
 
 
 def refine_flops(c: RunConfig) -> float:
@@ -91,6 +92,9 @@ def refine_flops(c: RunConfig) -> float:
     if c.optimizer == "adam+lm":
         p, rows = n_parameters(c.width, c.depth), 2 * n_tr
         return c.lm_iters * (rows * 8 * layer + 2.0 * rows * p * min(rows, p) + min(rows, p) ** 3 / 3)
+    if c.optimizer == "adam+gn":  # per iteration up to CG_ITERS products J^T J v (a forward-mode and a
+        # backward pass over the training points, as an Adam epoch's step), and a few more
+        return c.gn_iters * (CG_ITERS + 4) * n_tr * 6 * layer
     return 0.0
 
 

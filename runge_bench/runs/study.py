@@ -45,13 +45,13 @@ import numpy as np
 
 from ..problem.activations import ACTIVATIONS, check_formula_activation
 from ..problem.callables import is_callable_spec
-from ..problem.config import FLOAT_FIELDS, RunConfig, checkpoint_conflict
+from ..problem.config import FLOAT_FIELDS, RunConfig, checkpoint_conflict, stages_conflict
 from ..problem.data import n_val
 from ..problem.errors import UserError
 from ..problem.formula import canonical
 from ..problem.hypothesis import DEFAULT_PRIMARY, Hypothesis
 from ..problem.targets import TARGETS, check_target, normalise_target
-from ..problem.vocabulary import CHECKPOINTS, METRICS, OPTIMIZERS, REFINE_ITERS
+from ..problem.vocabulary import CHECKPOINTS, MAX_STAGES, METRICS, OPTIMIZERS, REFINE_ITERS
 
 KERNELS = ("auto", "native", "torch")  # the batched engine's kernels (the sweep's --kernels)
 MAX_RUNS = 100_000  # a grid larger than this is almost certainly a typo
@@ -163,6 +163,8 @@ FIELDS: dict[str, Callable[[Any], str | None]] = {
     "lm_iters": _int(0, 100_000),
     "noise": _float(0.0, 10.0),
     "checkpoint": _choice(lambda: list(CHECKPOINTS), "checkpoint"),
+    "gn_iters": _int(0, 100_000),
+    "stages": _int(1, MAX_STAGES),
 }
 assert set(FIELDS) == {f.name for f in fields(RunConfig)}
 
@@ -374,6 +376,8 @@ def _config(values: dict[str, Any], path: Path, where: str) -> RunConfig:
             path=path,
             field=f"{where}.checkpoint" if where.startswith("case") else "checkpoint",
         )
+    if conflict := stages_conflict(values):
+        raise UserError(conflict, path=path, field=f"{where}.stages" if where.startswith("case") else "stages")
     return RunConfig(**values)
 
 

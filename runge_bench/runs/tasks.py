@@ -24,7 +24,7 @@ def group_size(config: RunConfig, max_group: int = MAX_GROUP) -> int:
     already large, so that a task takes about as long at any width (and a kill loses little).
     Runs with a refinement spend nearly all their time in it, one member at a time, so their
     tasks are small: they spread over the workers instead of queueing in one."""
-    if config.optimizer != "adam":
+    if config.optimizer != "adam" and not config.staged:
         return min(max_group, REFINED_GROUP)
     return min(max_group, max(4, int(max_group * (64 / config.width) ** 2)))
 
@@ -73,7 +73,7 @@ def device_group(config: RunConfig, free_bytes: float) -> int:
     DEVICE_MEMORY_SHARE of it holds (resources.member_bytes), at least 1, at most DEVICE_MAX_GROUP.
     Runs refined after Adam refine one member at a time on the host side of the loop; they keep
     REFINED_GROUP."""
-    if config.optimizer != "adam":
+    if config.optimizer != "adam" and not config.staged:
         return REFINED_GROUP
     return max(1, min(DEVICE_MAX_GROUP, int(DEVICE_MEMORY_SHARE * free_bytes // member_bytes(config))))
 
