@@ -32,7 +32,7 @@ from ..problem.hypothesis import DEFAULT_PRIMARY
 from ..problem.targets import target_order
 from ..problem.vocabulary import GRID_MSE, KEY_METRICS, METRICS
 from ..runs.loading import Source, StoreContents, per_seed_arrays, read_store, validation_curves
-from . import glance, hypotheses, profiles, sensitivity, tables, tuning, zoo
+from . import frontier, glance, hypotheses, profiles, sensitivity, tables, tuning, zoo
 from .baselines import study_baselines
 from .findings import Finding, findings
 
@@ -108,6 +108,19 @@ class Tuned:
 
 
 @dataclass(frozen=True)
+class Frontier:
+    """The precision frontier (analysis.frontier): network and classical cells, the fewest
+    parameters reaching each threshold, the gap to the best classical method, and the findings."""
+
+    cells: pd.DataFrame  # network_cells
+    fewest: pd.DataFrame  # per target, noise, activation and method
+    classical: pd.DataFrame  # classical_cells
+    classical_fewest: pd.DataFrame  # per target, noise and classical method
+    gaps: pd.DataFrame  # gap_table
+    findings: list[Finding]  # the goal first, then a finding per target and noise
+
+
+@dataclass(frozen=True)
 class StudyResults:
     """Everything a report of one store shows, as data."""
 
@@ -134,6 +147,7 @@ class StudyResults:
     hypotheses: pd.DataFrame = field(default_factory=pd.DataFrame)  # hypotheses.hypotheses_table
     hypothesis_findings: list[Finding] = field(default_factory=list)  # confirmatory or exploratory, each said
     offers: list[list[Finding]] = field(default_factory=list)  # the study sections' headline findings
+    frontier: Frontier | None = None  # studies of the methods built for precision (frontier.has_frontier)
 
 
 DATA_PROFILE_FACTORS = (1, 2, 3, 4)  # panels: validation loss down 10^k from its first epoch
@@ -198,6 +212,29 @@ def study_results(
         primary=contents.primary,
         hypotheses=declared,
         hypothesis_findings=declared_found,
+        frontier=_frontier(df, t) if frontier.has_frontier(df) else None,
+    )
+
+
+def _frontier(df: pd.DataFrame, t: Tables) -> Frontier:
+    baselines = t.baselines if "noise" in t.baselines else t.baselines.assign(noise=float(df.noise.iloc[0]))
+    bsum = (
+        t.baseline_summary
+        if "noise" in t.baseline_summary
+        else t.baseline_summary.assign(noise=float(df.noise.iloc[0]))
+    )
+    cells = frontier.network_cells(df)
+    classical = pd.concat(
+        [frontier.classical_cells(df, baselines), frontier.interpolant_cells(bsum, df)], ignore_index=True
+    )
+    gaps = frontier.gap_table(df, cells, baselines, bsum)
+    return Frontier(
+        cells=cells,
+        fewest=frontier.fewest(cells, [*frontier.CONDITION, "activation", "method"]),
+        classical=classical,
+        classical_fewest=frontier.fewest(classical, [*frontier.CONDITION, "method"]),
+        gaps=gaps,
+        findings=[frontier.goal_finding(cells), *frontier.gap_findings(gaps)],
     )
 
 

@@ -51,7 +51,7 @@ def varying_axes(df: pd.DataFrame) -> list[str]:
     the optimizer alone. (Other fields that vary together, dtype and optimizer, both stay: a cell
     named by both says what it is.)"""
     varying = [c for c in CONFIG_FIELDS if c not in ("seed", "activation") and df[c].nunique(dropna=False) > 1]
-    for c in [c for c in ("lm_iters", "lbfgs_iters") if c in varying]:
+    for c in [c for c in ("lm_iters", "lbfgs_iters", "gn_iters") if c in varying]:
         others = [o for o in varying if o != c]
         if others and df.groupby(others, dropna=False)[c].nunique(dropna=False).max() == 1:
             varying.remove(c)

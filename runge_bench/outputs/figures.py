@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..analysis import tables, zoo
-from ..analysis.baselines import at_floor
+from ..analysis import frontier, tables, zoo
+from ..analysis.baselines import at_floor, report_floor
 from ..analysis.study import StudyResults
 from ..problem.data import plot_grid
 from ..problem.published import PUBLISHED, metric_column
@@ -49,7 +49,7 @@ def report_figures(r: StudyResults, fig_dir: Path) -> list[Figure]:
     if len(order) >= 2:
         out.append(_data_profiles(r, fig_dir))
     drawn = (_sensitivity_lead(r, fig_dir), _zoo_versus(r, fig_dir), _tuning_budget(r, fig_dir))
-    return out + [f for f in drawn if f]
+    return out + [f for f in drawn if f] + _frontier(r, fig_dir)
 
 
 def _from_tables(
@@ -411,3 +411,26 @@ def _tuning_budget(r: StudyResults, fig_dir: Path) -> Figure | None:
         "(drawn without replacement from those run; band: one standard deviation of the best of k)",
         "figures/tuning_budget.png",
     )
+
+
+def _frontier(r: StudyResults, fig_dir: Path) -> list[Figure]:
+    """Error against parameters, every method and the classical ones, for f and for f'."""
+    if r.frontier is None:
+        return []
+    out = []
+    conditions = frontier.conditions(r.runs)
+    for metric, stem in (("grid_f_max", "frontier_f"), ("grid_df_max", "frontier_df")):
+        floor = report_floor(metric)
+        title = f"{METRIC_LABELS[metric]} against parameters: networks (median over seeds) and classical methods"
+        fig = plots.frontier_figure(r.frontier.cells, r.frontier.classical, conditions, metric, floor, title)
+        plots.save(fig, fig_dir / stem)
+        out.append(
+            (
+                f"{METRIC_LABELS[metric]} against parameters per target and noise: each activation (colour) and method "
+                f"(circle Adam, square Adam+Gauss-Newton, triangle stages), median over seeds; grey: Chebyshev least "
+                f"squares (solid) and AAA (dashed) at their own number of coefficients; dotted: the reporting floor "
+                f"{floor:g}, below which errors are rounding",
+                f"figures/{stem}.png",
+            )
+        )
+    return out

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..analysis import tables, zoo
+from ..analysis import frontier, tables, zoo
+from ..analysis.baselines import report_floor
 from ..analysis.study import StudyResults
 from ..analysis.tables import sci
 from ..analysis.tuning import SPLIT_SEED, share
@@ -173,3 +174,83 @@ def pairs_shown(c: pd.DataFrame) -> pd.DataFrame:
             "favours": c.favours,
         }
     )
+
+
+def _reach_table(fewest: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """fewest (long by metric) as one row per group: the parameters reaching each threshold of f
+    and of f′ ("—": none of the sizes tried), and the lowest median reached."""
+    rows = []
+    for key, g in fewest.groupby(by, sort=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        for r in g.itertuples():
+            short = "f" if r.metric == "grid_f_max" else "f′"
+            for t in frontier.THRESHOLDS[r.metric]:
+                v = g.loc[r.Index, f"le_{t:g}"]
+                row[f"{short} ≤ {t:g}"] = "—" if pd.isna(v) else f"{int(v):,}"
+            floor = "≤ " if r.best <= report_floor(r.metric) else ""
+            row[f"best {short}"] = f"{floor}{sci(r.best)} ({r.best_params:,})"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def frontier_section(r: StudyResults, drawn: list[Figure]) -> list[str]:
+    """The fewest parameters reaching each precision, per activation and method and for the
+    classical methods, the gap to the best classical method, and the goal."""
+    fr = r.frontier
+    if fr is None:
+        return []
+    worker_min = float(r.runs.wall_s.fillna(0).sum()) / 60
+    floored = lambda col, m: [f"≤ {v:.3g}" if v <= report_floor(x) else sci(v) for v, x in zip(col, m)]
+    gaps = fr.gaps.assign(
+        metric=fr.gaps.metric.map(METRIC_LABELS),
+        ratio=with_ci(fr.gaps.ratio, fr.gaps.ratio_lo, fr.gaps.ratio_hi),
+        baseline=fr.gaps.baseline.str.split(",").str[0],
+        network_median=floored(fr.gaps.network_median, fr.gaps.metric),
+        baseline_median=floored(fr.gaps.baseline_median, fr.gaps.metric),
+    )
+    return [
+        "## The precision frontier",
+        "",
+        "How many parameters a network needs to reach each max error on the dense grid, per activation and method "
+        "(the optimizer, and the number of stages: each later stage fits the scaled residual of the others, "
+        "engine/stages.py), beside the classical methods at their own number of coefficients: Chebyshev least "
+        "squares of every degree, AAA after every greedy step (3 numbers a term), Floater-Hormann through every "
+        "training point. A threshold is reached by the fewest parameters (all stages counted) whose median over "
+        "seeds is at or below it; errors below the reporting floor (f max 1e-10, f′ max 1e-7) are rounding and "
+        "count as the floor on both sides. The gaps pair the best network cell with the best classical method "
+        "seed by seed (Wilcoxon, Holm over the table): exploratory, since no hypothesis about them was declared "
+        f"before the runs. Training took {worker_min:.3g} worker-minutes (the runs' wall times summed). "
+        "`tables/frontier_cells.csv`, `frontier.csv`, `frontier_classical.csv` and `frontier_gaps.csv` have "
+        "every number.",
+        "",
+        *claims(fr.findings),
+        *figures(drawn),
+        "Fewest parameters reaching each max error (dense grid), networks:",
+        "",
+        to_markdown(_reach_table(fr.fewest, [*frontier.CONDITION, "activation", "method"])),
+        "",
+        "The same for the classical methods:",
+        "",
+        to_markdown(_reach_table(fr.classical_fewest, [*frontier.CONDITION, "method"])),
+        "",
+        "The gap to the best classical method (ratio network/classical, Hodges-Lehmann with its exact 95% CI):",
+        "",
+        to_markdown(
+            gaps,
+            [
+                "target",
+                "noise",
+                "metric",
+                "activation",
+                "method",
+                "width",
+                "network_median",
+                "baseline",
+                "baseline_median",
+                "ratio",
+                "share_network_lower",
+                "p_holm",
+            ],
+        ),
+        "",
+    ]

@@ -787,3 +787,60 @@ def lead_figure(rows: pd.DataFrame, metrics: list[str], a: str, b: str, title: s
     fig.suptitle(title, fontsize=9)
     finish(fig)
     return fig
+
+
+METHOD_MARKERS = {"adam": "o", "adam+gn": "s"}  # a method of stages: "^"
+CLASSICAL_STYLES = {"Chebyshev least squares": ("grey", "-"), "AAA": ("grey", "--")}
+
+
+def frontier_figure(
+    cells: pd.DataFrame,
+    classical: pd.DataFrame,
+    conditions: list[tuple[str, float]],
+    metric: str,
+    floor: float,
+    title: str,
+) -> plt.Figure:
+    """Median max error against parameters, a panel per target and noise: every activation and
+    method of the networks (colour: activation; marker: method) and the classical methods at
+    their own number of coefficients (grey lines); the reporting floor dotted."""
+    n = len(conditions)
+    cols = min(3, n)
+    rows_ = -(-n // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4.2 * cols, 3.3 * rows_), squeeze=False, sharey=True)
+    for ax, (target, noise) in zip(axes.flat, conditions):
+        here = cells[(cells.target == target) & (cells.noise == noise)]
+        for (act, method), g in here.groupby(["activation", "method"], sort=True):
+            g = g.sort_values("n_params")
+            marker = METHOD_MARKERS.get(method, "^")
+            y = np.maximum(g[metric].to_numpy(float), floor)
+            ax.plot(g.n_params, y, marker=marker, ms=4, lw=1, color=PALETTE.get(act), label=f"{act}, {method}")
+        c = classical[(classical.target == target) & (classical.noise == noise)]
+        for method, (color, style) in CLASSICAL_STYLES.items():
+            g = c[c.method == method].sort_values("n_params")
+            if len(g):
+                ax.plot(g.n_params, g[metric], color=color, ls=style, lw=1.2, label=method)
+        others = c[~c.method.isin(list(CLASSICAL_STYLES))]
+        for method, g in others.groupby("method", sort=True):  # one size each (Floater-Hormann)
+            ax.plot(g.n_params, g[metric], marker="*", ms=8, ls="", color="grey", label=method)
+        ax.axhline(floor, color="black", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        # Least squares of a degree near the number of points blows up: the axis stops at 1e3
+        ax.set_ylim(floor / 10, min(ax.get_ylim()[1], 1e3))
+        ax.set_title(f"{target}, {'noise ' + format(noise, 'g') if noise else 'clean'}", fontsize=8)
+        ax.set_xlabel("parameters (coefficients)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel(f"{METRIC_LABELS[metric]}, median over seeds", fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    seen = dict(zip(labels, handles))
+    for ax in axes.flat[1:n]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    legend_rows = -(-len(seen) // 4)
+    fig.legend(list(seen.values()), list(seen.keys()), fontsize=6, loc="lower center", ncol=4, frameon=False)
+    fig.suptitle(title, fontsize=9)
+    finish(fig, rect=(0, 0.035 * legend_rows / rows_, 1, 1))
+    return fig

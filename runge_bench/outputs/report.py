@@ -31,7 +31,7 @@ from ..runs.loading import Source
 from . import plots
 from .figures import report_figures
 from .files import check_output, written_whole
-from .kinds import sensitivity_section, tuned_section, zoo_section
+from .kinds import frontier_section, sensitivity_section, tuned_section, zoo_section
 from .markdown import claims, figures, to_markdown, with_ci, write_markdown
 from .tablefiles import write_tables
 
@@ -102,6 +102,7 @@ def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[s
     lines += sensitivity_section(r, by_stem.get("sensitivity_lead"))
     lines += zoo_section(r, by_stem.get("zoo_versus"))
     lines += tuned_section(r, by_stem.get("tuning_budget"))
+    lines += frontier_section(r, [by_stem[s] for s in ("frontier_f", "frontier_df") if s in by_stem])
     return lines
 
 

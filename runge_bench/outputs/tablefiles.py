@@ -53,6 +53,13 @@ def write_tables(r: StudyResults, d: Path) -> None:
             "tuning_choices": r.tuned.splits.choices,
             "tuning_splits": r.tuned.splits.holds,
         }
+    if r.frontier:
+        always |= {
+            "frontier_cells": r.frontier.cells,
+            "frontier": r.frontier.fewest,
+            "frontier_classical": r.frontier.classical_fewest,
+            "frontier_gaps": r.frontier.gaps,
+        }
     _csv(d, always)
     _csv(d, {name: table for name, table in nonempty.items() if not table.empty})
 
