@@ -165,15 +165,9 @@ def study_results(
         tuning.check_tuned(df, tune)
     stage(f"{len(df)} runs read; computing tables, tests and baselines")
     cell, order = tables.reference_cell(df), activation_order(df.activation)
-    notes = contents.notes + _without_ok_runs(df, order)
     t = _tables(df, cell, order, contents)
     fits = _fits(df, cell, contents)
-    if fits.unreadable:
-        bad = fits.unreadable
-        notes.append(
-            f"{len(bad)} runs' curves and predictions could not be read (a damaged row) and "
-            f"are left out of the figures: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}."
-        )
+    notes = contents.notes + _without_ok_runs(df, order) + _unreadable(fits.unreadable)
     found = _findings(df, t, cell, contents.primary)
     sens, versus = _sensitivity(df, t, cell, order), _zoo(df, order)
     tuned = _tuned(df, tune, order, contents.primary) if tune else None
@@ -264,6 +258,16 @@ def _arrays_wanted(df: pd.DataFrame) -> list[str]:
     cell = {k: v for k, v in tables.reference_cell(df).items() if k != "target"}
     wanted = set(tables.select(ok, cell).run_id) | set(ok[(ok.optimizer != "adam") | (ok.checkpoint != "last")].run_id)
     return sorted(wanted)
+
+
+def _unreadable(bad: list[str]) -> list[str]:
+    """A note naming the runs whose arrays could not be read, if any."""
+    if not bad:
+        return []
+    return [
+        f"{len(bad)} runs' curves and predictions could not be read (a damaged row) and "
+        f"are left out of the figures: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}."
+    ]
 
 
 def _without_ok_runs(df: pd.DataFrame, order: list[str]) -> list[str]:

@@ -568,14 +568,17 @@ def _index(key: dict) -> object:
 def refinement_table(df: pd.DataFrame, last_epochs: dict[str, float]) -> pd.DataFrame:
     """Per cell and activation of refined runs: how many refinements stopped before their
     iterations were done (an L-BFGS line search that stalled, an LM damping that ran away) and the
-    median iterations completed. last_epochs: run_id -> the last epoch number of its stored curves
-    (epochs + iterations completed). Empty when no run was refined."""
+    median iterations completed (of the last stage, for a run of several stages: engine/stages.py
+    numbers each stage's epochs and iterations after the stages before it). last_epochs: run_id ->
+    the last epoch number of its stored curves. Empty when no run was refined."""
     ok = df[(df.status == "ok") & (df.optimizer != "adam")]
     if ok.empty:
         return pd.DataFrame()
+    iters = [int(getattr(r, REFINE_ITERS[r.optimizer])) for r in ok.itertuples()]
+    before = [(r.stages - 1) * (r.epochs + n) + r.epochs for r, n in zip(ok.itertuples(), iters)]
     ok = ok.assign(
-        refine_iters=[int(getattr(r, REFINE_ITERS[r.optimizer])) for r in ok.itertuples()],
-        iterations_run=[last_epochs.get(r.run_id, np.nan) - r.epochs for r in ok.itertuples()],
+        refine_iters=iters,
+        iterations_run=[last_epochs.get(r.run_id, np.nan) - b for r, b in zip(ok.itertuples(), before)],
     )
     axes = varying_axes(df)
     rows = []

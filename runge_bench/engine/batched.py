@@ -184,9 +184,15 @@ def train_batched(
     engine = {k: name for name, k in BATCHED_ENGINES.items()}[kernels]
     wall_each = (time.perf_counter() - start) / M
     trained = _Trained(s, history, diverged_at, best_history, splits, train, val, wall_each)
-    if c0.staged:
-        return _staged_results(trained, configs, engine, start, device)
-    return [_member_result(trained, i, c, engine, fns, start, device) for i, c in enumerate(configs)]
+    return _results(trained, configs, engine, fns, start, device)
+
+
+def _results(t: _Trained, configs: list[RunConfig], engine: str, fns, start: float, device: str) -> list[RunResult]:
+    """Every member's result: the group finishes on the whole stack where its runs are staged
+    (Gauss-Newton, stages), else member by member."""
+    if configs[0].staged:
+        return _staged_results(t, configs, engine, start, device)
+    return [_member_result(t, i, c, engine, fns, start, device) for i, c in enumerate(configs)]
 
 
 @dataclass(frozen=True)
