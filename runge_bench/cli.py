@@ -456,6 +456,14 @@ def bench(
             "CUDA graphs; losses copied back every epoch or every 50), side by side.",
         ),
     ] = False,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine",
+            help="Measure only the refinements: seconds per iteration of dense Levenberg-Marquardt and "
+            "matrix-free Gauss-Newton, side by side, at widths 32-256 (--quick: 32, 64).",
+        ),
+    ] = False,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .runs.bench import bench as measure
@@ -473,6 +481,7 @@ def bench(
         launch=launch,
         say=lambda text: out.print(text, markup=False),
         on_measurement=progress,
+        refinement=refine,
     )
     for line in slow:
         err.print(f"bench regression: {line}", markup=False)

@@ -206,3 +206,16 @@ def test_stages_and_gauss_newton_enter_the_estimates():
     assert resources.run_flops(staged) == pytest.approx(3 * resources.run_flops(gn_run))
     assert resources.refine_bytes(gn_run) == 0  # no Jacobian: vectors of P, in the member's own memory
     assert base.shape_key() != gn_run.shape_key() != staged.shape_key()
+
+
+def test_the_refinement_bench_measures_both_side_by_side():
+    """`bench --refine`: per width, seconds per iteration of each, and memory as the sweep's
+    estimate counts it (the dense LM's Jacobian and Gram system, which Gauss-Newton does without)."""
+    from runge_bench.runs.bench import format_refine, measure_refine
+
+    (row,) = measure_refine(widths=(6,), iters=1)
+    assert row["params"] == 6 + 6 + 36 + 6 + 6 + 1
+    assert row["lm_s"] > 0 and row["gn_s"] > 0
+    assert row["lm_mb"] > row["gn_mb"]
+    text = format_refine([row])
+    assert "dense LM" in text and "matrix-free GN" in text and text.splitlines()[-1].split()[0] == "6"

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from statistics import median
 
+import torch
 from joblib import Parallel, delayed
 
 from ..engine.native import unavailable
@@ -391,11 +392,15 @@ def bench(
     launch: bool,
     say: Callable[[str], None],
     on_measurement: Callable[[Measurement], None] | None = None,
+    refinement: bool = False,
 ) -> list[str]:
     """The `bench` command: check its options, measure, and say the table (say(text) for each
     block of output). Return the regressions found by --fail-below (empty without it)."""
     jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
     check_bench_options(repeat=repeat, fail_below=fail_below, device=device, launch=launch)
+    if refinement:
+        say(format_refine(measure_refine(REFINE_WIDTHS[:2] if quick else REFINE_WIDTHS)))
+        return []
     if launch:
         say(format_launch(measure_launch(device, members=(40,) if quick else (40, 1024)), device))
         return []
@@ -414,3 +419,63 @@ def bench(
     if not slow:
         say(f"no regression: every gated ratio is at least {fail_below:g} x its usual one")
     return slow
+
+
+REFINE_WIDTHS = (32, 64, 128, 256)
+REFINE_ITERS_MEASURED = 2
+
+
+def measure_refine(widths: tuple[int, ...] = REFINE_WIDTHS, iters: int = REFINE_ITERS_MEASURED) -> list[dict]:
+    """Seconds per iteration of the dense Levenberg-Marquardt refinement (refine.py: the Jacobian
+    formed, a Cholesky of the smaller Gram system) and of the matrix-free Gauss-Newton
+    (gauss_newton.py: up to CG_ITERS products a solve), side by side on one network of each width
+    (tanh, depth 2, float64, the protocol's 800 training points, from its initial parameters;
+    every iteration's tries, rejected ones included, are timed), with each one's peak memory as
+    the sweep's estimate counts it."""
+    from ..engine.gauss_newton import gauss_newton
+    from ..engine.model import init_params, n_parameters, stack_params
+    from ..engine.refine import refine
+    from ..problem.activations import get_activation
+    from ..problem.data import make_split
+    from ..problem.targets import get_target
+    from .resources import member_bytes, refine_bytes
+
+    act, t = get_activation("tanh"), get_target("runge")
+    split = make_split(1000, 0.2, 0)
+    data = lambda x: tuple(torch.as_tensor(a, dtype=torch.float64).view(1, -1, 1) for a in (x, t.f(x), t.df(x)))
+    train, val = data(split.x_train), data(split.x_val)
+    fresh = lambda c: [(w.detach().clone(), b.detach().clone()) for w, b in stack_params([init_params(c)])]
+    rows = []
+    for width in widths:
+        lm = RunConfig("tanh", width=width, dtype="float64", optimizer="adam+lm", lm_iters=iters)
+        gn = RunConfig("tanh", width=width, dtype="float64", optimizer="adam+gn", gn_iters=iters)
+        start = time.perf_counter()
+        done = refine(lm, fresh(lm), act, train, val)
+        lm_s = (time.perf_counter() - start) / max(1, done.iterations)
+        start = time.perf_counter()
+        gauss_newton(act, fresh(gn), train, torch.ones(1, dtype=torch.float64), iters)
+        gn_s = (time.perf_counter() - start) / iters
+        rows.append(
+            {
+                "width": width,
+                "params": n_parameters(width, 2),
+                "lm_s": lm_s,
+                "gn_s": gn_s,
+                "lm_mb": (refine_bytes(lm) + member_bytes(lm)) / 1e6,
+                "gn_mb": member_bytes(gn) / 1e6,
+            }
+        )
+    return rows
+
+
+def format_refine(rows: list[dict]) -> str:
+    lines = [
+        "seconds per iteration, one network (tanh, depth 2, float64, 800 points), side by side:",
+        f"{'width':>6} {'params':>8} {'dense LM':>10} {'matrix-free GN':>15} {'LM / GN':>8} {'LM MB':>8} {'GN MB':>7}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['width']:>6} {r['params']:>8,} {r['lm_s']:>10.3g} {r['gn_s']:>15.3g} {r['lm_s'] / r['gn_s']:>8.2f} "
+            f"{r['lm_mb']:>8.0f} {r['gn_mb']:>7.0f}"
+        )
+    return "\n".join(lines)
