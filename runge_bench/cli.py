@@ -296,6 +296,24 @@ def index(
 @app.command()
 @user_errors
 @stops_at_once
+def site(
+    results_dir: Annotated[Path, typer.Argument(help="The results directory: every study (a store) in it.")] = Path(
+        "results"
+    ),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the site is written (whole, or not at all).")] = Path(
+        "site"
+    ),
+) -> None:
+    """Write a static site of every study, cell, run and comparison in RESULTS_DIR, to browse offline."""
+    from .outputs.site import build_site
+
+    page = build_site(results_dir, out_dir, on_stage=lambda text: err.print(f"site: {text}", markup=False))
+    out.print(f"wrote {page} (open it in a browser: no server needed)", markup=False)
+
+
+@app.command()
+@user_errors
+@stops_at_once
 def show(
     study: Annotated[str, typer.Argument(help="A study name, a study file (TOML) or a results directory.")],
     where: Annotated[

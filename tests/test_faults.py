@@ -265,7 +265,7 @@ def test_the_readme_cluster_recipe_on_loopback(write_study, tmp_path):
 
 
 def test_the_readme_slurm_recipe_renders_its_job_script():
-    """The README's SLURM recipe, as far as a machine without SLURM allows: dask-jobqueue renders
+    """The SLURM recipe (docs/engines.md), as far as a machine without SLURM allows: dask-jobqueue renders
     the batch script it would submit (single-threaded workers, the prologue, the memory)."""
     jobqueue = pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (pip install dask-jobqueue)")
     cluster = jobqueue.SLURMCluster(

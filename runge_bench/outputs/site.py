@@ -1,0 +1,449 @@
+"""`runge-bench site RESULTS_DIR --out DIR`: a static site of every study under RESULTS_DIR, to
+browse offline (file://) or from any static host.
+
+Built from the stores through the results objects (analysis.study.study_results), not from the
+committed Markdown: per study its report (report.report_lines of the same object, rendered to
+HTML by markdown-it-py, its figures the report's committed PNGs), a page per cell with every run,
+the fits of f and f′ and the training curves drawn from the stored arrays as SVG (each line and
+point titled with its run); per comparison (a `compare` directory's compare.csv) its rows, the
+largest shift first; the performance log (docs/benchmarks.md's table) with the native engine's
+ratio over the dates. Relative links only, no network request: site.js (hand-written, sorting,
+filtering, tooltips) and site.css are the only assets; every page reads the same without script.
+The site is written whole into a fresh directory and swapped in (files.written_whole).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+from markdown_it import MarkdownIt
+
+from ..analysis import tables
+from ..analysis.study import StudyResults, study_results
+from ..problem.data import plot_grid
+from ..problem.errors import UserError
+from ..problem.targets import get_target
+from ..problem.vocabulary import METRIC_LABELS, METRICS
+from ..runs.loading import Source, read_store, resolve
+from ..runs.store import STORE_NAME
+from . import plots
+from .figures import report_figures
+from .files import check_output, written_whole
+from .report import report_lines
+
+FILES = Path(__file__).with_name("site_files")
+W, H, PAD = 640, 260, 44  # an SVG plot's size and its left/bottom margin, px
+RUN_TABLE_METRICS = ("grid_f_mse", "grid_df_mse", "grid_f_max", "grid_df_max", "val_f_mse", "val_df_mse")
+
+
+def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | None = None) -> Path:
+    """Write the site of every study (a directory with a store) and comparison under results_dir
+    into out; return the index page's path."""
+    stage = on_stage or (lambda text: None)
+    results_dir, out = Path(results_dir), Path(out)
+    if not results_dir.is_dir():
+        raise UserError("is not a directory of results", path=results_dir)
+    check_output(out, "the site")
+    names = sorted(p.name for p in results_dir.iterdir() if (p / STORE_NAME).is_file())
+    if not names:
+        raise UserError(f"holds no study (no */{STORE_NAME})", path=results_dir)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(FILES), autoescape=True, keep_trailing_newline=True)
+    with written_whole(out, "the site") as staging:
+        for asset in ("site.css", "site.js"):
+            shutil.copy(FILES / asset, staging / asset)
+        studies = []
+        for name in names:
+            stage(f"{name}: reading the store and computing its results")
+            studies.append(_study(env, resolve(str(results_dir / name), results_dir), results_dir / name, staging))
+        comparisons = [
+            _comparison(env, p, results_dir, staging) for p in sorted(results_dir.glob("*/compare*/compare.csv"))
+        ]
+        _benchmarks(env, results_dir.parent / "docs" / "benchmarks.md", staging)
+        n_runs = sum(s["n_runs"] for s in studies)
+        page = env.get_template("index.html.j2").render(
+            title="All studies", root="", crumbs=[], studies=studies, comparisons=comparisons, n_runs=f"{n_runs:,}"
+        )
+        (staging / "index.html").write_text(page)
+    return out / "index.html"
+
+
+# --------------------------------------------------------------------------- a study
+
+
+def _study(env: jinja2.Environment, source: Source, committed: Path, out: Path) -> dict:
+    """A study's page, its cells' pages and its files; returns what the index shows of it."""
+    r = study_results(source)
+    arrays = read_store(source, lambda df: list(df[df.status == "ok"].run_id)).arrays
+    d = out / "studies" / r.name
+    (d / "cells").mkdir(parents=True)
+    files = _copy_files(committed, d)
+    with plots.drawing(False):  # the captions and paths only: the figures are the committed PNGs
+        drawn = [(c, rel) for c, rel in report_figures(r, d / "unused") if (committed / rel).is_file()]
+    for _, rel in drawn:
+        (d / rel).parent.mkdir(exist_ok=True)
+        shutil.copy(committed / rel, d / rel)
+    by_stem = {Path(rel).stem: (c, rel) for c, rel in drawn}
+    cells = _cells(r)
+    for i, (key, runs) in enumerate(cells):
+        _cell_page(env, r, key, runs, arrays, f"c{i}", d / "cells")
+    crumbs = [(r.name, "index.html")]
+    page = env.get_template("study.html.j2").render(
+        title=r.name,
+        root="../../",
+        crumbs=crumbs,
+        name=r.name,
+        question=r.question,
+        primary_label=METRIC_LABELS[r.primary],
+        strip=_strip(r, cells),
+        cell_header=["cell", "runs", "ok", f"median {METRIC_LABELS[r.primary]}", "best seed", "worst seed"],
+        cell_rows=[_cell_row(r, key, runs, f"c{i}") for i, (key, runs) in enumerate(cells)],
+        files=files,
+        report=_report_html(r, by_stem),
+    )
+    (d / "index.html").write_text(page)
+    headline = drawn[0] if drawn else None
+    return {
+        "name": r.name,
+        "question": r.question,
+        "description": r.description,
+        "glance": r.glance,
+        "headline": {"caption": headline[0], "path": headline[1]} if headline else None,
+        "n_runs": len(r.runs),
+    }
+
+
+def _copy_files(committed: Path, d: Path) -> list[str]:
+    """The committed report's CSV and LaTeX tables, beside the study's page."""
+    (d / "tables").mkdir()
+    names = sorted(p.name for p in (committed / "tables").glob("*") if p.suffix in (".csv", ".tex"))
+    for n in names:
+        shutil.copy(committed / "tables" / n, d / "tables" / n)
+    return names
+
+
+def _report_html(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> str:
+    """The report's Markdown, made from the results object, as HTML: headings one level down (the
+    page has its own h1), images with their captions as alt text."""
+    lines = report_lines(r, by_stem)
+    alt = {rel: caption for caption, rel in by_stem.values()}
+    lines = [re.sub(r"^!\[[^\]]*\]\(([^)]+)\)$", lambda m: f"![{alt.get(m[1], m[1])}]({m[1]})", x) for x in lines]
+    lines = [("#" + x) if x.startswith("#") else x for x in lines]
+    text = MarkdownIt("commonmark").enable("table").render("\n".join(lines))
+    return re.sub(r'href="(?!https?:|#)([^"]+)"', lambda m: _local_href(m[1]), text)
+
+
+def _local_href(target: str) -> str:
+    """A report's relative link, which points into the results directory: kept for the study's own
+    tables and figures (copied beside the page), else made plain text's anchor to the page's top."""
+    return f'href="{target}"' if target.startswith(("tables/", "figures/")) else 'href="#report"'
+
+
+def _cells(r: StudyResults) -> list[tuple[dict, pd.DataFrame]]:
+    """Every cell of the study (every varying axis but seed), in sorted order, with its runs."""
+    axes = tables.varying_axes(r.runs)
+    out = []
+    for key, g in r.runs.groupby(axes, sort=True, dropna=False):
+        out.append((dict(zip(axes, key if isinstance(key, tuple) else (key,))), g.sort_values("seed")))
+    return out
+
+
+def _describe(key: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key.items())
+
+
+def _best_worst(r: StudyResults, runs: pd.DataFrame) -> tuple[str | None, str | None]:
+    ok = runs[runs.status == "ok"].dropna(subset=[r.primary])
+    if ok.empty:
+        return None, None
+    return ok.loc[ok[r.primary].idxmin(), "run_id"], ok.loc[ok[r.primary].idxmax(), "run_id"]
+
+
+def _cell_row(r: StudyResults, key: dict, runs: pd.DataFrame, slug: str) -> dict:
+    ok = runs[runs.status == "ok"]
+    best, worst = _best_worst(r, runs)
+    seed = lambda rid: "" if rid is None else str(int(runs.loc[runs.run_id == rid, "seed"].iloc[0]))
+    median = float(ok[r.primary].median()) if len(ok) else math.nan
+    values = [_describe(key), len(runs), len(ok), tables.sci(median), seed(best), seed(worst)]
+    return {"slug": slug, "cells": values}
+
+
+# --------------------------------------------------------------------------- a cell
+
+
+def _cell_page(env, r: StudyResults, key: dict, runs: pd.DataFrame, arrays: dict, slug: str, d: Path) -> None:
+    best, worst = _best_worst(r, runs)
+    label = lambda row: f"seed {int(row.seed)}, run {row.run_id}"
+    series = [
+        (label(row), arrays[row.run_id], "best" if row.run_id == best else "worst" if row.run_id == worst else "")
+        for row in runs.itertuples()
+        if row.run_id in arrays
+    ]
+    target = get_target(str(runs.target.iloc[0]))
+    grid = plot_grid()
+    header = ["seed", "status", *[METRIC_LABELS[m] for m in RUN_TABLE_METRICS], "wall s", "engine", "run"]
+    rows = []
+    for row in runs.itertuples():
+        values = [int(row.seed), row.status, *[tables.sci(getattr(row, m)) for m in RUN_TABLE_METRICS]]
+        values += [f"{row.wall_s:.2f}" if pd.notna(row.wall_s) else "", row.engine, row.run_id]
+        mark = "best" if row.run_id == best else "worst" if row.run_id == worst else ""
+        rows.append({"run_id": row.run_id, "mark": mark, "cells": values})
+    weight = float(runs.deriv_weight.iloc[0])
+    page = env.get_template("cell.html.j2").render(
+        title=f"{r.name}: {_describe(key)}",
+        root="../../../",
+        crumbs=[(r.name, "../index.html")],
+        study=r.name,
+        cell=_describe(key),
+        n=len(runs),
+        n_ok=int((runs.status == "ok").sum()),
+        best=best or "",
+        worst=worst or "",
+        primary_label=METRIC_LABELS[r.primary],
+        fit_f=_lines_svg("f", grid, [(n, a[1]["f"], m) for n, a, m in series], target.f(grid)),
+        fit_df=_lines_svg("f′", grid, [(n, a[1]["df"], m) for n, a, m in series], target.df(grid)),
+        curves=_curves_svg([(n, a[0], m) for n, a, m in series], weight),
+        header=header,
+        rows=rows,
+    )
+    (d / f"{slug}.html").write_text(page)
+
+
+# --------------------------------------------------------------------------- SVG
+
+
+@dataclass(frozen=True)
+class _Scale:
+    lo: float
+    hi: float
+    log: bool = False
+
+    def __call__(self, v: float, size: float) -> float:
+        a, b, v = (math.log10(self.lo), math.log10(self.hi), math.log10(v)) if self.log else (self.lo, self.hi, v)
+        return (v - a) / ((b - a) or 1.0) * size
+
+    @classmethod
+    def of(cls, values: np.ndarray, log: bool = False) -> _Scale:
+        v = values[np.isfinite(values) & ((values > 0) if log else True)]
+        if not len(v):
+            return cls(1.0, 10.0, log) if log else cls(0.0, 1.0)
+        return cls(float(v.min()), float(v.max()), log)
+
+
+def _svg(title: str, body: list[str], xlabel: str, ylabel: str, ticks: list[str]) -> str:
+    """An SVG plot: a labelled frame around `body` (already in plot coordinates)."""
+    label = html.escape(title)
+    return "\n".join(
+        [
+            f'<svg role="img" aria-label="{label}" viewBox="0 0 {W + PAD + 10} {H + PAD + 10}" width="{W + PAD + 10}">',
+            f"<title>{label}</title>",
+            f'<g transform="translate({PAD},10)">',
+            f'<rect x="0" y="0" width="{W}" height="{H}" fill="none" stroke="#999"/>',
+            *body,
+            *ticks,
+            f'<text x="{W / 2}" y="{H + 34}" text-anchor="middle">{html.escape(xlabel)}</text>',
+            f'<text transform="translate(-34,{H / 2}) rotate(-90)" text-anchor="middle">{html.escape(ylabel)}</text>',
+            "</g></svg>",
+        ]
+    )
+
+
+def _yticks(scale: _Scale) -> list[str]:
+    values = (
+        [10.0**k for k in range(math.floor(math.log10(scale.lo)), math.ceil(math.log10(scale.hi)) + 1)]
+        if scale.log
+        else list(np.linspace(scale.lo, scale.hi, 5))
+    )
+    out = []
+    for v in values:
+        if scale.lo <= v <= scale.hi or not scale.log:
+            y = H - scale(v, H)
+            out.append(f'<text x="-4" y="{y + 4:.1f}" text-anchor="end">{tables.sci(v)}</text>')
+    return out
+
+
+def _polyline(xs: np.ndarray, ys: np.ndarray, name: str, style: str) -> str:
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys) if np.isfinite(y))
+    title = html.escape(name)
+    return f'<polyline points="{points}" fill="none" {style} data-run="{title}"><title>{title}</title></polyline>'
+
+
+MARK_STYLE = {"best": 'stroke="#1a7f37" stroke-width="2"', "worst": 'stroke="#c62828" stroke-width="2"'}
+PLAIN_STYLE = 'stroke="#9e9e9e" stroke-width="1" stroke-opacity="0.6"'
+
+
+def _lines_svg(name: str, grid: np.ndarray, series: list[tuple[str, np.ndarray, str]], truth: np.ndarray) -> str:
+    """The fits of every run on the plotting grid, marked runs last (on top), the truth dashed."""
+    scale = _Scale.of(np.concatenate([truth, *[s for _, s, _ in series]]) if series else truth)
+    sx = lambda g: (g - grid[0]) / (grid[-1] - grid[0]) * W
+    sy = lambda v: H - np.array([scale(float(x), H) for x in np.clip(v, scale.lo, scale.hi)])
+    body = [
+        _polyline(sx(grid), sy(s), n, MARK_STYLE.get(m, PLAIN_STYLE))
+        for n, s, m in sorted(series, key=lambda t: bool(t[2]))
+    ]
+    body.append(_polyline(sx(grid), sy(truth), "the truth", 'stroke="black" stroke-dasharray="5,4"'))
+    return _svg(f"{name} of every run of the cell and the truth", body, "x", name, _yticks(scale))
+
+
+def _curves_svg(series: list[tuple[str, dict, str]], weight: float) -> str:
+    """Each run's validation loss against its recorded epochs (log scale)."""
+    losses = [
+        (n, np.asarray(c["epoch"], float), np.asarray(c["val_f"], float) + weight * np.asarray(c["val_df"], float), m)
+        for n, c, m in series
+    ]
+    if not losses:
+        return "<p>No stored curves.</p>"
+    scale = _Scale.of(np.concatenate([v for _, _, v, _ in losses]), log=True)
+    last = max(float(e.max()) for _, e, _, _ in losses if len(e)) or 1.0
+    body = []
+    for n, e, v, m in sorted(losses, key=lambda t: bool(t[3])):
+        ys = H - np.array(
+            [scale(float(x), H) if x > 0 and np.isfinite(x) else np.nan for x in np.clip(v, scale.lo, scale.hi)]
+        )
+        body.append(_polyline(e / last * W, ys, n, MARK_STYLE.get(m, PLAIN_STYLE)))
+    return _svg("validation loss of every run", body, "epoch", "validation loss", _yticks(scale))
+
+
+def _strip(r: StudyResults, cells: list[tuple[dict, pd.DataFrame]]) -> str:
+    """Every ok run's primary metric, a column per cell (log scale); each point links to its cell."""
+    ok = r.runs[(r.runs.status == "ok") & (r.runs[r.primary] > 0)]
+    if ok.empty:
+        return "<p>No ok run.</p>"
+    scale = _Scale.of(ok[r.primary].to_numpy(float), log=True)
+    step = W / max(1, len(cells))
+    body = []
+    for i, (key, runs) in enumerate(cells):
+        for row in runs[(runs.status == "ok") & (runs[r.primary] > 0)].itertuples():
+            x = (i + 0.5) * step + (hash_seed(int(row.seed)) - 0.5) * step * 0.6
+            y = H - scale(float(getattr(row, r.primary)), H)
+            name = html.escape(
+                f"{_describe(key)}, seed {int(row.seed)}, run {row.run_id}: {tables.sci(getattr(row, r.primary))}"
+            )
+            body.append(
+                f'<a href="cells/c{i}.html"><circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#0b57a3" fill-opacity="0.6" '
+                f'data-run="{name}"><title>{name}</title></circle></a>'
+            )
+    return _svg(
+        f"{METRIC_LABELS[r.primary]} of every run by cell",
+        body,
+        "cell (see the table)",
+        METRIC_LABELS[r.primary],
+        _yticks(scale),
+    )
+
+
+def hash_seed(seed: int) -> float:
+    """A fixed horizontal offset in [0, 1) per seed (the golden-ratio sequence): points of one cell
+    spread out the same way on every page."""
+    return (seed * 0.6180339887498949) % 1.0
+
+
+# --------------------------------------------------------------------------- comparisons and the log
+
+
+COMPARE_COLUMNS = [
+    "activation",
+    "metric",
+    "n_matched",
+    "median_ratio_b_a",
+    "ratio_lo",
+    "ratio_hi",
+    "paired",
+    "unpaired",
+    "verdict",
+]
+
+
+def _comparison(env, path: Path, results_dir: Path, out: Path) -> dict:
+    """A comparison's page: its rows, the largest shift first; what the index says of it."""
+    rows = pd.read_csv(path)
+    name = str(path.parent.relative_to(results_dir))
+    slug = name.replace("/", "--")
+    axes = [c for c in rows.columns if c not in COMPARE_COLUMNS and c in _config_columns()]
+    shift = np.abs(np.log(rows.median_ratio_b_a.astype(float).where(rows.median_ratio_b_a > 0)))
+    rows = rows.assign(_shift=shift).sort_values("_shift", ascending=False, na_position="last")
+    header = [*axes, *[c for c in COMPARE_COLUMNS if c in rows.columns]]
+    shown = [[_fmt(row[c], c) for c in header] for _, row in rows.iterrows()]
+    (out / "comparisons").mkdir(exist_ok=True)
+    what = f"Two stores matched run by run ({path.parent.parent.name}: `{path.parent.name}`)."
+    page = env.get_template("comparison.html.j2").render(
+        title=name,
+        root="../",
+        crumbs=[],
+        name=name,
+        what=what,
+        header=[h.replace("_", " ") for h in header],
+        rows=shown,
+    )
+    (out / "comparisons" / f"{slug}.html").write_text(page)
+    counts = rows.verdict.value_counts() if "verdict" in rows else pd.Series(dtype=int)
+    return {
+        "slug": slug,
+        "name": name,
+        "study": path.parent.parent.name,
+        "verdicts": ", ".join(f"{n} {v}" for v, n in counts.items()),
+    }
+
+
+def _config_columns() -> set[str]:
+    from ..problem.config import CONFIG_FIELDS
+
+    return set(CONFIG_FIELDS)
+
+
+def _fmt(v: object, column: str) -> str:
+    if isinstance(v, float) and column not in ("n_matched",):
+        return tables.sci(v) if np.isfinite(v) else ""
+    if column == "metric" and v in METRICS:
+        return METRIC_LABELS[str(v)]
+    return str(v)
+
+
+def _benchmarks(env, path: Path, out: Path) -> None:
+    """The performance log page: the rows of docs/benchmarks.md's table, and the native engine's
+    full-batch ratio to the reference over the dates where a bench line states it."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 4 and re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[0]):
+                rows.append(dict(zip(("date", "machine", "command", "result"), cells)))
+    points = []
+    for i, row in enumerate(rows):
+        m = re.search(r"full batch:? native (\d+(?:\.\d+)?)x", row["result"])
+        if m and "bench" in row["command"]:
+            points.append((i, row["date"], float(m[1])))
+    page = env.get_template("benchmarks.html.j2").render(
+        title="Performance log", root="", crumbs=[], n=len(rows), rows=rows, plot=_ratio_svg(points)
+    )
+    (out / "benchmarks.html").write_text(page)
+
+
+def _ratio_svg(points: list[tuple[int, str, float]]) -> str:
+    if not points:
+        return "<p>No bench line states the native engine's ratio.</p>"
+    scale = _Scale(0.0, max(p[2] for p in points) * 1.1)
+    step = W / max(1, len(points))
+    body = []
+    for j, (_, date, ratio) in enumerate(points):
+        x, y = (j + 0.5) * step, H - scale(ratio, H)
+        name = html.escape(f"{date}: native {ratio:g}x the reference (full batch)")
+        body.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#0b57a3" data-run="{name}"><title>{name}</title></circle>'
+        )
+        body.append(f'<text x="{x:.1f}" y="{H + 14}" text-anchor="middle">{html.escape(date[5:])}</text>')
+    return _svg(
+        "the native engine's full-batch speed-up over the reference, by measurement",
+        body,
+        "measurement (month-day)",
+        "ratio to the reference",
+        _yticks(scale),
+    )
