@@ -1,0 +1,210 @@
+"""The results site (`runge-bench site`): built from the smoke study's committed store and a
+comparison, every page's links and images resolve (checked by parsing, always), and in a real
+headless Chromium (Debian's, driven by Playwright; skipped, saying why, where either is missing):
+every page loads with no console error and no failed request, a table sorts on click, the index
+leads to a cell's worst run by clicks, figure tooltips name runs, and basic accessibility holds
+(headings in order, alt text on every image, header cells, every link reachable by Tab)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag
+
+import pytest
+from typer.testing import CliRunner
+
+from runge_bench.cli import app
+
+from .helpers import ROOT
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Chromium's own connections fail on a closed network; these keep it quiet (no request leaves the page).
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site of the smoke study and one comparison (the store against itself)."""
+    tmp = tmp_path_factory.mktemp("site")
+    results = tmp / "results"
+    shutil.copytree(ROOT / "results" / "smoke", results / "smoke")
+    (tmp / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "benchmarks.md", tmp / "docs" / "benchmarks.md")
+    runner = CliRunner()
+    compared = runner.invoke(
+        app,
+        [
+            "compare",
+            str(results / "smoke"),
+            str(ROOT / "results" / "smoke"),
+            "--out",
+            str(results / "smoke" / "compare"),
+        ],
+    )
+    assert compared.exit_code == 0, compared.output
+    built = runner.invoke(app, ["site", str(results), "--out", str(tmp / "site")])
+    assert built.exit_code == 0, built.output
+    return tmp / "site"
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.images: list[dict] = []
+        self.headings: list[int] = []
+        self.tables = self.header_cells = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        elif tag in ("img", "script") or (tag == "link" and a.get("rel") == "stylesheet"):
+            self.images.append({"tag": tag, "src": a.get("src") or a.get("href"), "alt": a.get("alt")})
+        elif len(tag) == 2 and tag[0] == "h" and tag[1].isdigit():
+            self.headings.append(int(tag[1]))
+        elif tag == "table":
+            self.tables += 1
+        elif tag == "th":
+            self.header_cells += 1
+
+
+def _parsed(path: Path) -> _Page:
+    p = _Page()
+    p.feed(path.read_text())
+    return p
+
+
+def test_every_page_links_and_shows_only_what_exists(site):
+    pages = sorted(site.rglob("*.html"))
+    assert {"index.html", "benchmarks.html"} <= {p.name for p in pages}
+    assert any(p.parent.name == "cells" for p in pages) and any(p.parent.name == "comparisons" for p in pages)
+    for page in pages:
+        parsed = _parsed(page)
+        for href in parsed.links + [i["src"] for i in parsed.images]:
+            target, _ = urldefrag(href)
+            assert not target.startswith(("http:", "https:", "//")), (page, href)  # offline: nothing outside
+            if target:
+                assert (page.parent / target).resolve().is_file(), (page, href)
+        assert all(i["alt"] for i in parsed.images if i["tag"] == "img"), page  # alt text on every figure
+        assert parsed.headings[0] == 1 and all(b <= a + 1 for a, b in zip(parsed.headings, parsed.headings[1:])), page
+        assert parsed.header_cells >= parsed.tables, page  # every table has header cells
+
+
+def test_the_site_is_written_whole_and_refuses_bad_input(site, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["site", str(tmp_path / "nothing"), "--out", str(tmp_path / "s")])
+    assert missing.exit_code == 2 and "is not a directory of results" in missing.output
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["site", str(tmp_path / "empty"), "--out", str(tmp_path / "s")])
+    assert empty.exit_code == 2 and "holds no study" in empty.output
+    assert not (tmp_path / "s").exists()  # nothing half-written
+
+
+def _browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    return sync_api
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    sync_api = _browser()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.goto(url)
+    page.wait_for_load_state("load")
+    return page, problems
+
+
+def test_every_page_loads_cleanly_in_chromium(site, browser):
+    for path in sorted(site.rglob("*.html")):
+        page, problems = _open(browser, path.as_uri())
+        broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).length")
+        page.close()
+        assert problems == [] and broken == 0, (path, problems)
+
+
+def test_a_table_sorts_on_click(site, browser):
+    page, _ = _open(browser, (site / "studies" / "smoke" / "cells" / "c0.html").as_uri())
+    table = page.locator("table").last
+    column = [h.strip() for h in table.locator("thead th").all_inner_texts()].index("f MSE (dense grid)")
+    read = lambda: [float(t) for t in table.locator(f"tbody tr td:nth-child({column + 1})").all_inner_texts()]
+    table.locator("thead th button").nth(column).click()
+    assert read() == sorted(read())
+    table.locator("thead th button").nth(column).click()
+    assert read() == sorted(read(), reverse=True)
+    page.close()
+
+
+def test_clicks_lead_from_the_index_to_a_cells_worst_run(site, browser):
+    page, problems = _open(browser, (site / "index.html").as_uri())
+    page.get_by_role("link", name="smoke", exact=True).first.click()
+    page.locator("#cells ~ table a").first.click()
+    page.get_by_role("link", name="worst run").click()
+    worst = page.locator("tr.worst")
+    assert page.url.endswith("#" + worst.get_attribute("id"))
+    assert worst.count() == 1 and problems == []
+    page.close()
+
+
+def test_figure_tooltips_name_runs(site, browser):
+    page, _ = _open(browser, (site / "studies" / "smoke" / "index.html").as_uri())
+    point = page.locator("svg circle[data-run]").first
+    point.hover()
+    tip = page.locator(".tooltip")
+    assert tip.is_visible() and "run " in tip.inner_text() and "seed " in tip.inner_text()
+    page.close()
+
+
+def test_every_link_is_reachable_by_keyboard(site, browser):
+    page, _ = _open(browser, (site / "studies" / "smoke" / "cells" / "c0.html").as_uri())
+    links = page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
+    reached = set()
+    for _ in range(len(links) + 40):  # the filter inputs and sort buttons take Tab stops too
+        page.keyboard.press("Tab")
+        href = page.evaluate("document.activeElement && document.activeElement.href")
+        if href:
+            reached.add(href)
+    assert set(links) <= reached
+    page.close()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RUNGE_BENCH_SCREENSHOTS"), reason="set RUNGE_BENCH_SCREENSHOTS=DIR to write them"
+)
+def test_screenshots(site, browser):
+    """The README's screenshots: RUNGE_BENCH_SCREENSHOTS=docs python3 -m pytest tests/test_site.py -k screenshots."""
+    out = Path(os.environ["RUNGE_BENCH_SCREENSHOTS"])
+    for path, name in (
+        (site / "index.html", "site-index.png"),
+        (site / "studies" / "smoke" / "index.html", "site-study.png"),
+        (site / "studies" / "smoke" / "cells" / "c1.html", "site-cell.png"),
+    ):
+        page, _ = _open(browser, path.as_uri())
+        page.set_viewport_size({"width": 1100, "height": 800})
+        page.screenshot(path=str(out / name))
+        page.close()
