@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from markdown_it import MarkdownIt
 
-from ..analysis import tables
+from ..analysis import glance, tables
 from ..analysis.study import StudyResults, study_results
 from ..problem.data import plot_grid
 from ..problem.errors import UserError
@@ -110,7 +110,8 @@ def _study(env: jinja2.Environment, source: Source, committed: Path, out: Path) 
         report=_report_html(r, by_stem),
     )
     (d / "index.html").write_text(page)
-    headline = drawn[0] if drawn else None
+    stem = glance.figure_stem(list(by_stem), tables.cell_axes(r.runs))  # the report's own rule
+    headline = by_stem.get(stem) if stem else None
     return {
         "name": r.name,
         "question": r.question,
