@@ -184,3 +184,14 @@ def test_a_frontier_study_reports_its_frontier(tmp_path, write_study):
     classical = pd.read_csv(out / "tables" / "frontier_classical.csv")
     # the study's own conditions only: no Floater-Hormann row for a (target, noise) it did not train
     assert set(zip(classical.target, classical.noise)) == {("runge", 0.0), ("sin4pi", 0.01)}
+
+
+def test_the_goal_says_what_held_the_closest_cell_back():
+    """The f residual's RMS at the training points against the grid's max error: close together,
+    the optimiser stopped; far apart, the fit misses between the points."""
+    df = _runs(lambda w, o, s, seed: 3e-9, widths=(8,), methods=(("adam+gn", 3),))
+    df["grid_df_max"] = 2e-7
+    for rms, verdict in ((1e-9, "the optimiser, not the sampling"), (1e-12, "the sampling, not the optimiser")):
+        arrays = {rid: ({"train_f": np.array([1.0, rms**2])}, {}) for rid in df.run_id}
+        claim, details = frontier.goal_finding(frontier.network_cells(df, arrays))
+        assert claim.startswith("The goal is not met") and verdict in details[0]

@@ -38,6 +38,9 @@ from .findings import Finding
 
 THRESHOLDS = {"grid_f_max": (1e-4, 1e-6, 1e-8, 1e-10), "grid_df_max": (1e-4, 1e-6, 1e-8)}
 GOAL = {"grid_f_max": 1e-10, "grid_df_max": 1e-8}  # the precision a network is asked to reach
+# A max over 10,001 grid points is a few times the RMS over the training points when the error is
+# spread evenly (a smooth residual's max/RMS is ~2-4): up to this factor, no gap between the points.
+SAMPLING_FACTOR = 10.0
 CONDITION = ["target", "noise"]
 CHEB_SCAN = "Chebyshev least squares"
 AAA_SCAN = "AAA"
@@ -54,10 +57,19 @@ def method_of(optimizer: str, stages: int) -> str:
     return optimizer if stages == 1 else f"{stages} stages of {optimizer}"
 
 
-def network_cells(df: pd.DataFrame) -> pd.DataFrame:
+def network_cells(df: pd.DataFrame, arrays: dict | None = None) -> pd.DataFrame:
     """Per target, noise, activation, method and width: parameters, runs, ok runs and the median
-    over seeds of each dense-grid max error (the failed and diverged runs count as not reaching)."""
-    runs = df.assign(method=[method_of(o, int(s)) for o, s in zip(df.optimizer, df.stages)])
+    over seeds of each dense-grid max error (the failed and diverged runs count as not reaching);
+    with the runs' stored curves (`arrays`: run_id -> (curves, predictions)), the median RMS of the
+    f residual at the training points at the end (train_f_rms), to tell an optimiser's limit (the
+    error as large at the training points) from the sampling's (small there, large between them)."""
+    last = {
+        rid: float(np.sqrt(c["train_f"][-1])) for rid, (c, _) in (arrays or {}).items() if len(c.get("train_f", []))
+    }
+    runs = df.assign(
+        method=[method_of(o, int(s)) for o, s in zip(df.optimizer, df.stages)],
+        train_f_rms=[last.get(rid, np.nan) for rid in df.run_id],
+    )
     rows = []
     keys = [*CONDITION, "activation", "method", "width"]
     for key, g in runs.groupby(keys, sort=True):
@@ -69,6 +81,7 @@ def network_cells(df: pd.DataFrame) -> pd.DataFrame:
             x = ok[metric].to_numpy(float)
             # A failed run reaches nothing: the median over all runs, failures as +inf.
             row[metric] = float(np.median(np.concatenate([x, np.full(len(g) - len(ok), np.inf)])))
+        row["train_f_rms"] = float(ok.train_f_rms.median()) if ok.train_f_rms.notna().any() else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -212,7 +225,9 @@ def goal_finding(cells: pd.DataFrame) -> Finding:
         return f"No runs on the clean Runge function: the goal ({goal}) is not tested.", []
     met = runge[(runge.grid_f_max <= f) & (runge.grid_df_max <= d)].sort_values("n_params")
     name = lambda r: f"{r.activation}, {r.method}, width {r.width} ({r.n_params:,} parameters)"
-    numbers = lambda r: f"f max {r.grid_f_max:.3g}, f′ max {r.grid_df_max:.3g} over {r.n} seeds ({r.n_ok} ok)"
+    numbers = lambda r: (
+        f"f max {r.grid_f_max:.3g}, f′ max {r.grid_df_max:.3g} over {r.n} seeds ({r.n_ok} ok)" + _limit(r)
+    )
     if not met.empty:
         r = met.iloc[0]
         others = [name(x) for x in met.iloc[1:].itertuples()]
@@ -221,6 +236,21 @@ def goal_finding(cells: pd.DataFrame) -> Finding:
     worst = np.maximum(runge.grid_f_max / f, runge.grid_df_max / d)
     r = runge.loc[worst.idxmin()]
     return f"The goal is not met: closest {name(r)}, {worst.min():.3g}x above {goal}.", [numbers(r)]
+
+
+def _limit(r) -> str:
+    """What held a cell back: the f residual's RMS at the training points against the dense grid's
+    max error. Within SAMPLING_FACTOR of each other, the fit is as far off at the points it was
+    trained on: the optimiser stopped there; far apart, it fits the points and misses between them."""
+    if not np.isfinite(getattr(r, "train_f_rms", np.nan)):
+        return ""
+    ratio = r.grid_f_max / r.train_f_rms
+    where = (
+        "as far off at the training points as on the grid: the optimiser, not the sampling, stopped it"
+        if ratio <= SAMPLING_FACTOR
+        else "far closer at the training points than between them: the sampling, not the optimiser, limits it"
+    )
+    return f"; the f residual's RMS at the training points at the end {r.train_f_rms:.3g} (grid max / that {ratio:.3g}): {where}"
 
 
 def gap_findings(gaps: pd.DataFrame) -> list[Finding]:

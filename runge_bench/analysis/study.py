@@ -206,18 +206,18 @@ def study_results(
         primary=contents.primary,
         hypotheses=declared,
         hypothesis_findings=declared_found,
-        frontier=_frontier(df, t) if frontier.has_frontier(df) else None,
+        frontier=_frontier(df, t, contents.arrays) if frontier.has_frontier(df) else None,
     )
 
 
-def _frontier(df: pd.DataFrame, t: Tables) -> Frontier:
+def _frontier(df: pd.DataFrame, t: Tables, arrays: dict) -> Frontier:
     baselines = t.baselines if "noise" in t.baselines else t.baselines.assign(noise=float(df.noise.iloc[0]))
     bsum = (
         t.baseline_summary
         if "noise" in t.baseline_summary
         else t.baseline_summary.assign(noise=float(df.noise.iloc[0]))
     )
-    cells = frontier.network_cells(df)
+    cells = frontier.network_cells(df, arrays)
     classical = pd.concat(
         [frontier.classical_cells(df, baselines), frontier.interpolant_cells(bsum, df)], ignore_index=True
     )
