@@ -46,18 +46,21 @@ def test_cells_count_every_stage_and_failures_reach_nothing():
 
 
 def test_fewest_parameters_per_threshold_with_the_floor():
-    """Errors fall with width; below the reporting floor an error counts as the floor, so 1e-12
-    reaches 1e-10 but is reported as "at most the floor", not as itself."""
+    """Errors fall with width. A network's own errors count as they are; floored (as the classical
+    fits' are), 1e-12 reaches 1e-10 but reads as the floor, and f′'s threshold 1e-8, below its
+    floor 1e-7, is reached by none."""
     errors = {8: 5e-5, 32: 5e-7, 128: 1e-12}
     df = _runs(lambda w, o, s, seed: errors[w], widths=(8, 32, 128), methods=(("adam", 1),))
     cells = frontier.network_cells(df)
-    row = frontier.fewest(cells, ["activation", "method"]).query("metric == 'grid_f_max'").iloc[0]
     params = dict(zip(cells.width, cells.n_params))
+    own = frontier.fewest(cells, ["activation", "method"]).set_index("metric")
+    assert own.loc["grid_f_max", "best"] == 1e-12 and own.loc["grid_df_max", "le_1e-08"] == params[128]
+    row = frontier.fewest(cells, ["activation", "method"], floored=True).query("metric == 'grid_f_max'").iloc[0]
     assert row["le_0.0001"] == params[8]
     assert row["le_1e-06"] == params[32]
     assert row["le_1e-08"] == row["le_1e-10"] == params[128]
     assert row.best == 1e-10 and row.best_params == params[128]
-    d = frontier.fewest(cells, ["activation", "method"]).query("metric == 'grid_df_max'").iloc[0]
+    d = frontier.fewest(cells, ["activation", "method"], floored=True).query("metric == 'grid_df_max'").iloc[0]
     assert d.best == 1e-7 and np.isnan(d["le_1e-08"])  # f′'s floor is 1e-7: 1e-8 cannot be told from rounding
 
 

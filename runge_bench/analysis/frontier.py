@@ -12,9 +12,10 @@ The classical side: every seed's training points (as the networks of that seed s
 included) fitted by Chebyshev least squares of every degree 1-MAX_SCAN_DEGREE (degree + 1
 coefficients) and by AAA after every step of its greedy path (m terms: 3m numbers, support points,
 values and weights); Floater-Hormann interpolates every training point (its parameters are those
-values), with its blending degree chosen on validation. Errors below the reporting floor
-(baselines.REPORT_FLOOR) are rounding and count as the floor, for networks and classical methods
-alike, so that no comparison is decided below it.
+values), with its blending degree chosen on validation. A classical fit's errors below the
+reporting floor (baselines.REPORT_FLOOR) are rounding and count as the floor (its thresholds below
+the floor are not told apart); a network's stored errors are its own, but wherever a network
+meets a classical method (the gaps) both are floored, so that no comparison is decided below it.
 
 The gap: per target, noise and dense-grid max metric, the network cell with the lowest median
 against the best classical method (the lowest median among the report's baselines), paired seed
@@ -86,18 +87,21 @@ def network_cells(df: pd.DataFrame, arrays: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fewest(cells: pd.DataFrame, by: list[str], size: str = "n_params") -> pd.DataFrame:
+def fewest(cells: pd.DataFrame, by: list[str], size: str = "n_params", floored: bool = False) -> pd.DataFrame:
     """Per group of `by` and metric: for each threshold the fewest parameters whose median reaches
-    it (NaN where none does), and the lowest median reached with its parameters."""
+    it (NaN where none does), and the lowest median reached with its parameters. floored: errors
+    below the reporting floor count as it (the classical fits, whose digits there are rounding; a
+    threshold below the floor is then reached by none); a network's stored errors are its own."""
     rows = []
     for key, g in cells.groupby(by, sort=False):
         for metric, thresholds in THRESHOLDS.items():
-            floored = np.maximum(g[metric].to_numpy(float), report_floor(metric))
-            best = int(np.argmin(floored))
+            values = g[metric].to_numpy(float)
+            errs = np.maximum(values, report_floor(metric)) if floored else values
+            best = int(np.argmin(errs))
             row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-            row |= {"metric": metric, "best": floored[best], "best_params": int(g[size].iloc[best])}
+            row |= {"metric": metric, "best": errs[best], "best_params": int(g[size].iloc[best])}
             for t in thresholds:
-                reached = g[size].to_numpy()[floored <= t]
+                reached = g[size].to_numpy()[errs <= t]
                 row[f"le_{t:g}"] = int(reached.min()) if len(reached) else np.nan
             rows.append(row)
     return pd.DataFrame(rows)

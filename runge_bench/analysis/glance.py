@@ -22,6 +22,7 @@ HEADLINE = ("relu", "tanh")  # the seed report's pair; another study's first two
 MOST = 5  # findings at a glance
 DECLARED_FIRST = 3  # of them, at most this many declared hypotheses
 FIGURE_RULE = (  # the figure at a glance: the first of these the report draws
+    "frontier_f",
     "zoo_versus",
     "tuning_budget",
     "floor_gap",

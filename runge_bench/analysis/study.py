@@ -171,7 +171,9 @@ def study_results(
     found = _findings(df, t, cell, contents.primary)
     sens, versus = _sensitivity(df, t, cell, order), _zoo(df, order)
     tuned = _tuned(df, tune, order, contents.primary) if tune else None
+    front = _frontier(df, t, contents.arrays) if frontier.has_frontier(df) else None
     offers = [  # in the order "At a glance" takes the first that offers any
+        front.findings if front else [],
         glance.zoo_offer(versus.findings if versus else []),
         glance.tuned_offer(tuned.findings if tuned else [], order),
         glance.floor_offer(found),
@@ -206,7 +208,7 @@ def study_results(
         primary=contents.primary,
         hypotheses=declared,
         hypothesis_findings=declared_found,
-        frontier=_frontier(df, t, contents.arrays) if frontier.has_frontier(df) else None,
+        frontier=front,
     )
 
 
@@ -226,7 +228,7 @@ def _frontier(df: pd.DataFrame, t: Tables, arrays: dict) -> Frontier:
         cells=cells,
         fewest=frontier.fewest(cells, [*frontier.CONDITION, "activation", "method"]),
         classical=classical,
-        classical_fewest=frontier.fewest(classical, [*frontier.CONDITION, "method"]),
+        classical_fewest=frontier.fewest(classical, [*frontier.CONDITION, "method"], floored=True),
         gaps=gaps,
         findings=[frontier.goal_finding(cells), *frontier.gap_findings(gaps)],
     )

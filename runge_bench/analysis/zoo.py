@@ -193,7 +193,8 @@ def _where(versus: pd.DataFrame, act: str, metric: str, axes: list[str], max_lis
     g = versus[(versus.a == act) & (versus.metric == metric) & (versus.p_holm < stats.ALPHA) & (versus.favours == "a")]
     if g.empty or not axes or len(g) > max_listed:
         return ""
-    return ": " + "; ".join(", ".join(f"{a} {r[a]:g}" for a in axes) for _, r in g.iterrows())
+    value = lambda v: f"{v:g}" if isinstance(v, (int, float)) else str(v)  # a categorical axis (target) too
+    return ": " + "; ".join(", ".join(f"{a} {value(r[a])}" for a in axes) for _, r in g.iterrows())
 
 
 def findings(

@@ -176,7 +176,7 @@ def pairs_shown(c: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _reach_table(fewest: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def _reach_table(fewest: pd.DataFrame, by: list[str], floored: bool = False) -> pd.DataFrame:
     """fewest (long by metric) as one row per group: the parameters reaching each threshold of f
     and of f′ ("—": none of the sizes tried), and the lowest median reached."""
     rows = []
@@ -186,8 +186,9 @@ def _reach_table(fewest: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             short = "f" if r.metric == "grid_f_max" else "f′"
             for t in frontier.THRESHOLDS[r.metric]:
                 v = g.loc[r.Index, f"le_{t:g}"]
-                row[f"{short} ≤ {t:g}"] = "—" if pd.isna(v) else f"{int(v):,}"
-            floor = "≤ " if r.best <= report_floor(r.metric) else ""
+                below = floored and t < report_floor(r.metric)  # rounding there: not told apart
+                row[f"{short} ≤ {t:g}"] = "below the floor" if below else "—" if pd.isna(v) else f"{int(v):,}"
+            floor = "≤ " if floored and r.best <= report_floor(r.metric) else ""
             row[f"best {short}"] = f"{floor}{sci(r.best)} ({r.best_params:,})"
         rows.append(row)
     return pd.DataFrame(rows)
@@ -223,7 +224,7 @@ def frontier_section(r: StudyResults, drawn: list[Figure]) -> list[str]:
         "",
         "The same for the classical methods:",
         "",
-        to_markdown(_reach_table(fr.classical_fewest, [*frontier.CONDITION, "method"])),
+        to_markdown(_reach_table(fr.classical_fewest, [*frontier.CONDITION, "method"], floored=True)),
         "",
         "The gap to the best classical method (ratio network/classical, Hodges-Lehmann with its exact 95% CI):",
         "",
