@@ -303,11 +303,17 @@ def site(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the site is written (whole, or not at all).")] = Path(
         "site"
     ),
+    jobs: Jobs = None,
 ) -> None:
     """Write a static site of every study, cell, run and comparison in RESULTS_DIR, to browse offline."""
     from .outputs.site import build_site
+    from .runs.options import resolve_jobs
 
-    page = build_site(results_dir, out_dir, on_stage=lambda text: err.print(f"site: {text}", markup=False))
+    n, note = resolve_jobs(jobs)
+    if note:
+        err.print(note, markup=False)
+    say = lambda text: err.print(f"site: {text}", markup=False)
+    page = build_site(results_dir, out_dir, on_stage=say, jobs=n)
     out.print(f"wrote {page} (open it in a browser: no server needed)", markup=False)
 
 

@@ -40,6 +40,7 @@ TUNED = {"tuning": ["lr"]}  # the committed reports made with --tune (.ci/regene
         "tuning",
         "sensitivity",
         "activations",
+        "frontier",
         "seed-replication-confirm",
         "ablation-confirm",
         "sensitivity-confirm",

@@ -37,7 +37,7 @@ def test_cells_count_every_stage_and_failures_reach_nothing():
     df = _runs(lambda w, o, s, seed: 1e-3 * jitter(seed))
     df.loc[(df.stages == 3) & (df.width == 8) & (df.seed < 6), "status"] = "failed"
     cells = frontier.network_cells(df)
-    three = cells[(cells.method == "3 stages of adam+gn") & (cells.width == 8)].iloc[0]
+    three = cells[(cells.method == "3 stages of adam+gn(10)") & (cells.width == 8)].iloc[0]
     assert three.n_params == 3 * (8 + 8 + 8 * 8 + 8 + 8 + 1)
     assert (three.n, three.n_ok) == (10, 4)
     assert three.grid_f_max == np.inf  # 6 of 10 runs reached nothing: the median is a failure
@@ -128,10 +128,13 @@ def test_the_goal_is_met_by_the_smallest_cell_that_meets_it():
     df["grid_df_max"] = [errors[w][1] for w in df.width]
     cells = frontier.network_cells(df)
     claim, details = frontier.goal_finding(cells)
-    assert claim.startswith("The goal is met: tanh, 3 stages of adam+gn, width 32")
+    assert claim.startswith("The goal is met: tanh, 3 stages of adam+gn(10), width 32")
     assert any("width 128" in d for d in details)
     claim, _ = frontier.goal_finding(cells[cells.width == 8])
-    assert claim.startswith("The goal is not met: closest tanh, 3 stages of adam+gn, width 8") and "300x above" in claim
+    assert (
+        claim.startswith("The goal is not met: closest tanh, 3 stages of adam+gn(10), width 8")
+        and "300x above" in claim
+    )
 
 
 TINY = """name = "tiny-frontier"
@@ -183,7 +186,7 @@ def test_a_frontier_study_reports_its_frontier(tmp_path, write_study):
         assert (out / "tables" / f"{name}.csv").is_file()
     assert (out / "figures" / "frontier_f.png").is_file() and (out / "figures" / "frontier_df.png").is_file()
     cells = pd.read_csv(out / "tables" / "frontier_cells.csv")
-    assert set(cells.method) == {"adam", "adam+gn", "2 stages of adam+gn"}
+    assert set(cells.method) == {"adam", "adam+gn(8)", "2 stages of adam+gn(8)"}
     classical = pd.read_csv(out / "tables" / "frontier_classical.csv")
     # the study's own conditions only: no Floater-Hormann row for a (target, noise) it did not train
     assert set(zip(classical.target, classical.noise)) == {("runge", 0.0), ("sin4pi", 0.01)}
@@ -198,3 +201,10 @@ def test_the_goal_says_what_held_the_closest_cell_back():
         arrays = {rid: ({"train_f": np.array([1.0, rms**2])}, {}) for rid in df.run_id}
         claim, details = frontier.goal_finding(frontier.network_cells(df, arrays))
         assert claim.startswith("The goal is not met") and verdict in details[0]
+
+
+def test_methods_that_differ_in_iterations_are_cells_of_their_own():
+    df = _runs(lambda w, o, s, seed: 1e-6, widths=(8,), methods=(("adam+gn", 3),))
+    more = df.assign(gn_iters=20, run_id=df.run_id + "x")
+    cells = frontier.network_cells(pd.concat([df, more], ignore_index=True))
+    assert sorted(cells.method) == ["3 stages of adam+gn(10)", "3 stages of adam+gn(20)"] and set(cells.n) == {10}

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.polynomial import chebyshev as cheb
+from scipy.linalg import solve_triangular
 
 from ..engine.model import n_parameters
 from ..problem.data import dense_grid, make_split, with_noise
 from ..problem.targets import get_target, target_order
-from ..problem.vocabulary import GRID_MAX, METRIC_LABELS
+from ..problem.vocabulary import GRID_MAX, METRIC_LABELS, REFINE_ITERS
 from . import rational, stats
-from .baselines import AAA, FLOATER_HORMANN, MAX_SCAN_DEGREE, MAX_TERMS, _chebyshev, report_floor
+from .baselines import AAA, FLOATER_HORMANN, MAX_SCAN_DEGREE, MAX_TERMS, report_floor
 from .findings import Finding
 
 THRESHOLDS = {"grid_f_max": (1e-4, 1e-6, 1e-8, 1e-10), "grid_df_max": (1e-4, 1e-6, 1e-8)}
@@ -53,9 +55,17 @@ def has_frontier(df: pd.DataFrame) -> bool:
     return bool(((df.get("stages", 1) > 1) | (df.optimizer == "adam+gn")).any())
 
 
-def method_of(optimizer: str, stages: int) -> str:
-    """A method's name: "adam", "adam+gn", "3 stages of adam+gn"."""
-    return optimizer if stages == 1 else f"{stages} stages of {optimizer}"
+def method_of(optimizer: str, stages: int, iters: int = 0) -> str:
+    """A method's name: "adam", "adam+gn(100)", "3 stages of adam+gn(200)" (a refinement's
+    iterations, per stage, in brackets)."""
+    name = f"{optimizer}({iters})" if iters else optimizer
+    return name if stages == 1 else f"{stages} stages of {name}"
+
+
+def methods(df: pd.DataFrame) -> list[str]:
+    """Each run's method (method_of)."""
+    iters = lambda r: int(getattr(r, REFINE_ITERS[r.optimizer])) if r.optimizer in REFINE_ITERS else 0
+    return [method_of(r.optimizer, int(r.stages), iters(r)) for r in df.itertuples()]
 
 
 def network_cells(df: pd.DataFrame, arrays: dict | None = None) -> pd.DataFrame:
@@ -68,7 +78,7 @@ def network_cells(df: pd.DataFrame, arrays: dict | None = None) -> pd.DataFrame:
         rid: float(np.sqrt(c["train_f"][-1])) for rid, (c, _) in (arrays or {}).items() if len(c.get("train_f", []))
     }
     runs = df.assign(
-        method=[method_of(o, int(s)) for o, s in zip(df.optimizer, df.stages)],
+        method=methods(df),
         train_f_rms=[last.get(rid, np.nan) for rid in df.run_id],
     )
     rows = []
@@ -119,11 +129,34 @@ def classical_scan(seeds: list[int], n_points: int, val_fraction: float, target:
         split = make_split(n_points, val_fraction, seed)
         x = split.x_train
         f, _ = with_noise(t.f(x), t.df(x), noise, seed)
-        fits = [(CHEB_SCAN, d + 1, _chebyshev(x, f, d)) for d in range(1, min(MAX_SCAN_DEGREE, len(x) - 1) + 1)]
+        top = min(MAX_SCAN_DEGREE, len(x) - 1)
+        for degree, errs in enumerate(_chebyshev_errors(x, f, top, grid, truth), start=1):
+            rows.append({"method": CHEB_SCAN, "seed": seed, "n_params": degree + 1, **errs})
         for zs, vs, ws in rational.aaa_path(x, f, MAX_TERMS):
-            fits.append((AAA_SCAN, 3 * len(zs), lambda g, z=zs, v=vs, w=ws: rational.evaluate(z, v, w, g)))
-        rows += [{"method": m, "seed": seed, "n_params": k, **_grid_errors(p, grid, truth)} for m, k, p in fits]
+            predict = lambda g, z=zs, v=vs, w=ws: rational.evaluate(z, v, w, g)
+            rows.append(
+                {"method": AAA_SCAN, "seed": seed, "n_params": 3 * len(zs), **_grid_errors(predict, grid, truth)}
+            )
     return pd.DataFrame(rows)
+
+
+def _chebyshev_errors(x: np.ndarray, f: np.ndarray, top: int, grid: np.ndarray, truth) -> list[dict[str, float]]:
+    """The dense-grid max errors of the Chebyshev least-squares fit of every degree 1..top, from
+    one QR of the design matrix (as baselines.validation_losses): the fit of degree d uses its
+    first d + 1 columns; all degrees are evaluated at once, f′ through the derivative's matrix."""
+    q, r = np.linalg.qr(cheb.chebvander(x, top))
+    qtf = q.T @ f
+    coefs = np.zeros((top + 1, top))
+    for degree in range(1, top + 1):
+        coefs[: degree + 1, degree - 1] = solve_triangular(r[: degree + 1, : degree + 1], qtf[: degree + 1])
+    deriv = cheb.chebder(np.eye(top + 1))  # (top, top + 1): coefficients of each basis function's derivative
+    y = cheb.chebvander(grid, top) @ coefs
+    dy = cheb.chebvander(grid, top - 1) @ (deriv @ coefs)
+    out = []
+    for k in range(top):
+        errs = (np.max(np.abs(y[:, k] - truth[0])), np.max(np.abs(dy[:, k] - truth[1])))
+        out.append({m: max(float(e), report_floor(m)) if np.isfinite(e) else np.inf for e, m in zip(errs, GRID_MAX)})
+    return out
 
 
 def _grid_errors(predict, grid: np.ndarray, truth: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
@@ -186,7 +219,7 @@ def gap_table(df: pd.DataFrame, cells: pd.DataFrame, baselines: pd.DataFrame, bs
             top = b.loc[b["median"].idxmin()]
             runs = df[(df.status == "ok") & (df.target == target) & (df.noise == noise)]
             runs = runs[(runs.activation == best.activation) & (runs.width == best.width)]
-            runs = runs[[method_of(o, int(s)) == best.method for o, s in zip(runs.optimizer, runs.stages)]]
+            runs = runs[[m == best.method for m in methods(runs)]]
             net = runs.set_index("seed")[metric].clip(lower=report_floor(metric))
             base = baselines[(baselines.target == target) & (baselines.noise == noise)]
             base = base[base.baseline == top.baseline].set_index("seed")[metric].dropna()

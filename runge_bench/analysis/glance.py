@@ -4,7 +4,7 @@ that is stated beside them. Every renderer (report.md, the index) takes its lead
 The findings: the reproduction of the seed report where the study has it; the headline pair
 (HEADLINE, else the first two activations) on f′ and f in the reference cell, where the seeds can
 reject in its family, and over all cells; then the headline findings of the study's own section
-(against the incumbent, tuned, the floor or the protocol: the first that offers any). The figure:
+(the precision frontier, against the incumbent, tuned, the floor or the protocol: the first that offers any). The figure:
 the first of FIGURE_RULE that the report draws.
 """
 
@@ -135,7 +135,7 @@ def select(
         keep = max(MOST - len(picked), 2)
         picked = picked[: MOST - keep] + own[:keep]
         rule.append(
-            "the headline findings of the study's own section (against the incumbent, tuned, the floor or the protocol)"
+            "the headline findings of the study's own section (the frontier, against the incumbent, tuned, the floor or the protocol)"
         )
     return picked[:MOST], "; ".join(rule)
 

@@ -789,7 +789,7 @@ def lead_figure(rows: pd.DataFrame, metrics: list[str], a: str, b: str, title: s
     return fig
 
 
-METHOD_MARKERS = {"adam": "o", "adam+gn": "s"}  # a method of stages: "^"
+METHOD_MARKERS = {"adam": "o"}  # a refinement: "s"; a method of stages: "^"
 CLASSICAL_STYLES = {"Chebyshev least squares": ("grey", "-"), "AAA": ("grey", "--")}
 
 
@@ -812,7 +812,7 @@ def frontier_figure(
         here = cells[(cells.target == target) & (cells.noise == noise)]
         for (act, method), g in here.groupby(["activation", "method"], sort=True):
             g = g.sort_values("n_params")
-            marker = METHOD_MARKERS.get(method, "^")
+            marker = METHOD_MARKERS.get(method, "^" if "stages" in method else "s")
             y = np.maximum(g[metric].to_numpy(float), floor)
             ax.plot(g.n_params, y, marker=marker, ms=4, lw=1, color=PALETTE.get(act), label=f"{act}, {method}")
         c = classical[(classical.target == target) & (classical.noise == noise)]

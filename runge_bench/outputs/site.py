@@ -25,7 +25,9 @@ from pathlib import Path
 import jinja2
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from markdown_it import MarkdownIt
+from threadpoolctl import threadpool_limits
 
 from ..analysis import glance, tables
 from ..analysis.study import StudyResults, study_results
@@ -33,7 +35,7 @@ from ..problem.data import plot_grid
 from ..problem.errors import UserError
 from ..problem.targets import get_target
 from ..problem.vocabulary import METRIC_LABELS, METRICS
-from ..runs.loading import Source, read_store, resolve
+from ..runs.loading import read_store, resolve
 from ..runs.store import STORE_NAME
 from . import plots
 from .figures import report_figures
@@ -45,9 +47,10 @@ W, H, PAD = 640, 260, 44  # an SVG plot's size and its left/bottom margin, px
 RUN_TABLE_METRICS = ("grid_f_mse", "grid_df_mse", "grid_f_max", "grid_df_max", "val_f_mse", "val_df_mse")
 
 
-def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | None = None) -> Path:
+def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | None = None, jobs: int = 1) -> Path:
     """Write the site of every study (a directory with a store) and comparison under results_dir
-    into out; return the index page's path."""
+    into out, the studies `jobs` at a time (processes: each reads its store and computes its
+    results); return the index page's path."""
     stage = on_stage or (lambda text: None)
     results_dir, out = Path(results_dir), Path(out)
     if not results_dir.is_dir():
@@ -56,14 +59,13 @@ def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | N
     names = sorted(p.name for p in results_dir.iterdir() if (p / STORE_NAME).is_file())
     if not names:
         raise UserError(f"holds no study (no */{STORE_NAME})", path=results_dir)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(FILES), autoescape=True, keep_trailing_newline=True)
+    env = _environment()
     with written_whole(out, "the site") as staging:
         for asset in ("site.css", "site.js"):
             shutil.copy(FILES / asset, staging / asset)
-        studies = []
-        for name in names:
-            stage(f"{name}: reading the store and computing its results")
-            studies.append(_study(env, resolve(str(results_dir / name), results_dir), results_dir / name, staging))
+        stage(f"{len(names)} studies, {min(jobs, len(names))} at a time: reading their stores, computing their results")
+        pages = Parallel(n_jobs=min(jobs, len(names)))(delayed(_study)(results_dir, n, staging) for n in names)
+        studies = list(pages)
         comparisons = [
             _comparison(env, p, results_dir, staging) for p in sorted(results_dir.glob("*/compare*/compare.csv"))
         ]
@@ -79,8 +81,24 @@ def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | N
 # --------------------------------------------------------------------------- a study
 
 
-def _study(env: jinja2.Environment, source: Source, committed: Path, out: Path) -> dict:
-    """A study's page, its cells' pages and its files; returns what the index shows of it."""
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(FILES), autoescape=True, keep_trailing_newline=True)
+
+
+def _study(results_dir: Path, name: str, out: Path) -> dict:
+    """A study's page, its cells' pages and its files (in a worker process, on one core: torch's
+    and the BLAS's threads would only contend with the other workers); returns what the index
+    shows of it."""
+    import torch
+
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        return _study_pages(results_dir, name, out)
+
+
+def _study_pages(results_dir: Path, name: str, out: Path) -> dict:
+    env, committed = _environment(), results_dir / name
+    source = resolve(str(committed), results_dir)
     r = study_results(source)
     arrays = read_store(source, lambda df: list(df[df.status == "ok"].run_id)).arrays
     d = out / "studies" / r.name
