@@ -44,6 +44,8 @@ from .report import report_lines
 
 FILES = Path(__file__).with_name("site_files")
 W, H, PAD = 640, 260, 44  # an SVG plot's size and its left/bottom margin, px
+FIT_STEP = 2  # every other point of the stored 401-point plotting grid: 201 per line, 3 px apart
+MAX_CURVE_POINTS = 150  # a training curve's points drawn, evenly spaced over its recorded epochs
 RUN_TABLE_METRICS = ("grid_f_mse", "grid_df_mse", "grid_f_max", "grid_df_max", "val_f_mse", "val_df_mse")
 
 
@@ -64,8 +66,10 @@ def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | N
         for asset in ("site.css", "site.js"):
             shutil.copy(FILES / asset, staging / asset)
         stage(f"{len(names)} studies, {min(jobs, len(names))} at a time: reading their stores, computing their results")
-        pages = Parallel(n_jobs=min(jobs, len(names)))(delayed(_study)(results_dir, n, staging) for n in names)
-        studies = list(pages)
+        # the largest stores first, so that no worker is left with a big one at the end
+        order = sorted(names, key=lambda n: -(results_dir / n / STORE_NAME).stat().st_size)
+        pages = Parallel(n_jobs=min(jobs, len(names)))(delayed(_study)(results_dir, n, staging) for n in order)
+        studies = sorted(pages, key=lambda s: names.index(s["name"]))
         comparisons = [
             _comparison(env, p, results_dir, staging) for p in sorted(results_dir.glob("*/compare*/compare.csv"))
         ]
@@ -245,8 +249,10 @@ class _Scale:
     hi: float
     log: bool = False
 
-    def __call__(self, v: float, size: float) -> float:
-        a, b, v = (math.log10(self.lo), math.log10(self.hi), math.log10(v)) if self.log else (self.lo, self.hi, v)
+    def __call__(self, v, size: float):
+        """A value (or an array of them, clipped to the scale's range) in plot units from 0 to size."""
+        v = np.clip(np.asarray(v, float), self.lo, self.hi)
+        a, b, v = (math.log10(self.lo), math.log10(self.hi), np.log10(v)) if self.log else (self.lo, self.hi, v)
         return (v - a) / ((b - a) or 1.0) * size
 
     @classmethod
@@ -290,7 +296,9 @@ def _yticks(scale: _Scale) -> list[str]:
 
 
 def _polyline(xs: np.ndarray, ys: np.ndarray, name: str, style: str) -> str:
-    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys) if np.isfinite(y))
+    ok = np.isfinite(ys)
+    # whole pixels: a 640 x 260 plot shows no finer step, and the pages stay small
+    points = " ".join(f"{x:.0f},{y:.0f}" for x, y in zip(xs[ok].tolist(), ys[ok].tolist()))
     title = html.escape(name)
     return f'<polyline points="{points}" fill="none" {style} data-run="{title}"><title>{title}</title></polyline>'
 
@@ -302,12 +310,12 @@ PLAIN_STYLE = 'stroke="#9e9e9e" stroke-width="1" stroke-opacity="0.6"'
 def _lines_svg(name: str, grid: np.ndarray, series: list[tuple[str, np.ndarray, str]], truth: np.ndarray) -> str:
     """The fits of every run on the plotting grid, marked runs last (on top), the truth dashed."""
     scale = _Scale.of(np.concatenate([truth, *[s for _, s, _ in series]]) if series else truth)
+    keep = slice(None, None, FIT_STEP)
+    grid, truth = grid[keep], truth[keep]
     sx = lambda g: (g - grid[0]) / (grid[-1] - grid[0]) * W
-    sy = lambda v: H - np.array([scale(float(x), H) for x in np.clip(v, scale.lo, scale.hi)])
-    body = [
-        _polyline(sx(grid), sy(s), n, MARK_STYLE.get(m, PLAIN_STYLE))
-        for n, s, m in sorted(series, key=lambda t: bool(t[2]))
-    ]
+    sy = lambda v: H - scale(v, H)
+    ordered = sorted(series, key=lambda t: bool(t[2]))  # the marked runs last, on top
+    body = [_polyline(sx(grid), sy(s[keep]), n, MARK_STYLE.get(m, PLAIN_STYLE)) for n, s, m in ordered]
     body.append(_polyline(sx(grid), sy(truth), "the truth", 'stroke="black" stroke-dasharray="5,4"'))
     return _svg(f"{name} of every run of the cell and the truth", body, "x", name, _yticks(scale))
 
@@ -324,9 +332,9 @@ def _curves_svg(series: list[tuple[str, dict, str]], weight: float) -> str:
     last = max(float(e.max()) for _, e, _, _ in losses if len(e)) or 1.0
     body = []
     for n, e, v, m in sorted(losses, key=lambda t: bool(t[3])):
-        ys = H - np.array(
-            [scale(float(x), H) if x > 0 and np.isfinite(x) else np.nan for x in np.clip(v, scale.lo, scale.hi)]
-        )
+        pick = np.unique(np.linspace(0, len(e) - 1, min(len(e), MAX_CURVE_POINTS)).round().astype(int))
+        e, v = e[pick], v[pick]
+        ys = np.where((v > 0) & np.isfinite(v), H - scale(np.where(v > 0, v, scale.lo), H), np.nan)
         body.append(_polyline(e / last * W, ys, n, MARK_STYLE.get(m, PLAIN_STYLE)))
     return _svg("validation loss of every run", body, "epoch", "validation loss", _yticks(scale))
 
