@@ -428,7 +428,8 @@ REFINE_ITERS_MEASURED = 2
 def measure_refine(widths: tuple[int, ...] = REFINE_WIDTHS, iters: int = REFINE_ITERS_MEASURED) -> list[dict]:
     """Seconds per iteration of the dense Levenberg-Marquardt refinement (refine.py: the Jacobian
     formed, a Cholesky of the smaller Gram system) and of the matrix-free Gauss-Newton
-    (gauss_newton.py: up to CG_ITERS products a solve), side by side on one network of each width
+    (gauss_newton.py: every solve run to its CG_ITERS steps, the most an iteration costs), side by
+    side on one network of each width
     (tanh, depth 2, float64, the protocol's 800 training points, from its initial parameters;
     every iteration's tries, rejected ones included, are timed), with each one's peak memory as
     the sweep's estimate counts it."""
@@ -453,7 +454,7 @@ def measure_refine(widths: tuple[int, ...] = REFINE_WIDTHS, iters: int = REFINE_
         done = refine(lm, fresh(lm), act, train, val)
         lm_s = (time.perf_counter() - start) / max(1, done.iterations)
         start = time.perf_counter()
-        gauss_newton(act, fresh(gn), train, torch.ones(1, dtype=torch.float64), iters)
+        gauss_newton(act, fresh(gn), train, torch.ones(1, dtype=torch.float64), iters, cg_tol=0.0)
         gn_s = (time.perf_counter() - start) / iters
         rows.append(
             {
@@ -469,8 +470,11 @@ def measure_refine(widths: tuple[int, ...] = REFINE_WIDTHS, iters: int = REFINE_
 
 
 def format_refine(rows: list[dict]) -> str:
+    from ..engine.gauss_newton import CG_ITERS
+
     lines = [
-        "seconds per iteration, one network (tanh, depth 2, float64, 800 points), side by side:",
+        "seconds per iteration, one network (tanh, depth 2, float64, 800 points), side by side; "
+        f"Gauss-Newton at its full {CG_ITERS} conjugate-gradient steps:",
         f"{'width':>6} {'params':>8} {'dense LM':>10} {'matrix-free GN':>15} {'LM / GN':>8} {'LM MB':>8} {'GN MB':>7}",
     ]
     for r in rows:
