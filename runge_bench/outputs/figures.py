@@ -42,7 +42,7 @@ def report_figures(r: StudyResults, fig_dir: Path) -> list[Figure]:
         fig_dir,
         r.fits.members,
         r.fits.curves,
-        floor=t.floor,
+        floor=t.floor if r.frontier is None else None,  # a frontier study draws its own
         target_members=r.fits.target_members,
         profiles=t.profiles,
     )

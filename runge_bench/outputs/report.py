@@ -94,7 +94,8 @@ def report_lines(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> list[s
     if any(s in by_stem for s in axis_stems):
         lines += ["", "## Along the axes", "", *shown(*axis_stems)]
     lines += _baselines_section(t.baseline_summary, t.baselines, df)
-    lines += _floor_section(t.floor, tables.cell_axes(df)) + shown("floor_gap")
+    if r.frontier is None:  # a frontier study's gaps to the best classical method replace this section
+        lines += _floor_section(t.floor, tables.cell_axes(df)) + shown("floor_gap")
     lines += _refinement_section(t.refinement)
     lines += _checkpoints_section(t.checkpoints)
     lines += _comparisons_section(t.comparisons, t.compact, df)
