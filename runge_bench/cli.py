@@ -117,6 +117,14 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where stores li
 
 
 Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")]
+RefineBench = Annotated[
+    bool,
+    typer.Option(
+        "--refine",
+        help="Measure only the refinements: seconds per iteration of dense Levenberg-Marquardt and "
+        "matrix-free Gauss-Newton, side by side, at widths 32-256 (--quick: 32, 64).",
+    ),
+]
 Overrides = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a study key: key=value, key=a,b,c or key=a:b (a range); repeatable."),
@@ -480,14 +488,7 @@ def bench(
             "CUDA graphs; losses copied back every epoch or every 50), side by side.",
         ),
     ] = False,
-    refine: Annotated[
-        bool,
-        typer.Option(
-            "--refine",
-            help="Measure only the refinements: seconds per iteration of dense Levenberg-Marquardt and "
-            "matrix-free Gauss-Newton, side by side, at widths 32-256 (--quick: 32, 64).",
-        ),
-    ] = False,
+    refine: RefineBench = False,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .runs.bench import bench as measure
