@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from ..analysis import glance, tables
 from ..analysis.study import StudyResults, study_results
+from ..problem.config import CONFIG_FIELDS
 from ..problem.data import plot_grid
 from ..problem.errors import UserError
 from ..problem.targets import get_target
@@ -394,7 +395,7 @@ def _comparison(env, path: Path, results_dir: Path, out: Path) -> dict:
     rows = pd.read_csv(path)
     name = str(path.parent.relative_to(results_dir))
     slug = name.replace("/", "--")
-    axes = [c for c in rows.columns if c not in COMPARE_COLUMNS and c in _config_columns()]
+    axes = [c for c in rows.columns if c not in COMPARE_COLUMNS and c in CONFIG_FIELDS]
     shift = np.abs(np.log(rows.median_ratio_b_a.astype(float).where(rows.median_ratio_b_a > 0)))
     rows = rows.assign(_shift=shift).sort_values("_shift", ascending=False, na_position="last")
     header = [*axes, *[c for c in COMPARE_COLUMNS if c in rows.columns]]
@@ -418,12 +419,6 @@ def _comparison(env, path: Path, results_dir: Path, out: Path) -> dict:
         "study": path.parent.parent.name,
         "verdicts": ", ".join(f"{n} {v}" for v, n in counts.items()),
     }
-
-
-def _config_columns() -> set[str]:
-    from ..problem.config import CONFIG_FIELDS
-
-    return set(CONFIG_FIELDS)
 
 
 def _fmt(v: object, column: str) -> str:
