@@ -52,7 +52,7 @@ def test_show_a_cell_and_a_run(tmp_path, capsys):
     assert run(["show", str(SMOKE), "--where", "activation=tanh", "--out", str(tmp_path / "cell")]) == 0
     text = (tmp_path / "cell" / "show.md").read_text()
     assert "activation=tanh" in text and "8 runs (8 ok)" in text and "| tanh | 8 |" in text
-    assert (tmp_path / "cell" / "fits.png").stat().st_size > 10_000 and (tmp_path / "cell" / "loss_curves.png").exists()
+    assert (tmp_path / "cell" / "fits.svg").stat().st_size > 10_000 and (tmp_path / "cell" / "loss_curves.svg").exists()
     runs = api.runs(SMOKE)
     rid = runs[runs.activation == "relu"].run_id.iloc[0]
     assert run(["show", str(SMOKE), "--run", rid, "--out", str(tmp_path / "run")]) == 0
@@ -99,7 +99,7 @@ def test_show_and_predictions_follow_each_runs_target(tmp_path):
     np.testing.assert_allclose(preds.f_true.to_numpy(), get_target("sin4pi").f(plot_grid()))
     assert run(["show", str(store.parent), "--where", "activation=tanh", "--out", str(tmp_path / "both")]) == 0
     text = (tmp_path / "both" / "show.md").read_text()
-    assert "No fits figure: the selection spans 2 targets" in text and (tmp_path / "both" / "loss_curves.png").exists()
+    assert "No fits figure: the selection spans 2 targets" in text and (tmp_path / "both" / "loss_curves.svg").exists()
     assert (
         run(
             [
@@ -117,7 +117,7 @@ def test_show_and_predictions_follow_each_runs_target(tmp_path):
     )
     text = (tmp_path / "one" / "show.md").read_text()
     assert "activation=tanh, target=sin4pi" in text and "4 runs" not in text and "2 runs (2 ok)" in text
-    assert (tmp_path / "one" / "fits.png").exists()
+    assert (tmp_path / "one" / "fits.svg").exists()
 
 
 def test_curves_of_runs_that_end_apart_share_one_epoch_grid():

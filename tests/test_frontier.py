@@ -184,7 +184,7 @@ def test_a_frontier_study_reports_its_frontier(tmp_path, write_study):
     assert "- sin4pi (not rational), noise 0.01:" in text
     for name in ("frontier_cells", "frontier", "frontier_classical", "frontier_gaps"):
         assert (out / "tables" / f"{name}.csv").is_file()
-    assert (out / "figures" / "frontier_f.png").is_file() and (out / "figures" / "frontier_df.png").is_file()
+    assert (out / "figures" / "frontier_f.svg").is_file() and (out / "figures" / "frontier_df.svg").is_file()
     cells = pd.read_csv(out / "tables" / "frontier_cells.csv")
     assert set(cells.method) == {"adam", "adam+gn(8)", "2 stages of adam+gn(8)"}
     classical = pd.read_csv(out / "tables" / "frontier_classical.csv")

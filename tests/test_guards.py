@@ -118,7 +118,7 @@ def test_one_corrupt_blob_is_reported_and_left_out(tmp_path):
         f"1 runs' curves and predictions could not be read (a damaged row) and are left out of the figures: {victim}"
         in text
     )
-    assert (tmp_path / "r" / "figures" / "fits.png").exists()
+    assert (tmp_path / "r" / "figures" / "fits.svg").exists()
     assert len(pd.read_csv(tmp_path / "r" / "tables" / "runs.csv")) == 16  # its metrics are intact and kept
 
 
@@ -518,5 +518,5 @@ def test_two_reports_into_one_directory_do_not_mix(tmp_path):
     study = (out / "report.md").read_text().splitlines()[0].removeprefix("# runge-bench report: ")
     expected = {"smoke": 16, "seed-replication": 40}[study]
     assert len(pd.read_csv(out / "tables" / "runs.csv")) == expected
-    assert (out / "figures" / "reproduction.png").exists() == (study == "seed-replication")
+    assert (out / "figures" / "reproduction.svg").exists() == (study == "seed-replication")
     assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]

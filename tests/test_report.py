@@ -46,8 +46,8 @@ def test_reproduction_table_on_controlled_values(synthetic_store, tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "out" / "tables" / "reproduction.csv")
     assert len(table) == 8 and set(table.verdict) == {"inside"}
-    assert (tmp_path / "out" / "figures" / "reproduction.png").stat().st_size > 10_000
-    assert "![reproduction](figures/reproduction.png)" in (tmp_path / "out" / "report.md").read_text()
+    assert (tmp_path / "out" / "figures" / "reproduction.svg").stat().st_size > 10_000
+    assert "![reproduction](figures/reproduction.svg)" in (tmp_path / "out" / "report.md").read_text()
     assert list(table.columns[:4]) == ["activation", "quantity", "metric", "published"]
     assert (table.n == 20).all()
     np.testing.assert_allclose(table.percentile, 47.5)
@@ -105,10 +105,10 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
         "tables/summary.csv",
         "tables/summary.tex",
         "tables/comparisons.csv",
-        "figures/fits.png",
+        "figures/fits.svg",
         "figures/fits.pdf",
-        "figures/loss_curves.png",
-        "figures/distributions.png",
+        "figures/loss_curves.svg",
+        "figures/distributions.svg",
     ]:
         assert (out / rel).stat().st_size > 500, rel
     assert (out / "report.md").read_text().startswith("# runge-bench report: smoke\n")
@@ -138,7 +138,7 @@ def test_report_on_smoke_end_to_end_and_byte_for_byte(smoke_store, tmp_path):
     assert "**Question.** Does the code still reproduce its committed results" in text
     assert max(len(line) for line in raw.splitlines() if not line.startswith("|")) <= 120  # prose is wrapped
     # the figures sit in their sections, not in a list at the end
-    assert raw.index("![fits](figures/fits.png)") > raw.index("## Summary over seeds")
+    assert raw.index("![fits](figures/fits.svg)") > raw.index("## Summary over seeds")
     assert "## Figures" not in raw
     assert "this report's baselines and statistics computed with: numpy" in text
     assert "\\toprule" in (out / "tables" / "summary.tex").read_text()
@@ -209,7 +209,7 @@ def test_multi_axis_study_gets_compact_tables_and_every_figure(write_study, tmp_
         "heatmap_width_weight",
         "ranking",
     ]:
-        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
+        assert (out / "figures" / f"{name}.svg").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()
     assert "| activation | width | deriv_weight=0.0 | deriv_weight=1.0 |" in text  # the compact summary
     assert "| a | b | metric | cells | a lower | b lower | neither |" in text
@@ -231,7 +231,7 @@ def test_targets_and_regimes_get_their_tables_figures_and_findings(write_study, 
     )
     out = _sweep_and_report(study, tmp_path, "precision-mini")
     for name in ["floor_gap", "fits_by_target", "fits", "ranking"]:
-        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
+        assert (out / "figures" / f"{name}.svg").stat().st_size > 10_000, name
     text = (out / "report.md").read_text()
     for heading in [
         "## The gap to the classical floor",
@@ -320,7 +320,7 @@ def test_a_store_that_is_not_a_full_grid_reports(write_study, tmp_path):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "cases" / "report.md").read_text()
     assert "- reference cell (the per-cell figures): width=8, epochs=10" in text
-    assert (tmp_path / "cases" / "figures" / "fits.png").exists()
+    assert (tmp_path / "cases" / "figures" / "fits.svg").exists()
     # An interrupted sweep leaves part of a grid: it reports too.
     with Store(tmp_path / "cases" / "runs.sqlite") as store:
         runs = store.runs()

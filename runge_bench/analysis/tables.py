@@ -330,13 +330,14 @@ def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFr
     axes = cell_axes(df)
     block_keys = axes if axes else ["seed"]
     rows = []
+    indexed = by_cell_and_seed(df)
     for metric in METRICS:
         table = ok.pivot_table(index=block_keys, columns="activation", values=metric, aggfunc="median")
         table = table[acts].dropna()
         if len(table) < 2:
             continue
         r = stats.friedman(table.to_numpy(), acts)
-        lower_than = _separations(df, acts, dict(zip(r.methods, r.mean_ranks)), metric)
+        lower_than = _separations(indexed, acts, dict(zip(r.methods, r.mean_ranks)), metric)
         for act, rank in zip(r.methods, r.mean_ranks):
             rows.append(
                 {
@@ -354,13 +355,14 @@ def ranking_table(df: pd.DataFrame, order: list[str] | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _separations(df: pd.DataFrame, acts: list[str], ranks: dict[str, float], metric: str) -> dict[str, list[str]]:
+def _separations(indexed: pd.DataFrame, acts: list[str], ranks: dict[str, float], metric: str) -> dict[str, list[str]]:
     """activation -> the activations it is separated from and ranked below: the pairwise Wilcoxon
-    test over seeds rejects (Holm over the metric's pairs) in the direction of the ranks."""
+    test over seeds rejects (Holm over the metric's pairs) in the direction of the ranks.
+    indexed: by_cell_and_seed of the runs."""
     pairs = list(itertools.combinations(acts, 2))
     p, favours = [], []
     for a, b in pairs:
-        d = seed_log_ratios(df, a, b, metric)
+        d = indexed_log_ratios(indexed, a, b, metric)
         reachable = len(d) > 0 and stats.min_wilcoxon_p(len(d)) <= stats.ALPHA and np.any(d != 0)
         p.append(float(st.wilcoxon(d).pvalue) if reachable else np.nan)
         favours.append(a if np.median(d) < 0 else b if np.median(d) > 0 else "")
@@ -648,11 +650,14 @@ def seed_log_ratios(df: pd.DataFrame, a: str, b: str, metric: str) -> np.ndarray
     """Per seed, the mean over the cells of log(error(a)) - log(error(b)) (cells where both have an
     ok run of that seed): one number per seed, the independent unit. The cells of a grid share
     their seeds' splits and initialisations, so they are not independent units themselves."""
-    ok = df[df.status == "ok"]
-    axes = cell_axes(df)
-    keys = [*axes, "seed"]
-    pa = ok[ok.activation == a].set_index(keys)[metric]
-    pb = ok[ok.activation == b].set_index(keys)[metric]
+    return indexed_log_ratios(by_cell_and_seed(df), a, b, metric)
+
+
+def indexed_log_ratios(indexed: pd.DataFrame, a: str, b: str, metric: str) -> np.ndarray:
+    """seed_log_ratios of the runs behind `indexed` (by_cell_and_seed), built once where a table
+    pairs many activations of one frame."""
+    acts = indexed.activation.to_numpy()
+    pa, pb = indexed[metric][acts == a], indexed[metric][acts == b]
     both = pa.index.intersection(pb.index)
     if both.empty:
         return np.array([])
@@ -660,6 +665,12 @@ def seed_log_ratios(df: pd.DataFrame, a: str, b: str, metric: str) -> np.ndarray
     d = np.clip(d, -700.0, 700.0)  # a zero error weighs as the largest difference, not as inf - inf
     per_seed = pd.Series(d, index=both.get_level_values("seed")).groupby(level=0).mean()
     return per_seed.to_numpy(float)
+
+
+def by_cell_and_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """df's ok runs indexed by their cell's axes and seed, as seed_log_ratios pairs them: built once
+    for the many pairs of a table (once per pair, it was a report's costliest step, profiled)."""
+    return df[df.status == "ok"].set_index([*cell_axes(df), "seed"])
 
 
 def compact_comparisons(
@@ -675,11 +686,12 @@ def compact_comparisons(
     pairs of one metric.
     """
     rows = []
+    indexed = by_cell_and_seed(runs)
     for (a, b, metric), g in comparisons[comparisons.metric.isin(metrics)].groupby(["a", "b", "metric"], sort=False):
         sig = g.p_holm < alpha
         a_better = sig & (g.favours == "a")
         log_ratio = np.log(g.median_ratio.to_numpy(float))
-        per_seed = seed_log_ratios(runs, a, b, metric)
+        per_seed = indexed_log_ratios(indexed, a, b, metric)
         reachable = len(per_seed) > 0 and stats.min_wilcoxon_p(len(per_seed)) <= alpha and np.any(per_seed != 0)
         p_cells = float(st.wilcoxon(per_seed).pvalue) if reachable else np.nan
         hl, hl_lo, hl_hi, _ = stats.hodges_lehmann(per_seed)

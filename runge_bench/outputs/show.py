@@ -2,7 +2,7 @@
 
 A report draws fits and loss curves for its reference cell only; `show` draws them for any cell
 (`--where width=16,deriv_weight=0`) or any run (`--run RUN_ID`), from the store alone, into
-`<store dir>/show/<selection>/` (or `--out`): fits.png, loss_curves.png, runs.csv and show.md.
+`<store dir>/show/<selection>/` (or `--out`): fits.svg, loss_curves.svg (and their PDFs), runs.csv and show.md.
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ def show(src: Source, *, where: str | None = None, run_id: str | None = None, ou
                 plots.save(
                     plots.fits_figure(x, t.f(x), t.df(x), members, f"Fits of f and f′ ({title})"), staging / "fits"
                 )
-                lines += ["![fits](fits.png)", ""]
+                lines += [f"![fits](fits.{plots.WEB_FORMAT})", ""]
             spread = ": median and IQR over seeds" if ok.seed.nunique() > 1 else ""
             plots.save(plots.curves_figure(curves, f"Loss curves ({title}){spread}"), staging / "loss_curves")
-            lines += ["![loss curves](loss_curves.png)", ""]
+            lines += [f"![loss curves](loss_curves.{plots.WEB_FORMAT})", ""]
         (staging / "show.md").write_text("\n".join(lines).rstrip() + "\n")
     return out / "show.md"

@@ -3,7 +3,7 @@ browse offline (file://) or from any static host.
 
 Built from the stores through the results objects (analysis.study.study_results), not from the
 committed Markdown: per study its report (report.report_lines of the same object, rendered to
-HTML by markdown-it-py, its figures the report's committed PNGs), a page per cell with every run,
+HTML by markdown-it-py, its figures the report's committed SVGs), a page per cell with every run,
 the fits of f and f′ and the training curves drawn from the stored arrays as SVG (each line and
 point titled with its run); per comparison (a `compare` directory's compare.csv) its rows, the
 largest shift first; the performance log (docs/benchmarks.md's table) with the native engine's
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from threadpoolctl import threadpool_limits
 
 from ..analysis import glance, tables
@@ -38,8 +39,7 @@ from ..problem.targets import get_target
 from ..problem.vocabulary import METRIC_LABELS, METRICS
 from ..runs.loading import read_store, resolve
 from ..runs.store import STORE_NAME
-from . import plots
-from .figures import report_figures
+from .figures import figure_plans
 from .files import check_output, written_whole
 from .report import report_lines
 
@@ -47,6 +47,7 @@ FILES = Path(__file__).with_name("site_files")
 W, H, PAD = 640, 260, 44  # an SVG plot's size and its left/bottom margin, px
 FIT_STEP = 2  # every other point of the stored 401-point plotting grid: 201 per line, 3 px apart
 MAX_CURVE_POINTS = 150  # a training curve's points drawn, evenly spaced over its recorded epochs
+MAX_DRAWN = 25  # runs drawn on a cell's page: past some 25 lines a plot shows a smear, not runs
 RUN_TABLE_METRICS = ("grid_f_mse", "grid_df_mse", "grid_f_max", "grid_df_max", "val_f_mse", "val_df_mse")
 
 
@@ -109,8 +110,8 @@ def _study_pages(results_dir: Path, name: str, out: Path) -> dict:
     d = out / "studies" / r.name
     (d / "cells").mkdir(parents=True)
     files = _copy_files(committed, d)
-    with plots.drawing(False):  # the captions and paths only: the figures are the committed PNGs
-        drawn = [(c, rel) for c, rel in report_figures(r, d / "unused") if (committed / rel).is_file()]
+    # the figures' captions and files, planned, not drawn: the figures are the committed report's
+    drawn = [(p.caption, p.path) for p in figure_plans(r) if (committed / p.path).is_file()]
     for _, rel in drawn:
         (d / rel).parent.mkdir(exist_ok=True)
         shutil.copy(committed / rel, d / rel)
@@ -130,7 +131,7 @@ def _study_pages(results_dir: Path, name: str, out: Path) -> dict:
         cell_header=["cell", "runs", "ok", f"median {METRIC_LABELS[r.primary]}", "best seed", "worst seed"],
         cell_rows=[_cell_row(r, key, runs, f"c{i}") for i, (key, runs) in enumerate(cells)],
         files=files,
-        report=_report_html(r, by_stem),
+        report=_report_html(r, by_stem, cells),
     )
     (d / "index.html").write_text(page)
     stem = glance.figure_stem(list(by_stem), tables.cell_axes(r.runs))  # the report's own rule
@@ -154,21 +155,82 @@ def _copy_files(committed: Path, d: Path) -> list[str]:
     return names
 
 
-def _report_html(r: StudyResults, by_stem: dict[str, tuple[str, str]]) -> str:
+def _report_html(r: StudyResults, by_stem: dict[str, tuple[str, str]], cells: list[tuple[dict, pd.DataFrame]]) -> str:
     """The report's Markdown, made from the results object, as HTML: headings one level down (the
-    page has its own h1), images with their captions as alt text."""
+    page has its own h1), images with their captions as alt text, and in every table that names a
+    cell (a column per axis of the study), each row's first entry a link to that cell's page."""
     lines = report_lines(r, by_stem)
     alt = {rel: caption for caption, rel in by_stem.values()}
     lines = [re.sub(r"^!\[[^\]]*\]\(([^)]+)\)$", lambda m: f"![{alt.get(m[1], m[1])}]({m[1]})", x) for x in lines]
     lines = [("#" + x) if x.startswith("#") else x for x in lines]
-    text = MarkdownIt("commonmark").enable("table").render("\n".join(lines))
+    md = MarkdownIt("commonmark").enable("table")
+    tokens = md.parse("\n".join(lines))
+    _link_rows(tokens, tables.varying_axes(r.runs), cells)
+    text = md.renderer.render(tokens, md.options, {})
     return re.sub(r'href="(?!https?:|#)([^"]+)"', lambda m: _local_href(m[1]), text)
+
+
+def _same(text: object) -> str:
+    """An axis value as a table prints it, made comparable: a number at the 3 significant figures
+    the report's tables print (tables.sci), a pivoted column's "0.0" and a row's "0" alike."""
+    try:
+        return f"{float(str(text)):.3g}"
+    except ValueError:
+        return str(text)
+
+
+def _link_rows(tokens: list[Token], axes: list[str], cells: list[tuple[dict, pd.DataFrame]]) -> None:
+    """Link the report's tables to the cell pages, in place: in a table with a column per axis,
+    each body row's first entry; in a pivoted one (one axis spread over columns "axis=value"),
+    each of those entries. A row links where its values are exactly one cell's."""
+    pages: dict[tuple[str, ...], str] = {}
+    for i, (key, _) in enumerate(cells):
+        k = tuple(_same(key[a]) for a in axes)
+        pages[k] = "" if k in pages else f"cells/c{i}.html"  # "" : two cells print alike, no link
+    header: list[str] = []
+    row: list[Token] = []
+    part = ""
+    for tok in tokens:
+        if tok.type in ("thead_open", "tbody_open"):
+            part = tok.type[:5]
+        elif tok.type == "tr_open":
+            row = []
+        elif tok.type == "inline" and part:
+            row.append(tok)
+        elif tok.type == "tr_close" and part == "thead":
+            header = [c.content for c in row]
+        elif tok.type == "tr_close" and part == "tbody" and len(row) == len(header):
+            _link_row(header, row, axes, pages)
+        elif tok.type == "table_close":
+            part, header = "", []
+
+
+def _link_row(header: list[str], row: list[Token], axes: list[str], pages: dict[tuple[str, ...], str]) -> None:
+    """One body row's links (see _link_rows)."""
+    known = {a: _same(row[header.index(a)].content) for a in axes if a in header}
+    if len(known) == len(axes):
+        _link(row[0], pages.get(tuple(known[a] for a in axes)))
+        return
+    missing = [a for a in axes if a not in known]
+    if len(missing) != 1:
+        return
+    for entry, h in zip(row, header):
+        axis, _, value = h.partition("=")
+        if axis == missing[0] and value:
+            _link(entry, pages.get(tuple(known.get(a, _same(value)) for a in axes)))
+
+
+def _link(entry: Token, href: str | None) -> None:
+    """A table entry's text made a link to href (nothing without one)."""
+    if href and entry.children:
+        entry.children = [Token("link_open", "a", 1, attrs={"href": href}), *entry.children]
+        entry.children.append(Token("link_close", "a", -1))
 
 
 def _local_href(target: str) -> str:
     """A report's relative link, which points into the results directory: kept for the study's own
-    tables and figures (copied beside the page), else made plain text's anchor to the page's top."""
-    return f'href="{target}"' if target.startswith(("tables/", "figures/")) else 'href="#report"'
+    tables and figures (copied beside the page) and its cell pages, else an anchor to the report."""
+    return f'href="{target}"' if target.startswith(("tables/", "figures/", "cells/")) else 'href="#report"'
 
 
 def _cells(r: StudyResults) -> list[tuple[dict, pd.DataFrame]]:
@@ -203,14 +265,35 @@ def _cell_row(r: StudyResults, key: dict, runs: pd.DataFrame, slug: str) -> dict
 # --------------------------------------------------------------------------- a cell
 
 
+def drawn_runs(r: StudyResults, runs: pd.DataFrame, arrays: dict, most: int = MAX_DRAWN) -> list[str]:
+    """The runs a cell page draws: every run with stored arrays, or where more than `most` have
+    them, `most` of them at evenly spaced ranks by the primary metric (the best and the worst
+    always among them), runs without the metric after; in the cell's run order."""
+    have = runs[runs.run_id.isin(list(arrays))]
+    if len(have) <= most:
+        return list(have.run_id)
+    ranked = have.sort_values([r.primary, "seed"], na_position="last", kind="stable")
+    picks = np.unique(np.linspace(0, len(ranked) - 1, most).round().astype(int))
+    chosen = set(ranked.run_id.iloc[picks])
+    return [rid for rid in have.run_id if rid in chosen]
+
+
 def _cell_page(env, r: StudyResults, key: dict, runs: pd.DataFrame, arrays: dict, slug: str, d: Path) -> None:
     best, worst = _best_worst(r, runs)
     label = lambda row: f"seed {int(row.seed)}, run {row.run_id}"
+    drawn = set(drawn_runs(r, runs, arrays))
     series = [
         (label(row), arrays[row.run_id], "best" if row.run_id == best else "worst" if row.run_id == worst else "")
         for row in runs.itertuples()
-        if row.run_id in arrays
+        if row.run_id in drawn
     ]
+    n_stored = int(runs.run_id.isin(list(arrays)).sum())
+    shown = (
+        f"All {len(series)} runs with stored predictions are drawn."
+        if len(series) == n_stored
+        else f"{len(series)} of the {n_stored} runs with stored predictions are drawn, at evenly spaced ranks by "
+        f"{METRIC_LABELS[r.primary]} (the best and the worst among them); the table lists every run."
+    )
     target = get_target(str(runs.target.iloc[0]))
     grid = plot_grid()
     header = ["seed", "status", *[METRIC_LABELS[m] for m in RUN_TABLE_METRICS], "wall s", "engine", "run"]
@@ -235,6 +318,7 @@ def _cell_page(env, r: StudyResults, key: dict, runs: pd.DataFrame, arrays: dict
         fit_f=_lines_svg("f", grid, [(n, a[1]["f"], m) for n, a, m in series], target.f(grid)),
         fit_df=_lines_svg("f′", grid, [(n, a[1]["df"], m) for n, a, m in series], target.df(grid)),
         curves=_curves_svg([(n, a[0], m) for n, a, m in series], weight),
+        shown=shown,
         header=header,
         rows=rows,
     )
