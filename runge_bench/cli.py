@@ -117,6 +117,22 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where stores li
 
 
 Jobs = Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")]
+LaunchBench = Annotated[
+    bool,
+    typer.Option(
+        "--launch",
+        help="With --device: measure only the ways of driving it (torch kernels, torch.compile, "
+        "CUDA graphs; losses copied back every epoch or every 50), side by side.",
+    ),
+]
+BenchLog = Annotated[
+    Path | None,
+    typer.Option(
+        "--log",
+        help="Append what was measured (its ratios as numbers) to this performance log, "
+        "e.g. docs/benchmarks.toml; not with --launch.",
+    ),
+]
 RefineBench = Annotated[
     bool,
     typer.Option(
@@ -312,6 +328,13 @@ def site(
         "site"
     ),
     jobs: Jobs = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(
+            "--log",
+            help="The performance log (TOML) to plot; by default docs/benchmarks.toml beside RESULTS_DIR, if there.",
+        ),
+    ] = None,
 ) -> None:
     """Write a static site of every study, cell, run and comparison in RESULTS_DIR, to browse offline."""
     from .outputs.site import build_site
@@ -321,7 +344,7 @@ def site(
     if note:
         err.print(note, markup=False)
     say = lambda text: err.print(f"site: {text}", markup=False)
-    page = build_site(results_dir, out_dir, on_stage=say, jobs=n)
+    page = build_site(results_dir, out_dir, on_stage=say, jobs=n, log=log)
     out.print(f"wrote {page} (open it in a browser: no server needed)", markup=False)
 
 
@@ -480,18 +503,14 @@ def bench(
             "accelerator, e.g. cuda, with the products alone there."
         ),
     ] = None,
-    launch: Annotated[
-        bool,
-        typer.Option(
-            "--launch",
-            help="With --device: measure only the ways of driving it (torch kernels, torch.compile, "
-            "CUDA graphs; losses copied back every epoch or every 50), side by side.",
-        ),
-    ] = False,
+    launch: LaunchBench = False,
     refine: RefineBench = False,
+    log: BenchLog = None,
 ) -> None:
     """Measure training throughput of the engines side by side and print the ratios."""
     from .runs.bench import bench as measure
+
+    _check_log(log, launch)
 
     def progress(m) -> None:
         rounds = f" (round {m.round + 1})" if repeat > 1 else ""
@@ -507,11 +526,31 @@ def bench(
         say=lambda text: out.print(text, markup=False),
         on_measurement=progress,
         refinement=refine,
+        record=None if log is None else lambda m: _append_measured(log, m),
     )
     for line in slow:
         err.print(f"bench regression: {line}", markup=False)
     if slow:
         raise typer.Exit(1)
+
+
+def _check_log(log: Path | None, launch: bool) -> None:
+    """bench --log's file, before the minutes of measuring: a log that does not read is refused."""
+    from .outputs.benchlog import read_log
+
+    if log is None:
+        return
+    if launch:
+        raise UserError("keeps the ratios of `bench` and `bench --refine`, not of --launch", field="--log")
+    if log.exists():
+        read_log(log)
+
+
+def _append_measured(log: Path, m) -> None:
+    from .outputs.benchlog import append_entry, measured_entry
+
+    append_entry(log, measured_entry(m.benchmark, m.jobs, m.ratios, m.what))
+    out.print(f"appended to {log}: {m.benchmark}, {len(m.ratios)} ratios", markup=False)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:

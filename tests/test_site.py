@@ -8,6 +8,7 @@ leads to a cell's worst run by clicks, figure tooltips name runs, and basic acce
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.cli import app
+from runge_bench.outputs.benchlog import read_log
 
 from .helpers import ROOT
 
@@ -41,7 +43,7 @@ def site(tmp_path_factory) -> Path:
     results = tmp / "results"
     shutil.copytree(ROOT / "results" / "smoke", results / "smoke")
     (tmp / "docs").mkdir()
-    shutil.copy(ROOT / "docs" / "benchmarks.md", tmp / "docs" / "benchmarks.md")
+    shutil.copy(ROOT / "docs" / "benchmarks.toml", tmp / "docs" / "benchmarks.toml")
     runner = CliRunner()
     compared = runner.invoke(
         app,
@@ -113,6 +115,35 @@ def test_the_site_is_written_whole_and_refuses_bad_input(site, tmp_path):
     assert not (tmp_path / "s").exists()  # nothing half-written
 
 
+def test_report_tables_link_each_row_to_its_cell(site):
+    """A report table with a column per axis (smoke: activation) links each row to its cell."""
+    study = (site / "studies" / "smoke" / "index.html").read_text()
+    report = study[study.index('id="report"') :]
+    links = re.findall(r'<td><a href="(cells/c\d+\.html)">(relu|tanh)</a></td>', report)
+    assert len(links) >= 4 and {a for _, a in links} == {"relu", "tanh"}
+    for href, activation in links:
+        title = re.search(r"<h1>(.*?)</h1>", (site / "studies" / "smoke" / href).read_text())[1]
+        assert title == f"smoke: activation={activation}", (href, title)
+
+
+def test_the_performance_log_is_plotted_from_its_data(site):
+    log = read_log(ROOT / "docs" / "benchmarks.toml")
+    page = (site / "benchmarks.html").read_text()
+    kinds = list(dict.fromkeys(e.benchmark for e in log if e.ratios))
+    assert re.findall(r"<h2>(.*?)</h2>", page) == [*kinds, "Every entry"]
+    assert page.count("<circle") == sum(len(e.ratios) for e in log)  # a point per ratio, each titled
+    assert page.count("<tr>") == len(log) + 1
+
+
+def test_a_broken_performance_log_is_refused_before_any_work(tmp_path):
+    shutil.copytree(ROOT / "results" / "smoke", tmp_path / "results" / "smoke")
+    bad = tmp_path / "log.toml"
+    bad.write_text('[[measurement]]\ndate = 2026-12-05\nmachine = "m"\ncommand = "c"\n')
+    out = CliRunner().invoke(app, ["site", str(tmp_path / "results"), "--out", str(tmp_path / "s"), "--log", str(bad)])
+    assert out.exit_code == 2 and f"{bad}: measurement[0].result: is missing" in out.output
+    assert not (tmp_path / "s").exists()
+
+
 def _browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
     if CHROMIUM is None:
@@ -157,6 +188,20 @@ def test_a_table_sorts_on_click(site, browser):
     assert read() == sorted(read())
     table.locator("thead th button").nth(column).click()
     assert read() == sorted(read(), reverse=True)
+    page.close()
+
+
+def test_a_table_filters_by_a_chosen_column(site, browser):
+    page, _ = _open(browser, (site / "studies" / "smoke" / "index.html").as_uri())
+    table = page.locator("#cells ~ table").first
+    rows = table.locator("tbody tr")
+    n = rows.count()
+    page.locator("#filter-column-0").select_option(label="in cell")
+    page.locator("#filter-0").fill("tanh")
+    shown = [t for t, v in zip(rows.all_inner_texts(), [rows.nth(i).is_visible() for i in range(n)]) if v]
+    assert shown and all("activation=tanh" in t for t in shown) and len(shown) < n
+    page.locator("#filter-column-0").select_option(label="in runs")
+    assert all(not rows.nth(i).is_visible() for i in range(n))  # no run count reads "tanh"
     page.close()
 
 

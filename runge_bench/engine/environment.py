@@ -18,7 +18,8 @@ import scipy
 from ..problem.version import package_version
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, as /proc/cpuinfo gives it (else platform's guess)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -58,7 +59,7 @@ def library_versions() -> dict[str, str]:
     return {
         "runge_bench": package_version(),
         "python": platform.python_version(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_blas": _torch_blas(torch.__config__.show()),
@@ -77,5 +78,5 @@ def analysis_versions() -> dict[str, str]:
         "scipy": scipy.__version__,
         "pandas": pd.__version__,
         "blas": blas_libraries(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
     }

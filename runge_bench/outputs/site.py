@@ -28,6 +28,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from matplotlib.ticker import MaxNLocator
 from threadpoolctl import threadpool_limits
 
 from ..analysis import glance, tables
@@ -39,26 +40,39 @@ from ..problem.targets import get_target
 from ..problem.vocabulary import METRIC_LABELS, METRICS
 from ..runs.loading import read_store, resolve
 from ..runs.store import STORE_NAME
+from .benchlog import Entry, read_log
 from .figures import figure_plans
 from .files import check_output, written_whole
 from .report import report_lines
 
 FILES = Path(__file__).with_name("site_files")
-W, H, PAD = 640, 260, 44  # an SVG plot's size and its left/bottom margin, px
-FIT_STEP = 2  # every other point of the stored 401-point plotting grid: 201 per line, 3 px apart
+W, H, PAD = 640, 260, 60  # an SVG plot's size and its left/bottom margin, px
+FIT_STEP = 4  # every 4th point of the stored 401-point plotting grid: 101 a line, 6 px apart
 MAX_CURVE_POINTS = 150  # a training curve's points drawn, evenly spaced over its recorded epochs
 MAX_DRAWN = 25  # runs drawn on a cell's page: past some 25 lines a plot shows a smear, not runs
 RUN_TABLE_METRICS = ("grid_f_mse", "grid_df_mse", "grid_f_max", "grid_df_max", "val_f_mse", "val_df_mse")
 
 
-def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | None = None, jobs: int = 1) -> Path:
+def build_site(
+    results_dir: Path,
+    out: Path,
+    on_stage: Callable[[str], None] | None = None,
+    jobs: int = 1,
+    log: Path | None = None,
+) -> Path:
     """Write the site of every study (a directory with a store) and comparison under results_dir
     into out, the studies `jobs` at a time (processes: each reads its store and computes its
-    results); return the index page's path."""
+    results), with the performance log `log` (by default docs/benchmarks.toml beside results_dir,
+    where there is one); return the index page's path."""
     stage = on_stage or (lambda text: None)
     results_dir, out = Path(results_dir), Path(out)
     if not results_dir.is_dir():
         raise UserError("is not a directory of results", path=results_dir)
+    if log is not None and not Path(log).is_file():
+        raise UserError("is not a file (the performance log, --log)", path=log)
+    default_log = results_dir.parent / "docs" / "benchmarks.toml"
+    log = Path(log) if log is not None else default_log if default_log.is_file() else None
+    entries = read_log(log) if log is not None else []  # before the work: a broken log fails at once
     check_output(out, "the site")
     names = sorted(p.name for p in results_dir.iterdir() if (p / STORE_NAME).is_file())
     if not names:
@@ -75,7 +89,7 @@ def build_site(results_dir: Path, out: Path, on_stage: Callable[[str], None] | N
         comparisons = [
             _comparison(env, p, results_dir, staging) for p in sorted(results_dir.glob("*/compare*/compare.csv"))
         ]
-        _benchmarks(env, results_dir.parent / "docs" / "benchmarks.md", staging)
+        _benchmarks(env, log, entries, staging)
         n_runs = sum(s["n_runs"] for s in studies)
         page = env.get_template("index.html.j2").render(
             title="All studies", root="", crumbs=[], studies=studies, comparisons=comparisons, n_runs=f"{n_runs:,}"
@@ -360,32 +374,49 @@ def _svg(title: str, body: list[str], xlabel: str, ylabel: str, ticks: list[str]
             *body,
             *ticks,
             f'<text x="{W / 2}" y="{H + 34}" text-anchor="middle">{html.escape(xlabel)}</text>',
-            f'<text transform="translate(-34,{H / 2}) rotate(-90)" text-anchor="middle">{html.escape(ylabel)}</text>',
+            f'<text transform="translate(-50,{H / 2}) rotate(-90)" text-anchor="middle">{html.escape(ylabel)}</text>',
             "</g></svg>",
         ]
     )
 
 
 def _yticks(scale: _Scale) -> list[str]:
-    values = (
-        [10.0**k for k in range(math.floor(math.log10(scale.lo)), math.ceil(math.log10(scale.hi)) + 1)]
-        if scale.log
-        else list(np.linspace(scale.lo, scale.hi, 5))
-    )
+    """Tick labels: on a log scale the powers of ten, and 2 and 5 times them where the scale spans
+    less than three decades; else some six round numbers."""
+    if scale.log:
+        lo, hi = math.floor(math.log10(scale.lo)), math.ceil(math.log10(scale.hi))
+        steps = (1, 2, 5) if hi - lo <= 3 else (1,)
+        values = [m * 10.0**k for k in range(lo, hi + 1) for m in steps]
+        values = [v for v in values if scale.lo <= v <= scale.hi]
+    else:  # round numbers, as matplotlib's axes pick them
+        values = [v for v in MaxNLocator(6).tick_values(scale.lo, scale.hi) if scale.lo <= v <= scale.hi]
     out = []
     for v in values:
-        if scale.lo <= v <= scale.hi or not scale.log:
-            y = H - scale(v, H)
-            out.append(f'<text x="-4" y="{y + 4:.1f}" text-anchor="end">{tables.sci(v)}</text>')
+        y = H - scale(v, H)
+        out.append(f'<text x="-4" y="{y + 4:.1f}" text-anchor="end">{tables.sci(v)}</text>')
     return out
 
 
 def _polyline(xs: np.ndarray, ys: np.ndarray, name: str, style: str) -> str:
-    ok = np.isfinite(ys)
-    # whole pixels: a 640 x 260 plot shows no finer step, and the pages stay small
-    points = " ".join(f"{x:.0f},{y:.0f}" for x, y in zip(xs[ok].tolist(), ys[ok].tolist()))
+    """A line through the finite points as an SVG path in whole pixels (a 640 x 260 plot shows no
+    finer step), each step relative to the last: a few characters a point, so that hundreds of
+    lines keep a site small. A non-finite value breaks the line."""
+    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    px, py = np.round(np.where(ok, xs, 0)).astype(int), np.round(np.where(ok, ys, 0)).astype(int)
+    segments: list[list[int]] = []  # runs of finite points, by index
+    for i in range(len(xs)):
+        if ok[i] and (not segments or segments[-1][-1] != i - 1 or not ok[i - 1]):
+            segments.append([i])
+        elif ok[i]:
+            segments[-1].append(i)
+    parts = []
+    for seg in segments:
+        steps = " ".join(f"{px[b] - px[a]} {py[b] - py[a]}" for a, b in zip(seg, seg[1:]))
+        parts.append(f"M{px[seg[0]]} {py[seg[0]]}" + (f"l{steps}" if steps else ""))
     title = html.escape(name)
-    return f'<polyline points="{points}" fill="none" {style} data-run="{title}"><title>{title}</title></polyline>'
+    d = "".join(parts)
+    return f'<path d="{d}" fill="none" {style} data-run="{title}"><title>{title}</title></path>'
 
 
 MARK_STYLE = {"best": 'stroke="#1a7f37" stroke-width="2"', "worst": 'stroke="#c62828" stroke-width="2"'}
@@ -513,43 +544,58 @@ def _fmt(v: object, column: str) -> str:
     return str(v)
 
 
-def _benchmarks(env, path: Path, out: Path) -> None:
-    """The performance log page: the rows of docs/benchmarks.md's table, and the native engine's
-    full-batch ratio to the reference over the dates where a bench line states it."""
-    rows = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 4 and re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[0]):
-                rows.append(dict(zip(("date", "machine", "command", "result"), cells)))
-    points = []
-    for i, row in enumerate(rows):
-        m = re.search(r"full batch:? native (\d+(?:\.\d+)?)x", row["result"])
-        if m and "bench" in row["command"]:
-            points.append((i, row["date"], float(m[1])))
+PALETTE = ("#0b57a3", "#c62828", "#1a7f37", "#8e44ad", "#e67e22", "#00838f", "#6d4c41", "#ad1457")
+
+
+def _benchmarks(env, log: Path | None, entries: list[Entry], out: Path) -> None:
+    """The performance log's page: its entries, and per benchmark a plot of each series of ratios
+    over the dates (ratios of one benchmark are comparable with each other, not across benchmarks:
+    each measures its own workload)."""
+    kinds = list(dict.fromkeys(e.benchmark for e in entries if e.ratios))
+    plots_ = [_ratio_plot(kind, [e for e in entries if e.benchmark == kind and e.ratios]) for kind in kinds]
     page = env.get_template("benchmarks.html.j2").render(
-        title="Performance log", root="", crumbs=[], n=len(rows), rows=rows, plot=_ratio_svg(points)
+        title="Performance log",
+        root="",
+        crumbs=[],
+        source=log.name if log is not None else None,
+        entries=entries,
+        plots=plots_,
     )
     (out / "benchmarks.html").write_text(page)
 
 
-def _ratio_svg(points: list[tuple[int, str, float]]) -> str:
-    if not points:
-        return "<p>No bench line states the native engine's ratio.</p>"
-    scale = _Scale(0.0, max(p[2] for p in points) * 1.1)
-    step = W / max(1, len(points))
-    body = []
-    for j, (_, date, ratio) in enumerate(points):
-        x, y = (j + 0.5) * step, H - scale(ratio, H)
-        name = html.escape(f"{date}: native {ratio:g}x the reference (full batch)")
-        body.append(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#0b57a3" data-run="{name}"><title>{name}</title></circle>'
-        )
-        body.append(f'<text x="{x:.1f}" y="{H + 14}" text-anchor="middle">{html.escape(date[5:])}</text>')
-    return _svg(
-        "the native engine's full-batch speed-up over the reference, by measurement",
-        body,
-        "measurement (month-day)",
-        "ratio to the reference",
-        _yticks(scale),
-    )
+def _ratio_plot(kind: str, entries: list[Entry]) -> dict:
+    """One benchmark's ratios over its dates (log scale), a coloured line per series; each point
+    titled with its date, series, value, machine and version."""
+    series = list(dict.fromkeys(name for e in entries for name in e.ratios))
+    values = np.array([v for e in entries for v in e.ratios.values()], float)
+    scale = _Scale(float(values.min()) / 1.3, float(values.max()) * 1.3, log=True)
+    step = W / max(1, len(entries))  # a position per measurement, in the log's order: a day may hold two
+    x = {id(e): (i + 0.5) * step for i, e in enumerate(entries)}
+    body = [
+        f'<text x="{x[id(e)]:.1f}" y="{H + 14}" text-anchor="middle">{e.date.isoformat()[5:]}</text>' for e in entries
+    ]
+    for name, colour in zip(series, _colours(len(series))):
+        points = [(x[id(e)], H - scale(e.ratios[name], H), e) for e in entries if name in e.ratios]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        for px, py, e in points:
+            tip = f"{e.date.isoformat()}, {name}: {e.ratios[name]:g}x ({e.machine}{', version ' + e.version if e.version else ''})"
+            tip = html.escape(tip)
+            body.append(
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour}" data-run="{tip}"><title>{tip}</title></circle>'
+            )
+    what = "dense LM time over Gauss-Newton time" if "refine" in kind else "throughput over the reference engine's"
+    title = f"{kind}: ratios by measurement ({what})"
+    svg = _svg(title, body, "measurement, by date (month-day)", "ratio (log scale)", _yticks(scale))
+    return {
+        "kind": kind,
+        "what": what,
+        "svg": svg,
+        "legend": list(zip(series, _colours(len(series)))),
+        "n": len(entries),
+    }
+
+
+def _colours(n: int) -> list[str]:
+    return [PALETTE[i % len(PALETTE)] for i in range(n)]

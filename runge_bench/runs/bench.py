@@ -304,7 +304,7 @@ USUAL_RATIOS = {
 }
 
 
-def ratios(measurements: list[Measurement]) -> dict[tuple[str, str], list[float]]:
+def ratios_of(measurements: list[Measurement]) -> dict[tuple[str, str], list[float]]:
     """(case, engine) -> its throughput over the reference's, one ratio per round (each within
     its round, against the reference measured minutes earlier, not hours)."""
     ref = {(m.case, m.round): m.model_epochs_per_s for m in measurements if m.engine == "reference"}
@@ -318,7 +318,7 @@ def ratios(measurements: list[Measurement]) -> dict[tuple[str, str], list[float]
 def regressions(measurements: list[Measurement], fraction: float) -> list[str]:
     """One line per gated (case, engine) whose median ratio is below fraction x USUAL_RATIOS."""
     out = []
-    for (case, engine), rs in ratios(measurements).items():
+    for (case, engine), rs in ratios_of(measurements).items():
         usual = USUAL_RATIOS.get((case, engine))
         if usual is not None and median(rs) < fraction * usual:
             out.append(
@@ -339,7 +339,7 @@ def format_table(measurements: list[Measurement], jobs: int) -> str:
     rows: dict[tuple[str, str], list[Measurement]] = {}
     for m in measurements:
         rows.setdefault((m.case, m.engine), []).append(m)
-    all_ratios = ratios(measurements)
+    all_ratios = ratios_of(measurements)
     for (case, engine), ms in rows.items():
         m0 = ms[0]
         rs = all_ratios.get((case, engine), [])
@@ -393,13 +393,20 @@ def bench(
     say: Callable[[str], None],
     on_measurement: Callable[[Measurement], None] | None = None,
     refinement: bool = False,
+    record: Callable[[Measured], None] | None = None,
 ) -> list[str]:
     """The `bench` command: check its options, measure, and say the table (say(text) for each
-    block of output). Return the regressions found by --fail-below (empty without it)."""
+    block of output); hand what was measured to `record` (the CLI's --log). Return the
+    regressions found by --fail-below (empty without it)."""
     jobs, jobs_note = resolve_jobs(jobs)  # capped as a sweep's are: bench starts as many workers
     check_bench_options(repeat=repeat, fail_below=fail_below, device=device, launch=launch)
+    kind = "bench" + (" --refine" if refinement else "") + (" --quick" if quick else "")
     if refinement:
-        say(format_refine(measure_refine(REFINE_WIDTHS[:2] if quick else REFINE_WIDTHS)))
+        rows = measure_refine(REFINE_WIDTHS[:2] if quick else REFINE_WIDTHS)
+        say(format_refine(rows))
+        if record is not None:
+            ratios = {f"width {r['width']}": round(r["lm_s"] / r["gn_s"], 2) for r in rows}
+            record(Measured(kind, jobs, ratios, "a dense LM iteration's time over a Gauss-Newton one's"))
         return []
     if launch:
         say(format_launch(measure_launch(device, members=(40,) if quick else (40, 1024)), device))
@@ -413,12 +420,33 @@ def bench(
         say(f"batched+native left out: {why}")
     ms = run_bench(quick=quick, jobs=jobs, engines=engines, repeat=repeat, device=device, on_measurement=on_measurement)
     say(format_table(ms, jobs))
+    if record is not None:
+        named = {
+            f"{_CASE.get(c, c)}: {_ENGINE.get(e, e)}": round(median(rs), 2) for (c, e), rs in ratios_of(ms).items()
+        }
+        named = {k: v for k, v in named.items() if not k.endswith(": reference")}
+        record(Measured(kind, jobs, named, "throughput over the reference's"))
     if fail_below is None:
         return []
     slow = regressions(ms, fail_below)
     if not slow:
         say(f"no regression: every gated ratio is at least {fail_below:g} x its usual one")
     return slow
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one bench measured, for a performance log: the benchmark (e.g. "bench --quick"), the
+    workers, each series' ratio (median over the rounds) and what a ratio is of."""
+
+    benchmark: str
+    jobs: int
+    ratios: dict[str, float]
+    what: str
+
+
+_CASE = {"full batch (800 points)": "full batch"}  # a log's series names, as its hand-made entries say them
+_ENGINE = {"batched+native": "native", "batched+compile": "compile", "batched": "torch kernels"}
 
 
 REFINE_WIDTHS = (32, 64, 128, 256)
