@@ -380,6 +380,13 @@ def _svg(title: str, body: list[str], xlabel: str, ylabel: str, ticks: list[str]
     )
 
 
+def _xticks(lo: float, hi: float) -> list[str]:
+    """Round-number labels under the frame of a plot whose x runs linearly from lo to hi."""
+    values = [v for v in MaxNLocator(6).tick_values(lo, hi) if lo <= v <= hi]
+    x = lambda v: (v - lo) / ((hi - lo) or 1.0) * W
+    return [f'<text x="{x(v):.1f}" y="{H + 14}" text-anchor="middle">{tables.sci(v)}</text>' for v in values]
+
+
 def _yticks(scale: _Scale) -> list[str]:
     """Tick labels: on a log scale the powers of ten, and 2 and 5 times them where the scale spans
     less than three decades; else some six round numbers."""
@@ -433,7 +440,8 @@ def _lines_svg(name: str, grid: np.ndarray, series: list[tuple[str, np.ndarray, 
     ordered = sorted(series, key=lambda t: bool(t[2]))  # the marked runs last, on top
     body = [_polyline(sx(grid), sy(s[keep]), n, MARK_STYLE.get(m, PLAIN_STYLE)) for n, s, m in ordered]
     body.append(_polyline(sx(grid), sy(truth), "the truth", 'stroke="black" stroke-dasharray="5,4"'))
-    return _svg(f"{name} of every run of the cell and the truth", body, "x", name, _yticks(scale))
+    ticks = _yticks(scale) + _xticks(float(grid[0]), float(grid[-1]))
+    return _svg(f"{name} of every run of the cell and the truth", body, "x", name, ticks)
 
 
 def _curves_svg(series: list[tuple[str, dict, str]], weight: float) -> str:
@@ -452,7 +460,7 @@ def _curves_svg(series: list[tuple[str, dict, str]], weight: float) -> str:
         e, v = e[pick], v[pick]
         ys = np.where((v > 0) & np.isfinite(v), H - scale(np.where(v > 0, v, scale.lo), H), np.nan)
         body.append(_polyline(e / last * W, ys, n, MARK_STYLE.get(m, PLAIN_STYLE)))
-    return _svg("validation loss of every run", body, "epoch", "validation loss", _yticks(scale))
+    return _svg("validation loss of every run", body, "epoch", "validation loss", _yticks(scale) + _xticks(0.0, last))
 
 
 def _strip(r: StudyResults, cells: list[tuple[dict, pd.DataFrame]]) -> str:

@@ -446,7 +446,12 @@ class Measured:
 
 
 _CASE = {"full batch (800 points)": "full batch"}  # a log's series names, as its hand-made entries say them
-_ENGINE = {"batched+native": "native", "batched+compile": "compile", "batched": "torch kernels"}
+_ENGINE = {
+    "batched+native": "native",
+    "batched+compile": "compile",
+    "batched": "torch kernels",
+    FLOOR: "products alone",
+}
 
 
 REFINE_WIDTHS = (32, 64, 128, 256)
