@@ -38,10 +38,13 @@ ARGS = [
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """The site of the smoke study and one comparison (the store against itself)."""
+    """The site of the smoke study, the same store never reported, and one comparison (the store
+    against itself)."""
     tmp = tmp_path_factory.mktemp("site")
     results = tmp / "results"
     shutil.copytree(ROOT / "results" / "smoke", results / "smoke")
+    (results / "bare").mkdir()  # a store never reported: no tables or figures committed beside it
+    shutil.copy(ROOT / "results" / "smoke" / "runs.sqlite", results / "bare" / "runs.sqlite")
     (tmp / "docs").mkdir()
     shutil.copy(ROOT / "docs" / "benchmarks.toml", tmp / "docs" / "benchmarks.toml")
     runner = CliRunner()
@@ -124,6 +127,12 @@ def test_report_tables_link_each_row_to_its_cell(site):
     for href, activation in links:
         title = re.search(r"<h1>(.*?)</h1>", (site / "studies" / "smoke" / href).read_text())[1]
         assert title == f"smoke: activation={activation}", (href, title)
+
+
+def test_a_store_never_reported_says_so_and_links_nothing_missing(site):
+    page = (site / "studies" / "bare" / "index.html").read_text()
+    assert "This store has no committed report" in page and "runge-bench report bare" in page
+    assert 'href="tables/' not in page and "<img" not in page and "<h3>At a glance</h3>" in page
 
 
 def test_the_performance_log_is_plotted_from_its_data(site):

@@ -124,9 +124,8 @@ class _Curves:
     """Each member's curve points after its Adam epochs, with the losses of the sum: a stage's
     losses times its scale squared; members no longer alive get none."""
 
-    def __init__(self, staged: Staged, members: int):
-        staged.after = [{k: [] for k in CURVE_KEYS} for _ in range(members)]
-        self.after = staged.after
+    def __init__(self, members: int):
+        self.after: list[dict[str, list[float]]] = [{k: [] for k in CURVE_KEYS} for _ in range(members)]
         self.alive = np.ones(members, dtype=bool)
 
     def point(self, epoch: int, scale: Tensor, train: Tensor, val: Tensor) -> None:
@@ -143,7 +142,7 @@ def train_stages(configs: list[RunConfig], act: Activation, params: Params, trai
     epochs (stacked, plain tensors; used in place). train and val are x, f, f' (M, N, 1)."""
     c0, M = configs[0], len(configs)
     staged = Staged(act)
-    curves = _Curves(staged, M)
+    curves = _Curves(M)
     weight = torch.tensor([c.deriv_weight for c in configs], dtype=train[0].dtype, device=train[0].device)
     scale = torch.ones(M, 1, 1, dtype=train[0].dtype, device=train[0].device)
     net = params
@@ -155,6 +154,7 @@ def train_stages(configs: list[RunConfig], act: Activation, params: Params, trai
         if stage > 1:
             _least_squares_output(net, act, train, weight)
         train, val, scale = _next_stage(staged, curves, net, scale, train, val)
+    staged.after = curves.after
     return staged
 
 

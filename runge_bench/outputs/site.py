@@ -161,11 +161,12 @@ def _study_pages(results_dir: Path, name: str, out: Path) -> dict:
 
 
 def _copy_files(committed: Path, d: Path) -> list[str]:
-    """The committed report's CSV and LaTeX tables, beside the study's page."""
-    (d / "tables").mkdir()
+    """The committed report's CSV and LaTeX tables, beside the study's page (none without one)."""
     names = sorted(p.name for p in (committed / "tables").glob("*") if p.suffix in (".csv", ".tex"))
-    for n in names:
-        shutil.copy(committed / "tables" / n, d / "tables" / n)
+    if names:
+        (d / "tables").mkdir()
+        for n in names:
+            shutil.copy(committed / "tables" / n, d / "tables" / n)
     return names
 
 
