@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from runge_bench.cli import app
+from runge_bench.outputs import site as site_module
 from runge_bench.outputs.benchlog import read_log
 
 from .helpers import ROOT
@@ -133,6 +134,26 @@ def test_a_store_never_reported_says_so_and_links_nothing_missing(site):
     page = (site / "studies" / "bare" / "index.html").read_text()
     assert "This store has no committed report" in page and "runge-bench report bare" in page
     assert 'href="tables/' not in page and "<img" not in page and "<h3>At a glance</h3>" in page
+
+
+def test_workers_are_capped_to_the_memory_available(tmp_path, monkeypatch):
+    """Each worker holds its imports and the store it reads: --jobs never asks for more than the
+    machine has free, and says so when it caps."""
+    need = site_module.WORKER_BASE_BYTES + site_module.WORKER_BYTES_PER_STORE_BYTE * 10**7
+    assert site_module.site_jobs(4, 10**7, 10 * need) == (4, None) and site_module.site_jobs(4, 10**7, None) == (
+        4,
+        None,
+    )
+    jobs, note = site_module.site_jobs(4, 10**7, 2.5 * need)
+    assert jobs == 2 and "4 at a time capped at 2" in note
+    assert site_module.site_jobs(4, 10**7, 0.1 * need)[0] == 1  # one worker always: the build goes on, slowly
+    shutil.copytree(ROOT / "results" / "smoke", tmp_path / "results" / "smoke")
+    shutil.copytree(ROOT / "results" / "smoke", tmp_path / "results" / "smoke2")
+    monkeypatch.setattr(site_module, "available_bytes", lambda: 1.5 * site_module.WORKER_BASE_BYTES)
+    built = CliRunner().invoke(app, ["site", str(tmp_path / "results"), "--out", str(tmp_path / "s"), "--jobs", "2"])
+    assert (
+        built.exit_code == 0 and "2 at a time capped at 1" in built.output and "2 studies, 1 at a time" in built.output
+    )
 
 
 def test_the_performance_log_is_plotted_from_its_data(site):

@@ -39,6 +39,7 @@ from ..problem.errors import UserError
 from ..problem.targets import get_target
 from ..problem.vocabulary import METRIC_LABELS, METRICS
 from ..runs.loading import read_store, resolve
+from ..runs.resources import available_bytes
 from ..runs.store import STORE_NAME
 from .benchlog import Entry, read_log
 from .figures import figure_plans
@@ -78,13 +79,18 @@ def build_site(
     if not names:
         raise UserError(f"holds no study (no */{STORE_NAME})", path=results_dir)
     env = _environment()
+    # the largest stores first, so that no worker is left with a big one at the end
+    order = sorted(names, key=lambda n: -(results_dir / n / STORE_NAME).stat().st_size)
+    jobs, note = site_jobs(
+        min(jobs, len(names)), (results_dir / order[0] / STORE_NAME).stat().st_size, available_bytes()
+    )
+    if note:
+        stage(note)
     with written_whole(out, "the site") as staging:
         for asset in ("site.css", "site.js"):
             shutil.copy(FILES / asset, staging / asset)
-        stage(f"{len(names)} studies, {min(jobs, len(names))} at a time: reading their stores, computing their results")
-        # the largest stores first, so that no worker is left with a big one at the end
-        order = sorted(names, key=lambda n: -(results_dir / n / STORE_NAME).stat().st_size)
-        pages = Parallel(n_jobs=min(jobs, len(names)))(delayed(_study)(results_dir, n, staging) for n in order)
+        stage(f"{len(names)} studies, {jobs} at a time: reading their stores, computing their results")
+        pages = Parallel(n_jobs=jobs)(delayed(_study)(results_dir, n, staging) for n in order)
         studies = sorted(pages, key=lambda s: names.index(s["name"]))
         comparisons = [
             _comparison(env, p, results_dir, staging) for p in sorted(results_dir.glob("*/compare*/compare.csv"))
@@ -96,6 +102,27 @@ def build_site(
         )
         (staging / "index.html").write_text(page)
     return out / "index.html"
+
+
+# A worker's peak memory: its imports (torch, pandas, matplotlib, scipy: 416 MB measured with the
+# smoke store) and some 3 bytes per byte of the largest store it reads (480 MB with the 21 MB
+# sensitivity store, 453 MB with the 9.5 MB tuning store; /usr/bin/time, one worker): budgeted
+# with room to spare, so that --jobs never asks for more memory than the machine has free.
+WORKER_BASE_BYTES = 500e6
+WORKER_BYTES_PER_STORE_BYTE = 5.0
+
+
+def site_jobs(jobs: int, largest_store: int, available: float | None) -> tuple[int, str | None]:
+    """The studies built at once: `jobs`, capped so that that many workers each reading the largest
+    store fit in the memory available (None: unknown, not capped); with a note when capped."""
+    need = WORKER_BASE_BYTES + WORKER_BYTES_PER_STORE_BYTE * largest_store
+    if available is None or jobs * need <= available:
+        return jobs, None
+    fit = max(1, int(available // need))
+    return fit, (
+        f"{jobs} at a time capped at {fit}: a worker needs about {need / 1e6:.0f} MB (the largest store "
+        f"{largest_store / 1e6:.0f} MB) and {available / 1e6:.0f} MB are available"
+    )
 
 
 # --------------------------------------------------------------------------- a study
