@@ -3,14 +3,15 @@ browse offline (file://) or from any static host.
 
 Built from the stores through the results objects (analysis.study.study_results), not from the
 committed Markdown: per study its report (report.report_lines of the same object, rendered to
-HTML by markdown-it-py, its figures the report's committed SVGs), a page per cell with every run,
+HTML by markdown-it-py; its figures the committed report's SVGs, listed by figures.figure_plans
+without drawing; every table row that names a cell linked to it), a page per cell with every run,
 the fits of f and f′ and the training curves drawn from the stored arrays as SVG (each line and
 point titled with its run); per comparison (a `compare` directory's compare.csv) its rows, the
-largest shift first; the performance log (docs/benchmarks.md's table) with the native engine's
-ratio over the dates. Relative links only, no network request: site.js (hand-written, sorting,
-filtering, tooltips) and site.css are the only assets; every page reads the same without script.
-The site is written whole into a fresh directory and swapped in (files.written_whole).
-"""
+largest shift first; the performance log (docs/benchmarks.toml, outputs.benchlog) with each
+benchmark's ratios over its entries. Relative links only, no network request: site.js
+(hand-written: sorting, filtering by any column or one, tooltips) and site.css are the only
+assets; every page reads the same without script. The site is written whole into a fresh
+directory and swapped in (files.written_whole)."""
 
 from __future__ import annotations
 
