@@ -9,6 +9,7 @@ from runge_bench.analysis.baselines import (
     FLOATER_HORMANN,
     LOSS_FLOOR,
     MAX_SCAN_DEGREE,
+    SMOOTHING,
     _chebyshev,
     _hermite,
     _spline,
@@ -138,9 +139,23 @@ def test_baselines_on_the_runge_function():
 
 
 def test_every_baseline_is_drawn_in_the_figures():
-    from runge_bench.outputs.plots import BASELINE_STYLES
+    from runge_bench.outputs.plots import BASELINE_SHORT, BASELINE_STYLES
 
-    assert set(baseline_runs([0]).baseline) == set(BASELINE_STYLES)
+    fitted = set(baseline_runs([0]).baseline) | set(baseline_runs([0], noise=0.01).baseline)
+    assert fitted == set(BASELINE_STYLES) == set(BASELINE_SHORT)
+
+
+def test_noisy_data_get_a_smoothing_spline_that_beats_interpolating_them():
+    """On noisy samples the specialist smooths: the GCV smoothing spline is fitted there (not on
+    clean data) and, on the noisy Runge function, is the best classical fit of f′ by far (the
+    interpolants follow the noise: f′ max errors ~10 against ~0.1)."""
+    clean, noisy = baseline_runs([0, 1]), baseline_runs([0, 1], noise=0.01).set_index(["baseline", "seed"])
+    assert SMOOTHING not in set(clean.baseline)
+    smooth = noisy.xs(SMOOTHING)
+    assert (smooth.n_params == 802).all() and smooth.setting.isna().all()
+    others = noisy.drop(index=SMOOTHING, level="baseline").groupby("seed").grid_df_max.min()
+    assert (smooth.grid_df_max < 0.5 * others).all() and (smooth.grid_df_max < 0.2).all()
+    assert (noisy.xs("cubic spline").grid_df_max > 5).all()
 
 
 def test_far_baselines_are_written_not_drawn():

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from ..analysis.baselines import AAA, CHEBYSHEV, FLOATER_HORMANN, at_floor
+from ..analysis.baselines import AAA, CHEBYSHEV, FLOATER_HORMANN, SMOOTHING, at_floor
 from ..problem.activations import ACTIVATIONS
 from ..problem.vocabulary import METRIC_LABELS
 
@@ -319,6 +319,7 @@ BASELINE_STYLES = {  # every baseline of baselines.baseline_runs, drawn as a ref
     CHEBYSHEV: dict(color="0.35", ls="-."),
     FLOATER_HORMANN: dict(color="0.15", ls=(0, (5, 1))),
     AAA: dict(color="0.15", ls=(0, (1, 1, 3, 1))),
+    SMOOTHING: dict(color="0.55", ls=(0, (3, 1, 1, 1, 1, 1))),
 }
 
 
@@ -328,6 +329,7 @@ BASELINE_SHORT = {
     CHEBYSHEV: "Chebyshev",
     FLOATER_HORMANN: "Floater-Hormann",
     AAA: "AAA",
+    SMOOTHING: "smoothing spline",
 }
 MAX_DECADES = 1.0  # a baseline further than this below the data is written, not drawn
 
@@ -430,7 +432,7 @@ def baseline_points(baselines: pd.DataFrame, x_metric: str, y_metric: str, ax: A
     within MAX_DECADES of the data on both axes; else written in the panel (baseline_lines)."""
     (x_lo, _), (y_lo, _) = ax.get_xlim(), ax.get_ylim()
     far = []
-    for marker, (name, style) in zip("XPDsv", BASELINE_STYLES.items(), strict=True):
+    for marker, (name, style) in zip("XPDsv^", BASELINE_STYLES.items(), strict=True):
         b = baselines[baselines.baseline == name].dropna(subset=[x_metric, y_metric])
         if b.empty:
             continue
