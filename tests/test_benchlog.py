@@ -106,3 +106,25 @@ def test_bench_log_appends_what_it_measured(tmp_path, monkeypatch):
         ", 1 core"
     )
     assert f"appended to {log}" in out.output
+
+
+def test_bench_refine_log_keeps_the_time_ratio_per_width(tmp_path, monkeypatch):
+    rows = [{"width": 32, "lm_s": 0.1, "gn_s": 0.05}, {"width": 64, "lm_s": 0.5, "gn_s": 0.1}]
+    monkeypatch.setattr(bench, "measure_refine", lambda widths: rows)
+    monkeypatch.setattr(bench, "format_refine", lambda rows: "(the table)")
+    log = tmp_path / "benchmarks.toml"
+    out = CliRunner().invoke(app, ["bench", "--refine", "--quick", "--log", str(log)])
+    assert out.exit_code == 0, out.output
+    (entry,) = read_log(log)
+    assert entry.benchmark == "bench --refine --quick" and entry.ratios == {"width 32": 2.0, "width 64": 5.0}
+    assert "Gauss-Newton" in entry.result
+
+
+def test_bench_log_refuses_launch_and_a_broken_log_before_measuring(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "run_bench", lambda **kw: pytest.fail("measured despite a bad --log"))
+    broken = tmp_path / "log.toml"
+    broken.write_text("[[measurement]\n")
+    out = CliRunner().invoke(app, ["bench", "--quick", "--log", str(broken)])
+    assert out.exit_code == 2 and "is not valid TOML" in out.output and broken.read_text() == "[[measurement]\n"
+    launch = CliRunner().invoke(app, ["bench", "--launch", "--device", "cpu", "--log", str(tmp_path / "x.toml")])
+    assert launch.exit_code == 2 and "--log" in launch.output
