@@ -547,9 +547,10 @@ def _check_log(log: Path | None, launch: bool) -> None:
 
 
 def _append_measured(log: Path, m) -> None:
+    """bench --log: what was measured (runs.bench.Measured), appended to the log."""
     from .outputs.benchlog import append_entry, measured_entry
 
-    append_entry(log, measured_entry(m.benchmark, m.jobs, m.ratios, m.what))
+    append_entry(log, measured_entry(m))
     out.print(f"appended to {log}: {m.benchmark}, {len(m.ratios)} ratios", markup=False)
 
 

@@ -81,3 +81,19 @@ def test_reading_a_store_leaves_its_file_as_it_was(tmp_path, capsys):
     assert len(api.runs(store)) == 16
     capsys.readouterr()
     assert _digest(store) == before
+
+
+def test_the_site_leaves_every_file_it_reads_as_it_was(tmp_path):
+    """`site` reads stores, committed reports (figures, tables) and the performance log: every
+    byte of them is the same afterwards, and nothing is added beside them."""
+    shutil.copytree(ROOT / "results" / "smoke", tmp_path / "results" / "smoke")
+    (tmp_path / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "benchmarks.toml", tmp_path / "docs" / "benchmarks.toml")
+    read = lambda: {
+        p: _digest(p)
+        for p in sorted((tmp_path / "results").rglob("*")) + [tmp_path / "docs" / "benchmarks.toml"]
+        if p.is_file()
+    }
+    before = read()
+    assert run(["site", str(tmp_path / "results"), "--out", str(tmp_path / "site"), "--jobs", "1"]) == 0
+    assert read() == before

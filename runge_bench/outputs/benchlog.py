@@ -25,10 +25,15 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..engine.environment import cpu_model
 from ..problem.errors import UserError
 from ..problem.version import package_version
+from .files import write_text_whole
+
+if TYPE_CHECKING:  # runs.bench imports torch: not for reading a log
+    from ..runs.bench import Measured
 
 REQUIRED = ("date", "machine", "command", "result")
 OPTIONAL = ("version", "benchmark", "ratios")
@@ -52,10 +57,19 @@ def read_log(path: Path) -> list[Entry]:
     the entry's field where one is missing or of the wrong kind."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_text()
     except OSError as e:
         raise UserError(f"cannot be read ({e.strerror or e})", path=path) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise UserError(f"is not valid TOML ({e})", path=path) from None
+    return parse_log(text, path)
+
+
+def parse_log(text: str, path: Path) -> list[Entry]:
+    """read_log's entries from the log's text (`path`: the file named in errors)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
         raise UserError(f"is not valid TOML ({e})", path=path) from None
     extra = sorted(set(data) - {"measurement"})
     if extra:
@@ -118,35 +132,34 @@ def append_entry(path: Path, e: Entry) -> None:
     """Add an entry at the end of the log (created where missing), the file rewritten whole: a
     reader sees the old log or the new, and a log that does not read is refused, not extended."""
     path = Path(path)
-    from .files import write_text_whole
-
-    old = path.read_text() if path.exists() else ""
-    if old:
-        read_log(path)  # refuse to extend a broken log (a UserError naming its field)
+    try:
+        old = path.read_text() if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot be read ({err})", path=path) from None
+    parse_log(old, path)  # refuse to extend a broken log (a UserError naming its field)
     text = old.rstrip("\n") + ("\n\n" if old.strip() else "") + entry_toml(e)
     try:
         write_text_whole(path, text)
     except OSError as err:
         raise UserError(f"cannot be written ({err.strerror or err})", path=path) from None
-    assert read_log(path)[-1] == e, "the appended entry reads back as written"
 
 
-def measured_entry(benchmark: str, jobs: int, ratios: dict[str, float], what: str) -> Entry:
-    """Today's entry for a bench that measured `ratios` (series -> ratio; a series "case: engine"
-    grouped by case in the words) on this machine's CPU with `jobs` workers."""
+def measured_entry(m: Measured) -> Entry:
+    """Today's entry for what a bench measured (its ratios: series -> ratio, a series "case:
+    engine" grouped by case in the words) on this machine's CPU with its workers."""
     by_case: dict[str, list[str]] = {}
-    for name, value in ratios.items():
+    for name, value in m.ratios.items():
         case, _, series = name.rpartition(": ")
         by_case.setdefault(case, []).append(f"{series} {value:.1f}x")
     words = "; ".join(f"{case + ': ' if case else ''}{', '.join(v)}" for case, v in by_case.items())
     return Entry(
         datetime.date.today(),
-        f"{cpu_model()}, {jobs} core" + ("s" if jobs != 1 else ""),
-        f"`runge-bench {benchmark} --jobs {jobs}`",
-        f"ratios, {what}: {words}",
+        f"{cpu_model()}, {m.jobs} core" + ("s" if m.jobs != 1 else ""),
+        f"`runge-bench {m.benchmark} --jobs {m.jobs}`",
+        f"ratios, {m.what}: {words}",
         package_version(),
-        benchmark,
-        dict(ratios),
+        m.benchmark,
+        dict(m.ratios),
     )
 
 
@@ -168,8 +181,6 @@ def with_table(markdown: str, entries: list[Entry], path: Path) -> str:
 
 def refresh_markdown(log: Path, markdown: Path) -> bool:
     """Rewrite markdown's table from the log; whether it changed."""
-    from .files import write_text_whole
-
     old = Path(markdown).read_text()
     new = with_table(old, read_log(log), Path(markdown))
     if new != old:

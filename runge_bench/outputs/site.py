@@ -409,11 +409,18 @@ def _svg(title: str, body: list[str], xlabel: str, ylabel: str, ticks: list[str]
     )
 
 
+def _round_values(lo: float, hi: float) -> list[float]:
+    """Some six round numbers within [lo, hi], as matplotlib's axes pick them."""
+    return [v for v in MaxNLocator(6).tick_values(lo, hi) if lo <= v <= hi]
+
+
 def _xticks(lo: float, hi: float) -> list[str]:
     """Round-number labels under the frame of a plot whose x runs linearly from lo to hi."""
-    values = [v for v in MaxNLocator(6).tick_values(lo, hi) if lo <= v <= hi]
-    x = lambda v: (v - lo) / ((hi - lo) or 1.0) * W
-    return [f'<text x="{x(v):.1f}" y="{H + 14}" text-anchor="middle">{tables.sci(v)}</text>' for v in values]
+    x = _Scale(lo, hi)
+    return [
+        f'<text x="{x(v, W):.1f}" y="{H + 14}" text-anchor="middle">{tables.sci(v)}</text>'
+        for v in _round_values(lo, hi)
+    ]
 
 
 def _yticks(scale: _Scale) -> list[str]:
@@ -424,8 +431,8 @@ def _yticks(scale: _Scale) -> list[str]:
         steps = (1, 2, 5) if hi - lo <= 3 else (1,)
         values = [m * 10.0**k for k in range(lo, hi + 1) for m in steps]
         values = [v for v in values if scale.lo <= v <= scale.hi]
-    else:  # round numbers, as matplotlib's axes pick them
-        values = [v for v in MaxNLocator(6).tick_values(scale.lo, scale.hi) if scale.lo <= v <= scale.hi]
+    else:
+        values = _round_values(scale.lo, scale.hi)
     out = []
     for v in values:
         y = H - scale(v, H)
@@ -440,12 +447,8 @@ def _polyline(xs: np.ndarray, ys: np.ndarray, name: str, style: str) -> str:
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     ok = np.isfinite(xs) & np.isfinite(ys)
     px, py = np.round(np.where(ok, xs, 0)).astype(int), np.round(np.where(ok, ys, 0)).astype(int)
-    segments: list[list[int]] = []  # runs of finite points, by index
-    for i in range(len(xs)):
-        if ok[i] and (not segments or segments[-1][-1] != i - 1 or not ok[i - 1]):
-            segments.append([i])
-        elif ok[i]:
-            segments[-1].append(i)
+    finite = np.flatnonzero(ok)
+    segments = np.split(finite, np.flatnonzero(np.diff(finite) != 1) + 1) if len(finite) else []
     parts = []
     for seg in segments:
         steps = " ".join(f"{px[b] - px[a]} {py[b] - py[a]}" for a, b in zip(seg, seg[1:]))
@@ -608,12 +611,13 @@ def _ratio_plot(kind: str, entries: list[Entry]) -> dict:
     values = np.array([v for e in entries for v in e.ratios.values()], float)
     scale = _Scale(float(values.min()) / 1.3, float(values.max()) * 1.3, log=True)
     step = W / max(1, len(entries))  # a position per measurement, in the log's order: a day may hold two
-    x = {id(e): (i + 0.5) * step for i, e in enumerate(entries)}
+    xs = [(i + 0.5) * step for i in range(len(entries))]
     body = [
-        f'<text x="{x[id(e)]:.1f}" y="{H + 14}" text-anchor="middle">{e.date.isoformat()[5:]}</text>' for e in entries
+        f'<text x="{x:.1f}" y="{H + 14}" text-anchor="middle">{e.date.isoformat()[5:]}</text>'
+        for x, e in zip(xs, entries)
     ]
     for name, colour in zip(series, _colours(len(series))):
-        points = [(x[id(e)], H - scale(e.ratios[name], H), e) for e in entries if name in e.ratios]
+        points = [(x, H - scale(e.ratios[name], H), e) for x, e in zip(xs, entries) if name in e.ratios]
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _ in points)
         body.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         for px, py, e in points:
